@@ -1,0 +1,1 @@
+"""Pawpost's composition root: settings from the environment and the `pawpost` command."""

@@ -1,0 +1,233 @@
+"""The `pawpost` console command: the operator's entry point to every process and listing."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, selectinload
+
+from pawpost.settings import ConfigError, Settings
+from threads import migrate
+from threads.addresses import reply_address
+from threads.db import make_engine, make_session_factory
+from threads.demo import describe_demo, seed_demo
+from threads.errors import DirectoryError
+from threads.importing import import_directory
+from threads.models import Business, Message, Thread
+from threads.schedule import business_today
+from threads.types import utcnow
+
+
+class PawpostGroup(click.Group):
+    """Turns configuration and connection faults into one clear line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as error:
+            raise click.ClickException(f"configuration: {error}") from None
+        except OperationalError as error:
+            reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+            raise click.ClickException(f"database unreachable or not migrated: {reason}") from None
+
+
+def load_settings(ctx: click.Context) -> Settings:
+    """The settings, built once per command from the environment."""
+    root = ctx.find_root()
+    if "settings" not in root.meta:
+        root.meta["settings"] = Settings.from_env()
+    return root.meta["settings"]
+
+
+@contextmanager
+def session_scope(settings: Settings) -> Iterator[Session]:
+    """One transaction for one command: commit on success, roll back on any error."""
+    engine = make_engine(settings.database_url)
+    try:
+        with make_session_factory(engine)() as session, session.begin():
+            yield session
+    finally:
+        engine.dispose()
+
+
+def emit(data: Any, as_json: bool, human: str) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str) if as_json else human)
+
+
+@click.group(cls=PawpostGroup)
+@click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
+def main(verbose: bool) -> None:
+    """Pawpost: one email thread per client family, for the whole team."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    # Alembic narrates every connection at INFO; operators only need its warnings.
+    logging.getLogger("alembic").setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Create or migrate the schema to the newest version."""
+    settings = load_settings(ctx)
+    migrate.upgrade(settings.database_url)
+    click.echo(f"database at revision {migrate.current_revision(settings.database_url)}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def demo(ctx: click.Context, as_json: bool) -> None:
+    """Seed (or refresh) the demo business and print its sign-ins and reply addresses."""
+    settings = load_settings(ctx)
+    migrate.upgrade(settings.database_url)
+    now = utcnow()
+    with session_scope(settings) as session:
+        business_id = seed_demo(session, now=now, secret_key=settings.secret_key, mail_domain=settings.mail_domain)
+    with session_scope(settings) as session:
+        business = session.get(Business, business_id)
+        assert business is not None
+        data = describe_demo(
+            session,
+            business_id,
+            today=business_today(business, now),
+            secret_key=settings.secret_key,
+            reply_domain=settings.reply_domain,
+        )
+    emit(data, as_json, _describe_demo_text(data, settings))
+
+
+def _describe_demo_text(data: dict[str, Any], settings: Settings) -> str:
+    lines = [f"Demo business: {data['business']['name']} ({data['business']['timezone']})", "", "Sign-ins:"]
+    lines += [f"  {s['role']:<6} {s['name']:<14} {s['email']:<26} password: {s['password']}" for s in data["staff"]]
+    lines += ["", "Families (reply address → scheduled staff today):"]
+    for family in data["families"]:
+        staff = ", ".join(family["scheduled_staff_today"]) or "-"
+        lines.append(f"  {family['name']:<18} {family['reply_address']}  [{staff}]")
+    return "\n".join(lines)
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Validate and report, change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def import_command(ctx: click.Context, file: Path, dry_run: bool, as_json: bool) -> None:
+    """Upsert a business directory (staff, families, contacts, pets, appointments) from JSON."""
+    settings = load_settings(ctx)
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise click.ClickException(f"{file}: not valid JSON: {error}") from None
+    engine = make_engine(settings.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            with session.begin():
+                try:
+                    report = import_directory(session, data, mail_domain=settings.mail_domain)
+                except DirectoryError as error:
+                    session.rollback()
+                    _fail_import(file, error.problems, as_json)
+                if dry_run:
+                    session.rollback()
+    finally:
+        engine.dispose()
+    result = {"dry_run": dry_run, "business_id": report.business_id, "created": report.created, "updated": report.updated}
+    human = ("would import" if dry_run else "imported") + f" {file}: created {report.created or 'nothing'}, updated {report.updated or 'nothing'}"
+    emit(result, as_json, human)
+
+
+def _fail_import(file: Path, problems: list[str], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"ok": False, "errors": problems}, indent=2))
+    else:
+        click.echo(f"{file}: {len(problems)} problem(s), nothing was imported:", err=True)
+        for problem in problems:
+            click.echo(f"  {problem}", err=True)
+    sys.exit(1)
+
+
+@main.command("threads")
+@click.option("--business", "business_slug", help="Only this business (its id in the directory).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def threads_command(ctx: click.Context, business_slug: str | None, as_json: bool) -> None:
+    """List threads, newest activity first."""
+    settings = load_settings(ctx)
+    with session_scope(settings) as session:
+        query = (
+            select(Thread)
+            .options(selectinload(Thread.family))
+            .order_by(Thread.last_message_at.desc().nulls_last(), Thread.id)
+        )
+        if business_slug:
+            query = query.join(Business, Business.id == Thread.business_id).where(Business.slug == business_slug)
+        rows = [
+            {
+                "thread_id": t.id,
+                "family": t.family.name,
+                "reply_address": reply_address(t, settings.reply_domain),
+                "last_message_at": t.last_message_at.isoformat() if t.last_message_at else None,
+                "message_count": t.message_count,
+            }
+            for t in session.scalars(query)
+        ]
+    human = "\n".join(
+        f"{r['thread_id']:>6}  {r['family']:<24} {r['message_count']:>5} msg  {r['last_message_at'] or '-':<32} {r['reply_address']}"
+        for r in rows
+    )
+    emit(rows, as_json, human or "no threads")
+
+
+@main.command("messages")
+@click.argument("thread_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def messages_command(ctx: click.Context, thread_id: int, as_json: bool) -> None:
+    """List a thread's messages, oldest first."""
+    settings = load_settings(ctx)
+    with session_scope(settings) as session:
+        if session.get(Thread, thread_id) is None:
+            raise click.ClickException(f"no thread {thread_id}")
+        messages = session.scalars(
+            select(Message)
+            .options(selectinload(Message.attachments), selectinload(Message.staff), selectinload(Message.contact))
+            .where(Message.thread_id == thread_id)
+            .order_by(Message.id)
+        ).all()
+        rows = [
+            {
+                "id": m.id,
+                "author_type": m.author_type,
+                "author": m.author_name,
+                "source": m.source,
+                "text": m.body,
+                "created_at": m.created_at.isoformat(),
+                "attachments": [
+                    {"filename": a.filename, "content_type": a.content_type, "size": a.size} for a in m.attachments
+                ],
+            }
+            for m in messages
+        ]
+    human = "\n\n".join(f"[{r['created_at']}] {r['author']} ({r['author_type']}, {r['source']}):\n{r['text']}" for r in rows)
+    emit(rows, as_json, human or "no messages")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,151 @@
+"""The one place that reads `PAWPOST_*` environment variables.
+
+Every part of Pawpost receives a `Settings` object instead of reading `os.environ`, so
+tests build one explicitly and a bad value fails once, at start-up, with one clear line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+DEFAULT_SECRET_KEY = "pawpost-development-secret-key-change-me"
+
+
+class ConfigError(ValueError):
+    """A `PAWPOST_*` variable holds a value Pawpost cannot use."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything configurable about one Pawpost deployment."""
+
+    data_dir: Path
+    database_url: str
+    queue_url: str
+    reply_domain: str
+    mail_domain: str
+    secret_key: str
+    smtp_listen: tuple[str, int]
+    web_listen: tuple[str, int]
+    public_url: str
+    outbound_url: str
+    notify_delay_seconds: int
+    escalate_after_minutes: int
+    max_message_bytes: int
+    tls_cert: Path | None
+    tls_key: Path | None
+    trusted_authserv_id: str | None
+    attachment_email_cap_bytes: int
+
+    @property
+    def secret_key_is_default(self) -> bool:
+        return self.secret_key == DEFAULT_SECRET_KEY
+
+    @property
+    def uses_maildir(self) -> bool:
+        return self.outbound_url.startswith("maildir:")
+
+    @property
+    def maildir_path(self) -> Path | None:
+        if not self.uses_maildir:
+            return None
+        return Path(urlsplit(self.outbound_url).path)
+
+    @property
+    def notifications_address(self) -> str:
+        return f"notifications@{self.mail_domain}"
+
+    def replace(self, **changes: object) -> Settings:
+        """A copy with some fields changed (tests and `pawpost up` use it)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+
+        def get(name: str, default: str | None = None) -> str | None:
+            value = env.get(f"PAWPOST_{name}")
+            if value is None or value.strip() == "":
+                return default
+            return value.strip()
+
+        data_dir = Path(get("DATA_DIR", "./var") or "./var").expanduser().absolute()
+        database_url = get("DATABASE_URL") or f"sqlite:///{data_dir / 'pawpost.sqlite3'}"
+        _check_url("PAWPOST_DATABASE_URL", database_url, ("sqlite", "postgresql", "postgres"))
+        queue_url = get("QUEUE_URL") or f"sqlite:///{data_dir / 'queue.sqlite3'}"
+        _check_url("PAWPOST_QUEUE_URL", queue_url, ("sqlite", "redis", "rediss", "memory"))
+        outbound_url = get("OUTBOUND_URL") or f"maildir://{data_dir / 'outbox'}"
+        _check_url("PAWPOST_OUTBOUND_URL", outbound_url, ("smtp", "smtps", "maildir"))
+        reply_domain = _domain("PAWPOST_REPLY_DOMAIN", get("REPLY_DOMAIN", "reply.localhost"))
+        mail_domain = _domain("PAWPOST_MAIL_DOMAIN", get("MAIL_DOMAIN", reply_domain))
+        web_listen = _listen("PAWPOST_WEB_LISTEN", get("WEB_LISTEN", "127.0.0.1:5000"))
+        tls_cert, tls_key = get("TLS_CERT"), get("TLS_KEY")
+        if bool(tls_cert) != bool(tls_key):
+            raise ConfigError("PAWPOST_TLS_CERT and PAWPOST_TLS_KEY must be set together")
+        return cls(
+            data_dir=data_dir,
+            database_url=database_url,
+            queue_url=queue_url,
+            reply_domain=reply_domain,
+            mail_domain=mail_domain,
+            secret_key=get("SECRET_KEY", DEFAULT_SECRET_KEY) or DEFAULT_SECRET_KEY,
+            smtp_listen=_listen("PAWPOST_SMTP_LISTEN", get("SMTP_LISTEN", "127.0.0.1:2525")),
+            web_listen=web_listen,
+            public_url=(get("PUBLIC_URL") or f"http://{web_listen[0]}:{web_listen[1]}").rstrip("/"),
+            outbound_url=outbound_url,
+            notify_delay_seconds=_int("PAWPOST_NOTIFY_DELAY_SECONDS", get("NOTIFY_DELAY_SECONDS", "180"), 0),
+            escalate_after_minutes=_int(
+                "PAWPOST_ESCALATE_AFTER_MINUTES", get("ESCALATE_AFTER_MINUTES", "30"), 1
+            ),
+            max_message_bytes=_int(
+                "PAWPOST_MAX_MESSAGE_BYTES", get("MAX_MESSAGE_BYTES", str(25 * 1024 * 1024)), 1024
+            ),
+            tls_cert=Path(tls_cert) if tls_cert else None,
+            tls_key=Path(tls_key) if tls_key else None,
+            trusted_authserv_id=get("TRUSTED_AUTHSERV_ID"),
+            attachment_email_cap_bytes=_int(
+                "PAWPOST_ATTACHMENT_EMAIL_CAP_BYTES",
+                get("ATTACHMENT_EMAIL_CAP_BYTES", str(5 * 1024 * 1024)),
+                0,
+            ),
+        )
+
+
+def random_secret() -> str:
+    """A fresh secret for operators who ask `pawpost doctor` what to set."""
+    return secrets.token_urlsafe(32)
+
+
+def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> None:
+    scheme = urlsplit(value).scheme.split("+", 1)[0]
+    if scheme not in schemes:
+        raise ConfigError(f"{name}={value!r}: the scheme must be one of {', '.join(schemes)}")
+
+
+def _domain(name: str, value: str | None) -> str:
+    domain = (value or "").strip().lower()
+    if not domain or "@" in domain or " " in domain or domain.startswith("."):
+        raise ConfigError(f"{name}={value!r} is not a domain name")
+    return domain
+
+
+def _listen(name: str, value: str | None) -> tuple[str, int]:
+    host, sep, port = (value or "").rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{name}={value!r} must look like HOST:PORT, e.g. 127.0.0.1:2525")
+    return host.strip("[]"), int(port)
+
+
+def _int(name: str, value: str | None, minimum: int) -> int:
+    try:
+        number = int(value or "")
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} must be a whole number") from None
+    if number < minimum:
+        raise ConfigError(f"{name}={value!r} must be at least {minimum}")
+    return number

@@ -1,0 +1,47 @@
+"""Read and notified cursors: per (thread, person), they only ever move forward."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from threads.models import NotifiedCursor, Person, ReadCursor
+from threads.types import utcnow
+
+CursorModel = type[ReadCursor] | type[NotifiedCursor]
+
+
+def advance_cursor(session: Session, model: CursorModel, thread_id: int, person: Person, message_id: int) -> None:
+    """Move the cursor to `message_id` unless it is already there or further.
+
+    One upsert statement, so two processes moving the same cursor at once cannot
+    conflict or move it backwards.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(model).values(
+        thread_id=thread_id,
+        person_kind=person.kind,
+        person_id=person.id,
+        message_id=message_id,
+        updated_at=utcnow(),
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=[model.thread_id, model.person_kind, model.person_id],
+        set_={"message_id": statement.excluded.message_id, "updated_at": statement.excluded.updated_at},
+        where=model.message_id < statement.excluded.message_id,
+    )
+    session.execute(statement)
+
+
+def cursor_position(session: Session, model: CursorModel, thread_id: int, person: Person) -> int:
+    """The message id the cursor points at; 0 when the person has none yet."""
+    value = session.scalar(
+        select(model.message_id).where(
+            model.thread_id == thread_id,
+            model.person_kind == person.kind,
+            model.person_id == person.id,
+        )
+    )
+    return value or 0

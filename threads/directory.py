@@ -1,0 +1,161 @@
+"""The business directory: families with their thread, and finding a family by name."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import unicodedata
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, selectinload
+
+from threads.addresses import new_reply_token
+from threads.models import Business, Contact, ContactAddress, Family, Pet, SearchTerm, Staff, Thread
+
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+def normalise_words(text: str) -> list[str]:
+    """Lowercase, accent-free words: "Zoë O'Brien" → ["zoe", "o", "brien"]."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return _WORD.findall(plain.casefold())
+
+
+def normalise_email(address: str) -> str:
+    return address.strip().lower()
+
+
+def find_staff_by_email(session: Session, business_id: int, email: str) -> Staff | None:
+    return session.scalar(
+        select(Staff).where(Staff.business_id == business_id, Staff.email == normalise_email(email))
+    )
+
+
+def ensure_thread(session: Session, family: Family, mail_domain: str) -> Thread:
+    """The family's one thread, created with a fresh reply token on first need."""
+    thread = session.scalar(select(Thread).where(Thread.family_id == family.id))
+    if thread is None:
+        thread = Thread(
+            business_id=family.business_id,
+            family_id=family.id,
+            reply_token=new_reply_token(),
+            root_message_id=f"thread.{secrets.token_hex(12)}@{mail_domain}",
+            message_count=0,
+        )
+        session.add(thread)
+        session.flush()
+    return thread
+
+
+def refresh_search_terms(session: Session, family: Family) -> None:
+    """Rewrite the family's search words from its name, contacts and pets."""
+    session.execute(delete(SearchTerm).where(SearchTerm.family_id == family.id))
+    seen: set[tuple[str, str]] = set()
+    sources = [("family", family.name)]
+    sources += [("contact", c.name) for c in family.contacts]
+    sources += [("pet", p.name) for p in family.pets]
+    for source, text in sources:
+        for word in normalise_words(text):
+            if (word, source) not in seen:
+                seen.add((word, source))
+                session.add(SearchTerm(business_id=family.business_id, family_id=family.id, term=word[:100], source=source))
+    session.flush()
+
+
+@dataclass(frozen=True)
+class FamilyMatch:
+    family_id: int
+    family_name: str
+    thread_id: int | None
+    contact_names: tuple[str, ...]
+    pet_names: tuple[str, ...]
+
+
+def _like_prefix(word: str) -> str:
+    escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
+
+
+def search_families(session: Session, business: Business | int, query: str, *, limit: int = 10) -> list[FamilyMatch]:
+    """Families whose contact, pet or family name starts with each word typed.
+
+    Case- and accent-insensitive and partial ("bel" finds Bella). Best first: more
+    words matched exactly, then pet and contact names over the family name, then by name.
+    """
+    business_id = business if isinstance(business, int) else business.id
+    words = normalise_words(query)[:5]
+    if not words:
+        return []
+    candidates = None
+    scores: dict[int, int] = {}
+    for word in words:
+        rows = session.execute(
+            select(SearchTerm.family_id, SearchTerm.term, SearchTerm.source).where(
+                SearchTerm.business_id == business_id,
+                SearchTerm.term.like(_like_prefix(word), escape="\\"),
+            ).limit(2000)
+        ).all()
+        best: dict[int, int] = {}
+        for family_id, term, source in rows:
+            score = (2 if term == word else 1) * 2 + (1 if source != "family" else 0)
+            best[family_id] = max(best.get(family_id, 0), score)
+        matched = set(best)
+        candidates = matched if candidates is None else candidates & matched
+        for family_id, score in best.items():
+            scores[family_id] = scores.get(family_id, 0) + score
+    if not candidates:
+        return []
+    families = session.scalars(
+        select(Family)
+        .options(selectinload(Family.contacts), selectinload(Family.pets), selectinload(Family.thread))
+        .where(Family.id.in_(candidates), Family.business_id == business_id)
+    ).all()
+    ranked = sorted(families, key=lambda f: (-scores[f.id], f.name.casefold(), f.id))[:limit]
+    return [
+        FamilyMatch(
+            family_id=f.id,
+            family_name=f.name,
+            thread_id=f.thread.id if f.thread else None,
+            contact_names=tuple(c.name for c in f.contacts),
+            pet_names=tuple(p.name for p in f.pets),
+        )
+        for f in ranked
+    ]
+
+
+def contact_for_address(session: Session, family: Family, address: str, *, verified_only: bool = True) -> Contact | None:
+    """The contact of this family who owns the address (aliases included)."""
+    query = (
+        select(Contact)
+        .join(ContactAddress, ContactAddress.contact_id == Contact.id)
+        .where(Contact.family_id == family.id, ContactAddress.email == normalise_email(address))
+    )
+    if verified_only:
+        query = query.where(ContactAddress.verified)
+    return session.scalars(query).first()
+
+
+def add_contact_address(session: Session, contact: Contact, address: str) -> ContactAddress:
+    """Give a contact another address they write from (e.g. released from quarantine)."""
+    email = normalise_email(address)
+    existing = session.scalar(
+        select(ContactAddress).where(ContactAddress.contact_id == contact.id, ContactAddress.email == email)
+    )
+    if existing is not None:
+        existing.verified = True
+        return existing
+    entry = ContactAddress(contact_id=contact.id, email=email, verified=True, bouncing=False)
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def family_of_business(session: Session, business_id: int, family_id: int) -> Family | None:
+    """A family by id, only within the business: ids from URLs never cross tenants."""
+    return session.scalar(select(Family).where(Family.id == family_id, Family.business_id == business_id))
+
+
+def thread_of_business(session: Session, business_id: int, thread_id: int) -> Thread | None:
+    return session.scalar(select(Thread).where(Thread.id == thread_id, Thread.business_id == business_id))

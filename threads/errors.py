@@ -1,0 +1,31 @@
+"""Errors a user can cause; each edge (HTTP, SMTP, CLI) maps them in one table."""
+
+from __future__ import annotations
+
+
+class PawpostError(Exception):
+    """Base of every error Pawpost raises on purpose."""
+
+
+class AccessDenied(PawpostError):
+    """The person may not see or post in this thread (role, schedule or business)."""
+
+
+class UnknownThread(PawpostError):
+    """No active thread answers to this id, token or reply address."""
+
+
+class UnknownFamily(PawpostError):
+    """No family of this business has this id."""
+
+
+class EmptyMessage(PawpostError):
+    """A message needs text or at least one attachment."""
+
+
+class DirectoryError(PawpostError):
+    """An imported directory is invalid; `problems` lists each one with its path."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__(f"{len(problems)} problem(s) in the directory")
+        self.problems = problems

@@ -1,0 +1,345 @@
+"""Importing a business directory from JSON: validate everything, then upsert by ids.
+
+The file shape (ids are the business's own, external ids):
+
+    {"business": {"id", "name", "timezone", "sender_name"},
+     "staff": [{"id", "name", "email", "role", "active"?, "password"?}],
+     "families": [{"id", "name", "contacts": [{"id", "name", "email" | "emails", "primary"?}],
+                   "pets": [{"id"?, "name", "species"?, "breed"?}]}],
+     "appointments": [{"id", "family", "staff": [ids], "start", "end", "status"?, "service"?}]}
+
+Nothing is written until the whole file is valid, and the caller commits, so a broken
+file changes nothing. Existing rows are updated, new ones added; nothing is deleted.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from threads.directory import ensure_thread, normalise_email, refresh_search_terms
+from threads.errors import DirectoryError
+from threads.models import (
+    APPOINTMENT_STATUSES,
+    ROLES,
+    Appointment,
+    Business,
+    Contact,
+    ContactAddress,
+    Family,
+    Pet,
+    Staff,
+)
+from threads.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
+
+_EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+
+
+@dataclass
+class ImportReport:
+    """What an import did (or, with a dry run, would do)."""
+
+    business_id: int | None = None
+    created: dict[str, int] = field(default_factory=dict)
+    updated: dict[str, int] = field(default_factory=dict)
+
+    def count(self, kind: str, created: bool) -> None:
+        target = self.created if created else self.updated
+        target[kind] = target.get(kind, 0) + 1
+
+
+class _Validator:
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def fail(self, path: str, text: str) -> None:
+        self.problems.append(f"{path}: {text}")
+
+    def text(self, obj: dict[str, Any], key: str, path: str, *, required: bool = True, limit: int = 200) -> None:
+        value = obj.get(key)
+        if value is None:
+            if required:
+                self.fail(f"{path}.{key}", "is required")
+            return
+        if not isinstance(value, str) or not value.strip():
+            self.fail(f"{path}.{key}", "must be a non-empty string")
+        elif len(value) > limit:
+            self.fail(f"{path}.{key}", f"must be at most {limit} characters")
+
+    def email(self, value: Any, path: str) -> None:
+        if not isinstance(value, str) or not _EMAIL.match(value.strip()):
+            self.fail(path, f"{value!r} is not an email address")
+
+    def moment(self, value: Any, path: str) -> datetime | None:
+        if not isinstance(value, str):
+            self.fail(path, "must be an ISO 8601 date-time with an offset, e.g. 2026-11-24T09:00:00-05:00")
+            return None
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            self.fail(path, f"{value!r} is not an ISO 8601 date-time")
+            return None
+        if moment.tzinfo is None:
+            self.fail(path, f"{value!r} has no UTC offset")
+            return None
+        return moment
+
+    def records(self, data: dict[str, Any], key: str, path: str) -> list[dict[str, Any]]:
+        value = data.get(key, [])
+        if not isinstance(value, list):
+            self.fail(f"{path}{key}", "must be a list")
+            return []
+        good = []
+        for index, item in enumerate(value):
+            if isinstance(item, dict):
+                good.append(item)
+            else:
+                self.fail(f"{path}{key}[{index}]", "must be an object")
+                good.append({})
+        return good
+
+    def unique_ids(self, items: list[dict[str, Any]], path: str, *, required: bool = True) -> set[str]:
+        seen: set[str] = set()
+        for index, item in enumerate(items):
+            ident = item.get("id")
+            if ident is None and not required:
+                continue
+            if not isinstance(ident, str) or not ident.strip():
+                self.fail(f"{path}[{index}].id", "is required (a non-empty string)")
+            elif ident in seen:
+                self.fail(f"{path}[{index}].id", f"{ident!r} appears twice")
+            else:
+                seen.add(ident)
+        return seen
+
+
+def validate_directory(data: Any) -> list[str]:
+    """Every problem in the file, each with its path (e.g. `families[2].contacts[0].email`)."""
+    check = _Validator()
+    if not isinstance(data, dict):
+        return ["$: the directory must be a JSON object"]
+    business = data.get("business")
+    if not isinstance(business, dict):
+        check.fail("business", "is required (an object)")
+    else:
+        check.text(business, "id", "business", limit=64)
+        check.text(business, "name", "business")
+        check.text(business, "sender_name", "business", required=False)
+        zone = business.get("timezone")
+        try:
+            ZoneInfo(zone) if isinstance(zone, str) and zone else None
+            if not isinstance(zone, str) or not zone:
+                check.fail("business.timezone", "is required (an IANA zone such as America/New_York)")
+        except (ZoneInfoNotFoundError, ValueError):
+            check.fail("business.timezone", f"{zone!r} is not an IANA time zone")
+
+    staff = check.records(data, "staff", "")
+    staff_ids = check.unique_ids(staff, "staff")
+    staff_emails: set[str] = set()
+    for index, member in enumerate(staff):
+        path = f"staff[{index}]"
+        check.text(member, "name", path)
+        check.email(member.get("email"), f"{path}.email")
+        email = normalise_email(member.get("email") or "")
+        if email in staff_emails:
+            check.fail(f"{path}.email", f"{email!r} is used by another staff member")
+        staff_emails.add(email)
+        if member.get("role") not in ROLES:
+            check.fail(f"{path}.role", f"must be one of {', '.join(ROLES)}")
+        if "active" in member and not isinstance(member["active"], bool):
+            check.fail(f"{path}.active", "must be true or false")
+        password = member.get("password")
+        if password is not None and (not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH):
+            check.fail(f"{path}.password", f"must be a string of at least {MIN_PASSWORD_LENGTH} characters")
+
+    families = check.records(data, "families", "")
+    family_ids = check.unique_ids(families, "families")
+    for index, family in enumerate(families):
+        path = f"families[{index}]"
+        check.text(family, "name", path)
+        contacts = check.records(family, "contacts", f"{path}.")
+        if not contacts:
+            check.fail(f"{path}.contacts", "needs at least one contact")
+        check.unique_ids(contacts, f"{path}.contacts", required=False)
+        primaries = sum(1 for c in contacts if c.get("primary") is True)
+        if contacts and primaries > 1:
+            check.fail(f"{path}.contacts", "has more than one primary contact")
+        for c_index, contact in enumerate(contacts):
+            c_path = f"{path}.contacts[{c_index}]"
+            check.text(contact, "name", c_path)
+            emails = contact.get("emails", [contact["email"]] if "email" in contact else None)
+            if not isinstance(emails, list) or not emails:
+                check.fail(f"{c_path}.email", "is required")
+            else:
+                for e_index, address in enumerate(emails):
+                    check.email(address, f"{c_path}.emails[{e_index}]" if "emails" in contact else f"{c_path}.email")
+            if "primary" in contact and not isinstance(contact["primary"], bool):
+                check.fail(f"{c_path}.primary", "must be true or false")
+        pets = check.records(family, "pets", f"{path}.")
+        check.unique_ids(pets, f"{path}.pets", required=False)
+        for p_index, pet in enumerate(pets):
+            p_path = f"{path}.pets[{p_index}]"
+            check.text(pet, "name", p_path, limit=100)
+            check.text(pet, "species", p_path, required=False, limit=50)
+            check.text(pet, "breed", p_path, required=False, limit=100)
+
+    appointments = check.records(data, "appointments", "")
+    check.unique_ids(appointments, "appointments")
+    for index, appointment in enumerate(appointments):
+        path = f"appointments[{index}]"
+        if appointment.get("family") not in family_ids:
+            check.fail(f"{path}.family", f"{appointment.get('family')!r} is not a family id in this file")
+        assigned = appointment.get("staff")
+        if not isinstance(assigned, list) or not assigned:
+            check.fail(f"{path}.staff", "must list at least one staff id")
+        else:
+            for s_index, ident in enumerate(assigned):
+                if ident not in staff_ids:
+                    check.fail(f"{path}.staff[{s_index}]", f"{ident!r} is not a staff id in this file")
+        start = check.moment(appointment.get("start"), f"{path}.start")
+        end = check.moment(appointment.get("end"), f"{path}.end")
+        if start and end and end <= start:
+            check.fail(f"{path}.end", "must be after start")
+        if appointment.get("status", "scheduled") not in APPOINTMENT_STATUSES:
+            check.fail(f"{path}.status", f"must be one of {', '.join(APPOINTMENT_STATUSES)}")
+        check.text(appointment, "service", path, required=False, limit=100)
+    return check.problems
+
+
+def import_directory(session: Session, data: Any, *, mail_domain: str) -> ImportReport:
+    """Validate, then upsert the whole directory. Raises `DirectoryError`; never commits."""
+    problems = validate_directory(data)
+    if problems:
+        raise DirectoryError(problems)
+    report = ImportReport()
+    business = _upsert_business(session, data["business"], report)
+    staff_by_id = {m["id"]: _upsert_staff(session, business, m, report) for m in data.get("staff", [])}
+    families_by_id = {}
+    for entry in data.get("families", []):
+        family = _upsert_family(session, business, entry, report)
+        ensure_thread(session, family, mail_domain)
+        families_by_id[entry["id"]] = family
+    for entry in data.get("appointments", []):
+        _upsert_appointment(session, business, entry, families_by_id, staff_by_id, report)
+    session.flush()
+    report.business_id = business.id
+    return report
+
+
+def _upsert_business(session: Session, entry: dict[str, Any], report: ImportReport) -> Business:
+    business = session.scalar(select(Business).where(Business.slug == entry["id"]))
+    report.count("business", business is None)
+    if business is None:
+        business = Business(slug=entry["id"])
+        session.add(business)
+    business.name = entry["name"].strip()
+    business.timezone = entry["timezone"]
+    business.sender_name = (entry.get("sender_name") or entry["name"]).strip()
+    session.flush()
+    return business
+
+
+def _upsert_staff(session: Session, business: Business, entry: dict[str, Any], report: ImportReport) -> Staff:
+    email = normalise_email(entry["email"])
+    member = session.scalar(
+        select(Staff).where(Staff.business_id == business.id, Staff.external_id == entry["id"])
+    ) or session.scalar(select(Staff).where(Staff.business_id == business.id, Staff.email == email))
+    report.count("staff", member is None)
+    if member is None:
+        member = Staff(business_id=business.id)
+        session.add(member)
+    member.external_id = entry["id"]
+    member.name = entry["name"].strip()
+    member.email = email
+    member.role = entry["role"]
+    member.active = entry.get("active", True)
+    password = entry.get("password")
+    if password and not verify_password(member.password_hash, password):
+        member.password_hash = hash_password(password)
+    session.flush()
+    return member
+
+
+def _upsert_family(session: Session, business: Business, entry: dict[str, Any], report: ImportReport) -> Family:
+    family = session.scalar(
+        select(Family)
+        .options(selectinload(Family.contacts).selectinload(Contact.addresses), selectinload(Family.pets))
+        .where(Family.business_id == business.id, Family.external_id == entry["id"])
+    )
+    report.count("families", family is None)
+    if family is None:
+        family = Family(business_id=business.id, external_id=entry["id"], contacts=[], pets=[])
+        session.add(family)
+    family.name = entry["name"].strip()
+    contacts = entry.get("contacts", [])
+    has_primary = any(c.get("primary") is True for c in contacts)
+    for index, item in enumerate(contacts):
+        emails = [normalise_email(e) for e in item.get("emails", [item.get("email")])]
+        contact = _match_contact(family, item, emails)
+        report.count("contacts", contact is None)
+        if contact is None:
+            contact = Contact(addresses=[])
+            family.contacts.append(contact)
+        contact.external_id = item.get("id")
+        contact.name = item["name"].strip()
+        contact.is_primary = item.get("primary", False) if has_primary else index == 0
+        known = {a.email for a in contact.addresses}
+        for email in emails:
+            if email not in known:
+                contact.addresses.append(ContactAddress(email=email, verified=True, bouncing=False))
+                known.add(email)
+    for item in entry.get("pets", []):
+        pet = next(
+            (p for p in family.pets if (item.get("id") and p.external_id == item["id"]) or (not item.get("id") and p.name == item["name"].strip())),
+            None,
+        )
+        report.count("pets", pet is None)
+        if pet is None:
+            pet = Pet()
+            family.pets.append(pet)
+        pet.external_id = item.get("id")
+        pet.name = item["name"].strip()
+        pet.species = item.get("species")
+        pet.breed = item.get("breed")
+    session.flush()
+    refresh_search_terms(session, family)
+    return family
+
+
+def _match_contact(family: Family, item: dict[str, Any], emails: list[str]) -> Contact | None:
+    if item.get("id"):
+        found = next((c for c in family.contacts if c.external_id == item["id"]), None)
+        if found is not None:
+            return found
+    return next((c for c in family.contacts if {a.email for a in c.addresses} & set(emails)), None)
+
+
+def _upsert_appointment(
+    session: Session,
+    business: Business,
+    entry: dict[str, Any],
+    families: dict[str, Family],
+    staff: dict[str, Staff],
+    report: ImportReport,
+) -> None:
+    appointment = session.scalar(
+        select(Appointment)
+        .options(selectinload(Appointment.staff))
+        .where(Appointment.business_id == business.id, Appointment.external_id == entry["id"])
+    )
+    report.count("appointments", appointment is None)
+    if appointment is None:
+        appointment = Appointment(business_id=business.id, external_id=entry["id"], staff=[])
+        session.add(appointment)
+    appointment.family_id = families[entry["family"]].id
+    appointment.starts_at = datetime.fromisoformat(entry["start"])
+    appointment.ends_at = datetime.fromisoformat(entry["end"])
+    appointment.status = entry.get("status", "scheduled")
+    appointment.service = entry.get("service") or "visit"
+    appointment.staff = [staff[ident] for ident in entry["staff"]]

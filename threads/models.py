@@ -1,0 +1,465 @@
+"""The stored shape of Pawpost: businesses, their people, threads and every email.
+
+Every row belongs to exactly one business (directly or through its family), so every
+query can be scoped by `business_id`. Message ids grow monotonically, which is what the
+read and notified cursors rely on: "newer" means a larger id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from threads.types import UTCDateTime, utcnow
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ROLES = ("basic", "senior", "admin")
+AUTHOR_TYPES = ("staff", "contact", "system")
+SOURCES = ("portal", "email", "system")
+PERSON_KINDS = ("staff", "contact")
+APPOINTMENT_STATUSES = ("scheduled", "completed", "cancelled")
+INBOUND_OUTCOMES = (
+    "received",
+    "posted",
+    "quarantined",
+    "auto_reply",
+    "bounce",
+    "duplicate",
+    "loop",
+    "rejected",
+    "failed",
+    "released",
+    "discarded",
+)
+OUTBOX_STATES = ("queued", "sent", "failed", "bounced")
+OUTBOX_KINDS = ("digest", "alert", "escalation")
+
+PersonKind = Literal["staff", "contact"]
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+@dataclass(frozen=True)
+class Person:
+    """Who a cursor belongs to: a staff member or a contact, by id."""
+
+    kind: PersonKind
+    id: int
+
+
+class Business(Base):
+    __tablename__ = "businesses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64))
+    sender_name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Staff(Base):
+    __tablename__ = "staff"
+    __table_args__ = (
+        UniqueConstraint("business_id", "email"),
+        UniqueConstraint("business_id", "external_id"),
+        CheckConstraint(_in("role", ROLES), name="role"),
+        Index("ix_staff_email", "email"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    external_id: Mapped[str | None] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    # Stored lowercased: unique per business without regard to case.
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    business: Mapped[Business] = relationship()
+
+    @property
+    def person(self) -> Person:
+        return Person("staff", self.id)
+
+    @property
+    def is_senior(self) -> bool:
+        """Senior and admin see every thread of their business (admin ⊇ senior)."""
+        return self.role in ("senior", "admin")
+
+
+class Family(Base):
+    __tablename__ = "families"
+    __table_args__ = (UniqueConstraint("business_id", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    business_id: Mapped[int] = mapped_column(
+        ForeignKey("businesses.id", ondelete="CASCADE"), index=True
+    )
+    external_id: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    notes: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    business: Mapped[Business] = relationship()
+    contacts: Mapped[list[Contact]] = relationship(
+        back_populates="family", order_by="(Contact.is_primary.desc(), Contact.id)"
+    )
+    pets: Mapped[list[Pet]] = relationship(back_populates="family", order_by="Pet.id")
+    thread: Mapped[Thread | None] = relationship(back_populates="family", uselist=False)
+
+    @property
+    def primary_contact(self) -> Contact | None:
+        return next((c for c in self.contacts if c.is_primary), None)
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+    __table_args__ = (UniqueConstraint("family_id", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    family_id: Mapped[int] = mapped_column(ForeignKey("families.id", ondelete="CASCADE"), index=True)
+    external_id: Mapped[str | None] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    is_primary: Mapped[bool] = mapped_column(Boolean, default=False)
+    phone: Mapped[str | None] = mapped_column(String(50))
+
+    family: Mapped[Family] = relationship(back_populates="contacts")
+    addresses: Mapped[list[ContactAddress]] = relationship(
+        back_populates="contact", order_by="ContactAddress.id", cascade="all, delete-orphan"
+    )
+
+    @property
+    def person(self) -> Person:
+        return Person("contact", self.id)
+
+    @property
+    def email(self) -> str | None:
+        """The first address: what the directory shows as this contact's email."""
+        return self.addresses[0].email if self.addresses else None
+
+
+class ContactAddress(Base):
+    """One email address of a contact; a contact may write from several (aliases)."""
+
+    __tablename__ = "contact_addresses"
+    __table_args__ = (UniqueConstraint("contact_id", "email"), Index("ix_contact_addresses_email", "email"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    # Stored lowercased: routing compares addresses without regard to case.
+    email: Mapped[str] = mapped_column(String(320))
+    verified: Mapped[bool] = mapped_column(Boolean, default=True)
+    bouncing: Mapped[bool] = mapped_column(Boolean, default=False)
+    bounced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    bounce_reason: Mapped[str | None] = mapped_column(String(500))
+
+    contact: Mapped[Contact] = relationship(back_populates="addresses")
+
+
+class Pet(Base):
+    __tablename__ = "pets"
+    __table_args__ = (UniqueConstraint("family_id", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    family_id: Mapped[int] = mapped_column(ForeignKey("families.id", ondelete="CASCADE"), index=True)
+    external_id: Mapped[str | None] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(100))
+    species: Mapped[str | None] = mapped_column(String(50))
+    breed: Mapped[str | None] = mapped_column(String(100))
+
+    family: Mapped[Family] = relationship(back_populates="pets")
+
+
+class SearchTerm(Base):
+    """One normalised word of a family's, contact's or pet's name, for prefix search.
+
+    Words are lowercased and stripped of accents when written, so the same B-tree index
+    answers "bel" → Bella on SQLite and PostgreSQL without database extensions.
+    """
+
+    __tablename__ = "search_terms"
+    __table_args__ = (
+        Index(
+            "ix_search_terms_business_id_term",
+            "business_id",
+            "term",
+            postgresql_ops={"term": "text_pattern_ops"},
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    family_id: Mapped[int] = mapped_column(ForeignKey("families.id", ondelete="CASCADE"), index=True)
+    term: Mapped[str] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(String(16))
+
+
+appointment_staff = Table(
+    "appointment_staff",
+    Base.metadata,
+    Column("appointment_id", ForeignKey("appointments.id", ondelete="CASCADE"), primary_key=True),
+    Column("staff_id", ForeignKey("staff.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+
+
+class Appointment(Base):
+    __tablename__ = "appointments"
+    __table_args__ = (
+        UniqueConstraint("business_id", "external_id"),
+        CheckConstraint(_in("status", APPOINTMENT_STATUSES), name="status"),
+        CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+        Index("ix_appointments_family_id_starts_at", "family_id", "starts_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    family_id: Mapped[int] = mapped_column(ForeignKey("families.id", ondelete="CASCADE"))
+    external_id: Mapped[str | None] = mapped_column(String(100))
+    service: Mapped[str] = mapped_column(String(100), default="visit")
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+
+    family: Mapped[Family] = relationship()
+    staff: Mapped[list[Staff]] = relationship(secondary=appointment_staff, order_by="Staff.id")
+
+
+class Thread(Base):
+    """The one conversation of a family with the whole team."""
+
+    __tablename__ = "threads"
+    __table_args__ = (Index("ix_threads_business_id_last_message_at", "business_id", "last_message_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    family_id: Mapped[int] = mapped_column(ForeignKey("families.id", ondelete="CASCADE"), unique=True)
+    reply_token: Mapped[str] = mapped_column(String(64), unique=True)
+    # The Message-ID every email about this thread refers to, so clients group them.
+    root_message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_message_id: Mapped[int | None] = mapped_column(Integer)
+    last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    message_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    family: Mapped[Family] = relationship(back_populates="thread")
+    business: Mapped[Business] = relationship()
+
+
+class RetiredReplyToken(Base):
+    """A token rotated away: answering it is refused (`550 5.1.1`), not misrouted."""
+
+    __tablename__ = "retired_reply_tokens"
+
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    thread_id: Mapped[int] = mapped_column(ForeignKey("threads.id", ondelete="CASCADE"))
+    retired_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("thread_id", "email_message_id"),
+        CheckConstraint(_in("author_type", AUTHOR_TYPES), name="author_type"),
+        CheckConstraint(_in("source", SOURCES), name="source"),
+        Index("ix_messages_thread_id_id", "thread_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    thread_id: Mapped[int] = mapped_column(ForeignKey("threads.id", ondelete="CASCADE"))
+    author_type: Mapped[str] = mapped_column(String(16))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    body: Mapped[str] = mapped_column(Text)
+    # What the email parser removed (quotes, signature), kept so staff can expand it.
+    trimmed: Mapped[str | None] = mapped_column(Text)
+    html: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16))
+    email_message_id: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Set once the escalation to senior staff was sent for this (contact) message.
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    thread: Mapped[Thread] = relationship()
+    staff: Mapped[Staff | None] = relationship()
+    contact: Mapped[Contact | None] = relationship()
+    attachments: Mapped[list[Attachment]] = relationship(
+        back_populates="message", order_by="Attachment.id", cascade="all, delete-orphan"
+    )
+
+    @property
+    def author_name(self) -> str:
+        if self.staff is not None:
+            return self.staff.name
+        if self.contact is not None:
+            return self.contact.name
+        return "Pawpost"
+
+    @property
+    def author_person(self) -> Person | None:
+        if self.staff_id is not None:
+            return Person("staff", self.staff_id)
+        if self.contact_id is not None:
+            return Person("contact", self.contact_id)
+        return None
+
+
+class Attachment(Base):
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content_id: Mapped[str | None] = mapped_column(String(255))
+    inline: Mapped[bool] = mapped_column(Boolean, default=False)
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+
+    message: Mapped[Message] = relationship(back_populates="attachments")
+
+
+class _Cursor:
+    """Shared columns of the read and notified cursors: (thread, person) → message id."""
+
+    thread_id: Mapped[int] = mapped_column(ForeignKey("threads.id", ondelete="CASCADE"), primary_key=True)
+    person_kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    person_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class ReadCursor(_Cursor, Base):
+    """The newest message a person has read in a thread."""
+
+    __tablename__ = "read_cursors"
+    __table_args__ = (
+        CheckConstraint(_in("person_kind", PERSON_KINDS), name="person_kind"),
+        Index("ix_read_cursors_person", "person_kind", "person_id"),
+    )
+
+
+class NotifiedCursor(_Cursor, Base):
+    """The newest message a person was emailed about in a thread."""
+
+    __tablename__ = "notified_cursors"
+    __table_args__ = (CheckConstraint(_in("person_kind", PERSON_KINDS), name="person_kind"),)
+
+
+class InboundEmail(Base):
+    """Every email the SMTP server accepted, raw, with what became of it."""
+
+    __tablename__ = "inbound_emails"
+    __table_args__ = (
+        CheckConstraint(_in("outcome", INBOUND_OUTCOMES), name="outcome"),
+        Index("ix_inbound_emails_business_id_outcome", "business_id", "outcome"),
+        Index("ix_inbound_emails_message_id_header", "message_id_header"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    business_id: Mapped[int | None] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    thread_id: Mapped[int | None] = mapped_column(ForeignKey("threads.id", ondelete="SET NULL"))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    envelope_from: Mapped[str] = mapped_column(String(320), default="")
+    envelope_to: Mapped[str] = mapped_column(Text, default="")
+    sender: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str | None] = mapped_column(String(1000))
+    message_id_header: Mapped[str | None] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    raw: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    outcome: Mapped[str] = mapped_column(String(16), default="received")
+    reason: Mapped[str | None] = mapped_column(String(1000))
+    posted_message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    processing_ms: Mapped[int | None] = mapped_column(Integer)
+    reviewed_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    thread: Mapped[Thread | None] = relationship()
+
+
+class OutboundEmail(Base):
+    """The outbox: every email Pawpost sends, with its state."""
+
+    __tablename__ = "outbound_emails"
+    __table_args__ = (
+        CheckConstraint(_in("state", OUTBOX_STATES), name="state"),
+        CheckConstraint(_in("kind", OUTBOX_KINDS), name="kind"),
+        Index("ix_outbound_emails_state_next_attempt_at", "state", "next_attempt_at"),
+        Index("ix_outbound_emails_thread_id", "thread_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    thread_id: Mapped[int | None] = mapped_column(ForeignKey("threads.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(16))
+    # What makes this email unique (e.g. "alert:<message>:<staff>"), so a retry never doubles it.
+    dedupe_key: Mapped[str] = mapped_column(String(255), unique=True)
+    recipient_kind: Mapped[str] = mapped_column(String(16))
+    recipient_id: Mapped[int] = mapped_column(Integer)
+    recipient_email: Mapped[str] = mapped_column(String(320))
+    message_id_header: Mapped[str] = mapped_column(String(255), unique=True)
+    subject: Mapped[str] = mapped_column(String(1000))
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    # The newest thread message this email carries (digests: everything up to it).
+    up_to_message_id: Mapped[int | None] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+outbound_email_messages = Table(
+    "outbound_email_messages",
+    Base.metadata,
+    Column("outbound_email_id", ForeignKey("outbound_emails.id", ondelete="CASCADE"), primary_key=True),
+    Column("message_id", ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+
+
+class SignInFailure(Base):
+    """A failed portal sign-in, kept briefly to rate-limit guessing across processes."""
+
+    __tablename__ = "sign_in_failures"
+    __table_args__ = (Index("ix_sign_in_failures_email_at", "email", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -1,0 +1,219 @@
+"""Reading: unread state (rule 2), the inbox (rule 6) and what a contact is owed (rule 3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select
+from sqlalchemy.orm import Session, aliased, selectinload
+
+from threads.cursors import advance_cursor, cursor_position
+from threads.errors import AccessDenied
+from threads.models import (
+    Contact,
+    Family,
+    Message,
+    NotifiedCursor,
+    Person,
+    Pet,
+    ReadCursor,
+    Staff,
+    Thread,
+)
+from threads.schedule import business_today, families_for_staff
+
+PREVIEW_CHARS = 140
+
+
+@dataclass(frozen=True)
+class ThreadSummary:
+    """One inbox row: enough to draw it without another query."""
+
+    thread_id: int
+    family_id: int
+    family_name: str
+    pet_names: str
+    last_message_at: datetime | None
+    last_message_preview: str
+    last_author_name: str
+    message_count: int
+    unread: bool
+
+
+def mark_read(session: Session, thread: Thread, person: Person, up_to_message_id: int | None = None) -> None:
+    """Move the person's read cursor forward (never back), to the newest message by default."""
+    target = thread.last_message_id if up_to_message_id is None else up_to_message_id
+    if target:
+        advance_cursor(session, ReadCursor, thread.id, person, target)
+
+
+def read_position(session: Session, thread: Thread, person: Person) -> int:
+    return cursor_position(session, ReadCursor, thread.id, person)
+
+
+def _not_written_by(person: Person) -> ColumnElement[bool]:
+    column = Message.staff_id if person.kind == "staff" else Message.contact_id
+    return or_(column.is_(None), column != person.id)
+
+
+def unread_messages(session: Session, thread: Thread, person: Person) -> list[Message]:
+    """Messages newer than the person's read cursor and not written by them, oldest first."""
+    cursor = read_position(session, thread, person)
+    query = (
+        select(Message)
+        .where(Message.thread_id == thread.id, Message.id > cursor, _not_written_by(person))
+        .order_by(Message.id)
+    )
+    return list(session.scalars(query))
+
+
+def pending_notifications(session: Session, thread: Thread, contact: Contact) -> list[Message]:
+    """What one digest must hold for a contact: unread for them and not yet emailed.
+
+    System notes are for staff; a contact's own words never come back to them.
+    """
+    person = contact.person
+    floor = max(
+        cursor_position(session, ReadCursor, thread.id, person),
+        cursor_position(session, NotifiedCursor, thread.id, person),
+    )
+    query = (
+        select(Message)
+        .options(selectinload(Message.attachments), selectinload(Message.staff), selectinload(Message.contact))
+        .where(
+            Message.thread_id == thread.id,
+            Message.id > floor,
+            Message.author_type != "system",
+            _not_written_by(person),
+        )
+        .order_by(Message.id)
+    )
+    return list(session.scalars(query))
+
+
+def mark_notified(session: Session, thread: Thread, contact: Contact, up_to_message_id: int) -> None:
+    """Record that the contact was emailed about everything up to this message."""
+    advance_cursor(session, NotifiedCursor, thread.id, contact.person, up_to_message_id)
+
+
+def _unread_condition(staff: Staff) -> tuple[ColumnElement[bool], type[ReadCursor]]:
+    cursor = aliased(ReadCursor)
+    return Thread.last_message_id > func.coalesce(cursor.message_id, 0), cursor
+
+
+def _cursor_join(cursor: type[ReadCursor], staff: Staff) -> ColumnElement[bool]:
+    return and_(
+        cursor.thread_id == Thread.id,
+        cursor.person_kind == "staff",
+        cursor.person_id == staff.id,
+    )
+
+
+def _pet_names(session: Session) -> ColumnElement[str]:
+    """A correlated "Bella, Max" for the thread's family, in one SQL for either database."""
+    if session.get_bind().dialect.name == "postgresql":
+        aggregate = func.string_agg(Pet.name, ", ")
+    else:
+        aggregate = func.group_concat(Pet.name, ", ")
+    return select(aggregate).where(Pet.family_id == Thread.family_id).correlate(Thread).scalar_subquery()
+
+
+def inbox(session: Session, staff: Staff, *, limit: int = 50, offset: int = 0) -> list[ThreadSummary]:
+    """Rule 6: the business's threads with messages, newest activity first, unread per me.
+
+    One query: threads, family, latest message and its author, pets and my cursor.
+    """
+    if not staff.is_senior:
+        raise AccessDenied("basic staff have no inbox")
+    unread, cursor = _unread_condition(staff)
+    last = aliased(Message)
+    author_staff = aliased(Staff)
+    author_contact = aliased(Contact)
+    query = (
+        select(
+            Thread.id,
+            Thread.family_id,
+            Family.name,
+            _pet_names(session),
+            Thread.last_message_at,
+            func.substr(last.body, 1, PREVIEW_CHARS),
+            func.coalesce(author_staff.name, author_contact.name, "Pawpost"),
+            Thread.message_count,
+            unread,
+        )
+        .join(Family, Family.id == Thread.family_id)
+        .join(last, last.id == Thread.last_message_id)
+        .outerjoin(author_staff, author_staff.id == last.staff_id)
+        .outerjoin(author_contact, author_contact.id == last.contact_id)
+        .outerjoin(cursor, _cursor_join(cursor, staff))
+        .where(Thread.business_id == staff.business_id)
+        .order_by(Thread.last_message_at.desc(), Thread.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return [
+        ThreadSummary(
+            thread_id=row[0],
+            family_id=row[1],
+            family_name=row[2],
+            pet_names=row[3] or "",
+            last_message_at=_aware(row[4]),
+            last_message_preview=(row[5] or "").split("\n", 1)[0],
+            last_author_name=row[6],
+            message_count=row[7],
+            unread=bool(row[8]),
+        )
+        for row in session.execute(query)
+    ]
+
+
+def has_unread(session: Session, staff: Staff, now: datetime) -> bool:
+    """The tab dot: is any thread this person may see unread for them?"""
+    unread, cursor = _unread_condition(staff)
+    query = (
+        select(Thread.id)
+        .outerjoin(cursor, _cursor_join(cursor, staff))
+        .where(Thread.business_id == staff.business_id, Thread.last_message_id.is_not(None), unread)
+    )
+    if not staff.is_senior:
+        family_ids = [f.id for f in families_for_staff(session, staff, business_today(staff.business, now))]
+        if not family_ids:
+            return False
+        query = query.where(Thread.family_id.in_(family_ids))
+    return bool(session.scalar(select(exists(query))))
+
+
+def unread_thread_ids(session: Session, staff: Staff, thread_ids: list[int]) -> set[int]:
+    """Which of these threads are unread for the staff member (for live dot updates)."""
+    if not thread_ids:
+        return set()
+    unread, cursor = _unread_condition(staff)
+    query = (
+        select(Thread.id)
+        .outerjoin(cursor, _cursor_join(cursor, staff))
+        .where(Thread.business_id == staff.business_id, Thread.id.in_(thread_ids), unread)
+    )
+    return set(session.scalars(query))
+
+
+def thread_page(session: Session, thread: Thread, *, before_id: int | None = None, limit: int = 50) -> list[Message]:
+    """The newest `limit` messages (older than `before_id` when paging back), oldest first."""
+    query = (
+        select(Message)
+        .options(selectinload(Message.attachments), selectinload(Message.staff), selectinload(Message.contact))
+        .where(Message.thread_id == thread.id)
+        .order_by(Message.id.desc())
+        .limit(limit)
+    )
+    if before_id is not None:
+        query = query.where(Message.id < before_id)
+    return list(reversed(list(session.scalars(query))))
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    from datetime import UTC
+
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)

@@ -1,0 +1,106 @@
+"""Rule 1, "scheduled today": an appointment overlaps day D in the business's time zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, and_, exists, select
+from sqlalchemy.orm import Session
+
+from threads.models import Appointment, Business, Family, Staff, appointment_staff
+
+
+def business_today(business: Business, now: datetime) -> date:
+    """The calendar day it is for the business at `now`."""
+    return now.astimezone(ZoneInfo(business.timezone)).date()
+
+
+def day_bounds(business: Business, day: date) -> tuple[datetime, datetime]:
+    """The UTC instants where `day` starts and ends in the business's zone.
+
+    Computed from local midnights, so a DST change day is 23 or 25 hours long.
+    """
+    zone = ZoneInfo(business.timezone)
+    start = datetime.combine(day, time.min, tzinfo=zone).astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone).astimezone(UTC)
+    return start, end
+
+
+def _overlaps(business: Business, day: date) -> ColumnElement[bool]:
+    start, end = day_bounds(business, day)
+    return and_(
+        Appointment.business_id == business.id,
+        Appointment.status != "cancelled",
+        Appointment.starts_at < end,
+        Appointment.ends_at > start,
+    )
+
+
+def scheduled_staff(session: Session, family: Family, day: date) -> list[Staff]:
+    """Active staff with an appointment for this family that overlaps `day`."""
+    business = family.business
+    query = (
+        select(Staff)
+        .where(
+            Staff.active,
+            exists()
+            .where(appointment_staff.c.staff_id == Staff.id)
+            .where(appointment_staff.c.appointment_id == Appointment.id)
+            .where(Appointment.family_id == family.id)
+            .where(_overlaps(business, day)),
+        )
+        .order_by(Staff.name, Staff.id)
+    )
+    return list(session.scalars(query))
+
+
+def families_for_staff(session: Session, staff: Staff, day: date) -> list[Family]:
+    """The families a staff member is scheduled with on `day`, by name."""
+    query = (
+        select(Family)
+        .where(
+            Family.business_id == staff.business_id,
+            exists()
+            .where(appointment_staff.c.staff_id == staff.id)
+            .where(appointment_staff.c.appointment_id == Appointment.id)
+            .where(Appointment.family_id == Family.id)
+            .where(_overlaps(staff.business, day)),
+        )
+        .order_by(Family.name, Family.id)
+    )
+    return list(session.scalars(query))
+
+
+def is_scheduled(session: Session, staff: Staff, family: Family, day: date) -> bool:
+    if staff.business_id != family.business_id or not staff.active:
+        return False
+    query = select(
+        exists()
+        .where(appointment_staff.c.staff_id == staff.id)
+        .where(appointment_staff.c.appointment_id == Appointment.id)
+        .where(Appointment.family_id == family.id)
+        .where(_overlaps(staff.business, day))
+    )
+    return bool(session.scalar(query))
+
+
+def appointments_for_staff(session: Session, staff: Staff, day: date) -> list[Appointment]:
+    """A staff member's non-cancelled appointments on `day`, earliest first (the Today page)."""
+    query = (
+        select(Appointment)
+        .join(appointment_staff, appointment_staff.c.appointment_id == Appointment.id)
+        .where(appointment_staff.c.staff_id == staff.id, _overlaps(staff.business, day))
+        .order_by(Appointment.starts_at, Appointment.id)
+    )
+    return list(session.scalars(query))
+
+
+def appointments_for_family(session: Session, family: Family, day: date) -> list[Appointment]:
+    """A family's non-cancelled appointments on `day` (profile page, staff alerts)."""
+    query = (
+        select(Appointment)
+        .where(Appointment.family_id == family.id, _overlaps(family.business, day))
+        .order_by(Appointment.starts_at, Appointment.id)
+    )
+    return list(session.scalars(query))
