@@ -17,8 +17,12 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    """Bring the database to the newest schema; a no-op when it already is."""
+def upgrade(database_url: str, revision: str = "heads") -> None:
+    """Bring the database to the newest schema; a no-op when it already is.
+
+    "heads", not "head": parts of Pawpost may add migrations side by side before a merge
+    revision joins them, and every one of them must run.
+    """
     command.upgrade(alembic_config(database_url), revision)
 
 
