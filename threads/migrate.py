@@ -6,6 +6,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+
+from threads.db import make_engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -27,13 +30,11 @@ def upgrade(database_url: str, revision: str = "heads") -> None:
 
 
 def current_revision(database_url: str) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
-    from threads.db import make_engine
-
+    """The applied revision(s), comma-separated; None for an empty database."""
     engine = make_engine(database_url)
     try:
         with engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
+            heads = MigrationContext.configure(connection).get_current_heads()
     finally:
         engine.dispose()
+    return ", ".join(sorted(heads)) or None
