@@ -1,0 +1,44 @@
+"""docker-compose.yml stays valid and wires every Pawpost process to PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import require
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def compose_config() -> dict:
+    """What `docker-compose config` resolves the file to (it fails on an invalid file)."""
+    tool = shutil.which("docker-compose")
+    require(tool is not None, "docker-compose (Debian package docker-compose) is not installed")
+    assert tool is not None
+    result = subprocess.run(
+        [tool, "-f", str(ROOT / "docker-compose.yml"), "config"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PAWPOST_SECRET_KEY": "test-only"},
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
+
+
+def test_compose_file_is_valid_and_complete() -> None:
+    config = compose_config()
+    services = config["services"]
+    assert {"postgres", "redis", "migrate", "smtp", "worker", "scheduler", "web", "mailpit"} <= set(services)
+    for name in ("smtp", "worker", "scheduler", "web"):
+        environment = services[name]["environment"]
+        assert environment["PAWPOST_DATABASE_URL"].startswith("postgresql://")
+        assert environment["PAWPOST_QUEUE_URL"].startswith("redis://")
+        assert "healthcheck" in services[name]
+        assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert services["migrate"]["command"] == ["db", "upgrade"]
+    assert [p["target"] for p in services["smtp"]["ports"]] == [2525]
