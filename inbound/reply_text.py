@@ -1,0 +1,834 @@
+"""The words a person actually typed in an email reply.
+
+Removes quoted history, attribution lines ("On ... wrote:" and its translations,
+Outlook header blocks), signatures and client boilerplate. HTML is preferred when
+the client marked its quote structurally (Gmail, Apple, Thunderbird, Yahoo,
+Outlook containers); otherwise the text part is read line by line, in the spirit
+of mailgun/talon's line markers: ``e`` empty, ``m`` quoted with ``>``, ``s`` a
+quote splitter, ``f`` a forward header, ``t`` text.
+
+mail-parser-reply (``mailparser_reply``) cuts at the first header it sees and
+treats everything after a sign-off as signature, which loses inline answers and
+text under a quote; its per-language header words are still the best maintained
+list, so they seed the splitter check below, and our own rules do the rest.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import logging
+import re
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from typing import Iterable
+
+import html2text
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Reply:
+    visible: str  # what to post: no quotes, no signature
+    trimmed: str  # what was removed, kept so staff can expand it
+    quote_stripped: str  # quotes removed, signature still there
+
+
+def extract_reply(text: str | None, html: str | None, *, sender: str | None = None) -> Reply:
+    """Visible reply text from a text and/or HTML body.
+
+    ``sender`` (display name and/or address) lets a trailing line with the
+    sender's own name count as signature.
+    """
+    removed: list[str] = []
+    body, strip_quotes = _choose_body(text, html, removed)
+    lines = _split_lines(body)
+    if strip_quotes:
+        kept, cut = _strip_quotes(lines)
+    else:
+        kept, cut = lines, []
+    if not _has_words(kept):  # never lose the user's words
+        kept, cut, removed = lines, [], []
+    removed.extend(cut)
+    quote_stripped = _join(kept)
+    visible_lines, sig = _strip_signature(kept, _sender_tokens(sender))
+    if not _has_words(visible_lines):
+        visible_lines, sig = kept, []
+    removed.extend(sig)
+    visible = _join(visible_lines)
+    if not quote_stripped:
+        return Reply(visible="", trimmed="", quote_stripped="")
+    return Reply(visible=visible, trimmed=_join(_split_lines("\n".join(removed))), quote_stripped=quote_stripped)
+
+
+def html_to_text(html: str) -> str:
+    """Readable plain text for an HTML body (links as ``text (url)``)."""
+    return _render(_parse_html(html))
+
+
+# --------------------------------------------------------------------------- choosing
+
+
+def _choose_body(text: str | None, html: str | None, removed: list[str]) -> tuple[str, bool]:
+    """Pick the body to read; return it and whether text-level quote stripping applies."""
+    if html and html.strip():
+        root = _parse_html(html)
+        if _has_quote_structure(root) or not (text and text.strip()):
+            original = _render(root)
+            cut_nodes = _cut_html_quotes(root)
+            rendered = _render(root)
+            if not _has_words(_split_lines(rendered)):
+                return original, False  # the whole mail is one quote: keep it all
+            removed.extend(_render(node) for node in cut_nodes)
+            return rendered, True
+    return text or "", True
+
+
+# --------------------------------------------------------------------------- HTML tree
+
+
+_VOID = frozenset(
+    "area base br col embed hr img input link meta param source track wbr".split()
+)
+_SKIP_TEXT = frozenset({"script", "style", "head", "title", "template"})
+
+
+class _Node:
+    __slots__ = ("tag", "attrs", "children", "parent")
+
+    def __init__(self, tag: str, attrs: dict[str, str], parent: "_Node | None") -> None:
+        self.tag = tag
+        self.attrs = attrs
+        self.children: list[_Node | str] = []
+        self.parent = parent
+
+    @property
+    def classes(self) -> set[str]:
+        return set(self.attrs.get("class", "").split())
+
+    def elements(self) -> Iterable["_Node"]:
+        for child in self.children:
+            if isinstance(child, _Node):
+                yield child
+                yield from child.elements()
+
+    def text(self) -> str:
+        if self.tag in _SKIP_TEXT:
+            return ""
+        return "".join(c if isinstance(c, str) else c.text() for c in self.children)
+
+
+class _TreeBuilder(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.root = _Node("#root", {}, None)
+        self.stack = [self.root]
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        parent = self.stack[-1]
+        node = _Node(tag, {k: v or "" for k, v in attrs}, parent)
+        parent.children.append(node)
+        if tag not in _VOID:
+            self.stack.append(node)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        parent = self.stack[-1]
+        parent.children.append(_Node(tag, {k: v or "" for k, v in attrs}, parent))
+
+    def handle_endtag(self, tag: str) -> None:
+        for depth in range(len(self.stack) - 1, 0, -1):
+            if self.stack[depth].tag == tag:
+                del self.stack[depth:]
+                return
+
+    def handle_data(self, data: str) -> None:
+        self.stack[-1].children.append(data)
+
+
+def _parse_html(html: str) -> _Node:
+    builder = _TreeBuilder()
+    try:
+        builder.feed(html.replace("\x01", "").replace("\r\n", "\n").replace("\r", "\n"))
+        builder.close()
+    except Exception:  # html.parser is lenient; this guards against the odd assertion
+        logger.debug("html parse stopped early")
+    return builder.root
+
+
+def _remove(node: _Node) -> None:
+    if node.parent is not None and node in node.parent.children:
+        node.parent.children.remove(node)
+
+
+def _cut_from(node: _Node) -> _Node:
+    """Remove node and everything after it in document order; return a holder of it all."""
+    holder = _Node("div", {}, None)
+    current = node
+    while current.parent is not None:
+        siblings = current.parent.children
+        index = next(i for i, c in enumerate(siblings) if c is current)
+        holder.children.extend(siblings[index + (0 if current is node else 1):])
+        del siblings[index + (0 if current is node else 1):]
+        current = current.parent
+    return holder
+
+
+_GMAIL_CLASSES = {"gmail_quote", "gmail_quote_container"}
+_CUT_FROM_IDS = {
+    "divrplyfwdmsg",  # Outlook on the web / new Outlook
+    "appendonsend",  # Outlook on the web, start of the quoted mail
+    "olk_src_body_section",  # Outlook for Mac
+    "mail-editor-reference-message-container",  # Outlook for Mac (new)
+    "zwchr",  # Zimbra
+    "stopspelling",  # Hotmail / Outlook.com (old)
+}
+_CUT_FROM_CLASSES = {"outlookmessageheader", "zmail_extra"}
+
+
+def _has_quote_structure(root: _Node) -> bool:
+    for node in root.elements():
+        classes = {c.lower() for c in node.classes}
+        if node.tag == "div" and classes & _GMAIL_CLASSES and not _is_forward_container(node):
+            return True
+        if node.tag == "blockquote" and node.attrs.get("type", "").lower() == "cite":
+            return True
+        if classes & ({"moz-cite-prefix", "yahoo_quoted"} | _CUT_FROM_CLASSES):
+            return True
+        if node.attrs.get("id", "").lower() in _CUT_FROM_IDS or node.attrs.get("id", "").startswith("yahoo_quoted"):
+            return True
+    return False
+
+
+def _is_forward_container(node: _Node) -> bool:
+    head = node.text().strip()[:300]
+    return bool(re.match(r"[-_=* ]*(?:%s)" % _FWD_WORDS, head, re.I))
+
+
+def _cut_html_quotes(root: _Node) -> list[_Node]:
+    """Remove quote containers in place; return what was removed."""
+    removed: list[_Node] = []
+    for node in list(root.elements()):
+        if node.parent is None or not _attached(node, root):
+            continue
+        classes = {c.lower() for c in node.classes}
+        node_id = node.attrs.get("id", "").lower()
+        if node_id in _CUT_FROM_IDS or classes & _CUT_FROM_CLASSES:
+            previous = _previous_element(node)
+            start = previous if previous is not None and previous.tag == "hr" else node
+            removed.append(_cut_from(start))
+        elif node.tag == "div" and classes & _GMAIL_CLASSES and not _is_forward_container(node):
+            _remove(node)
+            removed.append(node)
+        elif (node.tag == "blockquote" and node.attrs.get("type", "").lower() == "cite") or (
+            classes & {"moz-cite-prefix", "yahoo_quoted"} or node_id.startswith("yahoo_quoted")
+        ):
+            _remove(node)
+            removed.append(node)
+        elif node.tag == "div" and "border-top" in node.attrs.get("style", "").replace(" ", "").lower():
+            if _FROM_BLOCK_START_RE.match(node.text().strip()):
+                removed.append(_cut_from(node))
+    last = _last_plain_blockquote(root)
+    if last is not None:
+        _remove(last)
+        removed.append(last)
+    block = _cut_header_block(root)
+    if block is not None:
+        removed.append(block)
+    return removed
+
+
+def _cut_header_block(root: _Node) -> _Node | None:
+    """An Outlook-style From:/Date: block in its own element ends the reply.
+
+    The block's enclosing div goes, with everything after it, unless that div
+    holds the whole mail (then the text-level splitter handles it).
+    """
+    for node in root.elements():
+        if node.tag in _SKIP_TEXT or not _FROM_BLOCK_START_RE.match(node.text().strip()):
+            continue
+        if any(isinstance(c, _Node) and _FROM_BLOCK_START_RE.match(c.text().strip()) for c in node.children):
+            continue  # a child holds the block more tightly
+        if len(_HEADER_WORD_RE.findall(_text_from(node)[:600])) < 2:
+            continue
+        container = node
+        while container.parent is not None and container.tag != "div":
+            container = container.parent
+        if container.tag != "div":
+            return None
+        before = _render_before(root, container)
+        if not _has_words(_split_lines(before)):
+            return None
+        previous = _previous_element(container)
+        holder = _cut_from(container)
+        if previous is not None and previous.tag == "hr" and not previous.children:
+            _remove(previous)
+        return holder
+    return None
+
+
+def _text_from(node: _Node) -> str:
+    """Text of node and of the siblings after it, up to the parent's end."""
+    if node.parent is None:
+        return node.text()
+    siblings = node.parent.children
+    index = next(i for i, c in enumerate(siblings) if c is node)
+    return "\n".join(c if isinstance(c, str) else c.text() for c in siblings[index:])
+
+
+def _render_before(root: _Node, node: _Node) -> str:
+    """Plain text of everything before node in document order."""
+    out: list[str] = []
+
+    def visit(current: _Node) -> bool:
+        for child in current.children:
+            if child is node:
+                return True
+            if isinstance(child, str):
+                out.append(child)
+            elif child.tag not in _SKIP_TEXT and visit(child):
+                return True
+        return False
+
+    visit(root)
+    return "".join(out)
+
+
+def _attached(node: _Node, root: _Node) -> bool:
+    while node.parent is not None:
+        if node not in node.parent.children:
+            return False
+        node = node.parent
+    return node is root
+
+
+def _previous_element(node: _Node) -> _Node | None:
+    if node.parent is None:
+        return None
+    siblings = node.parent.children
+    index = next(i for i, c in enumerate(siblings) if c is node)
+    for sibling in reversed(siblings[:index]):
+        if isinstance(sibling, _Node):
+            return sibling
+        if sibling.strip():
+            return None
+    return None
+
+
+def _last_plain_blockquote(root: _Node) -> _Node | None:
+    """The last top-level blockquote: webmail clients (Yahoo, Yandex, Mail.ru, Outlook.com)
+    quote with a bare blockquote after the reply."""
+    candidates = [
+        n
+        for n in root.elements()
+        if n.tag == "blockquote"
+        and not ({c.lower() for c in n.classes} & _GMAIL_CLASSES)
+        and not _has_ancestor(n, "blockquote")
+    ]
+    return candidates[-1] if candidates else None
+
+
+def _has_ancestor(node: _Node, tag: str) -> bool:
+    parent = node.parent
+    while parent is not None:
+        if parent.tag == tag:
+            return True
+        parent = parent.parent
+    return False
+
+
+def _serialize(node: _Node, out: list[str]) -> None:
+    for child in node.children:
+        if isinstance(child, str):
+            out.append(html_lib.escape(child, quote=False))
+            continue
+        tag = child.tag
+        if tag in _SKIP_TEXT or tag in ("img", "o:p") or tag.startswith("v:"):
+            continue
+        if tag == "a":
+            _serialize(child, out)
+            href = child.attrs.get("href", "").strip()
+            label = " ".join(child.text().split())
+            if label and re.match(r"https?://", href, re.I) and _link_worth_showing(label, href):
+                out.append(" (%s)" % html_lib.escape(href, quote=False))
+            continue
+        if tag in ("div", "blockquote"):
+            # Mail clients write one div per line; html2text would make each a paragraph.
+            # A blockquote that survived the cuts is part of the reply, not a quote.
+            out.append(_LINE_BREAK)
+            _serialize(child, out)
+            out.append(_LINE_BREAK)
+            continue
+        if tag in _VOID:
+            out.append("<%s>" % tag)
+            continue
+        out.append("<%s>" % tag)
+        _serialize(child, out)
+        out.append("</%s>" % tag)
+
+
+_LINE_BREAK = "\x01"
+
+
+def _link_worth_showing(label: str, href: str) -> bool:
+    def bare(value: str) -> str:
+        return re.sub(r"^(https?://)?(www\.)?", "", value.strip().lower()).rstrip("/")
+
+    return bare(label) != bare(href)
+
+
+_UNESCAPE_RES = (
+    (re.compile(r"^(\s*\d+)\\\.(?=\s)", re.M), r"\1."),
+    (re.compile(r"^(\s*)\\\+(?=\s)", re.M), r"\1+"),
+    (re.compile(r"^(\s*)\\-(?=\s|-)", re.M), r"\1-"),
+)
+
+
+def _render(node: _Node) -> str:
+    out: list[str] = []
+    _serialize(node, out)
+    converter = html2text.HTML2Text()
+    converter.body_width = 0
+    converter.ignore_links = True
+    converter.ignore_images = True
+    converter.ignore_emphasis = True
+    converter.ignore_tables = True
+    converter.ul_item_mark = "-"
+    converter.unicode_snob = True
+    text = converter.handle(re.sub("(?:%s\\s*)+" % _LINE_BREAK, "<br>", "".join(out)))
+    for pattern, replacement in _UNESCAPE_RES:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+# --------------------------------------------------------------------------- text lines
+
+_INVISIBLE_RE = re.compile("[\x00-\x08\x0b\x0e-\x1f\u200b\u200c\u200d\u200e\u200f\u2060\ufeff]")
+
+
+def _split_lines(text: str) -> list[str]:
+    text = _INVISIBLE_RE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    return [line.rstrip() for line in text.split("\n")]
+
+
+def _join(lines: list[str]) -> str:
+    text = "\n".join(line.rstrip() for line in lines)
+    text = re.sub(r"\n{3,}", "\n\n", text)
+    return text.strip()
+
+
+def _has_words(lines: list[str]) -> bool:
+    return any(re.search(r"\w", line) for line in lines)
+
+
+# --------------------------------------------------------------------------- splitters
+
+_WROTE_VERBS = (
+    r"wrote|writes|sent|a écrit|a ecrit|écrit|napisał|napisała|napisal|schreef|verzond|"
+    r"het volgende geschreven|geschreven|schrieb|escreveu|escribió|escribio|ha scritto|scrisse|"
+    r"skrev|kirjoitti|đã viết|napsal|napsala|написал|написала|пишет|yazdı|írta|έγραψε"
+)
+_LEAD_WORDS = (
+    r"On|Le|Am|Op|El|Em|Il giorno|Il|W dniu|Den|På|Vào|Dne|Dana|Pada|Ons|Em|Op|В|Den"
+)
+_VERB = rf"(?i:{_WROTE_VERBS})"
+# "On <date>, <name> wrote:" and its translations, possibly joined from several lines.
+_ON_WROTE_RE = re.compile(
+    rf"^[\s>*-]*(?:{_LEAD_WORDS})\s(?P<middle>.*?)\b{_VERB}(?:\s*:?|\s[^:]{{0,120}}:)\s*-*\s*$"
+)
+# "2014-10-17 11:28 GMT+03:00 Bob <bob@example.com>:", "26.06.2014, 14:41, "Bob" <b@x>:"
+_DATE_START = (
+    r"(?:\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}"
+    r"|\d{1,2}\.? [^\W\d]{3,12}\.? \d{4}"
+    r"|[^\W\d]{2,12}\.?,? \d{1,2}\.? [^\W\d]{3,12}\.? \d{4})"
+)
+_DATE_EMAIL_RE = re.compile(
+    rf"^\s*{_DATE_START}.{{0,200}}?[\w.+-]+@[\w-]+(?:\.[\w-]+)+[>)\]]?\s*(?:(?:{_VERB})\s*)?:?\s*$"
+)
+# "Bob <bob@example.com> wrote:" (Samsung prefixes its device line to it)
+_EMAIL_WROTE_RE = re.compile(
+    rf"^.{{0,200}}?[\w.+-]+@[\w-]+(?:\.[\w-]+)+[>)\]]?\s*(?:{_VERB})\s*:\s*$"
+)
+# Android: "---- John Smith wrote ----"
+_DASH_WROTE_RE = re.compile(rf"^\s*-{{2,}}\s*.{{1,80}}?\s(?:{_VERB})\s*:?\s*-{{2,}}\s*$")
+_ORIGINAL_RE = re.compile(
+    r"^\s*[-_=*]{2,}\s*(?:original message|reply message|ursprüngliche nachricht|"
+    r"urspr\w*ngliche nachricht|antwort nachricht|oprindelig meddelelse|message d'origine|"
+    r"mensaje original|messaggio originale|oorspronkelijk bericht|originalbericht|"
+    r"ursprungligt meddelande|opprinnelig melding|alkuperäinen viesti|wiadomość oryginalna|"
+    r"původní zpráva|исходное сообщение|mensagem original|eredeti üzenet)\s*[-_=*]{2,}\s*$",
+    re.I,
+)
+_FWD_WORDS = (
+    r"forwarded message|weitergeleitete nachricht|message transf[ée]r[ée]|mensaje reenviado|"
+    r"messaggio inoltrato|doorgestuurd bericht|mensagem encaminhada|begin forwarded message|"
+    r"début du message réexpédié|anfang der weitergeleiteten nachricht|inicio del mensaje reenviado"
+)
+_FWD_RE = re.compile(
+    r"^\s*(?:[-_=*]{2,}\s*(?:forwarded message|weitergeleitete nachricht|message transf[ée]r[ée]|"
+    r"mensaje reenviado|messaggio inoltrato|doorgestuurd bericht|mensagem encaminhada|"
+    r"vidarebefordrat meddelande|videresendt meddelelse|videresendt melding|välitetty viesti|"
+    r"wiadomość przekazana|пересланное сообщение)\s*[-_=*]{2,}"
+    r"|(?:begin forwarded message|début du message réexpédié|anfang der weitergeleiteten nachricht|"
+    r"inicio del mensaje reenviado|inizio messaggio inoltrato|begin doorgestuurd bericht)\s*:)\s*$",
+    re.I,
+)
+_FROM_WORDS = r"From|Von|De|Van|Fra|Från|Da|Od|От|Lähettäjä|Feladó|Kimden"
+_DATE_WORDS = (
+    r"Date|Datum|Sent|Gesendet|Envoyé|Enviado|Inviato|Verzonden|Verstuurd|Sendt|Skickat|"
+    r"Wysłano|Wysłane|Отправлено|Дата|Data|Fecha|Päivämäärä|Lähetetty|Dátum|Tarih"
+)
+_OTHER_WORDS = (
+    r"To|An|À|A|Aan|Til|Till|Para|Do|Кому|Vastaanottaja|Címzett|Kime|Subject|Betreff|Objet|"
+    r"Asunto|Oggetto|Onderwerp|Emne|Ämne|Assunto|Temat|Тема|Aihe|Tárgy|Konu|Cc|CC|Kopie|Kopia|"
+    r"Копия|Reply-To|Antwort an|Répondre à|Organization|Importance|Priorität"
+)
+_HEADER_LINE_RE = re.compile(
+    rf"^[ \t]*\*?(?:{_FROM_WORDS}|{_DATE_WORDS}|{_OTHER_WORDS})\*?[ \t]?:\*?(?:[ \t]|$)"
+)
+_FROM_BLOCK_START_RE = re.compile(rf"^[ \t]*\*?(?:{_FROM_WORDS}|{_DATE_WORDS})\*?[ \t]?:\*?(?:[ \t]|$)")
+_HEADER_WORD_RE = re.compile(
+    rf"(?:^|\n|\s)\*?(?:{_FROM_WORDS}|{_DATE_WORDS}|{_OTHER_WORDS})\*?[ \t]?:(?:\s|$)"
+)
+_RULE_RE = re.compile(r"^\s*(?:[-_=]{3,}|\*\s\*\s\*)\s*$")
+_LINK_RE = re.compile(r"<(https?://[^>]*)>")
+_SPLITTER_MAX_LINES = 6
+_SPLITTER_MAX_CHARS = 400
+
+
+def _is_wrote_header(joined: str) -> bool:
+    match = _ON_WROTE_RE.match(joined)
+    if match:
+        middle = match.group("middle")
+        return bool(re.search(r"\d", middle)) and bool(
+            re.search(r",|@|\d:\d\d|użytkownik", middle)
+        )
+    return bool(_DATE_EMAIL_RE.match(joined) or _EMAIL_WROTE_RE.match(joined))
+
+
+def _splitter_length(lines: list[str], i: int) -> int:
+    """How many lines starting at i form a quote splitter (0 when none)."""
+    line = lines[i]
+    if len(line) > _SPLITTER_MAX_CHARS:
+        return 0
+    if _ORIGINAL_RE.match(line) or _DASH_WROTE_RE.match(line):
+        return 1
+    if _FROM_BLOCK_START_RE.match(line):
+        length = _from_block_length(lines, i)
+        if length:
+            return length
+    stripped = line.strip(" >*-")
+    if not stripped or not (re.match(rf"(?:{_LEAD_WORDS})\s", stripped) or stripped[0].isdigit()
+                            or "@" in line or re.match(r"[^\W\d]{2,12}\.?,? \d", stripped)):
+        return 0
+    joined = ""
+    for k in range(_SPLITTER_MAX_LINES):
+        if i + k >= len(lines):
+            break
+        part = lines[i + k].strip()
+        if k and lines[i + k].startswith(">") and not re.search(rf"(?:{_VERB})\s*:?\s*$", part):
+            break
+        joined = (joined + " " + part).strip() if part else joined
+        if len(joined) > _SPLITTER_MAX_CHARS:
+            break
+        if part and _is_wrote_header(joined):
+            return k + 1
+    return 0
+
+
+def _from_block_length(lines: list[str], i: int) -> int:
+    """Outlook-style header block: at least two header lines, From/Date/Sent first."""
+    headers = 0
+    last = i
+    j = i
+    while j < len(lines) and j < i + 12:
+        if _HEADER_LINE_RE.match(lines[j]):
+            headers += 1
+            last = j
+            j += 1
+        elif headers and lines[j].strip() and j + 1 < len(lines) and _HEADER_LINE_RE.match(lines[j + 1]):
+            j += 1  # a wrapped header value
+        else:
+            break
+    return last - i + 1 if headers >= 2 else 0
+
+
+def _preprocess(lines: list[str]) -> list[str]:
+    """Split "reply text On <date> wrote:" lines and hide '>' that close wrapped links."""
+    out: list[str] = []
+    for line in lines:
+        tail = line.rstrip(" -:").lower()
+        if len(line) < _SPLITTER_MAX_CHARS and re.search(rf"(?:{_WROTE_VERBS})$", tail):
+            match = re.match(rf"^(?P<pre>.*?\S)\s*-*\s*(?P<hdr>(?:{_LEAD_WORDS})\s.*)$", line)
+            if match and not line.lstrip().startswith(">") and _is_wrote_header(match.group("hdr")):
+                pre = match.group("pre").rstrip(" -")
+                if pre.strip(" >*-") and not re.fullmatch(r"[\s>*-]*", pre):
+                    out.extend([pre, match.group("hdr")])
+                    continue
+        out.append(line)
+    return out
+
+
+def _protect_links(text: str) -> str:
+    def wrap(match: re.Match[str]) -> str:
+        start = text.rfind("\n", 0, match.start()) + 1
+        if text[start:start + 1] == ">":
+            return match.group(0)
+        return "\x02%s\x03" % match.group(1).replace("\n", "\x00")
+
+    return _LINK_RE.sub(wrap, text)
+
+
+def _restore_links(line: str) -> str:
+    return line.replace("\x02", "<").replace("\x03", ">").replace("\x00", "\n")
+
+
+def _mark(lines: list[str]) -> list[str]:
+    markers = ["t"] * len(lines)
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if not line.strip():
+            markers[i] = "e"
+        elif re.match(r"^ {0,3}>", line):
+            markers[i] = "m"
+        elif _FWD_RE.match(line):
+            markers[i] = "f"
+        else:
+            length = _splitter_length(lines, i)
+            if length:
+                for j in range(i, i + length):
+                    markers[j] = "s"
+                i += length
+                continue
+        i += 1
+    _mark_link_continuations(lines, markers)
+    _extend_splitters_over_rules(lines, markers)
+    return markers
+
+
+def _mark_link_continuations(lines: list[str], markers: list[str]) -> None:
+    """A long '(http://...)' link wrapped inside a quote does not end the quote."""
+    for i, marker in enumerate(markers):
+        if marker != "t" or i == 0:
+            continue
+        previous = next((j for j in range(i - 1, -1, -1) if markers[j] != "e"), None)
+        if previous is None or markers[previous] != "m":
+            continue
+        stripped = lines[i].strip()
+        unclosed = re.search(r"\(https?://[^)\s]*$", lines[previous])
+        if stripped.startswith("(http") or (unclosed and re.match(r"^\S*\)", stripped)):
+            markers[i] = "m"
+
+
+def _extend_splitters_over_rules(lines: list[str], markers: list[str]) -> None:
+    for i in range(1, len(markers)):
+        if markers[i] == "s" and markers[i - 1] != "s":
+            j = i - 1
+            while j >= 0 and markers[j] == "e":
+                j -= 1
+            if j >= 0 and markers[j] == "t" and _RULE_RE.match(lines[j]):
+                for k in range(j, i):
+                    markers[k] = "s"
+
+
+def _strip_quotes(raw_lines: list[str]) -> tuple[list[str], list[str]]:
+    """Split lines into (kept, removed) by quote structure."""
+    protected = _protect_links("\n".join(raw_lines)).split("\n")
+    lines = _preprocess(protected)
+    markers = _mark(lines)
+    restored = [_restore_links(line) for line in lines]
+    keep = _select(restored, markers)
+    kept = [line for line, k in zip(restored, keep) if k]
+    removed = [line for line, k in zip(restored, keep) if not k]
+    return kept, removed
+
+
+def _select(lines: list[str], markers: list[str]) -> list[bool]:
+    """Which lines to keep, from their markers."""
+    n = len(markers)
+    if "s" not in markers and markers.count("m") < 3:
+        markers = ["t" if m == "m" else m for m in markers]
+    flat = "".join(markers)
+    if re.match(r"[te]*f", flat):
+        return [True] * n  # a forward: what was forwarded is the message
+    first_quote = next((i for i, m in enumerate(markers) if m in "sm"), None)
+    if first_quote is None:
+        return [True] * n
+    keep = [True] * n
+    # A splitter followed by unquoted text (Outlook): everything from it is history.
+    cut = re.search(r"s[se]*[tf]", flat)
+    end = n
+    if cut:
+        end = cut.start()
+        for i in range(end, n):
+            keep[i] = False
+    last_quote = max((i for i in range(first_quote, end) if markers[i] in "sm"), default=None)
+    if last_quote is None:
+        return keep
+    segments = _text_segments(markers, first_quote, end)
+    answers = [seg for seg in segments if not _is_signature_only(lines[seg[0]:seg[1]])]
+    inline = [seg for seg in answers if seg[1] <= last_quote]
+    if inline:
+        # Answers between quotes: keep them with the quoted lines they answer.
+        last_answer_end = answers[-1][1]
+        for i in range(first_quote, n):
+            if i >= last_answer_end or markers[i] == "s":
+                keep[i] = False
+        return keep
+    for i in range(first_quote, last_quote + 1):
+        keep[i] = False
+    return keep
+
+
+def _text_segments(markers: list[str], start: int, end: int) -> list[tuple[int, int]]:
+    """Runs of text lines (t/f, empties inside) between quote lines in [start, end)."""
+    segments: list[tuple[int, int]] = []
+    i = start
+    while i < end:
+        if markers[i] in "tf":
+            j = i
+            while j < end and markers[j] in "tfe":
+                j += 1
+            last = j
+            while last > i and markers[last - 1] == "e":
+                last -= 1
+            segments.append((i, last))
+            i = j
+        else:
+            i += 1
+    return segments
+
+
+# --------------------------------------------------------------------------- signatures
+
+_SIGN_OFFS = (
+    r"thanks|thank you|thanks again|thanks so much|many thanks|thanks in advance|thank you so much|"
+    r"thx|ty|cheers|regards|best regards|kind regards|warm regards|warmest regards|best wishes|"
+    r"warm wishes|best|all the best|sincerely|sincerely yours|yours|yours truly|yours sincerely|"
+    r"cordially|respectfully|talk soon|take care|love|hugs|xoxo|br|brgds|rgds|with thanks|"
+    r"mit freundlichen grüßen|mit freundlichen grüssen|freundliche grüße|viele grüße|liebe grüße|"
+    r"beste grüße|grüße|gruß|lg|vg|mfg|danke|vielen dank|cordialement|bien cordialement|"
+    r"bien à vous|amitiés|bisous|merci|merci beaucoup|bonne journée|saludos|un saludo|"
+    r"saludos cordiales|atentamente|gracias|muchas gracias|un abrazo|cordiali saluti|saluti|"
+    r"distinti saluti|grazie|grazie mille|un saluto|met vriendelijke groet|met vriendelijke groeten|"
+    r"vriendelijke groet|groeten|groetjes|bedankt|hälsningar|med vänlig hälsning|vänliga hälsningar|"
+    r"mvh|med venlig hilsen|venlig hilsen|hilsen|med vennlig hilsen|pozdrawiam|z poważaniem|"
+    r"dziękuję|obrigado|obrigada|atenciosamente|abraços|с уважением|спасибо"
+)
+_SIGN_OFF_RE = re.compile(
+    rf"^\s*(?i:{_SIGN_OFFS})\s*[,.!]*(?:\s*[,-]?\s*[A-Z][\w.'’-]*(?:\s[A-Z][\w.'’-]*){{0,2}})?\s*[,.!]*\s*$"
+)
+_DEVICE_RE = re.compile(
+    r"^\s*(?:"
+    r"(?:sent|sent wirelessly|sent securely|sent remotely) (?:from|via|with|using|by) .{1,60}"
+    r"|get outlook for \w+.*|download outlook for \w+.*"
+    r"|envoyé (?:de|depuis|sans fil par|à partir de) .{1,60}"
+    r"|enviado (?:desde|de|do|a partir do|a partir de|con|com) .{1,60}"
+    r"|von meinem .{1,40} gesendet|gesendet (?:von|mit|vom|über) .{1,60}"
+    r"|inviato da .{1,60}|verzonden (?:vanaf|met|van) .{1,60}|verstuurd (?:vanaf|met|van) .{1,60}"
+    r"|skickat från .{1,60}|sendt fra .{1,60}|lähetetty .{1,60}|wysłane z .{1,60}"
+    r"|отправлено (?:с|из) .{1,60}|sent from my .{1,60}"
+    r")$",
+    re.I,
+)
+_DELIMITER_RE = re.compile(r"^(?:--|-- |---|—|__|[-_=]{5,}|\*\s\*\s\*)\s*$")
+_DASH_NAME_RE = re.compile(r"^\s*--?\s?[A-Za-z][\w.'’]*(?:\s[A-Za-z][\w.'’]*){0,2}\.?\s*$")
+_CONTACT_RE = re.compile(
+    r"(?:https?://|www\.|[\w.+-]+@[\w-]+\.[\w.-]+|\+?\(?\d[\d\s().-]{6,}\d|\b(?:tel|phone|fax|mobile|cell)\b)",
+    re.I,
+)
+_NAME_LINE_RE = re.compile(r"^\s*(?:[A-Z][\w.'’-]*,?\s?){1,4}\s*$")
+_SIG_MAX_LINES = 14
+_SIG_LINE_CHARS = 60
+
+
+def _sender_tokens(sender: str | None) -> tuple[str, ...]:
+    if not sender:
+        return ()
+    tokens: set[str] = set()
+    name, _, address = sender.partition("<")
+    for piece in (name, address):
+        piece = piece.strip(" >\"'")
+        if "@" in piece:
+            local = piece.split("@", 1)[0].lower()
+            tokens.add(local)
+            tokens.update(t for t in re.split(r"[._+-]", local) if len(t) > 1)
+        elif piece:
+            tokens.add(" ".join(piece.lower().split()))
+            tokens.update(t for t in piece.lower().split() if len(t) > 1)
+    return tuple(sorted(tokens))
+
+
+def _strip_signature(lines: list[str], sender: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    kept = list(lines)
+    removed: list[str] = []
+    for _ in range(4):
+        start = _signature_start(kept, sender, allow_first=False)
+        if start is None:
+            break
+        removed = kept[start:] + removed
+        kept = kept[:start]
+    return kept, removed
+
+
+def _is_signature_only(lines: list[str]) -> bool:
+    content = [line for line in lines if line.strip()]
+    return bool(content) and _signature_start(lines, (), allow_first=True) is not None and (
+        _signature_start(lines, (), allow_first=True) <= next(i for i, l in enumerate(lines) if l.strip())
+    )
+
+
+def _signature_start(lines: list[str], sender: tuple[str, ...], allow_first: bool) -> int | None:
+    """Index where a trailing signature starts, or None."""
+    nonempty = [i for i, line in enumerate(lines) if line.strip()]
+    if not nonempty:
+        return None
+    first, last = nonempty[0], nonempty[-1]
+    window = [i for i in nonempty if i >= first + (0 if allow_first else 1)][-_SIG_MAX_LINES:]
+    for i in window:
+        after = [lines[j] for j in nonempty if j > i]
+        if _signature_from(lines, i, after, sender, allow_first):
+            return i
+    return None
+
+
+def _signature_from(lines: list[str], i: int, after: list[str], sender: tuple[str, ...], allow_first: bool) -> bool:
+    line = lines[i].strip()
+    if _DELIMITER_RE.match(lines[i].rstrip() + (" " if lines[i].endswith(" ") else "")) or _DELIMITER_RE.match(line):
+        return len(after) <= 12
+    if _DEVICE_RE.match(line) and "," not in line and len(line.split()) <= 12:
+        return all(_DEVICE_RE.match(a.strip()) or _short(a) for a in after) and len(after) <= 2
+    if _SIGN_OFF_RE.match(line):
+        return len(after) <= 6 and all(_short(a) for a in after)
+    if _DASH_NAME_RE.match(line) and not _in_list(lines, i):
+        return len(after) <= 6 and all(_short(a) or _CONTACT_RE.search(a) for a in after)
+    if sender and line.rstrip(",.!").lower() in sender and _signature_after_name(after):
+        return True
+    if _NAME_LINE_RE.match(line) and (i == 0 or not lines[i - 1].strip()) and 1 <= len(after) <= 7:
+        paragraph_end = all(lines[j].strip() for j in range(i, i + len(after) + 1) if j < len(lines))
+        return paragraph_end and all(_short(a) for a in after) and any(_CONTACT_RE.search(a) for a in after)
+    return False
+
+
+def _signature_after_name(after: list[str]) -> bool:
+    """Lines after the sender's own name: contact details, or at most two short lines."""
+    if all(_CONTACT_RE.search(a) or _DEVICE_RE.match(a.strip()) for a in after):
+        return len(after) <= 6
+    return len(after) <= 2 and all(_short(a) and len(a.split()) <= 4 for a in after)
+
+
+def _short(line: str) -> bool:
+    return len(line.strip()) <= _SIG_LINE_CHARS or bool(re.fullmatch(r"\S+", line.strip()))
+
+
+def _in_list(lines: list[str], i: int) -> bool:
+    """'- item' lines next to each other are a list, not a '-Name' signature."""
+    def neighbour(step: int) -> str:
+        j = i + step
+        while 0 <= j < len(lines):
+            if lines[j].strip():
+                return lines[j].strip()
+            j += step
+        return ""
+
+    return any(n.startswith(("-", "*", "•")) for n in (neighbour(-1), neighbour(1)))

@@ -1,0 +1,119 @@
+"""Visible text of each golden client email, and the rules behind it."""
+
+from pathlib import Path
+
+import pytest
+
+from inbound.parse import parse_email
+from inbound.reply_text import extract_reply, html_to_text
+
+EML = Path(__file__).resolve().parent.parent / "data" / "eml"
+
+# Exactly the words each person typed. The forward keeps what was forwarded:
+# a parent forwarding a vet record means the record is the message.
+GOLDEN = {
+    "gmail_web.eml": "Hi Sarah,\n\nCan you give Bella the blue harness tomorrow? She pulls less with it.",
+    "gmail_android.eml": "Running 10 minutes late, sorry! Please keep Bella inside until I get there.",
+    "outlook_desktop.eml": "Rex has his vet appointment on Friday, so please skip the walk that day.",
+    "outlook_web.eml": "Perfect, see you at 9. Luna's nails need a trim too.",
+    "apple_mail.eml": "Here is Milo after his bath at home. He still smells of your shampoo!",
+    "ios_mail.eml": "Yes please! Cooper will love an extra walk \N{DOG FACE}",
+    "yahoo.eml": "Please book Pepper from March 20 to March 24. She needs her pills at breakfast.",
+    "thunderbird.eml": "We'll drop Nala off at 8. She hasn't eaten yet, so please feed her\naround 9.",
+    "html_only.eml": (
+        "Hi team,\n\nMochi is on a new diet from the vet\N{RIGHT SINGLE QUOTATION MARK}s office:\n\n"
+        "  - half a cup in the morning\n  - no treats after 6 pm\n\n"
+        "The details are on this page (https://vet.example.com/plans/mochi)."
+    ),
+    "forward.eml": (
+        "Here is the record you asked for.\n\n---------- Forwarded message ---------\n"
+        "From: Oak Street Vets <records@oakstreetvets.example>\n"
+        "Date: Wed, Mar 13, 2024 at 3:11 PM\nSubject: Vaccination record for Biscuit\n"
+        "To: <emma.clarke@gmail.com>\n\n"
+        "Biscuit received his rabies booster on 12 March 2024. Next due March 2027."
+    ),
+    "inline_reply.eml": (
+        "> Does Otis have any allergies?\n\nChicken. Beef and fish are fine.\n\n"
+        "> Can he share a room with another dog?\n\nYes, as long as it is a small dog."
+    ),
+    "french.eml": "Merci ! Je passe la récupérer à 18 h.",
+    "german.eml": "Danke, bis morgen um 8 Uhr. Bruno braucht seinen Maulkorb nicht mehr.",
+}
+
+
+def reply_for(name: str):
+    parsed = parse_email((EML / name).read_bytes())
+    return extract_reply(parsed.text, parsed.html, sender=f"{parsed.sender_name} <{parsed.sender_address}>")
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN))
+def test_golden_visible_text(name: str) -> None:
+    assert reply_for(name).visible == GOLDEN[name]
+
+
+def test_trimmed_keeps_the_quote_and_signature_for_staff() -> None:
+    reply = reply_for("gmail_web.eml")
+    assert "Bella had a great walk today!" in reply.trimmed
+    assert "Emma" in reply.trimmed
+    assert reply.quote_stripped.endswith("Thanks,\nEmma")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Sure!\n\nOn Mon, 4 Mar 2024 at 10:02, Ann <a@b.example> wrote:\n> hi", "Sure!"),
+        ("Sure!\n\nOn Mon, 4 Mar 2024 at 10:02, Ann Lee\n<a@b.example> wrote:\n\n> hi", "Sure!"),
+        ("Oui\n\nLe lun. 4 mars 2024 à 10:02, Ann <a@b.example> a écrit :\n> salut", "Oui"),
+        ("Ja\n\nAm 04.03.2024 um 10:02 schrieb Ann <a@b.example>:\n> hallo", "Ja"),
+        ("Sí\n\nEl lun, 4 mar 2024 a las 10:02, Ann (<a@b.example>) escribió:\n> hola", "Sí"),
+        ("OK\n\n-----Original Message-----\nFrom: Ann\nSent: Monday\n\nold", "OK"),
+        ("OK\n________________________________\nDe : Ann\nEnvoyé : lundi\nÀ : Bob\nObjet : x\n\nold", "OK"),
+        ("OK\n\nSent from my Galaxy", "OK"),
+        ("OK\n\nEnviado desde mi iPhone", "OK"),
+        ("OK\n\nVon meinem iPhone gesendet", "OK"),
+        ("OK\n\nGet Outlook for Android", "OK"),
+        ("Sounds good.\n\n-Ann", "Sounds good."),
+        ("Sounds good.\n\n-- \nAnn Lee\n555-0100", "Sounds good."),
+    ],
+)
+def test_rules(text: str, expected: str) -> None:
+    assert extract_reply(text, None).visible == expected
+
+
+def test_bottom_post_keeps_text_under_the_quote() -> None:
+    text = "On 4 Mar 2024, at 10:02, Ann <a@b.example> wrote:\n> Is Rex ok?\n\nYes, he is fine."
+    reply = extract_reply(text, None)
+    assert reply.visible == "Yes, he is fine."
+    assert "Is Rex ok?" in reply.trimmed
+
+
+def test_words_are_never_lost() -> None:
+    reply = extract_reply("> only a quote\n> nothing else\n> at all", None)
+    assert reply.visible == "> only a quote\n> nothing else\n> at all"
+    assert reply.trimmed == ""
+    assert extract_reply("Thanks!", None).visible == "Thanks!"
+
+
+def test_sentence_starting_like_a_device_line_stays() -> None:
+    text = "Here you go\n\nSent from my desk, much easier than my phone."
+    assert extract_reply(text, None).visible == text
+
+
+def test_html_blockquote_and_structural_quotes() -> None:
+    html = (
+        "<div>See you then</div><div class='moz-cite-prefix'>On 3/4/24 10:02, Ann wrote:</div>"
+        "<blockquote type='cite'>Dinner at 6?</blockquote>"
+    )
+    assert extract_reply("plain part\n", html).visible == "See you then"
+    assert extract_reply(None, "<p>Hi</p><hr id='stopSpelling'>Date: x<br>From: y<br>old").visible == "Hi"
+
+
+def test_html_only_becomes_readable_text() -> None:
+    assert html_to_text("<p>Hi <b>there</b></p><p><a href='https://x.example/a'>link</a></p>").strip() == (
+        "Hi there\n\nlink (https://x.example/a)"
+    )
+
+
+def test_empty_input() -> None:
+    assert extract_reply(None, None).visible == ""
+    assert extract_reply("", "").trimmed == ""
