@@ -313,6 +313,9 @@ class Message(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # Set once the escalation to senior staff was sent for this (contact) message.
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set once the staff alerts for this (contact) message were decided, so the outbound
+    # sweep re-derives only the alerts a lost queue push never decided.
+    alerted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     thread: Mapped[Thread] = relationship()
     staff: Mapped[Staff | None] = relationship()

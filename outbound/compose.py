@@ -1,0 +1,117 @@
+"""From stored rows to what `render` needs: names, local times, images, links, headers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from pawpost.settings import Settings
+from outbound import ids
+from outbound.links import attachment_url, thread_url
+from outbound.render import Envelope, FileLink, InlineImage, ShownMessage, local_time, thread_subject
+from threads.addresses import reply_address
+from threads.models import Business, Family, Message, Thread
+
+IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+
+
+class AttachmentBudget:
+    """How many bytes of images one email may still carry (`attachment_email_cap_bytes`)."""
+
+    def __init__(self, cap: int) -> None:
+        self.left = cap
+
+    def take(self, size: int) -> bool:
+        if size > self.left:
+            return False
+        self.left -= size
+        return True
+
+
+def shown_message(settings: Settings, message: Message, timezone: str, budget: AttachmentBudget) -> ShownMessage:
+    """One message as an email shows it: staff images attached while they fit, the rest linked."""
+    images: list[InlineImage] = []
+    links: list[FileLink] = []
+    for attachment in message.attachments:
+        is_image = attachment.content_type.split(";", 1)[0].strip().lower() in IMAGE_TYPES
+        if message.author_type == "staff" and is_image and budget.take(attachment.size):
+            images.append(
+                InlineImage(
+                    filename=attachment.filename or "photo",
+                    content_type=attachment.content_type.split(";", 1)[0].strip().lower(),
+                    content=attachment.content,
+                    content_id=f"att{attachment.id}.{attachment.sha256[:12]}@{settings.mail_domain}",
+                )
+            )
+        else:
+            links.append(
+                FileLink(filename=attachment.filename or "file", size=attachment.size, url=attachment_url(settings, attachment.id))
+            )
+    return ShownMessage(
+        author_name=message.author_name,
+        when=local_time(message.created_at, timezone),
+        body=message.body,
+        images=tuple(images),
+        links=tuple(links),
+    )
+
+
+def shown_messages(settings: Settings, messages: Sequence[Message], business: Business) -> tuple[ShownMessage, ...]:
+    budget = AttachmentBudget(settings.attachment_email_cap_bytes)
+    return tuple(shown_message(settings, m, business.timezone, budget) for m in messages)
+
+
+def pet_names(family: Family) -> str:
+    names = [pet.name for pet in family.pets]
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def subject_for(thread: Thread) -> str:
+    family = thread.family
+    return thread_subject(thread.business.name, family.name, pet_names(family))
+
+
+def envelope(
+    settings: Settings,
+    thread: Thread,
+    *,
+    from_name: str,
+    to_name: str,
+    to_address: str,
+    message_id: str,
+    now: datetime,
+) -> Envelope:
+    subject = subject_for(thread)
+    return Envelope(
+        from_name=from_name,
+        from_address=settings.notifications_address,
+        to_name=to_name,
+        to_address=to_address,
+        reply_to=reply_address(thread, settings.reply_domain),
+        message_id=message_id,
+        root_message_id=thread.root_message_id,
+        subject=subject,
+        thread_index=ids.thread_index(thread.root_message_id, thread.created_at, now),
+        date=now,
+    )
+
+
+def team_sender_name(business: Business, messages: Sequence[Message]) -> str:
+    """`"<staff name> at <business>"` for the newest staff author, else the business's own name."""
+    for message in reversed(messages):
+        if message.staff is not None:
+            return f"{message.staff.name} at {business.sender_name}"
+    return business.sender_name
+
+
+def thread_link(settings: Settings, thread_id: int) -> str:
+    return thread_url(settings, thread_id)
+
+
+def local_time_range(start: datetime, end: datetime, timezone: str) -> str:
+    """An appointment as staff read it: "Tue 3 Jun, 9:00 AM – 10:00 AM" (both days when it spans days)."""
+    first, last = local_time(start, timezone), local_time(end, timezone)
+    same_day = first.split(",", 1)[0] == last.split(",", 1)[0]
+    return f"{first} – {last.split(', ', 1)[1]}" if same_day else f"{first} – {last}"

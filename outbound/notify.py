@@ -1,0 +1,295 @@
+"""Who must be emailed about what, decided from the database at send time.
+
+`message_posted` is the one door the portal and inbound use, after their commit. It only
+enqueues; the tasks call the `plan_*` functions here, which read the cursors *when the
+email is due* (a parent who read the thread in the meantime gets nothing), write the
+outbox rows and the cursor or marker they imply in the caller's transaction, and return the
+new outbox ids for the caller to send after committing. Each function takes `now`, so tests
+drive them with a fake clock.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import exists, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from pawpost.settings import Settings
+from outbound import compose, outbox
+from outbound.render import AlertContent, DigestContent, EscalationContent, render_alert, render_digest, render_escalation
+from threads.models import (
+    Contact,
+    ContactAddress,
+    Family,
+    Message,
+    ReadCursor,
+    Staff,
+    Thread,
+)
+from threads.reading import mark_notified, pending_notifications
+from threads.schedule import appointments_for_family, business_today, scheduled_staff
+
+logger = logging.getLogger(__name__)
+
+# A scheduler tick or two of slack: a digest task that wakes a moment before its message is
+# 3 minutes old (clocks of different hosts) still sends instead of waiting for the sweep.
+DUE_SLACK = timedelta(seconds=2)
+
+
+def message_posted(message_id: int) -> None:
+    """Tell outbound a message was committed. Never raises: the sweep repairs a lost push."""
+    try:
+        from outbound.tasks import process_posted_message
+
+        process_posted_message(message_id)
+    except Exception:  # any queue fault: the post is committed, the sweep will find it
+        logger.exception("could not enqueue notifications for message %s; the sweep will catch up", message_id)
+
+
+@dataclass(frozen=True)
+class DigestDecision:
+    """For one thread: the emails written now, and when to look again (a message not yet due)."""
+
+    outbox_ids: list[int]
+    next_due_at: datetime | None
+
+
+def deliverable_address(contact: Contact) -> ContactAddress | None:
+    """The first verified, non-bouncing address of the contact."""
+    return next((a for a in contact.addresses if a.verified and not a.bouncing), None)
+
+
+def lock_thread(session: Session, thread_id: int) -> Thread | None:
+    """The thread, locked for this transaction: decisions about one thread never interleave.
+
+    PostgreSQL takes a row lock; SQLite's `BEGIN IMMEDIATE` already serialises writers.
+    """
+    query = (
+        select(Thread)
+        .options(
+            selectinload(Thread.family).selectinload(Family.contacts).selectinload(Contact.addresses),
+            selectinload(Thread.family).selectinload(Family.pets),
+            selectinload(Thread.business),
+        )
+        .where(Thread.id == thread_id)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(of=Thread)
+    return session.scalar(query)
+
+
+def plan_digests(session: Session, settings: Settings, thread_id: int, now: datetime) -> DigestDecision:
+    """Rule 3: one email per contact holding everything unread and not yet emailed to them.
+
+    Sent once the oldest such message is `notify_delay_seconds` old; the notified cursor
+    moves in the same transaction as the outbox row, so no message is emailed twice.
+    """
+    thread = lock_thread(session, thread_id)
+    if thread is None or not thread.active:
+        return DigestDecision([], None)
+    delay = timedelta(seconds=settings.notify_delay_seconds)
+    created: list[int] = []
+    next_due: datetime | None = None
+    for contact in thread.family.contacts:
+        address = deliverable_address(contact)
+        if address is None:
+            continue
+        pending = pending_notifications(session, thread, contact)
+        if not pending:
+            continue
+        due_at = pending[0].created_at + delay
+        if due_at > now + DUE_SLACK:
+            next_due = due_at if next_due is None else min(next_due, due_at)
+            continue
+        up_to = pending[-1].id
+        row = outbox.add_email(
+            session,
+            settings,
+            thread,
+            kind="digest",
+            dedupe_key=f"digest:{thread.id}:{contact.id}:{up_to}",
+            recipient_kind="contact",
+            recipient_id=contact.id,
+            recipient_email=address.email,
+            message_ids=[m.id for m in pending],
+            now=now,
+            render=lambda message_id, contact=contact, address=address, pending=pending: render_digest(
+                compose.envelope(
+                    settings,
+                    thread,
+                    from_name=compose.team_sender_name(thread.business, pending),
+                    to_name=contact.name,
+                    to_address=address.email,
+                    message_id=message_id,
+                    now=now,
+                ),
+                DigestContent(
+                    business_name=thread.business.name,
+                    family_name=thread.family.name,
+                    recipient_name=contact.name.split(" ", 1)[0] or contact.name,
+                    messages=compose.shown_messages(settings, pending, thread.business),
+                ),
+            ),
+        )
+        mark_notified(session, thread, contact, up_to)
+        created.append(row.id)
+    return DigestDecision(created, next_due)
+
+
+def _load_message(session: Session, message_id: int) -> Message | None:
+    return session.scalar(
+        select(Message)
+        .options(selectinload(Message.attachments), selectinload(Message.contact).selectinload(Contact.addresses))
+        .where(Message.id == message_id)
+    )
+
+
+def plan_alerts(session: Session, settings: Settings, message_id: int, now: datetime) -> list[int]:
+    """Rule 4: a contact's message goes at once to every active staff member scheduled with
+    the family on the message's day (business time zone), never to its author.
+
+    Decided once per message (`alerted_at`); the sweep re-decides only undecided messages.
+    """
+    message = _load_message(session, message_id)
+    if message is None or message.author_type != "contact" or message.alerted_at is not None:
+        return []
+    thread = lock_thread(session, message.thread_id)
+    session.refresh(message, ["alerted_at"])
+    if thread is None or message.alerted_at is not None:
+        return []
+    family, business = thread.family, thread.business
+    day = business_today(business, message.created_at)
+    author_addresses = {a.email for a in message.contact.addresses} if message.contact else set()
+    recipients = [s for s in scheduled_staff(session, family, day) if s.email not in author_addresses]
+    taken = outbox.dedupe_keys_taken(session, (f"alert:{message.id}:{s.id}" for s in recipients))
+    appointments = tuple(
+        f"{a.service}, {compose.local_time_range(a.starts_at, a.ends_at, business.timezone)}"
+        for a in appointments_for_family(session, family, day)
+    )
+    created = []
+    for staff in recipients:
+        key = f"alert:{message.id}:{staff.id}"
+        if key in taken:
+            continue
+        row = outbox.add_email(
+            session,
+            settings,
+            thread,
+            kind="alert",
+            dedupe_key=key,
+            recipient_kind="staff",
+            recipient_id=staff.id,
+            recipient_email=staff.email,
+            message_ids=[message.id],
+            now=now,
+            render=lambda message_id, staff=staff: render_alert(
+                compose.envelope(
+                    settings,
+                    thread,
+                    from_name=f"{message.author_name} via {business.sender_name}",
+                    to_name=staff.name,
+                    to_address=staff.email,
+                    message_id=message_id,
+                    now=now,
+                ),
+                AlertContent(
+                    business_name=business.name,
+                    family_name=family.name,
+                    pet_names=compose.pet_names(family),
+                    appointments=appointments,
+                    message=compose.shown_messages(settings, [message], business)[0],
+                    portal_url=compose.thread_link(settings, thread.id),
+                    recipient_name=staff.name,
+                ),
+            ),
+        )
+        created.append(row.id)
+    message.alerted_at = now
+    session.flush()
+    return created
+
+
+def plan_escalation(session: Session, settings: Settings, thread_id: int, now: datetime) -> list[int]:
+    """Parent messages no staff member has read after `escalate_after_minutes` go, once, to
+    every active senior and admin of the business, one email per thread and person."""
+    thread = lock_thread(session, thread_id)
+    if thread is None:
+        return []
+    cutoff = now - timedelta(minutes=settings.escalate_after_minutes)
+    messages = list(
+        session.scalars(
+            select(Message)
+            .options(selectinload(Message.attachments), selectinload(Message.contact))
+            .where(
+                Message.thread_id == thread.id,
+                Message.author_type == "contact",
+                Message.escalated_at.is_(None),
+                Message.created_at <= cutoff,
+                ~_read_by_any_staff(thread),
+            )
+            .order_by(Message.id)
+        )
+    )
+    if not messages:
+        return []
+    business, family = thread.business, thread.family
+    seniors = session.scalars(
+        select(Staff)
+        .where(Staff.business_id == business.id, Staff.active, Staff.role.in_(("senior", "admin")))
+        .order_by(Staff.id)
+    ).all()
+    up_to = messages[-1].id
+    taken = outbox.dedupe_keys_taken(session, (f"escalation:{thread.id}:{up_to}:{s.id}" for s in seniors))
+    created = []
+    for staff in seniors:
+        key = f"escalation:{thread.id}:{up_to}:{staff.id}"
+        if key in taken:
+            continue
+        row = outbox.add_email(
+            session,
+            settings,
+            thread,
+            kind="escalation",
+            dedupe_key=key,
+            recipient_kind="staff",
+            recipient_id=staff.id,
+            recipient_email=staff.email,
+            message_ids=[m.id for m in messages],
+            now=now,
+            render=lambda message_id, staff=staff: render_escalation(
+                compose.envelope(
+                    settings,
+                    thread,
+                    from_name=f"{business.sender_name} (unanswered)",
+                    to_name=staff.name,
+                    to_address=staff.email,
+                    message_id=message_id,
+                    now=now,
+                ),
+                EscalationContent(
+                    business_name=business.name,
+                    family_name=family.name,
+                    pet_names=compose.pet_names(family),
+                    minutes=settings.escalate_after_minutes,
+                    messages=compose.shown_messages(settings, messages, business),
+                    portal_url=compose.thread_link(settings, thread.id),
+                    recipient_name=staff.name,
+                ),
+            ),
+        )
+        created.append(row.id)
+    session.execute(update(Message).where(Message.id.in_([m.id for m in messages])).values(escalated_at=now))
+    return created
+
+
+def _read_by_any_staff(thread: Thread):  # type: ignore[no-untyped-def]
+    """Some active staff member of the business has a read cursor at or past the message."""
+    return exists().where(
+        ReadCursor.thread_id == thread.id,
+        ReadCursor.person_kind == "staff",
+        ReadCursor.message_id >= Message.id,
+        ReadCursor.person_id.in_(select(Staff.id).where(Staff.business_id == thread.business_id, Staff.active)),
+    )

@@ -1,0 +1,253 @@
+"""The outbox: every email is a row first (committed), a send second, then a recorded outcome.
+
+A row is written in the same transaction as the decision it carries (a digest's notified
+cursor, an alert's `alerted_at`), so a crash after the commit loses nothing: the row waits
+in `queued` until a worker claims it. Claiming is one conditional UPDATE that pushes
+`next_attempt_at` a lease into the future, so two workers never send the same row at once;
+a worker that dies mid-send leaves a row whose lease runs out and the sweep sends it again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session, sessionmaker, undefer
+
+from pawpost.settings import Settings
+from outbound import ids
+from outbound.transport import DeliveryError, PermanentFailure, Target, TemporaryFailure, open_connection
+from threads.models import ContactAddress, OutboundEmail, Thread, outbound_email_messages
+from threads.types import utcnow
+
+logger = logging.getLogger(__name__)
+
+# Longer than an SMTP send can take (transport timeout 30 s), so a live sender keeps its claim.
+LEASE = timedelta(minutes=2)
+MAX_ATTEMPTS = 10
+FIRST_RETRY = timedelta(seconds=30)
+LONGEST_RETRY = timedelta(hours=1)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """30 s, 1 min, 2 min… capped at an hour: ten attempts span about five hours."""
+    return min(FIRST_RETRY * (2 ** max(attempts - 1, 0)), LONGEST_RETRY)
+
+
+def add_email(
+    session: Session,
+    settings: Settings,
+    thread: Thread,
+    *,
+    kind: str,
+    dedupe_key: str,
+    recipient_kind: str,
+    recipient_id: int,
+    recipient_email: str,
+    message_ids: Sequence[int],
+    now: datetime,
+    render: Callable[[str], EmailMessage],
+) -> OutboundEmail:
+    """Write one queued email; `render` gets its Message-ID (which names the row)."""
+    token = ids.new_token()
+    row = OutboundEmail(
+        business_id=thread.business_id,
+        thread_id=thread.id,
+        kind=kind,
+        dedupe_key=dedupe_key,
+        recipient_kind=recipient_kind,
+        recipient_id=recipient_id,
+        recipient_email=recipient_email,
+        message_id_header=ids.placeholder_message_id(token, settings.mail_domain),
+        subject="",
+        up_to_message_id=max(message_ids) if message_ids else None,
+        state="queued",
+        attempts=0,
+        created_at=now,
+        next_attempt_at=now,
+    )
+    session.add(row)
+    session.flush()
+    row.message_id_header = ids.outbox_message_id(row.id, token, settings.mail_domain)
+    email = render(row.message_id_header)
+    row.subject = str(email["Subject"])[:1000]
+    row.raw = email.as_bytes()
+    if message_ids:
+        session.execute(
+            insert(outbound_email_messages),
+            [{"outbound_email_id": row.id, "message_id": message_id} for message_id in message_ids],
+        )
+    session.flush()
+    return row
+
+
+def dedupe_keys_taken(session: Session, keys: Iterable[str]) -> set[str]:
+    wanted = list(keys)
+    if not wanted:
+        return set()
+    return set(session.scalars(select(OutboundEmail.dedupe_key).where(OutboundEmail.dedupe_key.in_(wanted))))
+
+
+@dataclass
+class Delivery:
+    """What one delivery round did, for logs, tasks (retries) and tests."""
+
+    sent: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    retry: dict[int, timedelta] = field(default_factory=dict)
+    skipped: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    id: int
+    recipient_kind: str
+    recipient_id: int
+    recipient_email: str
+    raw: bytes
+    attempts: int
+
+
+def deliver(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    target: Target,
+    outbox_ids: Sequence[int],
+    *,
+    clock: Callable[[], datetime] = utcnow,
+) -> Delivery:
+    """Claim these rows, send them over one connection, record each outcome.
+
+    The sends happen outside any transaction; each outcome is committed on its own, so a
+    crash after some sends never re-sends those.
+    """
+    report = Delivery()
+    with sessions() as session, session.begin():
+        claimed = _claim(session, outbox_ids, clock())
+        blocked = _bouncing(session, claimed)
+        for row in claimed:
+            if row.id in blocked:
+                _record_not_sent(session, row.id, blocked[row.id], clock())
+                report.failed.append(row.id)
+    report.skipped = sorted(set(outbox_ids) - {row.id for row in claimed})
+    to_send = [row for row in claimed if row.id not in blocked]
+    if not to_send:
+        return report
+    with open_connection(target) as connection:
+        for row in to_send:
+            try:
+                connection.send(ids.verp_sender(row.id, settings.reply_domain), row.recipient_email, row.raw)
+            except DeliveryError as error:
+                _record_failure(sessions, row, error, clock(), report)
+            else:
+                with sessions() as session, session.begin():
+                    session.execute(
+                        update(OutboundEmail)
+                        .where(OutboundEmail.id == row.id)
+                        .values(state="sent", sent_at=clock(), last_error=None, next_attempt_at=None)
+                    )
+                report.sent.append(row.id)
+    if report.sent:
+        logger.info("sent %d email(s)", len(report.sent))
+    return report
+
+
+def _claim(session: Session, outbox_ids: Sequence[int], now: datetime) -> list[_Claimed]:
+    if not outbox_ids:
+        return []
+    claimed_ids = list(
+        session.scalars(
+            update(OutboundEmail)
+            .where(
+                OutboundEmail.id.in_(list(outbox_ids)),
+                OutboundEmail.state == "queued",
+                OutboundEmail.next_attempt_at <= now,
+            )
+            .values(next_attempt_at=now + LEASE, attempts=OutboundEmail.attempts + 1)
+            .returning(OutboundEmail.id)
+        )
+    )
+    if not claimed_ids:
+        return []
+    rows = session.scalars(
+        select(OutboundEmail).options(undefer(OutboundEmail.raw)).where(OutboundEmail.id.in_(claimed_ids)).order_by(OutboundEmail.id)
+    ).all()
+    return [
+        _Claimed(r.id, r.recipient_kind, r.recipient_id, r.recipient_email, r.raw or b"", r.attempts)
+        for r in rows
+    ]
+
+
+def _bouncing(session: Session, claimed: Sequence[_Claimed]) -> dict[int, str]:
+    """Rows addressed to a contact address marked bouncing since they were queued."""
+    contact_rows = [row for row in claimed if row.recipient_kind == "contact"]
+    if not contact_rows:
+        return {}
+    found = session.execute(
+        select(ContactAddress.contact_id, ContactAddress.email, ContactAddress.bounce_reason).where(
+            ContactAddress.bouncing,
+            ContactAddress.contact_id.in_({row.recipient_id for row in contact_rows}),
+        )
+    ).all()
+    reasons = {(contact_id, email): reason for contact_id, email, reason in found}
+    blocked = {}
+    for row in contact_rows:
+        key = (row.recipient_id, row.recipient_email)
+        if key in reasons:
+            blocked[row.id] = f"not sent: the address is bouncing ({reasons[key] or 'no reason recorded'})"
+    return blocked
+
+
+def _record_not_sent(session: Session, outbox_id: int, reason: str, now: datetime) -> None:
+    session.execute(
+        update(OutboundEmail)
+        .where(OutboundEmail.id == outbox_id)
+        .values(state="failed", last_error=reason[:1000], next_attempt_at=None)
+    )
+
+
+def _record_failure(
+    sessions: sessionmaker[Session], row: _Claimed, error: DeliveryError, now: datetime, report: Delivery
+) -> None:
+    text = str(error)[:1000]
+    with sessions() as session, session.begin():
+        if isinstance(error, TemporaryFailure) and row.attempts < MAX_ATTEMPTS:
+            delay = retry_delay(row.attempts)
+            session.execute(
+                update(OutboundEmail)
+                .where(OutboundEmail.id == row.id)
+                .values(last_error=text, next_attempt_at=now + delay)
+            )
+            report.retry[row.id] = delay
+            logger.warning("outbox %d: temporary failure (attempt %d), retry in %s: %s", row.id, row.attempts, delay, text)
+            return
+        bad_address = isinstance(error, PermanentFailure) and error.bad_address
+        session.execute(
+            update(OutboundEmail)
+            .where(OutboundEmail.id == row.id)
+            .values(state="bounced" if bad_address else "failed", last_error=text, next_attempt_at=None)
+        )
+        if bad_address and row.recipient_kind == "contact":
+            session.execute(
+                update(ContactAddress)
+                .where(ContactAddress.contact_id == row.recipient_id, ContactAddress.email == row.recipient_email)
+                .values(bouncing=True, bounced_at=now, bounce_reason=text[:500])
+            )
+        report.failed.append(row.id)
+        logger.warning("outbox %d: not delivered: %s", row.id, text)
+
+
+def due_outbox_ids(session: Session, now: datetime, limit: int = 1000) -> list[int]:
+    """Queued rows whose retry time came or whose sender's lease ran out."""
+    return list(
+        session.scalars(
+            select(OutboundEmail.id)
+            .where(OutboundEmail.state == "queued", OutboundEmail.next_attempt_at <= now)
+            .order_by(OutboundEmail.next_attempt_at, OutboundEmail.id)
+            .limit(limit)
+        )
+    )

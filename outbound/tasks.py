@@ -1,0 +1,236 @@
+"""Every huey task of Pawpost. Tasks take ids, never rows, and decide at run time.
+
+The functions without a decorator (`run_*`) are what the tasks do; tests and benchmarks
+call them directly with a fake clock. Settings and the database come from
+`outbound.queue.configure_queue`, never from the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from huey import crontab
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from outbound import notify, outbox, sweep
+from outbound.queue import configured_settings, huey, session_factory
+from outbound.transport import parse_outbound_url
+from pawpost.settings import Settings
+from threads.models import Message
+from threads.types import utcnow
+
+logger = logging.getLogger(__name__)
+
+# Higher runs first: an alert ("at once") overtakes a sweep's backlog of digests.
+PRIORITY_ALERT = 30
+PRIORITY_DUE = 20
+PRIORITY_SWEEP = 10
+BATCH = 50
+SWEEP_SECONDS = 30
+
+T = TypeVar("T")
+
+
+def _transaction(work: Callable[[Session, Settings], T]) -> T:
+    settings = configured_settings()
+    with session_factory()() as session, session.begin():
+        return work(session, settings)
+
+
+def _deliver(outbox_ids: Sequence[int], now: datetime | None = None) -> outbox.Delivery:
+    """Send rows just committed (or found due); schedule a retry for temporary failures.
+
+    `now` (tests, benchmarks) freezes the clock the claims and outcomes are written with.
+    """
+    if not outbox_ids:
+        return outbox.Delivery()
+    settings = configured_settings()
+    clock = utcnow if now is None else (lambda: now)
+    target = parse_outbound_url(settings.outbound_url)
+    report = outbox.deliver(session_factory(), settings, target, outbox_ids, clock=clock)
+    for outbox_id, delay in report.retry.items():
+        _enqueue_quietly(lambda outbox_id=outbox_id, delay=delay: deliver_emails.schedule(args=([outbox_id],), delay=delay))
+    return report
+
+
+def _enqueue_quietly(push: Callable[[], object]) -> None:
+    """A failed push is logged, not raised: the sweep finds the work in the database."""
+    try:
+        push()
+    except Exception:
+        logger.exception("queue push failed; the sweep will catch up")
+
+
+def _chunks(items: Sequence[int], size: int = BATCH) -> Iterable[list[int]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+# -- what the tasks do ---------------------------------------------------------------
+
+
+def run_posted_message(message_id: int, now: datetime | None = None) -> None:
+    """Alerts at once (contact messages), then the digest and escalation checks at their time."""
+    moment = now or utcnow()
+    found = _transaction(
+        lambda session, _settings: session.execute(
+            select(Message.thread_id, Message.author_type, Message.created_at).where(Message.id == message_id)
+        ).first()
+    )
+    if found is None:
+        logger.warning("message %s vanished before its notifications", message_id)
+        return
+    thread_id, author_type, created_at = found
+    settings = configured_settings()
+    if author_type == "contact":
+        _deliver(_transaction(lambda session, settings: notify.plan_alerts(session, settings, message_id, moment)), now)
+        escalate_at = created_at + timedelta(minutes=settings.escalate_after_minutes)
+        _enqueue_quietly(lambda: escalate_threads.schedule(args=([thread_id],), eta=escalate_at))
+    if author_type != "system":
+        digest_at = created_at + timedelta(seconds=settings.notify_delay_seconds)
+        _enqueue_quietly(lambda: send_thread_digests.schedule(args=(thread_id,), eta=digest_at, priority=PRIORITY_DUE))
+
+
+def run_digests(thread_ids: Sequence[int], now: datetime | None = None) -> list[int]:
+    """Decide and send the digests of these threads; one thread's fault never stops the rest."""
+    created: list[int] = []
+    for thread_id in thread_ids:
+        moment = now or utcnow()
+        try:
+            decision = _transaction(lambda session, settings: notify.plan_digests(session, settings, thread_id, moment))
+        except Exception:
+            logger.exception("digest decision for thread %s failed; the sweep retries it", thread_id)
+            continue
+        created += decision.outbox_ids
+        if decision.next_due_at is not None and now is None:
+            _enqueue_quietly(
+                lambda thread_id=thread_id, due=decision.next_due_at: send_thread_digests.schedule(
+                    args=(thread_id,), eta=due, priority=PRIORITY_DUE
+                )
+            )
+    _deliver(created, now)
+    return created
+
+
+def run_alerts(message_ids: Sequence[int], now: datetime | None = None) -> list[int]:
+    created: list[int] = []
+    for message_id in message_ids:
+        moment = now or utcnow()
+        try:
+            created += _transaction(lambda session, settings: notify.plan_alerts(session, settings, message_id, moment))
+        except Exception:
+            logger.exception("alert decision for message %s failed; the sweep retries it", message_id)
+    _deliver(created, now)
+    return created
+
+
+def run_escalations(thread_ids: Sequence[int], now: datetime | None = None) -> list[int]:
+    created: list[int] = []
+    for thread_id in thread_ids:
+        moment = now or utcnow()
+        try:
+            created += _transaction(lambda session, settings: notify.plan_escalation(session, settings, thread_id, moment))
+        except Exception:
+            logger.exception("escalation decision for thread %s failed; the sweep retries it", thread_id)
+    _deliver(created, now)
+    return created
+
+
+def run_sweep(now: datetime | None = None) -> sweep.DueWork:
+    """Find everything due in the database and enqueue it in batches."""
+    moment = now or utcnow()
+    due = _transaction(lambda session, settings: sweep.find_due(session, settings, moment))
+    for batch in _chunks(due.alert_message_ids):
+        alert_messages(batch)
+    for batch in _chunks(due.digest_thread_ids):
+        send_digest_batch(batch)
+    for batch in _chunks(due.escalation_thread_ids):
+        escalate_threads(batch)
+    for batch in _chunks(due.outbox_ids):
+        deliver_emails(batch)
+    if due.total:
+        logger.info(
+            "sweep: %d digest thread(s), %d alert(s), %d escalation thread(s), %d unsent email(s)",
+            len(due.digest_thread_ids),
+            len(due.alert_message_ids),
+            len(due.escalation_thread_ids),
+            len(due.outbox_ids),
+        )
+    return due
+
+
+def run_due_inline(due: sweep.DueWork, now: datetime | None = None) -> list[int]:
+    """Do what a sweep found in this process instead of through the queue (tests, `now` fixed)."""
+    created = run_alerts(due.alert_message_ids, now)
+    created += run_digests(due.digest_thread_ids, now)
+    created += run_escalations(due.escalation_thread_ids, now)
+    _deliver(due.outbox_ids, now)
+    return created
+
+
+def claim_sweep_slot(slot: int) -> bool:
+    """True for exactly one caller per 30-second slot, however many consumers run.
+
+    huey's `lock_task` would stay locked forever if a worker died holding it (no TTL on
+    SQLite or Redis < 7.4); a key per slot cannot get stuck, the next slot has a new one.
+    """
+    if not huey.put_if_empty(f"pawpost.sweep.{slot}", "1"):
+        return False
+    huey.delete(f"pawpost.sweep.{slot - 4}")
+    return True
+
+
+def sweep_slot(now: datetime) -> int:
+    return int(now.timestamp()) // SWEEP_SECONDS
+
+
+# -- the tasks -------------------------------------------------------------------------
+
+
+@huey.task(priority=PRIORITY_ALERT, retries=3, retry_delay=5)
+def process_posted_message(message_id: int) -> None:
+    run_posted_message(message_id)
+
+
+@huey.task(priority=PRIORITY_DUE, retries=2, retry_delay=5)
+def send_thread_digests(thread_id: int) -> None:
+    run_digests([thread_id])
+
+
+@huey.task(priority=PRIORITY_SWEEP)
+def send_digest_batch(thread_ids: list[int]) -> None:
+    run_digests(thread_ids)
+
+
+@huey.task(priority=PRIORITY_ALERT)
+def alert_messages(message_ids: list[int]) -> None:
+    run_alerts(message_ids)
+
+
+@huey.task(priority=PRIORITY_DUE)
+def escalate_threads(thread_ids: list[int]) -> None:
+    run_escalations(thread_ids)
+
+
+@huey.task(priority=PRIORITY_DUE)
+def deliver_emails(outbox_ids: list[int]) -> None:
+    _deliver(outbox_ids)
+
+
+@huey.periodic_task(crontab(minute="*"), priority=PRIORITY_SWEEP)
+def sweep_every_minute() -> None:
+    """huey's periodic tasks tick once a minute; the half-minute sweep is scheduled from here."""
+    slot = sweep_slot(utcnow())
+    sweep_in_slot.call_local(slot)
+    half = datetime.fromtimestamp((slot + 1) * SWEEP_SECONDS, UTC)
+    sweep_in_slot.schedule(args=(slot + 1,), eta=half, priority=PRIORITY_SWEEP)
+
+
+@huey.task(priority=PRIORITY_SWEEP)
+def sweep_in_slot(slot: int) -> None:
+    if claim_sweep_slot(slot):
+        run_sweep()
