@@ -229,5 +229,15 @@ def messages_command(ctx: click.Context, thread_id: int, as_json: bool) -> None:
     emit(rows, as_json, human or "no messages")
 
 
+from inbound.cli import quarantine_command, smtp_command  # noqa: E402
+
+main.add_command(smtp_command)
+main.add_command(quarantine_command)
+
+
+from outbound.cli import worker_command  # noqa: E402
+
+main.add_command(worker_command)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

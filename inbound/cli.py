@@ -1,0 +1,164 @@
+"""`pawpost smtp` and `pawpost quarantine …`: the inbound side's operator commands."""
+
+from __future__ import annotations
+
+import click
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from inbound.ingest import notify_posted
+from inbound.parse import UnparseableEmail, parse_email
+from inbound.quarantine import QuarantineError, discard, quarantined_emails, release
+from inbound.reply_text import extract_reply
+from inbound.server import serve_forever
+from outbound.queue import configure_queue
+from pawpost.cli import emit, load_settings, session_scope
+from threads.errors import AccessDenied
+from threads.models import Business, Contact, InboundEmail, Staff, Thread
+from threads.types import utcnow
+
+
+@click.command("smtp")
+@click.option("--drain-seconds", default=30.0, show_default=True, help="How long a stop waits for DATA in flight.")
+@click.pass_context
+def smtp_command(ctx: click.Context, drain_seconds: float) -> None:
+    """Receive replies by SMTP on PAWPOST_SMTP_LISTEN until SIGTERM (then stop gracefully)."""
+    settings = load_settings(ctx)
+    configure_queue(settings)
+    serve_forever(settings, drain_seconds=drain_seconds)
+
+
+@click.group("quarantine")
+def quarantine_command() -> None:
+    """Review emails whose sender was not allowed on the thread."""
+
+
+@quarantine_command.command("list")
+@click.option("--business", "business_slug", help="Only this business (its id in the directory).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def quarantine_list(ctx: click.Context, business_slug: str | None, as_json: bool) -> None:
+    """Quarantined emails, oldest first."""
+    with session_scope(load_settings(ctx)) as session:
+        business_id = None
+        if business_slug:
+            business = session.scalar(select(Business).where(Business.slug == business_slug))
+            if business is None:
+                raise click.ClickException(f"no business {business_slug!r}")
+            business_id = business.id
+        rows = [_summary(e) for e in quarantined_emails(session, business_id, limit=1000)]
+    human = "\n".join(
+        f"{r['id']:>6}  {r['received_at'][:19]}  thread {r['thread_id'] or '-':<5} {r['sender'] or '-':<32} {r['reason'] or ''}"
+        for r in rows
+    )
+    emit(rows, as_json, human or "nothing in quarantine")
+
+
+@quarantine_command.command("show")
+@click.argument("inbound_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def quarantine_show(ctx: click.Context, inbound_id: int, as_json: bool) -> None:
+    """One stored email: why it was held, its visible text, and the family's contacts."""
+    with session_scope(load_settings(ctx)) as session:
+        inbound_email = _inbound(session, inbound_id)
+        data = _summary(inbound_email)
+        try:
+            parsed = parse_email(inbound_email.raw)
+            reply = extract_reply(parsed.text, parsed.html, sender=parsed.sender_name or parsed.sender_address)
+            data["text"] = reply.visible
+            data["attachments"] = [{"filename": a.filename, "content_type": a.content_type, "size": a.size} for a in parsed.attachments]
+        except UnparseableEmail:
+            data["text"], data["attachments"] = None, []
+        thread = session.get(Thread, inbound_email.thread_id) if inbound_email.thread_id else None
+        data["family"] = thread.family.name if thread else None
+        data["contacts"] = (
+            [{"id": c.id, "name": c.name, "emails": [a.email for a in c.addresses]} for c in thread.family.contacts] if thread else []
+        )
+    human = "\n".join(
+        [
+            f"inbound email {data['id']} ({data['outcome']}), received {data['received_at']}",
+            f"from: {data['sender']}   subject: {data['subject']}",
+            f"family: {data['family'] or '-'}   reason: {data['reason'] or '-'}",
+            "contacts: " + (", ".join(f"{c['id']} {c['name']} <{', '.join(c['emails'])}>" for c in data["contacts"]) or "-"),
+            "",
+            data["text"] if data["text"] is not None else "(unreadable)",
+        ]
+    )
+    emit(data, as_json, human)
+
+
+@quarantine_command.command("release")
+@click.argument("inbound_id", type=int)
+@click.option("--contact", "contact_id", type=int, required=True, help="Post as this contact (id, see `show`).")
+@click.option("--add-alias", is_flag=True, help="Remember the sender's address as this contact's.")
+@click.option("--by", "reviewer_email", help="Record this staff member (email) as the reviewer.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def quarantine_release(
+    ctx: click.Context, inbound_id: int, contact_id: int, add_alias: bool, reviewer_email: str | None, as_json: bool
+) -> None:
+    """Post a quarantined email into its thread as one of the family's contacts."""
+    settings = load_settings(ctx)
+    with session_scope(settings) as session:
+        inbound_email = _inbound(session, inbound_id)
+        contact = session.get(Contact, contact_id)
+        if contact is None:
+            raise click.ClickException(f"no contact {contact_id}")
+        reviewer = _reviewer(session, inbound_email, reviewer_email)
+        try:
+            message = release(session, inbound_email, contact, add_alias=add_alias, reviewer=reviewer, now=utcnow())
+        except (QuarantineError, AccessDenied) as error:
+            raise click.ClickException(str(error)) from None
+        result = {"inbound_id": inbound_id, "message_id": message.id, "thread_id": message.thread_id, "alias_added": add_alias}
+    configure_queue(settings)
+    notify_posted(message.id)
+    emit(result, as_json, f"released inbound email {inbound_id} as message {message.id} by {contact.name}")
+
+
+@quarantine_command.command("discard")
+@click.argument("inbound_id", type=int)
+@click.option("--by", "reviewer_email", help="Record this staff member (email) as the reviewer.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def quarantine_discard(ctx: click.Context, inbound_id: int, reviewer_email: str | None, as_json: bool) -> None:
+    """Drop a quarantined email (it stays stored, marked discarded)."""
+    with session_scope(load_settings(ctx)) as session:
+        inbound_email = _inbound(session, inbound_id)
+        reviewer = _reviewer(session, inbound_email, reviewer_email)
+        try:
+            discard(session, inbound_email, reviewer=reviewer, now=utcnow())
+        except (QuarantineError, AccessDenied) as error:
+            raise click.ClickException(str(error)) from None
+    emit({"inbound_id": inbound_id, "outcome": "discarded"}, as_json, f"discarded inbound email {inbound_id}")
+
+
+def _inbound(session: Session, inbound_id: int) -> InboundEmail:
+    inbound_email = session.get(InboundEmail, inbound_id)
+    if inbound_email is None:
+        raise click.ClickException(f"no inbound email {inbound_id}")
+    return inbound_email
+
+
+def _reviewer(session: Session, inbound_email: InboundEmail, email: str | None) -> Staff | None:
+    if not email:
+        return None
+    staff = session.scalar(
+        select(Staff).where(Staff.business_id == inbound_email.business_id, Staff.email == email.strip().lower())
+    )
+    if staff is None:
+        raise click.ClickException(f"no staff member {email} in this email's business")
+    return staff
+
+
+def _summary(inbound_email: InboundEmail) -> dict[str, object]:
+    return {
+        "id": inbound_email.id,
+        "received_at": inbound_email.received_at.isoformat(),
+        "thread_id": inbound_email.thread_id,
+        "sender": inbound_email.sender,
+        "subject": inbound_email.subject,
+        "outcome": inbound_email.outcome,
+        "reason": inbound_email.reason,
+        "size": inbound_email.size,
+    }

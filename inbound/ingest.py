@@ -1,0 +1,447 @@
+"""One accepted email becomes exactly one stored outcome, in one transaction.
+
+parse → classify → route → post (or quarantine, auto-reply note, bounce, duplicate,
+loop). The raw bytes are stored in the same transaction as what became of them, so a
+`250` (sent only after the commit) always means "kept"; any failure rolls everything
+back and the sender's MTA retries. The same Message-ID in the same thread is posted
+once, even when ten copies arrive at the same moment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import exists, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from inbound.classify import classify
+from inbound.parse import ParsedEmail, UnparseableEmail, parse_email
+from inbound.reply_text import extract_reply
+from inbound.route import (
+    AuthorCheck,
+    NoThreadMatched,
+    Recipient,
+    UnknownRecipient,
+    answered_up_to,
+    check_recipient,
+    dmarc_failed,
+    find_author,
+    primary_recipient,
+    thread_for_references,
+)
+from outbound.notify import message_posted
+from pawpost.settings import Settings
+from threads.directory import contact_for_address, find_staff_by_email
+from threads.errors import EmptyMessage, PawpostError
+from threads.models import (
+    Contact,
+    ContactAddress,
+    Family,
+    InboundEmail,
+    Message,
+    OutboundEmail,
+    ReadCursor,
+    Staff,
+    Thread,
+)
+from threads.posting import NewAttachment, message_by_email_id, post_message
+from threads.reading import read_position
+from threads.schedule import business_today, day_bounds
+
+logger = logging.getLogger(__name__)
+
+ACCEPTED = "250 2.0.0 Message accepted"
+# Outcomes that mean "this Message-ID was already handled here": a resend is a duplicate.
+_HANDLED = ("posted", "quarantined", "auto_reply", "bounce", "loop", "rejected", "failed", "released", "discarded")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one email; every stored outcome is a `250` for the sender."""
+
+    outcome: str
+    inbound_email_id: int
+    thread_id: int | None
+    message_id: int | None
+    reason: str | None = None
+
+    @property
+    def smtp_reply(self) -> str:
+        return ACCEPTED
+
+
+@dataclass(frozen=True)
+class _Email:
+    """The pure part of an email, computed once outside the transaction."""
+
+    envelope_from: str
+    rcpt_tos: tuple[str, ...]
+    raw: bytes
+    parsed: ParsedEmail | None
+    dedupe_id: str
+    kind: str  # reply | auto_reply | bounce | loop (inbound.classify)
+    reason: str | None
+    summary: str | None
+    failures: tuple[tuple[str, str, bool], ...]  # (address, status, permanent)
+
+
+def email_dedupe_id(parsed: ParsedEmail | None, raw: bytes) -> str:
+    """The Message-ID, or a hash of the raw bytes when the sender gave none."""
+    if parsed is not None and parsed.message_id and len(parsed.message_id) <= 255:
+        return parsed.message_id
+    return f"sha256.{hashlib.sha256(raw).hexdigest()}@pawpost.invalid"
+
+
+def process_inbound(
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    envelope_from: str,
+    rcpt_tos: list[str],
+    raw: bytes,
+    now: datetime,
+) -> Outcome:
+    """Store and act on one email; raise `RoutingError` when it belongs nowhere.
+
+    Any other exception means nothing was stored (the caller answers 451).
+    """
+    started = time.perf_counter()
+    email = _prepare(envelope_from, rcpt_tos, raw, settings)
+    for attempt in (1, 2):
+        try:
+            with session_factory() as session, session.begin():
+                outcome, token = _ingest(session, settings, email, now, started)
+            break
+        except IntegrityError:
+            # A concurrent copy of the same email committed first (unique Message-ID per
+            # thread); the second pass sees its row and records a duplicate.
+            if attempt == 2:
+                raise
+    elapsed = int((time.perf_counter() - started) * 1000)
+    logger.info(
+        "inbound %s thread=%s token=%s inbound=%d size=%d ms=%d",
+        outcome.outcome,
+        outcome.thread_id,
+        short_token(token),
+        outcome.inbound_email_id,
+        len(raw),
+        elapsed,
+    )
+    if outcome.outcome == "posted" and outcome.message_id is not None:
+        notify_posted(outcome.message_id)
+    return outcome
+
+
+def notify_posted(message_id: int) -> None:
+    """Hand the message to outbound after the commit; a failed push is repaired by its sweep."""
+    try:
+        message_posted(message_id)
+    except Exception:  # the message is committed; a lost push must not make the sender resend
+        logger.exception("notifying message %d failed; the periodic sweep will catch up", message_id)
+
+
+def short_token(token: str | None) -> str:
+    return f"{token[:4]}…" if token else "-"
+
+
+def _prepare(envelope_from: str, rcpt_tos: list[str], raw: bytes, settings: Settings) -> _Email:
+    try:
+        parsed: ParsedEmail | None = parse_email(raw)
+    except UnparseableEmail:
+        parsed = None
+    kind, reason, summary, failures = "reply", None, None, ()
+    if parsed is not None:
+        result = classify(parsed, reply_domain=settings.reply_domain, own_addresses=(settings.notifications_address,))
+        kind, reason, summary = result.kind.value, result.reason, result.summary
+        failures = tuple((f.address, f.status or "unknown status", f.permanent) for f in result.failed_recipients)
+    return _Email(
+        envelope_from=envelope_from,
+        rcpt_tos=tuple(rcpt_tos),
+        raw=raw,
+        parsed=parsed,
+        dedupe_id=email_dedupe_id(parsed, raw),
+        kind=kind,
+        reason=reason,
+        summary=summary,
+        failures=failures,
+    )
+
+
+def _ingest(session: Session, settings: Settings, email: _Email, now: datetime, started: float) -> tuple[Outcome, str | None]:
+    _lock_message_id(session, email.dedupe_id)
+    recipient = _resolve_recipient(session, settings, email.rcpt_tos)
+    thread, outbox = _target(session, settings, recipient, email)
+    business_id = thread.business_id if thread is not None else outbox.business_id if outbox is not None else None
+    row = InboundEmail(
+        business_id=business_id,
+        thread_id=thread.id if thread is not None else None,
+        received_at=now,
+        envelope_from=email.envelope_from[:320],
+        envelope_to=", ".join(email.rcpt_tos),
+        sender=(email.parsed.sender_address or "")[:320] or None if email.parsed else None,
+        subject=(email.parsed.subject or "")[:1000] or None if email.parsed else None,
+        message_id_header=email.dedupe_id,
+        size=len(email.raw),
+        raw=email.raw,
+    )
+    original = _already_handled(session, email.dedupe_id, thread, business_id)
+    if original is not None:
+        # Stored once: the resend keeps its envelope for the record, not a second copy.
+        row.raw = b""
+        _finish(row, "duplicate", f"same Message-ID as inbound email {original.id}", original.posted_message_id)
+    elif email.parsed is None:
+        _finish(row, "failed", "unparseable: no email in the data")
+    elif email.kind == "loop":
+        # Mail Pawpost itself sent, coming back: acting on it would ping-pong forever.
+        _finish(row, "loop", email.reason)
+    elif email.kind == "bounce":
+        _record_bounce(session, row, email, outbox, business_id, now)
+    elif thread is None:
+        raise NoThreadMatched(", ".join(email.rcpt_tos))
+    elif email.kind == "auto_reply":
+        _record_auto_reply(session, row, email, thread, now)
+    else:
+        _record_reply(session, settings, row, email, thread, now)
+    row.processing_ms = int((time.perf_counter() - started) * 1000)
+    session.add(row)
+    session.flush()
+    outcome = Outcome(row.outcome, row.id, row.thread_id, row.posted_message_id if row.outcome == "posted" else None, row.reason)
+    return outcome, recipient.token
+
+
+def _finish(row: InboundEmail, outcome: str, reason: str | None, posted_message_id: int | None = None) -> None:
+    row.outcome = outcome
+    row.reason = reason[:1000] if reason else None
+    row.posted_message_id = posted_message_id
+
+
+def _lock_message_id(session: Session, dedupe_id: str) -> None:
+    """Serialise concurrent copies of one email (SQLite's BEGIN IMMEDIATE already does)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    key = int.from_bytes(hashlib.sha256(dedupe_id.encode("utf-8", "surrogateescape")).digest()[:8], "big", signed=True)
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def _resolve_recipient(session: Session, settings: Settings, rcpt_tos: tuple[str, ...]) -> Recipient:
+    """Re-check the recipients inside the transaction: a token may have rotated since RCPT."""
+    found = []
+    for address in rcpt_tos:
+        try:
+            found.append(check_recipient(session, address, settings.reply_domain))
+        except PawpostError:
+            continue
+    if not found:
+        raise UnknownRecipient(", ".join(rcpt_tos))
+    return primary_recipient(found)
+
+
+def _target(
+    session: Session, settings: Settings, recipient: Recipient, email: _Email
+) -> tuple[Thread | None, OutboundEmail | None]:
+    """The thread (and the outbox row, for VERP bounces) this email is about."""
+    outbox = session.get(OutboundEmail, recipient.outbound_email_id) if recipient.outbound_email_id else None
+    if recipient.thread_id is not None:
+        thread = session.get(Thread, recipient.thread_id)
+        if thread is not None and thread.active:
+            return thread, outbox
+    parsed = email.parsed
+    if parsed is None:
+        return None, outbox
+    if outbox is None and parsed.reported_message_id:
+        outbox = session.scalar(
+            select(OutboundEmail).where(OutboundEmail.message_id_header == parsed.reported_message_id.strip("<>"))
+        )
+    references = [parsed.in_reply_to or "", *reversed(parsed.references)]
+    thread = thread_for_references(session, references)
+    if thread is None and outbox is not None and outbox.thread_id is not None:
+        thread = session.get(Thread, outbox.thread_id)
+    return thread, outbox
+
+
+def _already_handled(session: Session, dedupe_id: str, thread: Thread | None, business_id: int | None) -> InboundEmail | None:
+    scope = InboundEmail.thread_id == thread.id if thread is not None else InboundEmail.business_id == business_id
+    return session.scalars(
+        select(InboundEmail)
+        .where(InboundEmail.message_id_header == dedupe_id, scope, InboundEmail.outcome.in_(_HANDLED))
+        .order_by(InboundEmail.id)
+        .limit(1)
+    ).first()
+
+
+def _record_bounce(
+    session: Session,
+    row: InboundEmail,
+    email: _Email,
+    outbox: OutboundEmail | None,
+    business_id: int | None,
+    now: datetime,
+) -> None:
+    """A delivery report: a permanent (5.x.x) failure marks the address as bouncing."""
+    permanent = [(address, status) for address, status, is_permanent in email.failures if is_permanent]
+    addresses = {address.lower() for address, _ in permanent}
+    if outbox is not None and permanent:
+        # VERP names the recipient for sure, even when the report lists a forwarded address.
+        addresses.add(outbox.recipient_email.lower())
+        outbox.state = "bounced"
+        outbox.last_error = f"bounced: {permanent[0][1]}"[:1000]
+    if permanent and business_id is not None:
+        reason = f"{permanent[0][1]} reported {now:%Y-%m-%d}"[:500]
+        family_ids = select(Family.id).where(Family.business_id == business_id)
+        contact_ids = select(Contact.id).where(Contact.family_id.in_(family_ids))
+        session.execute(
+            update(ContactAddress)
+            .where(ContactAddress.email.in_(sorted(addresses)), ContactAddress.contact_id.in_(contact_ids))
+            .values(bouncing=True, bounced_at=now, bounce_reason=reason)
+        )
+    statuses = ", ".join(f"{address} {status}{'' if is_permanent else ' (transient)'}" for address, status, is_permanent in email.failures)
+    _finish(row, "bounce", statuses or "delivery report without failed recipients")
+
+
+def _record_auto_reply(session: Session, row: InboundEmail, email: _Email, thread: Thread, now: datetime) -> None:
+    """Stored, never posted; the thread gets one system note per sender per day."""
+    sender = email.parsed.sender_address if email.parsed else None
+    name = _known_name(session, thread, sender)
+    if name is None:
+        _finish(row, "auto_reply", f"{email.reason}; sender not on this thread, no note")
+        return
+    if _noted_today(session, thread, sender or "", now):
+        _finish(row, "auto_reply", f"{email.reason}; already noted today")
+        return
+    body = f"Auto-reply from {name}" + (f": {email.summary}" if email.summary else "")
+    note = post_message(session, thread, None, body[:500], now=now)
+    _finish(row, "auto_reply", email.reason, note.id)
+
+
+def _known_name(session: Session, thread: Thread, sender: str | None) -> str | None:
+    if not sender:
+        return None
+    contact = contact_for_address(session, thread.family, sender, verified_only=False)
+    if contact is not None:
+        return contact.name
+    staff = find_staff_by_email(session, thread.business_id, sender)
+    return staff.name if staff is not None else None
+
+
+def _noted_today(session: Session, thread: Thread, sender: str, now: datetime) -> bool:
+    start, end = day_bounds(thread.business, business_today(thread.business, now))
+    return bool(
+        session.scalar(
+            select(
+                exists().where(
+                    InboundEmail.thread_id == thread.id,
+                    InboundEmail.outcome == "auto_reply",
+                    InboundEmail.sender == sender,
+                    InboundEmail.posted_message_id.is_not(None),
+                    InboundEmail.received_at >= start,
+                    InboundEmail.received_at < end,
+                )
+            )
+        )
+    )
+
+
+def _record_reply(session: Session, settings: Settings, row: InboundEmail, email: _Email, thread: Thread, now: datetime) -> None:
+    parsed = email.parsed
+    assert parsed is not None
+    if dmarc_failed(parsed.headers, settings.trusted_authserv_id):
+        _finish(row, "quarantined", f"DMARC failed at {settings.trusted_authserv_id}")
+        return
+    check = find_author(session, thread, parsed.sender_address, now)
+    if check.author is None:
+        _finish(row, "quarantined", check.reason)
+        return
+    try:
+        message = post_parsed(session, thread, check, parsed, email.dedupe_id, now)
+    except EmptyMessage:
+        _finish(row, "rejected", "no text or attachment left after removing quoted history")
+        return
+    _finish(row, "posted", None, message.id)
+
+
+def post_parsed(
+    session: Session, thread: Thread, check: AuthorCheck, parsed: ParsedEmail, dedupe_id: str, now: datetime
+) -> Message:
+    """Post the visible part of a parsed email as `check.author` and settle their read cursor.
+
+    Shared by the ingest and by quarantine release. Raises `EmptyMessage` when nothing
+    visible is left.
+    """
+    author = check.author
+    assert author is not None
+    existing = message_by_email_id(session, thread, dedupe_id)
+    if existing is not None:
+        return existing
+    reply = extract_reply(parsed.text, parsed.html, sender=parsed.sender_name or parsed.sender_address)
+    attachments = [
+        NewAttachment(
+            filename=a.filename[:255] or "attachment",
+            content_type=a.content_type[:255] or "application/octet-stream",
+            content=a.content,
+            content_id=a.content_id[:255] if a.content_id else None,
+            inline=a.inline,
+        )
+        for a in parsed.attachments
+    ]
+    before = read_position(session, thread, author.person)
+    message = post_message(
+        session,
+        thread,
+        author,
+        reply.visible,
+        attachments,
+        source="email",
+        trimmed=reply.trimmed or None,
+        email_message_id=dedupe_id,
+        now=now,
+    )
+    seen = answered_up_to(session, thread, parsed.in_reply_to)
+    settle_read_cursor(session, thread, author, message, before, seen)
+    return message
+
+
+def settle_read_cursor(
+    session: Session, thread: Thread, author: Staff | Contact, message: Message, before: int, seen: int | None
+) -> None:
+    """Rule 2 for email replies: the author has read up to the newest message of the email
+    they answered, not necessarily everything up to their own words.
+
+    `post_message` moves the poster's cursor to their new message. When the email they
+    answered (In-Reply-To → outbox row) stops short of messages others posted since,
+    those were never in front of them: the cursor goes back to what they saw, so their
+    next digest still carries them (their own message never counts as unread). With no
+    known answered email, everything before their message counts as read.
+    """
+    if seen is None:
+        return
+    target = max(before, seen)
+    if target >= message.id:
+        return
+    person = author.person
+    author_column = Message.staff_id if person.kind == "staff" else Message.contact_id
+    unseen_by_others = session.scalar(
+        select(
+            exists().where(
+                Message.thread_id == thread.id,
+                Message.id > target,
+                Message.id < message.id,
+                author_column.is_(None) | (author_column != person.id),
+            )
+        )
+    )
+    if not unseen_by_others:
+        return
+    session.execute(
+        update(ReadCursor)
+        .where(
+            ReadCursor.thread_id == thread.id,
+            ReadCursor.person_kind == person.kind,
+            ReadCursor.person_id == person.id,
+            ReadCursor.message_id == message.id,
+        )
+        .values(message_id=target)
+    )

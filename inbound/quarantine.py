@@ -1,0 +1,92 @@
+"""Quarantine review: senior staff (portal) or an operator (CLI) release or discard an email.
+
+An email is quarantined when its sender is not allowed on the thread (or DMARC failed at
+our own edge). Releasing posts it exactly as the ingest would have, as a contact the
+reviewer chose, and can remember the address as that contact's alias so the next email
+from it goes straight through. These functions never commit: the caller owns the
+transaction and, after committing a release, calls `outbound.notify.message_posted`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from inbound.ingest import post_parsed
+from inbound.parse import UnparseableEmail, parse_email
+from inbound.route import AuthorCheck
+from threads.directory import add_contact_address
+from threads.errors import AccessDenied, PawpostError
+from threads.models import Contact, InboundEmail, Message, Staff, Thread
+
+
+class QuarantineError(PawpostError):
+    """The email cannot be released or discarded (not quarantined, wrong family, no text)."""
+
+
+def quarantined_emails(session: Session, business_id: int | None = None, *, limit: int = 100) -> list[InboundEmail]:
+    """Emails waiting for review, oldest first (one business, or all for the operator)."""
+    query = select(InboundEmail).where(InboundEmail.outcome == "quarantined").order_by(InboundEmail.id).limit(limit)
+    if business_id is not None:
+        query = query.where(InboundEmail.business_id == business_id)
+    return list(session.scalars(query))
+
+
+def release(
+    session: Session,
+    inbound_email: InboundEmail,
+    contact: Contact,
+    *,
+    add_alias: bool,
+    reviewer: Staff | None,
+    now: datetime,
+) -> Message:
+    """Post a quarantined email as `contact` (of the email's family) and mark it released."""
+    thread = _reviewable_thread(session, inbound_email, reviewer)
+    if contact.family_id != thread.family_id:
+        raise QuarantineError(f"{contact.name} is not a contact of this thread's family")
+    try:
+        parsed = parse_email(inbound_email.raw)
+    except UnparseableEmail as error:
+        raise QuarantineError("the stored email cannot be read") from error
+    try:
+        message = post_parsed(
+            session, thread, AuthorCheck(contact), parsed, inbound_email.message_id_header or f"inbound.{inbound_email.id}", now
+        )
+    except PawpostError as error:
+        raise QuarantineError("nothing is left to post once quoted history is removed") from error
+    if add_alias and parsed.sender_address:
+        add_contact_address(session, contact, parsed.sender_address)
+    inbound_email.outcome = "released"
+    inbound_email.posted_message_id = message.id
+    _reviewed(inbound_email, reviewer, now)
+    session.flush()
+    return message
+
+
+def discard(session: Session, inbound_email: InboundEmail, *, reviewer: Staff | None, now: datetime) -> None:
+    """Mark a quarantined email as reviewed and dropped; it stays stored for the record."""
+    _reviewable_thread(session, inbound_email, reviewer)
+    inbound_email.outcome = "discarded"
+    _reviewed(inbound_email, reviewer, now)
+    session.flush()
+
+
+def _reviewable_thread(session: Session, inbound_email: InboundEmail, reviewer: Staff | None) -> Thread:
+    if inbound_email.outcome != "quarantined":
+        raise QuarantineError(f"inbound email {inbound_email.id} is {inbound_email.outcome}, not quarantined")
+    if reviewer is not None and not (
+        reviewer.active and reviewer.is_senior and reviewer.business_id == inbound_email.business_id
+    ):
+        raise AccessDenied("only senior staff of this business review quarantined email")
+    thread = session.get(Thread, inbound_email.thread_id) if inbound_email.thread_id is not None else None
+    if thread is None:
+        raise QuarantineError(f"inbound email {inbound_email.id} has no thread any more")
+    return thread
+
+
+def _reviewed(inbound_email: InboundEmail, reviewer: Staff | None, now: datetime) -> None:
+    inbound_email.reviewed_by_staff_id = reviewer.id if reviewer is not None else None
+    inbound_email.reviewed_at = now

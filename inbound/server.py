@@ -1,0 +1,320 @@
+"""The SMTP server: aiosmtpd on the reply domain, answering as DESIGN.md's table says.
+
+The handler only does cheap checks on the event loop; every database touch runs in a
+worker thread (`asyncio.to_thread`), and `250` is sent only once the ingest committed.
+Any fault the sender can cure by retrying is `451 4.3.0` with a generic text: aiosmtpd's
+default `500` would make the sending MTA drop the mail for good, and an exception's text
+can leak database details.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any, AnyStr
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session as SMTPSession
+from sqlalchemy.orm import Session, sessionmaker
+
+from inbound.ingest import Outcome, process_inbound
+from inbound.route import ForeignDomain, NoThreadMatched, RoutingError, UnknownRecipient, check_recipient
+from pawpost.settings import Settings
+from threads.db import make_engine, make_session_factory
+from threads.types import utcnow
+
+logger = logging.getLogger(__name__)
+
+TEMPORARY_FAILURE = "451 4.3.0 Temporary failure, please try again later"
+SHUTTING_DOWN = "421 4.3.2 Service shutting down, please try again later"
+TOO_BIG = "552 5.3.4 Message too big for system"
+
+# The one table from typed routing errors to SMTP answers (RFC 5321 / RFC 3463).
+ROUTING_REPLIES: dict[type[RoutingError], str] = {
+    ForeignDomain: "550 5.7.1 Relaying denied",
+    UnknownRecipient: "550 5.1.1 No such recipient here",
+    NoThreadMatched: "550 5.1.1 No conversation found for this recipient",
+}
+
+# aiosmtpd's own canned lines that the design words differently.
+_REWRITTEN_LINES = {
+    "552 Error: Too much mail data": TOO_BIG,
+    "552 Error: message size exceeds fixed maximum message size": TOO_BIG,
+}
+
+ProcessFunction = Callable[..., Outcome]
+SMTP_WORKER_THREADS = 8
+DEFAULT_DRAIN_SECONDS = 30.0
+
+
+def routing_reply(error: RoutingError) -> str:
+    for kind, reply in ROUTING_REPLIES.items():
+        if isinstance(error, kind):
+            return reply
+    return ROUTING_REPLIES[UnknownRecipient]
+
+
+class InboundHandler:
+    """aiosmtpd hooks: refuse wrong recipients at RCPT, ingest at DATA."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        session_factory: sessionmaker[Session],
+        *,
+        process: ProcessFunction = process_inbound,
+    ) -> None:
+        self.settings = settings
+        self.session_factory = session_factory
+        self.process = process
+        self.stopping = False
+        self._in_flight = 0
+        self._drained: asyncio.Event | None = None
+
+    async def handle_EHLO(
+        self, server: SMTP, session: SMTPSession, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        # Pawpost takes no submissions, so it never offers AUTH (not even after STARTTLS).
+        session.host_name = hostname
+        return [line for line in responses if not line[4:].upper().startswith("AUTH")]
+
+    async def handle_MAIL(
+        self, server: SMTP, session: SMTPSession, envelope: Envelope, address: str, mail_options: list[str]
+    ) -> str:
+        if self.stopping:
+            return SHUTTING_DOWN
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
+
+    async def handle_RCPT(
+        self, server: SMTP, session: SMTPSession, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        try:
+            await asyncio.to_thread(self._check_recipient, address)
+        except RoutingError as error:
+            logger.info("smtp recipient refused: %s", type(error).__name__)
+            return routing_reply(error)
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 OK"
+
+    def _check_recipient(self, address: str) -> None:
+        with self.session_factory() as session:
+            check_recipient(session, address, self.settings.reply_domain)
+
+    async def handle_DATA(self, server: SMTP, session: SMTPSession, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        try:
+            outcome = await asyncio.to_thread(
+                self.process,
+                self.session_factory,
+                self.settings,
+                envelope.mail_from or "",
+                list(envelope.rcpt_tos),
+                bytes(raw),
+                utcnow(),
+            )
+        except RoutingError as error:
+            return routing_reply(error)
+        except Exception as error:  # anything else is transient for the sender: retry later
+            return await self.handle_exception(error)
+        return outcome.smtp_reply
+
+    async def handle_exception(self, error: Exception) -> str:
+        # The traceback goes to the log (the engine hides SQL parameters, so no body);
+        # the sender only learns to retry.
+        logger.error("smtp transient failure (%s), answered 451", type(error).__name__, exc_info=error)
+        return TEMPORARY_FAILURE
+
+    # Graceful stop: the server counts DATA commands in flight and waits for them.
+
+    def data_started(self) -> None:
+        self._in_flight += 1
+
+    def data_finished(self) -> None:
+        self._in_flight -= 1
+        if self._in_flight == 0 and self._drained is not None:
+            self._drained.set()
+
+    async def drain(self, timeout: float) -> bool:
+        """Refuse new mail and wait for DATA in flight; False when the wait timed out."""
+        self.stopping = True
+        if self._in_flight == 0:
+            return True
+        self._drained = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._drained.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+
+class PawpostSMTP(SMTP):
+    """aiosmtpd's protocol with the design's wording and in-flight DATA counting."""
+
+    async def push(self, status: AnyStr) -> None:
+        if isinstance(status, str):
+            status = _REWRITTEN_LINES.get(status, status)  # type: ignore[assignment]
+        await super().push(status)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        handler = self.event_handler
+        handler.data_started()
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            handler.data_finished()
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The STARTTLS context when the operator gave a certificate and key."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(settings.tls_cert), str(settings.tls_key))
+    return context
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket bound here, so port 0 gives a free port (aiosmtpd refuses 0)."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class SMTPController(Controller):
+    """aiosmtpd's threaded controller on a socket bound by us, with a graceful stop."""
+
+    handler: InboundHandler
+
+    def __init__(self, handler: InboundHandler, settings: Settings, **smtp_options: Any) -> None:
+        host, port = settings.smtp_listen
+        self._socket = _bind(host, port)
+        self.bound_host, self.bound_port = self._socket.getsockname()[:2]
+        smtp_options.setdefault("data_size_limit", settings.max_message_bytes)
+        smtp_options.setdefault("tls_context", tls_context(settings))
+        super().__init__(
+            handler,
+            hostname=self.bound_host,
+            port=self.bound_port,
+            server_hostname=settings.reply_domain,
+            ident="Pawpost ESMTP",
+            enable_SMTPUTF8=True,
+            **smtp_options,
+        )
+        self.loop.set_default_executor(
+            ThreadPoolExecutor(max_workers=SMTP_WORKER_THREADS, thread_name_prefix="pawpost-smtp")
+        )
+
+    def factory(self) -> SMTP:
+        return PawpostSMTP(self.handler, **self.SMTP_kwargs)
+
+    def _create_server(self) -> Any:
+        return self.loop.create_server(self._factory_invoker, sock=self._socket, ssl=self.ssl_context)
+
+    def stop_gracefully(self, timeout: float = DEFAULT_DRAIN_SECONDS) -> None:
+        """No new sessions or mail; DATA already in flight finishes and is answered; then stop."""
+        if self._thread is None:
+            return
+        future = asyncio.run_coroutine_threadsafe(self._close_and_drain(timeout), self.loop)
+        try:
+            drained = future.result(timeout + 5)
+        except Exception:  # a loop that cannot even drain is stopped the hard way below
+            drained = False
+        if not drained:
+            logger.warning("smtp stopped with DATA still in flight after %.0f s", timeout)
+        self.stop()
+
+    async def _close_and_drain(self, timeout: float) -> bool:
+        if self.server is not None:
+            self.server.close()  # stop listening; sessions already open carry on
+        return await self.handler.drain(timeout)
+
+
+def start_smtp_server(
+    settings: Settings, session_factory: sessionmaker[Session] | None = None
+) -> tuple[SMTPController, Callable[[], None]]:
+    """Start listening in a background thread; returns the controller and a cleanup.
+
+    With no `session_factory`, the server owns an engine that hides SQL parameters from
+    error messages (they would carry message bodies into logs).
+    """
+    engine = None
+    if session_factory is None:
+        engine = make_engine(settings.database_url, hide_parameters=True)
+        session_factory = make_session_factory(engine)
+    controller = SMTPController(InboundHandler(settings, session_factory), settings)
+    try:
+        controller.start()
+    except BaseException:
+        if engine is not None:
+            engine.dispose()
+        raise
+
+    def cleanup() -> None:
+        if engine is not None:
+            engine.dispose()
+
+    return controller, cleanup
+
+
+@contextmanager
+def running_smtp_server(
+    settings: Settings, session_factory: sessionmaker[Session] | None = None
+) -> Iterator[tuple[str, int]]:
+    """The real server for tests and `pawpost up`: yields (host, port), stops gracefully."""
+    controller, cleanup = start_smtp_server(settings, session_factory)
+    try:
+        yield controller.bound_host, controller.bound_port
+    finally:
+        controller.stop_gracefully()
+        cleanup()
+
+
+def serve_forever(settings: Settings, *, drain_seconds: float = DEFAULT_DRAIN_SECONDS) -> None:
+    """`pawpost smtp`: listen until SIGTERM or Ctrl-C, then stop gracefully."""
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: Any) -> None:
+        logger.info("smtp received %s, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    controller, cleanup = start_smtp_server(settings)
+    try:
+        logger.info(
+            "smtp listening on %s:%d for @%s (STARTTLS %s, limit %d bytes)",
+            controller.bound_host,
+            controller.bound_port,
+            settings.reply_domain,
+            "on" if settings.tls_cert else "off",
+            settings.max_message_bytes,
+        )
+        while not stop.wait(1.0):
+            pass
+        started = time.monotonic()
+        controller.stop_gracefully(drain_seconds)
+        logger.info("smtp stopped in %.1f s", time.monotonic() - started)
+    finally:
+        cleanup()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
