@@ -108,8 +108,15 @@ def parse_email(raw: bytes) -> ParsedEmail:
     if not headers and not raw.strip():
         raise UnparseableEmail("no headers and no body")
     body = _flanker_body(raw)
+    python_body = _python_body(header_msg)
     if body is None:
-        body = _python_body(header_msg)
+        body = python_body
+    elif python_body.texts or python_body.htmls:
+        # flanker falls back to a chardet guess when the declared charset fails, which
+        # turns one bad byte in UTF-8 into whole-body mojibake; decode text parts from
+        # the declared charset with errors="replace" instead.
+        body.texts, body.htmls = python_body.texts, python_body.htmls
+    body.reported_message_id = body.reported_message_id or python_body.reported_message_id
     return _build(headers, body, header_msg)
 
 
@@ -126,6 +133,8 @@ def _decode_header(value: Any) -> str:
     if isinstance(value, email.header.Header):
         value = str(value)
     text = str(value)
+    if any("\udc80" <= ch <= "\udcff" for ch in text):  # raw 8-bit header bytes
+        text = _decode_bytes(text.encode("utf-8", "surrogateescape"), "utf-8")
     try:
         parts = email.header.decode_header(text)
     except Exception:  # malformed encoded-word: keep the raw text
@@ -145,13 +154,13 @@ def _unfold(text: str) -> str:
 
 def _headers(msg: Message) -> Mapping[str, tuple[str, ...]]:
     collected: dict[str, list[str]] = {}
-    for name, value in msg.items():
+    for name, value in msg.raw_items():  # raw: compat32 would turn 8-bit bytes into U+FFFD
         collected.setdefault(name.lower(), []).append(_decode_header(value))
     return MappingProxyType({k: tuple(v) for k, v in collected.items()})
 
 
 def _raw_header(msg: Message, name: str) -> str:
-    values = msg.get_all(name) or []
+    values = [v for k, v in msg.raw_items() if k.lower() == name.lower()]
     return " ".join(_unfold(str(v)) for v in values)
 
 
@@ -252,9 +261,14 @@ def _python_body(msg: Message) -> _Body:
     body = _Body()
     for part in msg.walk():
         ctype = part.get_content_type().lower()
-        if part.is_multipart():
+        if part.is_multipart() and ctype != "message/rfc822":
             if ctype == "multipart/report":
                 body.report_type = (part.get_param("report-type") or "unknown").lower()
+            continue
+        if ctype in ("message/rfc822", "text/rfc822-headers") and body.report_type:
+            inner = part.get_payload(0) if ctype == "message/rfc822" and part.is_multipart() else None
+            source = inner.as_bytes() if inner is not None else part.get_payload(decode=True) or b""
+            body.reported_message_id = _reported_id(source)
             continue
         payload = part.get_payload(decode=True) or b""
         if ctype in _REPORT_TYPES:
@@ -316,12 +330,12 @@ def _decode_bytes(data: bytes, charset: str | None) -> str:
             continue
         try:
             return data.decode(_charset_alias(candidate))
-        except (LookupError, UnicodeDecodeError):
+        except (LookupError, ValueError):  # unknown charset, bad bytes, NUL in the name
             continue
     name = _charset_alias(charset) if charset else "utf-8"
     try:
         return data.decode(name, errors="replace")
-    except LookupError:
+    except (LookupError, ValueError):
         return data.decode("utf-8", errors="replace")
 
 
