@@ -428,7 +428,7 @@ _WROTE_VERBS = (
     r"skrev|kirjoitti|đã viết|napsal|napsala|написал|написала|пишет|yazdı|írta|έγραψε"
 )
 _LEAD_WORDS = (
-    r"On|Le|Am|Op|El|Em|Il giorno|Il|W dniu|Den|På|Vào|Dne|Dana|Pada|Ons|Em|Op|В|Den"
+    r"On|Le|Am|Op|El|Em|Il giorno|Il|W dniu|Den|På|Vào|Dne|Dana|Pada|В"
 )
 _VERB = rf"(?i:{_WROTE_VERBS})"
 # "On <date>, <name> wrote:" and its translations, possibly joined from several lines.
@@ -731,7 +731,7 @@ _DEVICE_RE = re.compile(
     r")$",
     re.I,
 )
-_DELIMITER_RE = re.compile(r"^(?:--|-- |---|—|__|[-_=]{5,}|\*\s\*\s\*)\s*$")
+_DELIMITER_RE = re.compile(r"^(?:--|---|—|__|[-_=]{5,}|\*\s\*\s\*)$")
 _DASH_NAME_RE = re.compile(r"^\s*--?\s?[A-Za-z][\w.'’]*(?:\s[A-Za-z][\w.'’]*){0,2}\.?\s*$")
 _CONTACT_RE = re.compile(
     r"(?:https?://|www\.|[\w.+-]+@[\w-]+\.[\w.-]+|\+?\(?\d[\d\s().-]{6,}\d|\b(?:tel|phone|fax|mobile|cell)\b)",
@@ -772,10 +772,10 @@ def _strip_signature(lines: list[str], sender: tuple[str, ...]) -> tuple[list[st
 
 
 def _is_signature_only(lines: list[str]) -> bool:
-    content = [line for line in lines if line.strip()]
-    return bool(content) and _signature_start(lines, (), allow_first=True) is not None and (
-        _signature_start(lines, (), allow_first=True) <= next(i for i, l in enumerate(lines) if l.strip())
-    )
+    """True when a text run is nothing but a signature or list footer (not an answer)."""
+    first = next((i for i, line in enumerate(lines) if line.strip()), None)
+    start = _signature_start(lines, (), allow_first=True)
+    return first is not None and start is not None and start <= first
 
 
 def _signature_start(lines: list[str], sender: tuple[str, ...], allow_first: bool) -> int | None:
@@ -794,7 +794,7 @@ def _signature_start(lines: list[str], sender: tuple[str, ...], allow_first: boo
 
 def _signature_from(lines: list[str], i: int, after: list[str], sender: tuple[str, ...], allow_first: bool) -> bool:
     line = lines[i].strip()
-    if _DELIMITER_RE.match(lines[i].rstrip() + (" " if lines[i].endswith(" ") else "")) or _DELIMITER_RE.match(line):
+    if _DELIMITER_RE.match(line):
         return len(after) <= 12
     if _DEVICE_RE.match(line) and "," not in line and len(line.split()) <= 12:
         return all(_DEVICE_RE.match(a.strip()) or _short(a) for a in after) and len(after) <= 2
