@@ -1,0 +1,66 @@
+"""The web portal: a Flask app factory with one blueprint per screen.
+
+`create_app(settings)` builds everything from the settings passed in (nothing at import
+time): its own engine and session factory, CSRF protection, security headers and the
+outbound queue. Another business's ids answer 404, like ids that do not exist; a family of
+one's own business that a basic staff member may not see answers 403 (see portal/errors.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+
+from pawpost.settings import Settings
+from threads.db import make_engine, make_session_factory
+from threads.types import utcnow
+
+
+def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> Flask:
+    """The portal for one deployment; `clock` lets tests move time."""
+    from outbound.queue import configure_queue
+
+    from portal import (
+        attachments,
+        auth,
+        devmail,
+        errors,
+        health,
+        inbox,
+        quarantine,
+        schedule,
+        security,
+        threads,
+        views,
+    )
+    from portal.runtime import EXTENSION, PortalState, close_db
+
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_NAME="pawpost_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=14),
+        MAX_CONTENT_LENGTH=settings.max_message_bytes,
+        # The portal stays open all day: a token lives as long as the session, not an hour.
+        WTF_CSRF_TIME_LIMIT=None,
+        SEND_FILE_MAX_AGE_DEFAULT=3600,
+    )
+    engine = make_engine(settings.database_url)
+    app.extensions[EXTENSION] = PortalState(
+        settings=settings, engine=engine, sessions=make_session_factory(engine), clock=clock
+    )
+    configure_queue(settings)
+    CSRFProtect(app)
+    app.teardown_appcontext(close_db)
+    security.install(app)
+    errors.install(app)
+    views.install(app)
+    for module in (auth, health, inbox, threads, schedule, attachments, quarantine, devmail):
+        app.register_blueprint(module.bp)
+    return app

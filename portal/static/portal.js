@@ -1,0 +1,285 @@
+/* Pawpost portal: live dots and messages (polling), search as you type, Enter to send.
+ * Served from the package; the CSP allows no inline script, so all behaviour lives here.
+ * Server-rendered fragments are escaped by Jinja; search results are built with textContent. */
+(function () {
+  "use strict";
+
+  var POLL_MS = 2500;
+  var csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+
+  function getJSON(url) {
+    return fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" }).then(function (r) {
+      if (r.status === 401) { window.location.assign("/signin?next=" + encodeURIComponent(location.pathname)); throw new Error("signed out"); }
+      if (!r.ok) { throw new Error("HTTP " + r.status); }
+      return r.json();
+    });
+  }
+
+  function every(ms, task) {
+    function tick() {
+      Promise.resolve().then(task).catch(function () {}).then(function () { setTimeout(tick, ms); });
+    }
+    tick();
+  }
+
+  /* "2 min ago", kept fresh for recent times; older ones keep the server's wording. */
+  function relative(iso) {
+    var seconds = (Date.now() - Date.parse(iso)) / 1000;
+    if (isNaN(seconds)) { return null; }
+    if (seconds < 60) { return "just now"; }
+    if (seconds < 3600) { return Math.floor(seconds / 60) + " min ago"; }
+    if (seconds < 12 * 3600) { return Math.floor(seconds / 3600) + " h ago"; }
+    return null;
+  }
+  function refreshTimes(root) {
+    (root || document).querySelectorAll("time[data-relative]").forEach(function (el) {
+      var text = relative(el.getAttribute("datetime"));
+      if (text && el.textContent !== text) { el.textContent = text; }
+    });
+  }
+
+  /* The Messages tab dot, inbox row dots and the inbox order. */
+  function startInboxPolling() {
+    var tabDot = document.getElementById("tab-dot");
+    if (!tabDot) { return; }
+    var inbox = document.querySelector("[data-inbox]");
+    var list = document.getElementById("thread-list");
+    every(POLL_MS, function () {
+      var ids = Array.prototype.map.call(document.querySelectorAll("[data-thread-id]"), function (el) {
+        return el.getAttribute("data-thread-id");
+      });
+      return getJSON("/api/unread?ids=" + ids.join(",")).then(function (data) {
+        tabDot.hidden = !data.tab;
+        var unread = {};
+        data.unread.forEach(function (id) { unread[id] = true; });
+        document.querySelectorAll("[data-thread-id]").forEach(function (row) {
+          var isUnread = !!unread[row.getAttribute("data-thread-id")];
+          row.classList.toggle("unread", isUnread);
+          var dot = row.querySelector(".dot");
+          if (dot) { dot.hidden = !isUnread; }
+        });
+        if (inbox && list && data.version !== inbox.getAttribute("data-version") && !/[?&]page=[1-9]/.test(location.search)) {
+          return fetch(inbox.getAttribute("data-rows-url"), { credentials: "same-origin" }).then(function (r) {
+            if (!r.ok) { throw new Error("HTTP " + r.status); }
+            return r.text();
+          }).then(function (html) {
+            var focusedId = document.activeElement && document.activeElement.closest && document.activeElement.closest("[data-thread-id]");
+            focusedId = focusedId && focusedId.getAttribute("data-thread-id");
+            list.innerHTML = html;
+            inbox.setAttribute("data-version", data.version);
+            if (focusedId) {
+              var again = list.querySelector('[data-thread-id="' + focusedId + '"] a');
+              if (again) { again.focus(); }
+            }
+          });
+        }
+      });
+    });
+  }
+
+  /* Search a parent or pet as you type; arrows move, Enter opens, Escape closes. */
+  function startSearch() {
+    var form = document.querySelector("[data-search]");
+    if (!form) { return; }
+    var input = form.querySelector("input[type=search]");
+    var results = document.getElementById("search-results");
+    var active = -1;
+    var timer = null;
+    var latest = 0;
+
+    function options() { return results.querySelectorAll("[role=option]"); }
+    function setActive(index) {
+      var items = options();
+      if (!items.length) { active = -1; return; }
+      active = (index + items.length) % items.length;
+      items.forEach(function (item, i) {
+        item.setAttribute("aria-selected", i === active ? "true" : "false");
+        if (i === active) { input.setAttribute("aria-activedescendant", item.id); item.scrollIntoView({ block: "nearest" }); }
+      });
+    }
+    function close() {
+      results.hidden = true;
+      input.setAttribute("aria-expanded", "false");
+      input.removeAttribute("aria-activedescendant");
+      active = -1;
+    }
+    function render(data) {
+      results.textContent = "";
+      if (!data.results.length) {
+        var none = document.createElement("li");
+        none.className = "empty";
+        none.textContent = "No family matches “" + data.query + "”.";
+        results.appendChild(none);
+      }
+      data.results.forEach(function (family, i) {
+        var li = document.createElement("li");
+        li.setAttribute("role", "option");
+        li.id = "search-option-" + i;
+        var a = document.createElement("a");
+        a.href = family.url;
+        a.tabIndex = -1;
+        var name = document.createElement("strong");
+        name.textContent = family.family;
+        var meta = document.createElement("span");
+        meta.className = "meta";
+        meta.textContent = family.contacts.join(", ");
+        if (family.pets.length) {
+          var pets = document.createElement("span");
+          pets.className = "paw";
+          pets.textContent = family.pets.join(", ");
+          meta.appendChild(document.createTextNode(" · "));
+          meta.appendChild(pets);
+        }
+        a.appendChild(name);
+        a.appendChild(meta);
+        li.appendChild(a);
+        results.appendChild(li);
+      });
+      results.hidden = false;
+      input.setAttribute("aria-expanded", "true");
+      setActive(0);
+    }
+    function search() {
+      var query = input.value.trim();
+      if (!query) { results.textContent = ""; close(); return; }
+      var ticket = ++latest;
+      getJSON(form.getAttribute("data-search-url") + "?q=" + encodeURIComponent(query)).then(function (data) {
+        if (ticket === latest) { render(data); }
+      }).catch(function () {});
+    }
+    input.addEventListener("input", function () {
+      clearTimeout(timer);
+      timer = setTimeout(search, 120);
+    });
+    input.addEventListener("keydown", function (event) {
+      if (event.key === "ArrowDown") { event.preventDefault(); setActive(active + 1); }
+      else if (event.key === "ArrowUp") { event.preventDefault(); setActive(active - 1); }
+      else if (event.key === "Escape") { input.value = ""; results.textContent = ""; close(); }
+      else if (event.key === "Enter") {
+        var items = options();
+        if (items.length && active >= 0) {
+          event.preventDefault();
+          window.location.assign(items[active].querySelector("a").href);
+        }
+      }
+    });
+    var newButton = document.querySelector("[data-new-message]");
+    if (newButton) {
+      newButton.addEventListener("click", function (event) { event.preventDefault(); input.focus(); input.select(); });
+    }
+    document.addEventListener("keydown", function (event) {
+      var target = event.target;
+      var typing = target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA" || target.tagName === "SELECT" || target.isContentEditable);
+      if (!typing && !event.ctrlKey && !event.metaKey && !event.altKey && (event.key === "/" || event.key === "n")) {
+        event.preventDefault();
+        input.focus();
+      }
+    });
+  }
+
+  /* The open thread: new messages appear, and count as read while the page is visible. */
+  var thread = null;
+  function startThread() {
+    var list = document.getElementById("messages");
+    if (!list) { return; }
+    var scroller = list;
+    scroller.scrollTop = scroller.scrollHeight;
+    if (location.hash) {
+      var target = document.getElementById(location.hash.slice(1));
+      if (target) { target.scrollIntoView({ block: "center" }); }
+    }
+    if (!list.hasAttribute("data-poll-url")) { return; }
+    thread = {
+      poll: function () {
+        var after = list.getAttribute("data-after") || "0";
+        var read = document.visibilityState === "visible" ? "1" : "0";
+        return getJSON(list.getAttribute("data-poll-url") + "?after=" + after + "&read=" + read).then(function (data) {
+          if (!data.html) { return; }
+          var nearBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 120;
+          var holder = document.createElement("template");
+          holder.innerHTML = data.html;
+          Array.prototype.slice.call(holder.content.children).forEach(function (item) {
+            if (!document.getElementById(item.id)) { list.appendChild(item); }
+          });
+          list.setAttribute("data-after", String(data.last_id));
+          var empty = document.getElementById("no-messages");
+          if (empty) { empty.remove(); }
+          refreshTimes(list);
+          if (nearBottom || thread.justSent) { scroller.scrollTop = scroller.scrollHeight; }
+          thread.justSent = false;
+        });
+      },
+      justSent: false
+    };
+    setTimeout(function () { every(POLL_MS, thread.poll); }, POLL_MS);
+  }
+
+  /* Enter sends, Shift+Enter is a new line; files ride along. Works without JS as a form. */
+  function startComposer() {
+    var form = document.querySelector("[data-composer]");
+    if (!form) { return; }
+    var text = form.querySelector("textarea");
+    var files = form.querySelector("input[type=file]");
+    var names = document.getElementById("file-names");
+    var sending = false;
+
+    function grow() {
+      text.style.height = "auto";
+      text.style.height = Math.min(text.scrollHeight, 200) + "px";
+    }
+    function send() {
+      if (sending || (!text.value.trim() && !(files && files.files.length))) { return; }
+      sending = true;
+      form.classList.add("sending");
+      fetch(form.action, {
+        method: "POST",
+        body: new FormData(form),
+        headers: { Accept: "application/json", "X-CSRFToken": csrf },
+        credentials: "same-origin"
+      }).then(function (r) {
+        return r.json().catch(function () { return { error: "HTTP " + r.status }; }).then(function (data) {
+          if (!r.ok) { throw new Error(data.error || ("HTTP " + r.status)); }
+          return data;
+        });
+      }).then(function (data) {
+        text.value = "";
+        if (files) { files.value = ""; }
+        if (names) { names.textContent = ""; }
+        grow();
+        form.removeAttribute("data-error");
+        if (!thread) { window.location.assign("/threads/" + data.thread_id); return; }
+        thread.justSent = true;
+        return thread.poll();
+      }).catch(function (error) {
+        form.setAttribute("data-error", "Not sent: " + error.message);
+        if (names) { names.textContent = "Not sent: " + error.message; }
+      }).then(function () {
+        sending = false;
+        form.classList.remove("sending");
+        text.focus();
+      });
+    }
+    text.addEventListener("keydown", function (event) {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing && !event.altKey && !event.ctrlKey && !event.metaKey) {
+        event.preventDefault();
+        send();
+      }
+    });
+    text.addEventListener("input", grow);
+    form.addEventListener("submit", function (event) { event.preventDefault(); send(); });
+    if (files && names) {
+      files.addEventListener("change", function () {
+        names.textContent = Array.prototype.map.call(files.files, function (f) { return f.name; }).join(", ");
+      });
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    startInboxPolling();
+    startSearch();
+    startThread();
+    startComposer();
+    refreshTimes();
+    setInterval(refreshTimes, 30000);
+  });
+})();

@@ -1,0 +1,131 @@
+"""A family's thread: read it (which marks it read for me only), post to it, follow it live.
+
+Seniors open any thread of their business; basic staff reach only today's families, via
+Today → profile → Message. Every view checks access through `threads.access`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, jsonify, redirect, render_template, request, url_for
+from sqlalchemy import select
+from werkzeug.datastructures import FileStorage
+
+from outbound.notify import message_posted
+from portal.auth import current_staff, requires
+from portal.conversation import message_views, messages_after, parent_states
+from portal.runtime import db, now, settings
+from portal.scope import family_for, thread_for
+from threads.directory import ensure_thread
+from threads.models import Family, Message, Staff, Thread
+from threads.posting import NewAttachment, post_message
+from threads.reading import mark_read, thread_page
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("threads", __name__)
+
+MAX_FILES = 10
+
+
+@bp.get("/threads/<int:thread_id>")
+@requires()
+def show(thread_id: int) -> str:
+    staff = current_staff()
+    thread = thread_for(staff, thread_id)
+    before = request.args.get("before", type=int)
+    messages = thread_page(db(), thread, before_id=before)
+    if messages and before is None:
+        mark_read(db(), thread, staff.person, messages[-1].id)
+    parents = parent_states(db(), thread, thread.family)
+    page = render_template(
+        "thread.html",
+        thread=thread,
+        family=thread.family,
+        messages=message_views(messages, staff, parents),
+        parents=parents,
+        older=messages[0].id if messages and before is None and thread.message_count > len(messages) else None,
+        paging_back=before is not None,
+        last_id=thread.last_message_id or 0,
+    )
+    db().commit()
+    return page
+
+
+@bp.get("/threads/<int:thread_id>/messages")
+@requires(api=True)
+def newer(thread_id: int) -> Any:
+    """Messages after `after`, rendered; with `read=1` (page visible) they count as read."""
+    staff = current_staff()
+    thread = thread_for(staff, thread_id)
+    after = max(0, request.args.get("after", 0, type=int) or 0)
+    messages = messages_after(db(), thread, after)
+    if not messages:
+        return jsonify(html="", last_id=after)
+    if request.args.get("read") == "1":
+        mark_read(db(), thread, staff.person, messages[-1].id)
+    parents = parent_states(db(), thread, thread.family)
+    html = render_template("_messages.html", messages=message_views(messages, staff, parents))
+    db().commit()
+    return jsonify(html=html, last_id=messages[-1].id)
+
+
+@bp.post("/threads/<int:thread_id>/messages")
+@requires(api=True)
+def post(thread_id: int) -> Any:
+    staff = current_staff()
+    thread = thread_for(staff, thread_id)
+    message = _post(staff, thread)
+    return _posted(thread, message)
+
+
+@bp.get("/families/<int:family_id>/thread")
+@requires()
+def family_thread(family_id: int) -> Any:
+    """The family's conversation; a family without a thread yet gets an empty one to start."""
+    staff = current_staff()
+    family = family_for(staff, family_id)
+    thread = db().scalar(select(Thread.id).where(Thread.family_id == family.id))
+    if thread is not None:
+        return redirect(url_for("threads.show", thread_id=thread))
+    return render_template(
+        "thread.html", thread=None, family=family, messages=[], parents=parent_states(db(), None, family),
+        older=None, paging_back=False, last_id=0,
+    )
+
+
+@bp.post("/families/<int:family_id>/messages")
+@requires(api=True)
+def post_to_family(family_id: int) -> Any:
+    staff = current_staff()
+    family = family_for(staff, family_id)
+    thread = ensure_thread(db(), family, settings().mail_domain)
+    message = _post(staff, thread)
+    return _posted(thread, message)
+
+
+def _post(staff: Staff, thread: Thread) -> Message:
+    files = [_attachment(f) for f in request.files.getlist("files")[:MAX_FILES] if f and f.filename]
+    message = post_message(db(), thread, staff, request.form.get("body", ""), files, source="portal", now=now())
+    db().commit()
+    logger.info("staff %s posted message %s in thread %s", staff.id, message.id, thread.id)
+    message_posted(message.id)
+    return message
+
+
+def _posted(thread: Thread, message: Message) -> Any:
+    if request.accept_mimetypes.best == "application/json":
+        return jsonify(ok=True, id=message.id, thread_id=thread.id)
+    return redirect(url_for("threads.show", thread_id=thread.id, _anchor=f"m{message.id}"))
+
+
+def _attachment(upload: FileStorage) -> NewAttachment:
+    name = (upload.filename or "file").replace("\\", "/").rsplit("/", 1)[-1][:200] or "file"
+    return NewAttachment(
+        filename=name,
+        content_type=(upload.mimetype or "application/octet-stream")[:200],
+        content=upload.read(),
+    )
+

@@ -1,0 +1,67 @@
+"""Template helpers shared by every screen: time filters and what the navigation shows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import Flask, g
+from sqlalchemy import func, select
+
+from portal import timefmt
+from portal.runtime import db, now, settings
+from threads.models import InboundEmail
+
+
+def _zone() -> str:
+    staff = g.get("staff")
+    return staff.business.timezone if staff is not None else "UTC"
+
+
+def navigation() -> dict[str, Any]:
+    """What the header needs: tabs by role, and the quarantine count for seniors."""
+    staff = g.get("staff")
+    held = 0
+    if staff is not None and staff.is_senior:
+        held = db().scalar(
+            select(func.count())
+            .select_from(InboundEmail)
+            .where(InboundEmail.business_id == staff.business_id, InboundEmail.outcome == "quarantined")
+        ) or 0
+    return {
+        "staff": staff,
+        "held_count": held,
+        "dev_mailbox": settings().uses_maildir and staff is not None and staff.is_senior,
+    }
+
+
+def install(app: Flask) -> None:
+    app.context_processor(navigation)
+
+    @app.template_filter("reltime")
+    def reltime(moment: datetime | None) -> str:
+        return timefmt.relative_time(moment, _zone(), now()) if moment else ""
+
+    @app.template_filter("fulltime")
+    def fulltime(moment: datetime | None) -> str:
+        return timefmt.full_time(moment, _zone()) if moment else ""
+
+    @app.template_filter("clocktime")
+    def clocktime(moment: datetime | None) -> str:
+        return timefmt.clock_time(moment, _zone()) if moment else ""
+
+    @app.template_filter("isotime")
+    def isotime(moment: datetime | None) -> str:
+        return moment.isoformat() if moment else ""
+
+    @app.template_filter("timerange")
+    def timerange(bounds: tuple[datetime, datetime]) -> str:
+        return timefmt.time_range(bounds[0], bounds[1], _zone())
+
+    @app.template_filter("filesize")
+    def filesize(size: int) -> str:
+        for unit in ("bytes", "KB", "MB"):
+            if size < 1024 or unit == "MB":
+                return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+            size /= 1024  # type: ignore[assignment]
+        return f"{size} bytes"

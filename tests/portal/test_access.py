@@ -1,0 +1,107 @@
+"""Every route's access matrix: signed out, basic, senior, admin and another business's senior.
+
+Basic staff are scheduled today with the Johnson family only. Another business's ids
+answer 404 (like ids that do not exist); a family of one's own business that basic staff
+may not see answers 403.
+"""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy.orm import Session
+
+from tests.portal.conftest import World, csrf_token, sign_in_as
+
+ROLES = ("signed_out", "basic", "senior", "admin", "foreign")
+
+# (method, path template, {role: status}); "*" is the status for every role not listed.
+MATRIX: list[tuple[str, str, dict[str, int]]] = [
+    ("GET", "/messages", {"signed_out": 302, "basic": 403, "*": 200}),
+    ("GET", "/messages/rows", {"signed_out": 401, "basic": 403, "*": 200}),
+    ("GET", "/api/unread?ids={thread}", {"signed_out": 401, "basic": 403, "*": 200}),
+    ("GET", "/api/search?q=bella", {"signed_out": 401, "basic": 403, "*": 200}),
+    ("GET", "/today", {"signed_out": 302, "*": 200}),
+    ("GET", "/threads/{thread}", {"signed_out": 302, "foreign": 404, "*": 200}),
+    ("GET", "/threads/{other_thread}", {"signed_out": 302, "basic": 403, "foreign": 404, "*": 200}),
+    ("GET", "/threads/{thread}/messages?after=0", {"signed_out": 401, "foreign": 404, "*": 200}),
+    ("GET", "/threads/{other_thread}/messages?after=0", {"signed_out": 401, "basic": 403, "foreign": 404, "*": 200}),
+    ("GET", "/families/{scheduled}", {"signed_out": 302, "foreign": 404, "*": 200}),
+    ("GET", "/families/{other}", {"signed_out": 302, "basic": 403, "foreign": 404, "*": 200}),
+    ("GET", "/families/{scheduled}/thread", {"signed_out": 302, "foreign": 404, "*": 302}),
+    ("GET", "/families/{other}/thread", {"signed_out": 302, "basic": 403, "foreign": 404, "*": 302}),
+    ("GET", "/attachments/{image}", {"signed_out": 302, "foreign": 404, "*": 200}),
+    ("GET", "/attachments/{other_image}", {"signed_out": 302, "basic": 403, "foreign": 404, "*": 200}),
+    ("GET", "/quarantine", {"signed_out": 302, "basic": 403, "*": 200}),
+    ("GET", "/dev/mailbox", {"signed_out": 302, "basic": 403, "*": 200}),
+    ("GET", "/dev/mailbox/1700000000.M1P1.host", {"signed_out": 302, "basic": 403, "*": 404}),
+    ("GET", "/healthz", {"*": 200}),
+    ("POST", "/threads/{thread}/messages", {"signed_out": 401, "foreign": 404, "*": 302}),
+    ("POST", "/threads/{other_thread}/messages", {"signed_out": 401, "basic": 403, "foreign": 404, "*": 302}),
+    ("POST", "/families/{other}/messages", {"signed_out": 401, "basic": 403, "foreign": 404, "*": 302}),
+    ("POST", "/quarantine/{held}/release", {"signed_out": 302, "basic": 403, "foreign": 404, "*": 302}),
+    ("POST", "/quarantine/{held2}/discard", {"signed_out": 302, "basic": 403, "foreign": 404, "*": 302}),
+    ("POST", "/dev/mailbox/1700000000.M1P1.host/reply", {"signed_out": 302, "basic": 403, "*": 404}),
+    ("POST", "/signout", {"*": 302}),
+]
+
+
+def _ids(world: World) -> dict[str, int]:
+    return {
+        "thread": world.thread.id,
+        "other_thread": world.other_thread.id,
+        "scheduled": world.scheduled.id,
+        "other": world.other.id,
+        "image": world.image.id,
+        "other_image": world.other_image.id,
+        "held": world.held.id,
+        "held2": world.held2.id,
+    }
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_access_matrix(role: str, app: Flask, client: FlaskClient, world: World, db: Session) -> None:
+    staff = {"basic": world.basic, "senior": world.senior, "admin": world.admin, "foreign": world.foreign_senior}.get(role)
+    contact_id = world.scheduled.contacts[0].id
+    ids = _ids(world)
+    db.rollback()
+    failures = []
+    for method, template, expected in MATRIX:
+        if staff is not None:
+            sign_in_as(app, client, staff)
+        path = template.format(**ids)
+        if method == "GET":
+            response = client.get(path)
+        else:
+            data = {"csrf_token": csrf_token(client), "body": f"hello from {role}", "contact_id": str(contact_id), "from": "x@y.test"}
+            response = client.post(path, data=data)
+        want = expected.get(role, expected.get("*"))
+        if response.status_code != want:
+            failures.append(f"{method} {path}: {response.status_code}, expected {want}")
+    assert not failures, "\n".join(failures)
+
+
+def test_basic_staff_never_see_a_link_to_another_family(app: Flask, client: FlaskClient, world: World, db: Session) -> None:
+    other_paths = [f"/families/{world.other.id}", f"/threads/{world.other_thread.id}", f"/attachments/{world.other_image.id}"]
+    visited = ["/today", f"/families/{world.scheduled.id}", f"/threads/{world.thread.id}"]
+    db.rollback()
+    sign_in_as(app, client, world.basic)
+    for path in visited:
+        page = client.get(path, follow_redirects=True).get_data(as_text=True)
+        assert "Johnson family" in page
+        for other in other_paths:
+            assert f'"{other}"' not in page, f"{path} links to {other}"
+        assert "Garcia" not in page and "Luna" not in page
+        assert 'href="/messages"' not in page  # no Messages tab, no inbox
+
+
+def test_search_and_inbox_stay_inside_the_business(app: Flask, client: FlaskClient, world: World, db: Session) -> None:
+    db.rollback()
+    sign_in_as(app, client, world.foreign_senior)
+    results = client.get("/api/search?q=bella").get_json()["results"]
+    assert [r["family"] for r in results] == ["Bellamy family"]
+    inbox = client.get("/messages").get_data(as_text=True)
+    assert "Bellamy family" in inbox and "Johnson family" not in inbox
+    unread = client.get(f"/api/unread?ids={world.thread.id},{world.foreign_thread.id}").get_json()
+    assert unread["unread"] == [world.foreign_thread.id]
