@@ -355,6 +355,11 @@ def _record_reply(session: Session, settings: Settings, row: InboundEmail, email
     if check.author is None:
         _finish(row, "quarantined", check.reason)
         return
+    existing = message_by_email_id(session, thread, email.dedupe_id)
+    if existing is not None:  # posted by a copy that committed after our first look
+        row.raw = b""
+        _finish(row, "duplicate", f"same Message-ID as message {existing.id}", existing.id)
+        return
     try:
         message = post_parsed(session, thread, check, parsed, email.dedupe_id, now)
     except EmptyMessage:

@@ -258,6 +258,10 @@ def start_smtp_server(
     With no `session_factory`, the server owns an engine that hides SQL parameters from
     error messages (they would carry message bodies into logs).
     """
+    # aiosmtpd logs every command at INFO, full reply tokens included; keep only its warnings.
+    protocol_log = logging.getLogger("mail.log")
+    if protocol_log.level == logging.NOTSET:
+        protocol_log.setLevel(logging.WARNING)
     engine = None
     if session_factory is None:
         engine = make_engine(settings.database_url, hide_parameters=True)
