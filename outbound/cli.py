@@ -4,27 +4,63 @@ from __future__ import annotations
 
 import logging
 import signal
+import time
+from typing import Any
 
 import click
-from huey.consumer import Consumer
+from huey.consumer import Consumer, Scheduler
 
 from outbound.queue import configure_queue
 from pawpost.settings import Settings
+from threads.types import utcnow
 
 logger = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT_SECONDS = 30
+DEFAULT_SWEEP_SECONDS = 30
 
 
-def build_consumer(settings: Settings, *, workers: int = 2) -> Consumer:
-    """A consumer on the configured queue: worker threads plus huey's scheduler.
+class SweepingScheduler(Scheduler):
+    """huey's scheduler, plus a sweep every `sweep_seconds`.
+
+    huey's periodic tasks tick at most once a minute and a lost queue entry would break a
+    self-rescheduling chain; enqueuing from the scheduler loop of every consumer survives
+    a Redis restart, and the per-slot claim in `sweep_in_slot` makes it run once in all.
+    """
+
+    sweep_seconds = DEFAULT_SWEEP_SECONDS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._next_sweep = time.monotonic()
+
+    def loop(self, now: Any = None) -> None:
+        if time.monotonic() >= self._next_sweep:
+            self._next_sweep = time.monotonic() + self.sweep_seconds
+            self._enqueue_sweep()
+        super().loop(now)
+
+    def _enqueue_sweep(self) -> None:
+        from outbound.tasks import sweep_in_slot, sweep_slot
+
+        try:
+            sweep_in_slot(sweep_slot(utcnow(), self.sweep_seconds), self.sweep_seconds)
+        except Exception:  # the queue is down: the next tick tries again
+            self._logger.exception("could not enqueue the sweep")
+
+
+def build_consumer(settings: Settings, *, workers: int = 2, sweep_seconds: int = DEFAULT_SWEEP_SECONDS) -> Consumer:
+    """A consumer on the configured queue: worker threads, huey's scheduler and the sweep.
 
     Both SIGINT and SIGTERM finish the tasks in flight and stop (huey's default treats
     SIGTERM as "stop now"); a second signal stops at once. A task cut short is not lost:
     its outbox row or its due digest is found again by the sweep.
     """
     queue = configure_queue(settings)
-    consumer = queue.create_consumer(
+    scheduler_class = type("PawpostScheduler", (SweepingScheduler,), {"sweep_seconds": sweep_seconds})
+    consumer_class = type("PawpostConsumer", (Consumer,), {"scheduler_class": scheduler_class})
+    consumer = consumer_class(
+        queue,
         workers=workers,
         worker_type="thread",
         periodic=True,
@@ -32,8 +68,8 @@ def build_consumer(settings: Settings, *, workers: int = 2) -> Consumer:
         check_worker_health=True,
         shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS,
     )
-    # huey keeps the signal → (restart, graceful) table here; there is no public option for
-    # "both graceful".
+    # huey keeps its signal → (restart, graceful) table here; it has no public option
+    # for "both signals graceful".
     consumer._signal_actions[signal.SIGTERM] = (False, True)
     consumer._signal_actions[signal.SIGINT] = (False, True)
     return consumer
@@ -41,12 +77,19 @@ def build_consumer(settings: Settings, *, workers: int = 2) -> Consumer:
 
 @click.command("worker")
 @click.option("--workers", "-w", default=2, show_default=True, type=click.IntRange(1, 64), help="Worker threads.")
+@click.option(
+    "--sweep-seconds",
+    default=DEFAULT_SWEEP_SECONDS,
+    show_default=True,
+    type=click.IntRange(1, 3600),
+    help="How often the repair sweep looks for due work in the database.",
+)
 @click.pass_context
-def worker_command(ctx: click.Context, workers: int) -> None:
+def worker_command(ctx: click.Context, workers: int, sweep_seconds: int) -> None:
     """Run the outbound queue consumer (digests, staff alerts, escalations, the sweep)."""
     from pawpost.cli import load_settings
 
     settings = load_settings(ctx)
-    consumer = build_consumer(settings, workers=workers)
-    logger.info("worker starting with %d thread(s)", workers)
+    consumer = build_consumer(settings, workers=workers, sweep_seconds=sweep_seconds)
+    logger.info("worker: %d thread(s), sweep every %d s", workers, sweep_seconds)
     consumer.run()

@@ -34,9 +34,9 @@ from threads.schedule import appointments_for_family, business_today, scheduled_
 
 logger = logging.getLogger(__name__)
 
-# A scheduler tick or two of slack: a digest task that wakes a moment before its message is
-# 3 minutes old (clocks of different hosts) still sends instead of waiting for the sweep.
-DUE_SLACK = timedelta(seconds=2)
+# A digest task that wakes a moment before its message is old enough (the web host's clock
+# a little ahead of the worker's) still sends instead of leaving it to the sweep.
+DUE_SLACK = timedelta(seconds=1)
 
 
 def message_posted(message_id: int) -> None:
@@ -163,7 +163,11 @@ def plan_alerts(session: Session, settings: Settings, message_id: int, now: date
     family, business = thread.family, thread.business
     day = business_today(business, message.created_at)
     author_addresses = {a.email for a in message.contact.addresses} if message.contact else set()
-    recipients = [s for s in scheduled_staff(session, family, day) if s.email not in author_addresses]
+    recipients = [
+        staff
+        for staff in scheduled_staff(session, family, day)
+        if staff.business_id == business.id and staff.email not in author_addresses
+    ]
     taken = outbox.dedupe_keys_taken(session, (f"alert:{message.id}:{s.id}" for s in recipients))
     appointments = tuple(
         f"{a.service}, {compose.local_time_range(a.starts_at, a.ends_at, business.timezone)}"

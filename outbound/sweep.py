@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session, aliased
 
 from pawpost.settings import Settings
 from outbound import outbox
-from outbound.notify import DUE_SLACK
 from threads.models import Contact, ContactAddress, Message, NotifiedCursor, ReadCursor, Staff, Thread
 
 # How far back each repair looks. A digest is still worth sending after a long outage; an
@@ -27,8 +26,9 @@ from threads.models import Contact, ContactAddress, Message, NotifiedCursor, Rea
 DIGEST_LOOKBACK = timedelta(days=7)
 ALERT_LOOKBACK = timedelta(hours=6)
 ESCALATION_LOOKBACK = timedelta(days=1)
-# Leave the normal path a moment before repairing behind it.
-GRACE = timedelta(seconds=10)
+# Leave the normal path a moment before repairing behind it (repairing early is harmless:
+# every decision is re-checked under the thread lock and every send is claimed).
+GRACE = timedelta(seconds=3)
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def due_digest_threads(session: Session, settings: Settings, now: datetime) -> l
     read, notified, message = aliased(ReadCursor), aliased(NotifiedCursor), aliased(Message)
     read_floor = func.coalesce(read.message_id, 0)
     notified_floor = func.coalesce(notified.message_id, 0)
-    cutoff = now - timedelta(seconds=settings.notify_delay_seconds) + DUE_SLACK
+    cutoff = now - timedelta(seconds=settings.notify_delay_seconds)
     query = (
         select(Thread.id)
         .distinct()

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
-from huey import crontab
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -172,20 +171,20 @@ def run_due_inline(due: sweep.DueWork, now: datetime | None = None) -> list[int]
     return created
 
 
-def claim_sweep_slot(slot: int) -> bool:
-    """True for exactly one caller per 30-second slot, however many consumers run.
+def claim_sweep_slot(slot: int, seconds: int) -> bool:
+    """True for exactly one caller per sweep slot, however many consumers run.
 
     huey's `lock_task` would stay locked forever if a worker died holding it (no TTL on
     SQLite or Redis < 7.4); a key per slot cannot get stuck, the next slot has a new one.
     """
-    if not huey.put_if_empty(f"pawpost.sweep.{slot}", "1"):
+    if not huey.put_if_empty(f"pawpost.sweep.{seconds}.{slot}", "1"):
         return False
-    huey.delete(f"pawpost.sweep.{slot - 4}")
+    huey.delete(f"pawpost.sweep.{seconds}.{slot - 4}")
     return True
 
 
-def sweep_slot(now: datetime) -> int:
-    return int(now.timestamp()) // SWEEP_SECONDS
+def sweep_slot(now: datetime, seconds: int = SWEEP_SECONDS) -> int:
+    return int(now.timestamp()) // seconds
 
 
 # -- the tasks -------------------------------------------------------------------------
@@ -221,16 +220,8 @@ def deliver_emails(outbox_ids: list[int]) -> None:
     _deliver(outbox_ids)
 
 
-@huey.periodic_task(crontab(minute="*"), priority=PRIORITY_SWEEP)
-def sweep_every_minute() -> None:
-    """huey's periodic tasks tick once a minute; the half-minute sweep is scheduled from here."""
-    slot = sweep_slot(utcnow())
-    sweep_in_slot.call_local(slot)
-    half = datetime.fromtimestamp((slot + 1) * SWEEP_SECONDS, UTC)
-    sweep_in_slot.schedule(args=(slot + 1,), eta=half, priority=PRIORITY_SWEEP)
-
-
 @huey.task(priority=PRIORITY_SWEEP)
-def sweep_in_slot(slot: int) -> None:
-    if claim_sweep_slot(slot):
+def sweep_in_slot(slot: int, seconds: int = SWEEP_SECONDS) -> None:
+    """Enqueued by every consumer's scheduler each `seconds`; runs once per slot in all."""
+    if claim_sweep_slot(slot, seconds):
         run_sweep()
