@@ -49,7 +49,7 @@ from threads.models import (
     Staff,
     Thread,
 )
-from threads.posting import NewAttachment, message_by_email_id, post_message
+from threads.posting import NewAttachment, post_message
 from threads.reading import read_position
 from threads.schedule import business_today, day_bounds
 
@@ -355,11 +355,8 @@ def _record_reply(session: Session, settings: Settings, row: InboundEmail, email
     if check.author is None:
         _finish(row, "quarantined", check.reason)
         return
-    existing = message_by_email_id(session, thread, email.dedupe_id)
-    if existing is not None:  # posted by a copy that committed after our first look
-        row.raw = b""
-        _finish(row, "duplicate", f"same Message-ID as message {existing.id}", existing.id)
-        return
+    # A copy that committed after our first look makes the insert below fail on the
+    # unique (thread, Message-ID); `process_inbound` retries and records a duplicate.
     try:
         message = post_parsed(session, thread, check, parsed, email.dedupe_id, now)
     except EmptyMessage:
@@ -374,13 +371,10 @@ def post_parsed(
     """Post the visible part of a parsed email as `check.author` and settle their read cursor.
 
     Shared by the ingest and by quarantine release. Raises `EmptyMessage` when nothing
-    visible is left.
+    visible is left, `IntegrityError` when this Message-ID is already in the thread.
     """
     author = check.author
     assert author is not None
-    existing = message_by_email_id(session, thread, dedupe_id)
-    if existing is not None:
-        return existing
     reply = extract_reply(parsed.text, parsed.html, sender=parsed.sender_name or parsed.sender_address)
     attachments = [
         NewAttachment(
@@ -392,7 +386,8 @@ def post_parsed(
         )
         for a in parsed.attachments
     ]
-    before = read_position(session, thread, author.person)
+    seen = answered_up_to(session, thread, parsed.in_reply_to)
+    before = read_position(session, thread, author.person) if seen is not None else 0
     message = post_message(
         session,
         thread,
@@ -404,7 +399,6 @@ def post_parsed(
         email_message_id=dedupe_id,
         now=now,
     )
-    seen = answered_up_to(session, thread, parsed.in_reply_to)
     settle_read_cursor(session, thread, author, message, before, seen)
     return message
 

@@ -20,6 +20,7 @@ from inbound.route import AuthorCheck
 from threads.directory import add_contact_address
 from threads.errors import AccessDenied, PawpostError
 from threads.models import Contact, InboundEmail, Message, Staff, Thread
+from threads.posting import message_by_email_id
 
 
 class QuarantineError(PawpostError):
@@ -51,12 +52,13 @@ def release(
         parsed = parse_email(inbound_email.raw)
     except UnparseableEmail as error:
         raise QuarantineError("the stored email cannot be read") from error
-    try:
-        message = post_parsed(
-            session, thread, AuthorCheck(contact), parsed, inbound_email.message_id_header or f"inbound.{inbound_email.id}", now
-        )
-    except PawpostError as error:
-        raise QuarantineError("nothing is left to post once quoted history is removed") from error
+    dedupe_id = inbound_email.message_id_header or f"inbound.{inbound_email.id}"
+    message = message_by_email_id(session, thread, dedupe_id)  # the same email also came in allowed
+    if message is None:
+        try:
+            message = post_parsed(session, thread, AuthorCheck(contact), parsed, dedupe_id, now)
+        except PawpostError as error:
+            raise QuarantineError("nothing is left to post once quoted history is removed") from error
     if add_alias and parsed.sender_address:
         add_contact_address(session, contact, parsed.sender_address)
     inbound_email.outcome = "released"

@@ -124,6 +124,7 @@ class InboundHandler:
                 utcnow(),
             )
         except RoutingError as error:
+            logger.info("inbound refused at DATA: %s (%d bytes)", type(error).__name__, len(raw))
             return routing_reply(error)
         except Exception as error:  # anything else is transient for the sender: retry later
             return await self.handle_exception(error)
