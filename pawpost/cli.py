@@ -230,8 +230,10 @@ def messages_command(ctx: click.Context, thread_id: int, as_json: bool) -> None:
 
 
 from inbound.cli import quarantine_command, smtp_command  # noqa: E402
+from inbound.cli_parse import parse_command  # noqa: E402
 
 main.add_command(smtp_command)
+main.add_command(parse_command)
 main.add_command(quarantine_command)
 
 
