@@ -175,6 +175,8 @@ def _ingest(session: Session, settings: Settings, email: _Email, now: datetime, 
     _lock_message_id(session, email.dedupe_id)
     recipient = _resolve_recipient(session, settings, email.rcpt_tos)
     thread, outbox = _target(session, settings, recipient, email)
+    if thread is None and outbox is None:
+        raise NoThreadMatched(", ".join(email.rcpt_tos))
     business_id = thread.business_id if thread is not None else outbox.business_id if outbox is not None else None
     row = InboundEmail(
         business_id=business_id,

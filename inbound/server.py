@@ -52,6 +52,8 @@ _REWRITTEN_LINES = {
 
 ProcessFunction = Callable[..., Outcome]
 SMTP_WORKER_THREADS = 8
+# One email makes one post; more recipients than this is a mailing, not a reply.
+MAX_RECIPIENTS = 20
 DEFAULT_DRAIN_SECONDS = 30.0
 
 
@@ -98,6 +100,8 @@ class InboundHandler:
     async def handle_RCPT(
         self, server: SMTP, session: SMTPSession, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
+        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            return "452 4.5.3 Too many recipients"
         try:
             await asyncio.to_thread(self._check_recipient, address)
         except RoutingError as error:

@@ -196,3 +196,12 @@ def test_ehlo_offers_smtputf8_and_8bitmime_and_accepts_utf8_mail(smtp, world: Wo
 
     assert code == 250
     assert queries.messages(engine, world.thread_id)[0].body == "Zoë und Jürgen sagen danke 🐶"
+
+
+def test_more_recipients_than_a_reply_needs_are_deferred(smtp, world: World) -> None:
+    with smtplib.SMTP(*smtp, timeout=30) as client:
+        client.ehlo("tests.local")
+        client.mail(world.primary_email)
+        answers = [client.rcpt(world.reply_to)[0] for _ in range(21)]
+
+    assert answers == [250] * 20 + [452]
