@@ -148,6 +148,8 @@ def reply(key: str) -> Any:
         flash("Write a reply and choose one of the email's recipients to send it as.", "error")
         return redirect(url_for("devmail.show", key=key))
     raw = _reply_bytes(item, sender, body)
+    # End the read transaction first: on SQLite it holds the lock the SMTP server needs to post.
+    db().rollback()
     host, port = settings().smtp_listen
     host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     try:

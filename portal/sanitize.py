@@ -1,8 +1,9 @@
 """Email HTML made safe to show: nh3 (ammonia) keeps formatting and drops anything active.
 
-Scripts, event handlers, styles, forms and frames are removed; links open without a
-referrer. Remote images stay blocked by the page's CSP (`img-src 'self' data:`), so a
-tracking pixel never reports that staff read an email.
+Scripts, event handlers, styles, forms, frames and images are removed (pictures arrive as
+attachments and show as thumbnails; a remote image would be a tracking pixel, and the CSP
+blocks it anyway); links keep only absolute http(s) and mailto targets and open without a
+referrer.
 """
 
 from __future__ import annotations
@@ -12,16 +13,25 @@ from markupsafe import Markup
 
 _TAGS = {
     "a", "abbr", "b", "blockquote", "br", "caption", "code", "dd", "del", "div", "dl", "dt",
-    "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "li", "ol", "p", "pre",
+    "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "ins", "li", "ol", "p", "pre",
     "q", "s", "small", "span", "strong", "sub", "sup", "table", "tbody", "td", "tfoot", "th",
     "thead", "tr", "u", "ul",
 }
 _ATTRIBUTES = {
     "a": {"href", "title"},
-    "img": {"src", "alt", "title", "width", "height"},
     "td": {"colspan", "rowspan"},
     "th": {"colspan", "rowspan"},
 }
+
+
+_LINK_PREFIXES = ("http://", "https://", "mailto:")
+
+
+def _only_absolute_links(tag: str, attribute: str, value: str) -> str | None:
+    """Relative links would point into the portal itself; drop them."""
+    if attribute == "href" and not value.strip().lower().startswith(_LINK_PREFIXES):
+        return None
+    return value
 
 
 def clean_email_html(html: str) -> Markup:
@@ -30,6 +40,7 @@ def clean_email_html(html: str) -> Markup:
         html,
         tags=_TAGS,
         attributes=_ATTRIBUTES,
+        attribute_filter=_only_absolute_links,
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer nofollow",
         strip_comments=True,
