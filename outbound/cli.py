@@ -65,6 +65,10 @@ def build_consumer(settings: Settings, *, workers: int = 2, sweep_seconds: int =
         worker_type="thread",
         periodic=True,
         scheduler_interval=1,
+        # An idle worker polls the SQLite queue at most every half second (huey's default
+        # backs off to 10 s, which would make a "3 minutes" digest up to 10 s late).
+        initial_delay=0.05,
+        max_delay=0.5,
         check_worker_health=True,
         shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS,
     )

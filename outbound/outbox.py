@@ -13,13 +13,14 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.message import EmailMessage
+from email.message import Message
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker, undefer
 
 from pawpost.settings import Settings
 from outbound import ids
+from outbound.render import to_bytes
 from outbound.transport import DeliveryError, PermanentFailure, Target, TemporaryFailure, open_connection
 from threads.models import ContactAddress, OutboundEmail, Thread, outbound_email_messages
 from threads.types import utcnow
@@ -48,9 +49,10 @@ def add_email(
     recipient_kind: str,
     recipient_id: int,
     recipient_email: str,
+    subject: str,
     message_ids: Sequence[int],
     now: datetime,
-    render: Callable[[str], EmailMessage],
+    render: Callable[[str], Message],
 ) -> OutboundEmail:
     """Write one queued email; `render` gets its Message-ID (which names the row)."""
     token = ids.new_token()
@@ -74,8 +76,8 @@ def add_email(
     session.flush()
     row.message_id_header = ids.outbox_message_id(row.id, token, settings.mail_domain)
     email = render(row.message_id_header)
-    row.subject = str(email["Subject"])[:1000]
-    row.raw = email.as_bytes()
+    row.subject = subject[:1000]
+    row.raw = to_bytes(email)
     if message_ids:
         session.execute(
             insert(outbound_email_messages),

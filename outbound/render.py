@@ -1,4 +1,4 @@
-"""Rendering: plain data in, a finished `EmailMessage` out. Pure: no database, no clock.
+"""Rendering: plain data in, a finished email (`email.message.Message`) out. Pure: no database, no clock.
 
 Every email is multipart/alternative (text for any client, HTML that reads on a phone),
 carries the thread's reply address in `Reply-To`, its own `Message-ID`, `In-Reply-To` and
@@ -13,10 +13,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import format_datetime
+from email import encoders
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
+from email.mime.base import MIMEBase
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import compat32
+from email.utils import format_datetime, formataddr
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -25,6 +30,8 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 # Anything below space (CR, LF, TAB, NUL…) and DEL: never allowed into a header value.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
 MAX_HEADER_TEXT = 200
+# SMTP wants CRLF line ends; smtplib does not convert them for bytes.
+_WIRE = compat32.clone(linesep="\r\n")
 
 
 @dataclass(frozen=True)
@@ -129,21 +136,26 @@ def local_time(moment: datetime, timezone: str) -> str:
     return f"{local.strftime('%a')} {local.day} {local.strftime('%b')}, {hour}:{local.strftime('%M %p')}"
 
 
-def render_digest(envelope: Envelope, content: DigestContent) -> EmailMessage:
+def render_digest(envelope: Envelope, content: DigestContent) -> Message:
     """The parent notification: every message they have not read, in one email."""
     context = {"c": content, "images": [i for m in content.messages for i in m.images]}
     return _build(envelope, "digest", context)
 
 
-def render_alert(envelope: Envelope, content: AlertContent) -> EmailMessage:
+def render_alert(envelope: Envelope, content: AlertContent) -> Message:
     """A staff alert: a parent wrote in a thread of a family the staff member sees today."""
     return _build(envelope, "alert", {"c": content, "images": list(content.message.images)})
 
 
-def render_escalation(envelope: Envelope, content: EscalationContent) -> EmailMessage:
+def render_escalation(envelope: Envelope, content: EscalationContent) -> Message:
     """To senior staff: parent messages nobody on the team has read for a while."""
     context = {"c": content, "images": [i for m in content.messages for i in m.images]}
     return _build(envelope, "escalation", context)
+
+
+def to_bytes(message: Message) -> bytes:
+    """The email as it goes on the wire (CRLF line ends)."""
+    return message.as_bytes(policy=_WIRE)
 
 
 @lru_cache(maxsize=1)
@@ -158,40 +170,67 @@ def _templates() -> Environment:
     )
 
 
-def _build(envelope: Envelope, name: str, context: dict[str, object]) -> EmailMessage:
+def _build(envelope: Envelope, name: str, context: dict[str, object]) -> Message:
     env = _templates()
     text = env.get_template(f"{name}.txt").render(context)
     html = env.get_template(f"{name}.html").render(context)
-    message = EmailMessage(policy=SMTP)
-    _set_headers(message, envelope)
-    message.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
-    message.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+    html_part: Message = MIMEText(html, "html", _utf8_qp())
     images = context.get("images") or []
     if images:
-        html_part = message.get_payload()[1]  # type: ignore[index]
+        related = MIMEMultipart("related")
+        related.attach(html_part)
         for image in images:  # type: ignore[attr-defined]
             maintype, _, subtype = image.content_type.partition("/")
-            html_part.add_related(
-                image.content,
-                maintype=maintype,
-                subtype=subtype or "octet-stream",
-                cid=f"<{image.content_id}>",
-                filename=header_text(image.filename, 150),
-                disposition="inline",
-            )
+            part = MIMEBase(maintype, subtype or "octet-stream")
+            part.set_payload(image.content)
+            encoders.encode_base64(part)
+            part["Content-ID"] = f"<{_address(image.content_id)}>"
+            part.add_header("Content-Disposition", "inline", filename=("utf-8", "", header_text(image.filename, 150)))
+            related.attach(part)
+        html_part = related
+    message = MIMEMultipart("alternative")
+    message.attach(MIMEText(text, "plain", _utf8_qp()))
+    message.attach(html_part)
+    _set_headers(message, envelope)
     return message
 
 
-def _set_headers(message: EmailMessage, envelope: Envelope) -> None:
-    message["From"] = Address(display_name=header_text(envelope.from_name), addr_spec=envelope.from_address)
-    message["To"] = Address(display_name=header_text(envelope.to_name), addr_spec=envelope.to_address)
-    message["Reply-To"] = Address(addr_spec=envelope.reply_to)
-    message["Subject"] = header_text(envelope.subject, 250)
+@lru_cache(maxsize=1)
+def _utf8_qp() -> Charset:
+    charset = Charset("utf-8")
+    charset.body_encoding = QP
+    return charset
+
+
+def _address(value: str) -> str:
+    """An addr-spec as stored (lowercased, validated on the way in); refuse anything odd."""
+    if not value or _CONTROL.search(value) or any(c in value for c in ' <>,;"'):
+        raise ValueError(f"not an email address: {value!r}")
+    return value
+
+
+def _named(name: str, address: str) -> str:
+    """`"Display Name" <addr>`, the name RFC 2047-encoded when it is not plain ASCII."""
+    return formataddr((header_text(name), _address(address)), charset="utf-8")
+
+
+def _text_header(value: str) -> str | Header:
+    text = header_text(value, 250)
+    return text if text.isascii() else Header(text, "utf-8")
+
+
+def _set_headers(message: Message, envelope: Envelope) -> None:
+    # The compat32 classes keep headers as given: ~10x faster to build than the modern
+    # policy's parsed header objects, and `header_text`/`_address` already did the checks.
+    message["From"] = _named(envelope.from_name, envelope.from_address)
+    message["To"] = _named(envelope.to_name, envelope.to_address)
+    message["Reply-To"] = _address(envelope.reply_to)
+    message["Subject"] = _text_header(envelope.subject)
     message["Date"] = format_datetime(envelope.date)
-    message["Message-ID"] = f"<{envelope.message_id}>"
-    message["In-Reply-To"] = f"<{envelope.root_message_id}>"
-    message["References"] = f"<{envelope.root_message_id}>"
-    message["Thread-Topic"] = header_text(envelope.subject, 250)
+    message["Message-ID"] = f"<{_address(envelope.message_id)}>"
+    message["In-Reply-To"] = f"<{_address(envelope.root_message_id)}>"
+    message["References"] = f"<{_address(envelope.root_message_id)}>"
+    message["Thread-Topic"] = _text_header(envelope.subject)
     message["Thread-Index"] = envelope.thread_index
     message["Auto-Submitted"] = "auto-generated"
     message["X-Auto-Response-Suppress"] = "All"

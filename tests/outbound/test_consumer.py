@@ -59,6 +59,7 @@ def worker(settings: Settings, log: Path) -> Iterator[subprocess.Popen[bytes]]:
             stderr=subprocess.STDOUT,
         )
     try:
+        wait_until(lambda: b"Huey consumer started" in log.read_bytes() or process.poll() is not None, timeout=60)
         yield process
     finally:
         if process.poll() is None:
@@ -212,7 +213,7 @@ def test_redis_restarted_loses_nothing(queue_url: str, database_url: str, tmp_pa
                 tmp_path,
                 PAWPOST_QUEUE_URL=f"redis://127.0.0.1:{redis_port}/0",
                 PAWPOST_OUTBOUND_URL=f"smtp://127.0.0.1:{port}",
-                PAWPOST_NOTIFY_DELAY_SECONDS="3",
+                PAWPOST_NOTIFY_DELAY_SECONDS="5",
             )
             configure_queue(settings)
             world = build_world(sessions, now=utcnow())

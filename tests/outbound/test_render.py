@@ -13,6 +13,7 @@ from outbound.render import (
     InlineImage,
     ShownMessage,
     render_digest,
+    to_bytes,
     thread_subject,
 )
 
@@ -46,7 +47,7 @@ def parse(raw: bytes):  # type: ignore[no-untyped-def]
 
 
 def test_headers_thread_the_email_and_stop_auto_replies() -> None:
-    raw = render_digest(envelope(), digest(ShownMessage("Priya", "Tue 2 Jun, 11:00 AM", "Walk done"))).as_bytes()
+    raw = to_bytes(render_digest(envelope(), digest(ShownMessage("Priya", "Tue 2 Jun, 11:00 AM", "Walk done"))))
     email = parse(raw)
     assert email["From"].addresses[0].addr_spec == "notifications@reply.test"
     assert email["From"].addresses[0].display_name == "Zoë Müller at Happy Tails"
@@ -78,10 +79,10 @@ def test_every_email_of_a_thread_shares_outlooks_thread_index_header() -> None:
 
 def test_no_header_can_be_injected_through_a_name_or_a_subject() -> None:
     evil = "Eve\r\nBcc: victim@example.com\r\nX-Evil: 1"
-    raw = render_digest(
+    raw = to_bytes(render_digest(
         envelope(from_name=evil + " at Happy Tails", to_name=evil, subject="Hi\nBcc: victim@example.com"),
         digest(ShownMessage("Eve\nBcc: x@example.com", "now", "body")),
-    ).as_bytes()
+    ))
     head = raw.split(b"\r\n\r\n", 1)[0]
     names = [line.split(b":", 1)[0].lower() for line in head.split(b"\r\n") if line and not line[:1].isspace()]
     assert b"bcc" not in names and b"x-evil" not in names
@@ -90,7 +91,7 @@ def test_no_header_can_be_injected_through_a_name_or_a_subject() -> None:
 
 def test_html_is_escaped_and_line_breaks_kept() -> None:
     message = ShownMessage("<script>alert(1)</script>", "now", "Hello <b>there</b>\nsecond line\n\nnew paragraph")
-    html = parse(render_digest(envelope(), digest(message)).as_bytes()).get_body(("html",)).get_content()
+    html = parse(to_bytes(render_digest(envelope(), digest(message)))).get_body(("html",)).get_content()
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert "Hello &lt;b&gt;there&lt;/b&gt;<br>second line" in html
     assert html.count("<p style=\"margin:0 0 10px 0") == 2
@@ -99,7 +100,7 @@ def test_html_is_escaped_and_line_breaks_kept() -> None:
 def test_staff_images_are_attached_inline_and_other_files_linked() -> None:
     image = InlineImage("bella.png", "image/png", PNG, "att1.abc@reply.test")
     link = FileLink("vaccination.pdf", 3_000_000, "https://portal.test/attachments/2/tok")
-    email = parse(render_digest(envelope(), digest(ShownMessage("Priya", "now", "Look!", (image,), (link,)))).as_bytes())
+    email = parse(to_bytes(render_digest(envelope(), digest(ShownMessage("Priya", "now", "Look!", (image,), (link,))))))
     parts = {part.get_content_type(): part for part in email.walk()}
     assert parts["image/png"].get_content() == PNG
     assert parts["image/png"]["Content-ID"] == "<att1.abc@reply.test>"
