@@ -197,6 +197,12 @@ def start_process(command: list[str], env: dict[str, str]) -> tuple[subprocess.P
     raise SystemExit(f"{command[0]} exited with {process.wait()} before listening")
 
 
+def cpu_seconds(process: subprocess.Popen[str]) -> float:
+    """User + system CPU the server process used so far (Linux /proc)."""
+    fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stop_process(process: subprocess.Popen[str]) -> None:
     process.terminate()
     process.wait(timeout=60)
@@ -226,7 +232,9 @@ def main() -> None:
     bare, port = start_process([sys.executable, "-c", BARE_SERVER], dict(os.environ))
     try:
         drive("warm-up", port, bare_emails[: args.sessions], args.sessions)
+        cpu_before = cpu_seconds(bare)
         baseline = drive("bare aiosmtpd", port, bare_emails, args.sessions)
+        bare_cpu = cpu_seconds(bare) - cpu_before
     finally:
         stop_process(bare)
 
@@ -242,7 +250,9 @@ def main() -> None:
         pawpost_bin = str(Path(sys.executable).with_name("pawpost"))
         server, port = start_process([pawpost_bin, "smtp"], env)
         try:
+            cpu_before = cpu_seconds(server)
             pawpost = drive("pawpost smtp", port, pawpost_emails, args.sessions)
+            pawpost_cpu = cpu_seconds(server) - cpu_before
         finally:
             stop_process(server)
 
@@ -257,7 +267,11 @@ def main() -> None:
     print(report(baseline))
     print(report(pawpost))
     print(f"ratio pawpost/bare: {pawpost.rate / baseline.rate:.2f} (target >= 0.6)")
-    print(f"posted {posted} messages, {stored} inbound emails stored as posted, mean ingest {float(mean_ms):.1f} ms")
+    print(
+        f"server CPU per email: bare {bare_cpu / args.emails * 1000:.2f} ms, "
+        f"pawpost {pawpost_cpu / args.emails * 1000:.2f} ms (mean ingest in a worker thread {float(mean_ms):.1f} ms)"
+    )
+    print(f"posted {posted} messages, {stored} inbound emails stored as posted")
     if posted != args.emails or pawpost.failures:
         raise SystemExit("not every reply was posted exactly once")
 
