@@ -9,6 +9,7 @@ once, even when ten copies arrive at the same moment.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import time
@@ -148,19 +149,61 @@ def short_token(token: str | None) -> str:
     return f"{token[:4]}…" if token else "-"
 
 
+def storable(value: str) -> str:
+    """Text both databases accept: PostgreSQL refuses NUL, and neither driver encodes the
+    lone surrogates that undecodable header bytes become. Refusing such mail with a 451
+    would make the sender retry it forever."""
+    if value.isascii() and "\x00" not in value:
+        return value
+    return value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
+
+
+def _optional(value: str | None) -> str | None:
+    return storable(value) if value is not None else None
+
+
+def _storable_email(parsed: ParsedEmail) -> ParsedEmail:
+    """The parsed email with every field that reaches a query or a column made storable."""
+    return dataclasses.replace(
+        parsed,
+        sender_address=_optional(parsed.sender_address),
+        sender_name=storable(parsed.sender_name),
+        message_id=_optional(parsed.message_id),
+        in_reply_to=_optional(parsed.in_reply_to),
+        references=tuple(storable(r) for r in parsed.references),
+        subject=storable(parsed.subject),
+        text=_optional(parsed.text),
+        html=_optional(parsed.html),
+        attachments=tuple(
+            dataclasses.replace(
+                a, filename=storable(a.filename), content_type=storable(a.content_type), content_id=_optional(a.content_id)
+            )
+            for a in parsed.attachments
+        ),
+        reported_message_id=_optional(parsed.reported_message_id),
+    )
+
+
+def parse_for_storage(raw: bytes) -> ParsedEmail:
+    """`parse_email`, with every text made storable; raises `UnparseableEmail`."""
+    return _storable_email(parse_email(raw))
+
+
 def _prepare(envelope_from: str, rcpt_tos: list[str], raw: bytes, settings: Settings) -> _Email:
     try:
-        parsed: ParsedEmail | None = parse_email(raw)
+        parsed: ParsedEmail | None = parse_for_storage(raw)
     except UnparseableEmail:
         parsed = None
     kind, reason, summary, failures = "reply", None, None, ()
     if parsed is not None:
         result = classify(parsed, reply_domain=settings.reply_domain, own_addresses=(settings.notifications_address,))
         kind, reason, summary = result.kind.value, result.reason, result.summary
-        failures = tuple((f.address, f.status or "unknown status", f.permanent) for f in result.failed_recipients)
+        failures = tuple(
+            (storable(f.address), storable(f.status or "unknown status"), f.permanent) for f in result.failed_recipients
+        )
     return _Email(
-        envelope_from=envelope_from,
-        rcpt_tos=tuple(rcpt_tos),
+        envelope_from=storable(envelope_from),
+        rcpt_tos=tuple(storable(r) for r in rcpt_tos),
         raw=raw,
         parsed=parsed,
         dedupe_id=email_dedupe_id(parsed, raw),
@@ -217,7 +260,7 @@ def _ingest(session: Session, settings: Settings, email: _Email, now: datetime, 
 
 def _finish(row: InboundEmail, outcome: str, reason: str | None, posted_message_id: int | None = None) -> None:
     row.outcome = outcome
-    row.reason = reason[:1000] if reason else None
+    row.reason = storable(reason)[:1000] if reason else None
     row.posted_message_id = posted_message_id
 
 
@@ -315,7 +358,7 @@ def _record_auto_reply(session: Session, row: InboundEmail, email: _Email, threa
         _finish(row, "auto_reply", f"{email.reason}; already noted today")
         return
     body = f"Auto-reply from {name}" + (f": {email.summary}" if email.summary else "")
-    note = post_message(session, thread, None, body[:500], now=now)
+    note = post_message(session, thread, None, storable(body)[:500], now=now)
     _finish(row, "auto_reply", email.reason, note.id)
 
 

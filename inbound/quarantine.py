@@ -14,8 +14,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from inbound.ingest import post_parsed
-from inbound.parse import UnparseableEmail, parse_email
+from inbound.ingest import parse_for_storage, post_parsed
+from inbound.parse import UnparseableEmail
 from inbound.route import AuthorCheck
 from threads.directory import add_contact_address
 from threads.errors import AccessDenied, PawpostError
@@ -49,7 +49,7 @@ def release(
     if contact.family_id != thread.family_id:
         raise QuarantineError(f"{contact.name} is not a contact of this thread's family")
     try:
-        parsed = parse_email(inbound_email.raw)
+        parsed = parse_for_storage(inbound_email.raw)
     except UnparseableEmail as error:
         raise QuarantineError("the stored email cannot be read") from error
     dedupe_id = inbound_email.message_id_header or f"inbound.{inbound_email.id}"

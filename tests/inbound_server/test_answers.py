@@ -205,3 +205,18 @@ def test_more_recipients_than_a_reply_needs_are_deferred(smtp, world: World) -> 
         answers = [client.rcpt(world.reply_to)[0] for _ in range(21)]
 
     assert answers == [250] * 20 + [452]
+
+
+def test_nul_bytes_and_broken_utf8_are_stored_not_retried_forever(smtp, world: World, engine: Engine) -> None:
+    raw = (
+        f"From: Emma \xff\x00 <{world.primary_email}>\r\nTo: {world.reply_to}\r\n".encode("latin-1")
+        + b"Subject: caf\xe9 \x00 \xc3\r\nMessage-ID: <nul\x00-1@parents.test>\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        + b"Content-Transfer-Encoding: 8bit\r\n\r\nSee you\x00 at 3 \xff\xfe caf\xc3\xa9\r\n"
+    )
+
+    assert send(*smtp, world.primary_email, world.reply_to, raw)[0] == 250
+    [row] = queries.inbound(engine)
+    assert row.raw == raw
+    assert row.outcome == "posted"
+    [message] = queries.messages(engine, world.thread_id)
+    assert "\x00" not in message.body and message.body.startswith("See you")
