@@ -6,15 +6,23 @@ one's own business one may not use raise `AccessDenied` (403).
 
 from __future__ import annotations
 
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
+
 from portal.runtime import db, now
 from threads.access import ensure_can_access_family, ensure_can_access_thread
-from threads.directory import family_of_business, thread_of_business
+from threads.directory import family_of_business
 from threads.errors import UnknownFamily, UnknownThread
 from threads.models import Family, Staff, Thread
 
 
 def thread_for(staff: Staff, thread_id: int) -> Thread:
-    thread = thread_of_business(db(), staff.business_id, thread_id)
+    """The thread with its family and pets (every thread page shows them), in one query."""
+    thread = db().scalar(
+        select(Thread)
+        .options(joinedload(Thread.family).selectinload(Family.pets))
+        .where(Thread.id == thread_id, Thread.business_id == staff.business_id)
+    )
     if thread is None:
         raise UnknownThread(f"no thread {thread_id} in business {staff.business_id}")
     ensure_can_access_thread(db(), staff, thread, now())

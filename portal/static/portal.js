@@ -141,7 +141,7 @@
     }
     function search() {
       var query = input.value.trim();
-      if (!query) { results.textContent = ""; close(); return; }
+      if (query.length < 2) { results.textContent = ""; close(); return; }
       var ticket = ++latest;
       getJSON(form.getAttribute("data-search-url") + "?q=" + encodeURIComponent(query)).then(function (data) {
         if (ticket === latest) { render(data); }
@@ -184,6 +184,12 @@
     if (!list) { return; }
     var scroller = list;
     scroller.scrollTop = scroller.scrollHeight;
+    // Stay pinned to the newest message while pictures load, unless the reader scrolled up.
+    var pinned = true;
+    scroller.addEventListener("scroll", function () {
+      pinned = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 120;
+    });
+    list.addEventListener("load", function () { if (pinned) { scroller.scrollTop = scroller.scrollHeight; } }, true);
     if (location.hash) {
       var target = document.getElementById(location.hash.slice(1));
       if (target) { target.scrollIntoView({ block: "center" }); }
@@ -266,6 +272,8 @@
       }
     });
     text.addEventListener("input", grow);
+    // Ready to type on a desktop; on a phone, focusing would pop the keyboard over the thread.
+    if (window.matchMedia("(min-width: 761px)").matches) { text.focus({ preventScroll: true }); }
     form.addEventListener("submit", function (event) { event.preventDefault(); send(); });
     if (files && names) {
       files.addEventListener("change", function () {
