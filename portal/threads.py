@@ -19,7 +19,7 @@ from portal.conversation import message_views, messages_after, parent_states
 from portal.runtime import db, now, settings
 from portal.scope import family_for, thread_for
 from threads.directory import ensure_thread
-from threads.models import Family, Message, Staff, Thread
+from threads.models import Message, Staff, Thread
 from threads.posting import NewAttachment, post_message
 from threads.reading import mark_read, thread_page
 

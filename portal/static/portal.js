@@ -10,6 +10,8 @@
   function getJSON(url) {
     return fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" }).then(function (r) {
       if (r.status === 401) { window.location.assign("/signin?next=" + encodeURIComponent(location.pathname)); throw new Error("signed out"); }
+      // No longer allowed (a basic staff member's day with this family ended): stop showing it.
+      if (r.status === 403) { window.location.reload(); throw new Error("forbidden"); }
       if (!r.ok) { throw new Error("HTTP " + r.status); }
       return r.json();
     });
