@@ -246,5 +246,15 @@ from portal.cli import staff_command, web_command  # noqa: E402
 main.add_command(web_command)
 main.add_command(staff_command)
 
+
+@main.command("up")
+@click.pass_context
+def up_command(ctx: click.Context) -> None:
+    """Run everything in one process on the embedded default: SMTP, worker and portal."""
+    from pawpost.up import run_up
+
+    run_up(load_settings(ctx))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
