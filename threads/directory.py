@@ -7,8 +7,8 @@ import secrets
 import unicodedata
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import Subquery, case, delete, func, select, union_all
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from threads.addresses import new_reply_token
 from threads.models import Business, Contact, ContactAddress, Family, Pet, SearchTerm, Staff, Thread
@@ -78,41 +78,64 @@ def _like_prefix(word: str) -> str:
     return escaped + "%"
 
 
+MATCHES_PER_WORD = 2000
+
+
+def _word_scores(business_id: int, word: str) -> Subquery:
+    """(family_id, best) for one typed word: 4 for an exact word, 2 for a prefix, +1 off the family name."""
+    points = case((SearchTerm.term == word, 4), else_=2) + case((SearchTerm.source != "family", 1), else_=0)
+    matches = (
+        select(SearchTerm.family_id, points.label("points"))
+        .where(SearchTerm.business_id == business_id, SearchTerm.term.like(_like_prefix(word), escape="\\"))
+        .limit(MATCHES_PER_WORD)
+        .subquery()
+    )
+    return (
+        select(matches.c.family_id, func.max(matches.c.points).label("best"))
+        .group_by(matches.c.family_id)
+        .subquery()
+    )
+
+
 def search_families(session: Session, business: Business | int, query: str, *, limit: int = 10) -> list[FamilyMatch]:
     """Families whose contact, pet or family name starts with each word typed.
 
     Case- and accent-insensitive and partial ("bel" finds Bella). Best first: more
     words matched exactly, then pet and contact names over the family name, then by name.
+
+    The database scores and intersects the words and returns only the families that can
+    make the first `limit` (every family tied with the last one, for the name order done
+    here); only those are loaded. A short prefix matches thousands of families.
     """
     business_id = business if isinstance(business, int) else business.id
     words = normalise_words(query)[:5]
-    if not words:
+    if not words or limit < 1:
         return []
-    candidates = None
-    scores: dict[int, int] = {}
-    for word in words:
-        rows = session.execute(
-            select(SearchTerm.family_id, SearchTerm.term, SearchTerm.source).where(
-                SearchTerm.business_id == business_id,
-                SearchTerm.term.like(_like_prefix(word), escape="\\"),
-            ).limit(2000)
-        ).all()
-        best: dict[int, int] = {}
-        for family_id, term, source in rows:
-            score = (2 if term == word else 1) * 2 + (1 if source != "family" else 0)
-            best[family_id] = max(best.get(family_id, 0), score)
-        matched = set(best)
-        candidates = matched if candidates is None else candidates & matched
-        for family_id, score in best.items():
-            scores[family_id] = scores.get(family_id, 0) + score
-    if not candidates:
-        return []
-    families = session.scalars(
-        select(Family)
-        .options(selectinload(Family.contacts), selectinload(Family.pets), selectinload(Family.thread))
-        .where(Family.id.in_(candidates), Family.business_id == business_id)
+    per_word = [_word_scores(business_id, word) for word in words]
+    matched = union_all(*(select(w.c.family_id, w.c.best) for w in per_word)).subquery()
+    scored = (
+        select(matched.c.family_id, func.sum(matched.c.best).label("score"))
+        .group_by(matched.c.family_id)
+        .having(func.count() == len(words))
+        .cte("scored")
+    )
+    cutoff = select(scored.c.score).order_by(scored.c.score.desc()).limit(1).offset(limit - 1).scalar_subquery()
+    rows = session.execute(
+        select(Family.id, Family.name, scored.c.score)
+        .join(scored, scored.c.family_id == Family.id)
+        .where(Family.business_id == business_id, scored.c.score >= func.coalesce(cutoff, 0))
     ).all()
-    ranked = sorted(families, key=lambda f: (-scores[f.id], f.name.casefold(), f.id))[:limit]
+    ranked = [row[0] for row in sorted(rows, key=lambda r: (-r[2], r[1].casefold(), r[0]))[:limit]]
+    if not ranked:
+        return []
+    families = {
+        f.id: f
+        for f in session.scalars(
+            select(Family)
+            .options(selectinload(Family.contacts), selectinload(Family.pets), joinedload(Family.thread))
+            .where(Family.id.in_(ranked))
+        )
+    }
     return [
         FamilyMatch(
             family_id=f.id,
@@ -121,7 +144,7 @@ def search_families(session: Session, business: Business | int, query: str, *, l
             contact_names=tuple(c.name for c in f.contacts),
             pet_names=tuple(p.name for p in f.pets),
         )
-        for f in ranked
+        for f in (families[family_id] for family_id in ranked)
     ]
 
 

@@ -373,7 +373,9 @@ class ReadCursor(_Cursor, Base):
     __tablename__ = "read_cursors"
     __table_args__ = (
         CheckConstraint(_in("person_kind", PERSON_KINDS), name="person_kind"),
-        Index("ix_read_cursors_person", "person_kind", "person_id"),
+        # A person's cursors in thread order with their position: the tab dot reads them
+        # index-only (see threads.reading.has_unread).
+        Index("ix_read_cursors_person_thread", "person_kind", "person_id", "thread_id", "message_id"),
     )
 
 
