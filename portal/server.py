@@ -10,6 +10,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from flask import Flask
 
@@ -70,3 +73,27 @@ def serve_development(settings: Settings) -> None:
         pass
     finally:
         server.server_close()
+
+
+@contextmanager
+def background_server(settings: Settings) -> Iterator[tuple[str, int]]:
+    """The portal on werkzeug's threaded server in a background thread (`pawpost up`, tests).
+
+    Yields the bound (host, port), so `settings.web_listen` may ask for port 0; stops and
+    releases the database engine on exit.
+    """
+    from werkzeug.serving import make_server
+
+    host, port = settings.web_listen
+    app = create_app(settings)
+    server = make_server(host, port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="pawpost-web", daemon=True)
+    thread.start()
+    logger.info("portal listening on http://%s:%s", host, server.server_port)
+    try:
+        yield host, server.server_port
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+        app.extensions["pawpost"].engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from pawpost.cli import main
 from portal import create_app
+from portal.server import background_server
 from tests.factories import make_appointment, make_business, make_family, make_staff
 from tests.portal.conftest import World, csrf_token, portal_settings_for, sign_in_as
 from threads.models import Staff
@@ -85,3 +87,10 @@ def test_staff_add_set_password_and_deactivate(database_url: str, tmp_path: Path
 def test_staff_add_needs_a_business_when_there_are_several(database_url: str, tmp_path: Path, world: World) -> None:
     result = _run(["staff", "add", "x@y.test", "--name", "X", "--password-stdin"], database_url, tmp_path, "long enough pw\n")
     assert result.exit_code == 1 and "--business" in result.output
+
+
+def test_background_server_answers_health_checks_on_an_ephemeral_port(database_url: str, tmp_path: Path) -> None:
+    settings = portal_settings_for(database_url, tmp_path, PAWPOST_WEB_LISTEN="127.0.0.1:0")
+    with background_server(settings) as (host, port):
+        with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=10) as response:
+            assert (response.status, response.read()) == (200, b"ok")
