@@ -26,13 +26,12 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy import insert, select, text
 
 from outbound import notify, tasks
 from outbound.ids import outbox_id_from_message_id
@@ -43,7 +42,6 @@ from threads import migrate
 from threads.addresses import new_reply_token
 from threads.db import make_engine, make_session_factory
 from threads.models import (
-    Base,
     Business,
     Contact,
     ContactAddress,
@@ -280,11 +278,13 @@ def main() -> None:
     time.sleep(3)  # imports and the worker's start-up sweep (on an empty database), untimed
     thread_ids = seed(database_url, families, utcnow() - timedelta(minutes=10))
     sink_rate, raw = baseline(settings, thread_ids[-1], port, args.contacts, sink)
+    print(f"baseline {sink_rate:.0f}/s, sink at {sink.count}", file=sys.stderr)
     before = sink.count
     started = time.perf_counter()
     due = tasks.run_sweep()
     enqueue_seconds = time.perf_counter() - started
     delivered = sink.wait_for(before + args.contacts, 900)
+    print(f"sweep found {len(due.digest_thread_ids)} threads; sink got {sink.count - before}", file=sys.stderr)
     deliver_seconds = time.perf_counter() - started
     worker_rate = (sink.count - before) / deliver_seconds
 

@@ -10,9 +10,11 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from outbound import tasks
+from outbound.queue import configure_queue
 from tests.factories import make_appointment, make_business, make_family, make_staff
 from tests.outbound.world import T0, build_world, carried, outbox_rows, post
 from threads.models import Contact, ContactAddress, Family, Message, Staff, Thread
+from threads.posting import post_message
 from threads.reading import mark_read
 
 DELAY = timedelta(seconds=180)
@@ -240,3 +242,35 @@ def test_the_sweep_re_derives_lost_pushes_exactly_once(settings, sessions, sink)
 def _token(sessions, world) -> str:  # type: ignore[no-untyped-def]
     with sessions() as session:
         return session.get(Thread, world.thread_id).reply_token
+
+
+def test_staff_images_are_attached_within_the_cap_and_everything_else_is_linked(settings, sessions, sink, tmp_path) -> None:
+    from outbound.links import verify_attachment_token
+    from threads.posting import NewAttachment
+
+    configure_queue(settings.replace(attachment_email_cap_bytes=1000))
+    handler, _ = sink
+    world = build_world(sessions)
+    small, big = b"\x89PNG" + b"s" * 500, b"\x89PNG" + b"b" * 900
+    with sessions() as session, session.begin():
+        thread = session.get(Thread, world.thread_id)
+        files = [
+            NewAttachment("small.png", "image/png", small),
+            NewAttachment("big.png", "image/png", big),
+            NewAttachment("vet.pdf", "application/pdf", b"%PDF-1.4"),
+        ]
+        post_message(session, thread, session.get(Staff, world.walker_id), "Photos!", files, now=T0)
+        post_message(session, thread, session.get(Contact, world.secondary_id), "", [NewAttachment("mine.png", "image/png", small)], now=T0)
+
+    tasks.run_digests([world.thread_id], now=T0 + DELAY)
+
+    (item,) = [r for r in handler.received if r.rcpt_tos == [world.primary_email]]
+    email = item.message
+    images = [part for part in email.walk() if part.get_content_type() == "image/png"]
+    assert [part.get_content() for part in images] == [small]  # only the staff image that fits
+    text = email.get_body(("plain",)).get_content()
+    links = [line.split(" ", 2)[2] for line in text.splitlines() if line.startswith("[file: ")]
+    assert len(links) == 3 and all(link.startswith("https://portal.test/attachments/") for link in links)
+    for link in links:
+        attachment_id, token = link.rsplit("/", 2)[-2:]
+        assert verify_attachment_token(settings.secret_key, int(attachment_id), token)
