@@ -212,3 +212,23 @@ def _failure(code: int | None, reply: bytes | str | None) -> DeliveryError:
     if code is not None and 500 <= code < 600:
         return PermanentFailure(f"{code} {text}", code, enhanced)
     return TemporaryFailure(f"{code} {text}", code, enhanced)
+
+
+def check_relay(outbound_url: str) -> str:
+    """Reach the configured target without sending anything (`pawpost doctor`).
+
+    Raises `TemporaryFailure` when the relay cannot be reached, greeted or logged in to.
+    """
+    target = parse_outbound_url(outbound_url)
+    if isinstance(target, MaildirTarget):
+        mailbox.Maildir(target.path, create=True)
+        return f"maildir {target.path} writable"
+    connection = _SmtpConnection(target)
+    try:
+        client = connection._connected()
+        client.noop()
+    except (OSError, smtplib.SMTPException) as error:
+        raise TemporaryFailure(f"relay {target.host}:{target.port} unavailable: {error}") from error
+    finally:
+        connection.close()
+    return f"relay {target.host}:{target.port} answers" + (" (STARTTLS)" if target.starttls else "")
