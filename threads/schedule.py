@@ -44,6 +44,7 @@ def scheduled_staff(session: Session, family: Family, day: date) -> list[Staff]:
         select(Staff)
         .where(
             Staff.active,
+            Staff.business_id == family.business_id,
             exists()
             .where(appointment_staff.c.staff_id == Staff.id)
             .where(appointment_staff.c.appointment_id == Appointment.id)
