@@ -256,5 +256,22 @@ def up_command(ctx: click.Context) -> None:
     run_up(load_settings(ctx))
 
 
+@main.command("doctor")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--quiet", is_flag=True, help="Print nothing; the exit status says it (for health checks).")
+@click.pass_context
+def doctor_command(ctx: click.Context, as_json: bool, quiet: bool) -> None:
+    """Check the configuration and that the database, queue and relay are reachable."""
+    from pawpost.doctor import run_checks
+
+    checks = run_checks(load_settings(ctx))
+    failed = any(c.status == "fail" for c in checks)
+    if not quiet:
+        rows = [{"check": c.name, "status": c.status, "detail": c.detail} for c in checks]
+        human = "\n".join(f"[{c.status:<4}] {c.name}: {c.detail}" for c in checks)
+        emit({"ok": not failed, "checks": rows}, as_json, human)
+    ctx.exit(1 if failed else 0)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,105 @@
+"""`pawpost doctor`: is this deployment configured and can it reach what it needs?
+
+Each check returns one line an operator can act on. `fail` means Pawpost will not work
+(or is unsafe); `warn` means it works but production needs attention.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+
+from outbound.queue import configure_queue
+from outbound.transport import check_relay
+from pawpost.settings import Settings
+from threads import migrate
+from threads.db import make_engine
+
+logger = logging.getLogger(__name__)
+
+Status = Literal["ok", "warn", "fail"]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: Status
+    detail: str
+
+
+def check_secret(settings: Settings) -> Check:
+    if settings.secret_key_is_default:
+        return Check("secret key", "fail", "PAWPOST_SECRET_KEY is the development default: set a long random value")
+    if len(settings.secret_key) < 32:
+        return Check("secret key", "warn", "PAWPOST_SECRET_KEY is shorter than 32 characters")
+    return Check("secret key", "ok", "set")
+
+
+def check_database(settings: Settings) -> Check:
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        backend = engine.dialect.name
+    except Exception as error:  # any failure here is what the operator must see
+        return Check("database", "fail", f"unreachable: {_first_line(error)}")
+    finally:
+        engine.dispose()
+    applied = set((migrate.current_revision(settings.database_url) or "").split(", ")) - {""}
+    expected = set(ScriptDirectory.from_config(migrate.alembic_config(settings.database_url)).get_heads())
+    if applied != expected:
+        return Check("database", "fail", f"{backend} reachable but not migrated: run `pawpost db upgrade`")
+    return Check("database", "ok", f"{backend} reachable, schema current")
+
+
+def check_queue(settings: Settings) -> Check:
+    try:
+        queue = configure_queue(settings)
+        pending = queue.pending_count()
+    except Exception as error:  # redis down, sqlite file unwritable…
+        return Check("queue", "fail", f"unreachable: {_first_line(error)}")
+    return Check("queue", "ok", f"reachable, {pending} task(s) waiting")
+
+
+def check_outbound(settings: Settings) -> Check:
+    try:
+        detail = check_relay(settings.outbound_url)
+    except Exception as error:
+        return Check("outbound mail", "fail", f"{_first_line(error)}")
+    if settings.uses_maildir:
+        return Check("outbound mail", "warn", f"{detail} (development: nothing leaves this machine)")
+    return Check("outbound mail", "ok", detail)
+
+
+def check_reply_domain(settings: Settings) -> Check:
+    domain = settings.reply_domain
+    advice = (
+        f"publish `{domain}. MX 10 <this host>` so replies reach `pawpost smtp`, "
+        f"and SPF/DKIM for {settings.mail_domain} at your relay"
+    )
+    if domain.endswith((".localhost", ".test", ".example", ".invalid")) or domain == "localhost":
+        return Check("reply domain", "warn", f"{domain} is not routable on the internet; {advice}")
+    return Check("reply domain", "ok", advice)
+
+
+CHECKS: tuple[Callable[[Settings], Check], ...] = (
+    check_secret,
+    check_database,
+    check_queue,
+    check_outbound,
+    check_reply_domain,
+)
+
+
+def run_checks(settings: Settings) -> list[Check]:
+    return [check(settings) for check in CHECKS]
+
+
+def _first_line(error: BaseException) -> str:
+    text_ = str(getattr(error, "orig", None) or error).strip()
+    return (text_.splitlines() or [error.__class__.__name__])[0]
