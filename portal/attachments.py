@@ -16,7 +16,8 @@ from werkzeug.wrappers import Response
 
 from portal.auth import current_staff, requires
 from portal.conversation import THUMBNAIL_TYPES
-from portal.runtime import db, now
+from outbound.links import verify_attachment_token
+from portal.runtime import db, now, settings
 from portal.security import ATTACHMENT_POLICY
 from threads.access import ensure_can_access_thread
 from threads.errors import UnknownThread
@@ -52,6 +53,22 @@ def download(attachment_id: int) -> Response:
         raise UnknownThread(f"no attachment {attachment_id} in business {staff.business_id}")
     attachment, thread = found
     ensure_can_access_thread(db(), staff, thread, now())
+    return _send(attachment)
+
+
+@bp.get("/attachments/<int:attachment_id>/<token>")
+def download_by_link(attachment_id: int, token: str) -> Response:
+    """The signed link in a parent's digest: parents have no sign-in, the HMAC is the key."""
+    if not verify_attachment_token(settings().secret_key, attachment_id, token):
+        raise UnknownThread(f"bad link for attachment {attachment_id}")
+    attachment = db().scalar(select(Attachment).options(undefer(Attachment.content)).where(Attachment.id == attachment_id))
+    if attachment is None:
+        raise UnknownThread(f"no attachment {attachment_id}")
+    return _send(attachment)
+
+
+def _send(attachment: Attachment) -> Response:
+    """Pictures inline, everything else as a download, always under a sandboxing CSP."""
     mimetype = served_type(attachment.content_type)
     inline = mimetype in THUMBNAIL_TYPES and mimetype not in _ACTIVE_TYPES
     response = send_file(

@@ -12,7 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
-from tests.portal.conftest import World, csrf_token, sign_in_as
+from outbound.links import attachment_token
+from tests.portal.conftest import SECRET, World, csrf_token, sign_in_as
 
 ROLES = ("signed_out", "basic", "senior", "admin", "foreign")
 
@@ -33,6 +34,9 @@ MATRIX: list[tuple[str, str, dict[str, int]]] = [
     ("GET", "/families/{other}/thread", {"signed_out": 302, "basic": 403, "foreign": 404, "*": 302}),
     ("GET", "/attachments/{image}", {"signed_out": 302, "foreign": 404, "*": 200}),
     ("GET", "/attachments/{other_image}", {"signed_out": 302, "basic": 403, "foreign": 404, "*": 200}),
+    # The signed link in a parent's digest needs no sign-in; a wrong token finds nothing.
+    ("GET", "/attachments/{image_link}", {"*": 200}),
+    ("GET", "/attachments/{image}/{bad_token}", {"*": 404}),
     ("GET", "/quarantine", {"signed_out": 302, "basic": 403, "*": 200}),
     ("GET", "/dev/mailbox", {"signed_out": 302, "basic": 403, "*": 200}),
     ("GET", "/dev/mailbox/1700000000.M1P1.host", {"signed_out": 302, "basic": 403, "*": 404}),
@@ -57,6 +61,8 @@ def _ids(world: World) -> dict[str, int]:
         "other_image": world.other_image.id,
         "held": world.held.id,
         "held2": world.held2.id,
+        "image_link": f"{world.image.id}/{attachment_token(SECRET, world.image.id)}",
+        "bad_token": attachment_token("another-secret", world.image.id),
     }
 
 
