@@ -30,6 +30,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         errors,
         health,
         inbox,
+        metrics,
         quarantine,
         schedule,
         security,
@@ -61,6 +62,6 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     security.install(app)
     errors.install(app)
     views.install(app)
-    for module in (auth, health, inbox, threads, schedule, attachments, quarantine, devmail):
+    for module in (auth, health, metrics, inbox, threads, schedule, attachments, quarantine, devmail):
         app.register_blueprint(module.bp)
     return app
