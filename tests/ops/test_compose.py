@@ -33,8 +33,8 @@ def compose_config() -> dict:
 def test_compose_file_is_valid_and_complete() -> None:
     config = compose_config()
     services = config["services"]
-    assert {"postgres", "redis", "migrate", "smtp", "worker", "scheduler", "web", "mailpit"} <= set(services)
-    for name in ("smtp", "worker", "scheduler", "web"):
+    assert {"postgres", "redis", "migrate", "smtp", "worker", "web", "mailpit"} <= set(services)
+    for name in ("smtp", "worker", "web"):
         environment = services[name]["environment"]
         assert environment["PAWPOST_DATABASE_URL"].startswith("postgresql://")
         assert environment["PAWPOST_QUEUE_URL"].startswith("redis://")
