@@ -1,10 +1,12 @@
-"""One accepted email becomes exactly one stored outcome, in one transaction.
+"""What became of one stored email: the queue worker's half of the inbound pipeline.
 
-parse → classify → route → post (or quarantine, auto-reply note, bounce, duplicate,
-loop). The raw bytes are stored in the same transaction as what became of them, so a
-`250` (sent only after the commit) always means "kept"; any failure rolls everything
-back and the sender's MTA retries. The same Message-ID in the same thread is posted
-once, even when ten copies arrive at the same moment.
+The SMTP server has already stored the raw bytes (outcome `received`) and answered
+`250`; here, in the worker, the email is parsed, classified, routed and acted on
+(post, quarantine, auto-reply note, bounce, duplicate, loop), and the row gets its
+outcome, all in one transaction. Running it twice changes nothing: a row already past
+`received` is left alone (the row is locked first: `SELECT … FOR UPDATE` on PostgreSQL,
+BEGIN IMMEDIATE on SQLite). The same Message-ID in the same thread is posted once, even
+when ten copies are processed at the same moment.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import exists, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from inbound.classify import classify
@@ -25,20 +27,16 @@ from inbound.parse import ParsedEmail, UnparseableEmail, parse_email
 from inbound.reply_text import extract_reply
 from inbound.route import (
     AuthorCheck,
-    NoThreadMatched,
-    Recipient,
-    UnknownRecipient,
     answered_up_to,
-    check_recipient,
+    bounce_outbox_id,
     dmarc_failed,
     find_author,
-    primary_recipient,
     thread_for_references,
 )
 from outbound.notify import message_posted
 from pawpost.settings import Settings
 from threads.directory import contact_for_address, find_staff_by_email
-from threads.errors import EmptyMessage, PawpostError
+from threads.errors import EmptyMessage
 from threads.models import (
     Contact,
     ContactAddress,
@@ -53,17 +51,17 @@ from threads.models import (
 from threads.posting import NewAttachment, post_message
 from threads.reading import read_position
 from threads.schedule import business_today, day_bounds
+from threads.types import utcnow
 
 logger = logging.getLogger(__name__)
 
-ACCEPTED = "250 2.0.0 Message accepted"
 # Outcomes that mean "this Message-ID was already handled here": a resend is a duplicate.
 _HANDLED = ("posted", "quarantined", "auto_reply", "bounce", "loop", "rejected", "failed", "released", "discarded")
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of one email; every stored outcome is a `250` for the sender."""
+    """What became of one stored email."""
 
     outcome: str
     inbound_email_id: int
@@ -71,16 +69,11 @@ class Outcome:
     message_id: int | None
     reason: str | None = None
 
-    @property
-    def smtp_reply(self) -> str:
-        return ACCEPTED
-
 
 @dataclass(frozen=True)
 class _Email:
     """The pure part of an email, computed once outside the transaction."""
 
-    envelope_from: str
     rcpt_tos: tuple[str, ...]
     raw: bytes
     parsed: ParsedEmail | None
@@ -91,62 +84,95 @@ class _Email:
     failures: tuple[tuple[str, str, bool], ...]  # (address, status, permanent)
 
 
-def email_dedupe_id(parsed: ParsedEmail | None, raw: bytes) -> str:
-    """The Message-ID, or a hash of the raw bytes when the sender gave none."""
-    if parsed is not None and parsed.message_id and len(parsed.message_id) <= 255:
-        return parsed.message_id
+def email_dedupe_id(message_id: str | None, raw: bytes) -> str:
+    """The Message-ID, or a hash of the raw bytes when the sender gave none (or a huge one)."""
+    if message_id and len(message_id) <= 255:
+        return message_id
     return f"sha256.{hashlib.sha256(raw).hexdigest()}@pawpost.invalid"
 
 
-def process_inbound(
-    session_factory: sessionmaker[Session],
-    settings: Settings,
-    envelope_from: str,
-    rcpt_tos: list[str],
-    raw: bytes,
-    now: datetime,
-) -> Outcome:
-    """Store and act on one email; raise `RoutingError` when it belongs nowhere.
+def is_transient(error: BaseException) -> bool:
+    """A fault that retrying later can cure: the database went away or timed out."""
+    if isinstance(error, OperationalError):
+        return True
+    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
 
-    Any other exception means nothing was stored (the caller answers 451).
+
+def process_stored_email(
+    session_factory: sessionmaker[Session], settings: Settings, inbound_email_id: int, now: datetime | None = None
+) -> Outcome | None:
+    """Act on one stored `received` email; None when it is gone or already processed.
+
+    A transient database fault is raised (the row stays `received`; the task's retry or
+    the repair step runs it again). Any other fault would fail the same way on every try,
+    so the row is marked `failed` with the fault's type instead of looping forever.
     """
     started = time.perf_counter()
-    email = _prepare(envelope_from, rcpt_tos, raw, settings)
-    for attempt in (1, 2):
-        try:
-            with session_factory() as session, session.begin():
-                outcome, token = _ingest(session, settings, email, now, started)
-            break
-        except IntegrityError:
-            # A concurrent copy of the same email committed first (unique Message-ID per
-            # thread); the second pass sees its row and records a duplicate.
-            if attempt == 2:
-                raise
-    elapsed = int((time.perf_counter() - started) * 1000)
+    try:
+        outcome = _process(session_factory, settings, inbound_email_id, now, started)
+    except Exception as error:
+        if is_transient(error):
+            raise
+        logger.exception("inbound %d could not be processed; marked failed", inbound_email_id)
+        return _mark_failed(session_factory, inbound_email_id, f"processing error ({type(error).__name__})", started)
+    if outcome is None:
+        return None
     logger.info(
-        "inbound %s thread=%s token=%s inbound=%d size=%d ms=%d",
+        "inbound %s thread=%s inbound=%d ms=%d",
         outcome.outcome,
         outcome.thread_id,
-        short_token(token),
         outcome.inbound_email_id,
-        len(raw),
-        elapsed,
+        int((time.perf_counter() - started) * 1000),
     )
     if outcome.outcome == "posted" and outcome.message_id is not None:
         notify_posted(outcome.message_id)
     return outcome
 
 
+def _process(
+    session_factory: sessionmaker[Session], settings: Settings, inbound_email_id: int, now: datetime | None, started: float
+) -> Outcome | None:
+    # Read and parse outside the write transaction: on SQLite it would hold the one
+    # writer lock (and so every SMTP accept) for the length of a parse.
+    with session_factory() as session:
+        found = session.execute(
+            select(InboundEmail.outcome, InboundEmail.envelope_to, InboundEmail.message_id_header, InboundEmail.raw).where(
+                InboundEmail.id == inbound_email_id
+            )
+        ).first()
+    if found is None or found.outcome != "received":
+        return None
+    email = _prepare(found.envelope_to, found.raw, found.message_id_header, settings)
+    for attempt in (1, 2):
+        try:
+            with session_factory() as session, session.begin():
+                return _ingest(session, settings, inbound_email_id, email, now or utcnow(), started)
+        except IntegrityError:
+            # A concurrent copy of the same email committed first (unique Message-ID per
+            # thread); the second pass sees its row and records a duplicate.
+            if attempt == 2:
+                raise
+    return None  # pragma: no cover  (the loop returns or raises)
+
+
+def _mark_failed(session_factory: sessionmaker[Session], inbound_email_id: int, reason: str, started: float) -> Outcome | None:
+    elapsed = int((time.perf_counter() - started) * 1000)
+    with session_factory() as session, session.begin():
+        thread_id = session.scalar(
+            update(InboundEmail)
+            .where(InboundEmail.id == inbound_email_id, InboundEmail.outcome == "received")
+            .values(outcome="failed", reason=reason, processing_ms=elapsed)
+            .returning(InboundEmail.thread_id)
+        )
+    return Outcome("failed", inbound_email_id, thread_id, None, reason)
+
+
 def notify_posted(message_id: int) -> None:
     """Hand the message to outbound after the commit; a failed push is repaired by its sweep."""
     try:
         message_posted(message_id)
-    except Exception:  # the message is committed; a lost push must not make the sender resend
+    except Exception:  # the message is committed; a lost push is found again by the sweep
         logger.exception("notifying message %d failed; the periodic sweep will catch up", message_id)
-
-
-def short_token(token: str | None) -> str:
-    return f"{token[:4]}…" if token else "-"
 
 
 def storable(value: str) -> str:
@@ -189,7 +215,7 @@ def parse_for_storage(raw: bytes) -> ParsedEmail:
     return _storable_email(parse_email(raw))
 
 
-def _prepare(envelope_from: str, rcpt_tos: list[str], raw: bytes, settings: Settings) -> _Email:
+def _prepare(envelope_to: str, raw: bytes, dedupe_id: str | None, settings: Settings) -> _Email:
     try:
         parsed: ParsedEmail | None = parse_for_storage(raw)
     except UnparseableEmail:
@@ -202,11 +228,11 @@ def _prepare(envelope_from: str, rcpt_tos: list[str], raw: bytes, settings: Sett
             (storable(f.address), storable(f.status or "unknown status"), f.permanent) for f in result.failed_recipients
         )
     return _Email(
-        envelope_from=storable(envelope_from),
-        rcpt_tos=tuple(storable(r) for r in rcpt_tos),
+        rcpt_tos=tuple(a for a in envelope_to.split(", ") if a),
         raw=raw,
         parsed=parsed,
-        dedupe_id=email_dedupe_id(parsed, raw),
+        # Stored at accept time from the header block; the same id the parse finds.
+        dedupe_id=dedupe_id or email_dedupe_id(parsed.message_id if parsed else None, raw),
         kind=kind,
         reason=reason,
         summary=summary,
@@ -214,26 +240,21 @@ def _prepare(envelope_from: str, rcpt_tos: list[str], raw: bytes, settings: Sett
     )
 
 
-def _ingest(session: Session, settings: Settings, email: _Email, now: datetime, started: float) -> tuple[Outcome, str | None]:
+def _ingest(
+    session: Session, settings: Settings, inbound_email_id: int, email: _Email, now: datetime, started: float
+) -> Outcome | None:
+    row = session.scalars(select(InboundEmail).where(InboundEmail.id == inbound_email_id).with_for_update()).first()
+    if row is None or row.outcome != "received":
+        return None  # another worker got here first
     _lock_message_id(session, email.dedupe_id)
-    recipient = _resolve_recipient(session, settings, email.rcpt_tos)
-    thread, outbox = _target(session, settings, recipient, email)
-    if thread is None and outbox is None:
-        raise NoThreadMatched(", ".join(email.rcpt_tos))
-    business_id = thread.business_id if thread is not None else outbox.business_id if outbox is not None else None
-    row = InboundEmail(
-        business_id=business_id,
-        thread_id=thread.id if thread is not None else None,
-        received_at=now,
-        envelope_from=email.envelope_from[:320],
-        envelope_to=", ".join(email.rcpt_tos),
-        sender=(email.parsed.sender_address or "")[:320] or None if email.parsed else None,
-        subject=(email.parsed.subject or "")[:1000] or None if email.parsed else None,
-        message_id_header=email.dedupe_id,
-        size=len(email.raw),
-        raw=email.raw,
-    )
-    original = _already_handled(session, email.dedupe_id, thread, business_id)
+    thread, outbox = _target(session, row, email)
+    business_id = thread.business_id if thread is not None else outbox.business_id if outbox is not None else row.business_id
+    row.business_id = business_id
+    row.thread_id = thread.id if thread is not None else None
+    if email.parsed is not None:
+        row.sender = (email.parsed.sender_address or "")[:320] or None
+        row.subject = (email.parsed.subject or "")[:1000] or None
+    original = _already_handled(session, email.dedupe_id, thread, business_id) if business_id is not None else None
     if original is not None:
         # Stored once: the resend keeps its envelope for the record, not a second copy.
         row.raw = b""
@@ -246,16 +267,15 @@ def _ingest(session: Session, settings: Settings, email: _Email, now: datetime, 
     elif email.kind == "bounce":
         _record_bounce(session, row, email, outbox, business_id, now)
     elif thread is None:
-        raise NoThreadMatched(", ".join(email.rcpt_tos))
+        # Accepted for a thread that has since been deactivated: kept, never posted.
+        _finish(row, "failed", "no active conversation for this email")
     elif email.kind == "auto_reply":
         _record_auto_reply(session, row, email, thread, now)
     else:
         _record_reply(session, settings, row, email, thread, now)
     row.processing_ms = int((time.perf_counter() - started) * 1000)
-    session.add(row)
     session.flush()
-    outcome = Outcome(row.outcome, row.id, row.thread_id, row.posted_message_id if row.outcome == "posted" else None, row.reason)
-    return outcome, recipient.token
+    return Outcome(row.outcome, row.id, row.thread_id, row.posted_message_id if row.outcome == "posted" else None, row.reason)
 
 
 def _finish(row: InboundEmail, outcome: str, reason: str | None, posted_message_id: int | None = None) -> None:
@@ -272,40 +292,35 @@ def _lock_message_id(session: Session, dedupe_id: str) -> None:
     session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
-def _resolve_recipient(session: Session, settings: Settings, rcpt_tos: tuple[str, ...]) -> Recipient:
-    """Re-check the recipients inside the transaction: a token may have rotated since RCPT."""
-    found = []
-    for address in rcpt_tos:
-        try:
-            found.append(check_recipient(session, address, settings.reply_domain))
-        except PawpostError:
-            continue
-    if not found:
-        raise UnknownRecipient(", ".join(rcpt_tos))
-    return primary_recipient(found)
+def _target(session: Session, row: InboundEmail, email: _Email) -> tuple[Thread | None, OutboundEmail | None]:
+    """The thread (and the outbox row, for bounces) this email is about.
 
-
-def _target(
-    session: Session, settings: Settings, recipient: Recipient, email: _Email
-) -> tuple[Thread | None, OutboundEmail | None]:
-    """The thread (and the outbox row, for VERP bounces) this email is about."""
-    outbox = session.get(OutboundEmail, recipient.outbound_email_id) if recipient.outbound_email_id else None
-    if recipient.thread_id is not None:
-        thread = session.get(Thread, recipient.thread_id)
+    The thread the server stored at accept time wins while it is active; otherwise the
+    email's own In-Reply-To/References decide, as they did for a token-less recipient.
+    """
+    outbox_ids = [i for i in (bounce_outbox_id(a) for a in email.rcpt_tos) if i is not None]
+    outbox = session.get(OutboundEmail, outbox_ids[0]) if outbox_ids else None
+    if row.thread_id is not None:
+        thread = session.get(Thread, row.thread_id)
         if thread is not None and thread.active:
             return thread, outbox
     parsed = email.parsed
     if parsed is None:
         return None, outbox
     if outbox is None and parsed.reported_message_id:
-        outbox = session.scalar(
-            select(OutboundEmail).where(OutboundEmail.message_id_header == parsed.reported_message_id.strip("<>"))
-        )
+        outbox = reported_outbox(session, parsed.reported_message_id)
     references = [parsed.in_reply_to or "", *reversed(parsed.references)]
     thread = thread_for_references(session, references)
     if thread is None and outbox is not None and outbox.thread_id is not None:
         thread = session.get(Thread, outbox.thread_id)
     return thread, outbox
+
+
+def reported_outbox(session: Session, reported_message_id: str) -> OutboundEmail | None:
+    """The outbox row a delivery report is about (its Message-ID is in the report)."""
+    return session.scalar(
+        select(OutboundEmail).where(OutboundEmail.message_id_header == reported_message_id.strip().strip("<>"))
+    )
 
 
 def _already_handled(session: Session, dedupe_id: str, thread: Thread | None, business_id: int | None) -> InboundEmail | None:
@@ -401,7 +416,7 @@ def _record_reply(session: Session, settings: Settings, row: InboundEmail, email
         _finish(row, "quarantined", check.reason)
         return
     # A copy that committed after our first look makes the insert below fail on the
-    # unique (thread, Message-ID); `process_inbound` retries and records a duplicate.
+    # unique (thread, Message-ID); `process_stored_email` retries and records a duplicate.
     try:
         message = post_parsed(session, thread, check, parsed, email.dedupe_id, now)
     except EmptyMessage:

@@ -1,8 +1,9 @@
 """Routing: which thread an email belongs to, and whether its sender may post there.
 
-The recipient is checked twice: cheaply at `RCPT` (so a wrong address is refused before
-the sender uploads anything) and again inside the DATA transaction (a token may have been
-rotated in between). The sender check follows the design's rule: a verified address of a
+The recipient is checked once, cheaply, at `RCPT` (so a wrong address is refused before
+the sender uploads anything); the thread it names is stored with the raw email at DATA,
+and the queue worker routes from that (a token rotated after the `250` does not lose mail
+Pawpost already accepted). The sender check follows the design's rule: a verified address of a
 contact of *that* family, or a staff member allowed on the thread right now; everyone
 else is quarantined, never posted.
 """
@@ -19,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from threads.access import can_access_thread
-from threads.addresses import LOCAL_PREFIX, is_our_domain, parse_reply_address, thread_for_token
+from threads.addresses import LOCAL_PREFIX, is_our_domain, parse_reply_address
 from threads.directory import contact_for_address, find_staff_by_email
 from threads.errors import PawpostError
 from threads.models import Contact, InboundEmail, Message, OutboundEmail, Staff, Thread
@@ -59,6 +60,7 @@ class Recipient:
     thread_id: int | None = None
     outbound_email_id: int | None = None
     token: str | None = None
+    business_id: int | None = None
 
 
 def check_recipient(session: Session, address: str, reply_domain: str) -> Recipient:
@@ -69,17 +71,42 @@ def check_recipient(session: Session, address: str, reply_domain: str) -> Recipi
     local = address.rpartition("@")[0].lower()
     if local.startswith(BOUNCE_PREFIX):
         outbox_id = local[len(BOUNCE_PREFIX) :]
-        outbox = session.get(OutboundEmail, int(outbox_id)) if outbox_id.isdigit() and len(outbox_id) < 12 else None
+        outbox = (
+            session.execute(
+                select(OutboundEmail.id, OutboundEmail.thread_id, OutboundEmail.business_id).where(
+                    OutboundEmail.id == int(outbox_id)
+                )
+            ).first()
+            if outbox_id.isdigit() and len(outbox_id) < 12
+            else None
+        )
         if outbox is None:
             raise UnknownRecipient(address)
-        return Recipient("bounce", address, thread_id=outbox.thread_id, outbound_email_id=outbox.id)
+        return Recipient(
+            "bounce", address, thread_id=outbox.thread_id, outbound_email_id=outbox.id, business_id=outbox.business_id
+        )
     if local.startswith(LOCAL_PREFIX):
         token = parse_reply_address(address, reply_domain)
-        thread = thread_for_token(session, token) if token else None
+        # The same rule as `threads.addresses.thread_for_token` (the current token of an
+        # active thread), read as two columns: this runs once per RCPT, before any upload.
+        thread = (
+            session.execute(
+                select(Thread.id, Thread.business_id).where(Thread.reply_token == token.lower(), Thread.active)
+            ).first()
+            if token
+            else None
+        )
         if thread is None:  # unknown, malformed, rotated away (RetiredReplyToken) or inactive
             raise UnknownRecipient(address)
-        return Recipient("thread", address, thread_id=thread.id, token=token)
+        return Recipient("thread", address, thread_id=thread.id, token=token, business_id=thread.business_id)
     return Recipient("open", address)
+
+
+def bounce_outbox_id(address: str) -> int | None:
+    """The outbox row a VERP address `bounce+<id>@…` names, without asking the database."""
+    local = address.strip().strip("<>").rpartition("@")[0].lower()
+    number = local[len(BOUNCE_PREFIX) :] if local.startswith(BOUNCE_PREFIX) else ""
+    return int(number) if number.isdigit() and len(number) < 12 else None
 
 
 def check_recipients(session: Session, addresses: Iterable[str], reply_domain: str) -> list[Recipient]:

@@ -1,10 +1,13 @@
 """The SMTP server: aiosmtpd on the reply domain, answering as DESIGN.md's table says.
 
-The handler only does cheap checks on the event loop; every database touch runs in a
-worker thread (`asyncio.to_thread`), and `250` is sent only once the ingest committed.
-Any fault the sender can cure by retrying is `451 4.3.0` with a generic text: aiosmtpd's
-default `500` would make the sending MTA drop the mail for good, and an exception's text
-can leak database details.
+Following Zulip's email gateway, the server does only the cheap part: recipients are
+checked at RCPT, and at DATA the raw email is stored (outcome `received`, the thread its
+recipient named, the Message-ID from a header-only parse) by the group-commit writer;
+`250` goes out only after the commit that holds it. Parsing, routing and posting happen
+in the queue worker (`inbound.tasks.process_inbound_email`), typically within a second.
+Every database touch runs off the event loop. Any fault the sender can cure by retrying
+is `451 4.3.0` with a generic text: aiosmtpd's default `500` would make the sending MTA
+drop the mail for good, and an exception's text can leak database details.
 """
 
 from __future__ import annotations
@@ -25,14 +28,18 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session as SMTPSession
 from sqlalchemy.orm import Session, sessionmaker
 
-from inbound.ingest import Outcome, process_inbound
-from inbound.route import ForeignDomain, NoThreadMatched, RoutingError, UnknownRecipient, check_recipient
+from inbound.accept import needs_lookup, received_row, route_tokenless
+from inbound.parse import HeaderSummary, parse_headers
+from inbound.route import ForeignDomain, NoThreadMatched, Recipient, RoutingError, UnknownRecipient, check_recipient
+from inbound.store import GroupCommitWriter
+from inbound.tasks import dispatch
 from pawpost.settings import Settings
 from threads.db import make_engine, make_session_factory
 from threads.types import utcnow
 
 logger = logging.getLogger(__name__)
 
+ACCEPTED = "250 2.0.0 Message accepted"
 TEMPORARY_FAILURE = "451 4.3.0 Temporary failure, please try again later"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down, please try again later"
 TOO_BIG = "552 5.3.4 Message too big for system"
@@ -50,8 +57,9 @@ _REWRITTEN_LINES = {
     "552 Error: message size exceeds fixed maximum message size": TOO_BIG,
 }
 
-ProcessFunction = Callable[..., Outcome]
 SMTP_WORKER_THREADS = 8
+# Above this, reading the header block and hashing the bytes leave the event loop too.
+INLINE_ACCEPT_BYTES = 256 * 1024
 # One email makes one post; more recipients than this is a mailing, not a reply.
 MAX_RECIPIENTS = 20
 DEFAULT_DRAIN_SECONDS = 30.0
@@ -65,21 +73,18 @@ def routing_reply(error: RoutingError) -> str:
 
 
 class InboundHandler:
-    """aiosmtpd hooks: refuse wrong recipients at RCPT, ingest at DATA."""
+    """aiosmtpd hooks: refuse wrong recipients at RCPT, store the raw email at DATA."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        session_factory: sessionmaker[Session],
-        *,
-        process: ProcessFunction = process_inbound,
-    ) -> None:
+    def __init__(self, settings: Settings, session_factory: sessionmaker[Session]) -> None:
         self.settings = settings
         self.session_factory = session_factory
-        self.process = process
+        self.writer = GroupCommitWriter(session_factory, self._after_commit)
         self.stopping = False
         self._in_flight = 0
         self._drained: asyncio.Event | None = None
+
+    def _after_commit(self, inbound_email_ids: list[int]) -> None:
+        dispatch(inbound_email_ids, self.session_factory, self.settings)
 
     async def handle_EHLO(
         self, server: SMTP, session: SMTPSession, envelope: Envelope, hostname: str, responses: list[str]
@@ -103,36 +108,43 @@ class InboundHandler:
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
             return "452 4.5.3 Too many recipients"
         try:
-            await asyncio.to_thread(self._check_recipient, address)
+            recipient = await asyncio.to_thread(self._check_recipient, address)
         except RoutingError as error:
             logger.info("smtp recipient refused: %s", type(error).__name__)
             return routing_reply(error)
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
+        _recipients(envelope).append(recipient)
         return "250 2.1.5 OK"
 
-    def _check_recipient(self, address: str) -> None:
+    def _check_recipient(self, address: str) -> Recipient:
         with self.session_factory() as session:
-            check_recipient(session, address, self.settings.reply_domain)
+            return check_recipient(session, address, self.settings.reply_domain)
 
     async def handle_DATA(self, server: SMTP, session: SMTPSession, envelope: Envelope) -> str:
-        raw = envelope.original_content or b""
+        raw = bytes(envelope.original_content or b"")
+        recipients = _recipients(envelope)
         try:
-            outcome = await asyncio.to_thread(
-                self.process,
-                self.session_factory,
-                self.settings,
-                envelope.mail_from or "",
-                list(envelope.rcpt_tos),
-                bytes(raw),
-                utcnow(),
-            )
+            if needs_lookup(recipients) or len(raw) > INLINE_ACCEPT_BYTES:
+                row = await asyncio.to_thread(self._received_row, envelope.mail_from or "", recipients, raw)
+            else:
+                row = received_row(envelope.mail_from or "", recipients, raw, utcnow(), parse_headers(raw))
+            inbound_email_id = await asyncio.wrap_future(self.writer.submit(row))
         except RoutingError as error:
             logger.info("inbound refused at DATA: %s (%d bytes)", type(error).__name__, len(raw))
             return routing_reply(error)
         except Exception as error:  # anything else is transient for the sender: retry later
             return await self.handle_exception(error)
-        return outcome.smtp_reply
+        logger.debug("inbound stored %d (%d bytes)", inbound_email_id, len(raw))
+        return ACCEPTED
+
+    def _received_row(self, envelope_from: str, recipients: list[Recipient], raw: bytes) -> dict[str, Any]:
+        headers: HeaderSummary = parse_headers(raw)
+        if not needs_lookup(recipients):
+            return received_row(envelope_from, recipients, raw, utcnow(), headers)
+        with self.session_factory() as session:
+            thread_id, business_id = route_tokenless(session, headers, raw)
+        return received_row(envelope_from, recipients, raw, utcnow(), headers, thread_id, business_id)
 
     async def handle_exception(self, error: Exception) -> str:
         # The traceback goes to the log (the engine hides SQL parameters, so no body);
@@ -178,6 +190,12 @@ class PawpostSMTP(SMTP):
             await super().smtp_DATA(arg)
         finally:
             handler.data_finished()
+
+
+def _recipients(envelope: Envelope) -> list[Recipient]:
+    """What RCPT found for each accepted recipient, kept on aiosmtpd's per-mail envelope."""
+    found: list[Recipient] = envelope.__dict__.setdefault("pawpost_recipients", [])
+    return found
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:
@@ -271,15 +289,20 @@ def start_smtp_server(
     if session_factory is None:
         engine = make_engine(settings.database_url, hide_parameters=True)
         session_factory = make_session_factory(engine)
-    controller = SMTPController(InboundHandler(settings, session_factory), settings)
+    handler = InboundHandler(settings, session_factory)
     try:
+        controller = SMTPController(handler, settings)
+        handler.writer.start()
         controller.start()
     except BaseException:
+        handler.writer.close()
         if engine is not None:
             engine.dispose()
         raise
 
     def cleanup() -> None:
+        # After the graceful stop: DATA in flight has been answered, so the writer is idle.
+        handler.writer.close()
         if engine is not None:
             engine.dispose()
 

@@ -231,6 +231,7 @@ def messages_command(ctx: click.Context, thread_id: int, as_json: bool) -> None:
 
 from inbound.cli import quarantine_command, smtp_command  # noqa: E402
 from inbound.cli_parse import parse_command  # noqa: E402
+import inbound.tasks  # noqa: E402,F401  (every pawpost process, the worker included, knows inbound's tasks)
 
 main.add_command(smtp_command)
 main.add_command(parse_command)

@@ -1,0 +1,112 @@
+"""Inbound's huey tasks: process a stored email, and repair lost queue pushes.
+
+They live on the one huey instance of `outbound.queue` (outbound never imports inbound,
+so inbound registers its own tasks; `pawpost/cli.py` imports this module so every
+`pawpost` process, the worker included, knows them). Tasks take the row id only and
+decide everything when they run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from huey import crontab
+from huey.storage import MemoryStorage
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from inbound.ingest import process_stored_email
+from outbound.queue import configured_settings, huey, session_factory
+from pawpost.settings import Settings
+from threads.models import InboundEmail
+from threads.types import utcnow
+
+logger = logging.getLogger(__name__)
+
+# A parent's email leads to staff alerts "at once": as urgent as outbound's alerts.
+PRIORITY_INBOUND = 30
+# A row still `received` this long after the 250 lost its push (a normal one is
+# processed within about a second); the repair step runs every minute.
+STUCK_AFTER = timedelta(seconds=30)
+REPAIR_LIMIT = 500
+REPAIR_SECONDS = 60
+
+
+@huey.task(priority=PRIORITY_INBOUND, retries=3, retry_delay=5)
+def process_inbound_email(inbound_email_id: int) -> None:
+    """Parse, route and act on one stored email; a no-op once it is past `received`."""
+    process_stored_email(session_factory(), configured_settings(), inbound_email_id)
+
+
+def queue_is_local() -> bool:
+    """True when the queue lives in this process only (`memory://`: tests, a bare server).
+
+    No consumer ever reads such a queue from another process, so whoever stores an email
+    processes it in place instead of pushing it where nothing would run it.
+    """
+    return isinstance(huey.storage, MemoryStorage)
+
+
+def dispatch(inbound_email_ids: Sequence[int], sessions: sessionmaker[Session], settings: Settings) -> None:
+    """Hand just-committed emails to the worker. Never raises: the repair step finds them."""
+    if queue_is_local():
+        for inbound_email_id in inbound_email_ids:
+            try:
+                process_stored_email(sessions, settings, inbound_email_id)
+            except Exception:
+                logger.exception("processing inbound %d in place failed; it stays received", inbound_email_id)
+        return
+    for position, inbound_email_id in enumerate(inbound_email_ids):
+        try:
+            process_inbound_email(inbound_email_id)
+        except Exception:
+            logger.exception(
+                "queue push failed for %d stored email(s); the repair step will enqueue them",
+                len(inbound_email_ids) - position,
+            )
+            return
+
+
+def requeue_stuck(session: Session, now: datetime) -> list[int]:
+    """Enqueue again the emails still `received` STUCK_AFTER after their 250; their ids.
+
+    The oldest first, at most REPAIR_LIMIT per run. During a long backlog a row may be
+    queued twice; the task is idempotent, so the second run only reads the row.
+    """
+    ids = list(
+        session.scalars(
+            select(InboundEmail.id)
+            .where(InboundEmail.outcome == "received", InboundEmail.received_at < now - STUCK_AFTER)
+            .order_by(InboundEmail.id)
+            .limit(REPAIR_LIMIT)
+        )
+    )
+    for inbound_email_id in ids:
+        process_inbound_email(inbound_email_id)
+    if ids:
+        logger.warning("repair: %d stored email(s) were still unprocessed, enqueued again", len(ids))
+    return ids
+
+
+def claim_repair_slot(slot: int) -> bool:
+    """True for exactly one caller per minute, however many consumers run the periodic task.
+
+    Not `huey.lock_task`: without a TTL (SQLite, Redis < 7.4) a worker that died holding
+    it would stop the repair for good; a key per slot cannot get stuck.
+    """
+    if not huey.put_if_empty(f"pawpost.inbound-repair.{slot}", "1"):
+        return False
+    huey.delete(f"pawpost.inbound-repair.{slot - 4}")
+    return True
+
+
+@huey.periodic_task(crontab(minute="*"), priority=PRIORITY_INBOUND)
+def repair_stuck_emails() -> None:
+    """Every minute, once across all workers: re-enqueue stored emails whose push was lost."""
+    if not claim_repair_slot(int(time.time()) // REPAIR_SECONDS):
+        return
+    with session_factory()() as session:
+        requeue_stuck(session, utcnow())
