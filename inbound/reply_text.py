@@ -527,6 +527,9 @@ def _splitter_length(lines: list[str], i: int) -> int:
         part = lines[i + k].strip()
         if k and lines[i + k].startswith(">") and not re.search(rf"(?:{_VERB})\s*:?\s*$", part):
             break
+        if k and not part and _is_wrote_header(lines[i + k + 1] if i + k + 1 < len(lines) else ""):
+            # The attribution starts after the blank line: what came before is the reply.
+            return 0
         joined = (joined + " " + part).strip() if part else joined
         if len(joined) > _SPLITTER_MAX_CHARS:
             break

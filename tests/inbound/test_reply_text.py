@@ -117,3 +117,11 @@ def test_html_only_becomes_readable_text() -> None:
 def test_empty_input() -> None:
     assert extract_reply(None, None).visible == ""
     assert extract_reply("", "").trimmed == ""
+
+
+def test_a_short_line_with_a_time_is_not_taken_for_the_attribution() -> None:
+    """"Bella 3pm." looks like the start of "Mon, 3 Jun …": the blank line says otherwise."""
+    text = "Bella 3pm.\n\nOn Mon, 3 Jun 2024 at 09:12, Happy Tails <notifications@reply.test> wrote:\n> Walk at 2?\n"
+    reply = extract_reply(text, None)
+    assert reply.visible == "Bella 3pm."
+    assert "Walk at 2?" in reply.trimmed

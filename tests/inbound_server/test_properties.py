@@ -200,11 +200,6 @@ def test_a_transient_fault_is_never_answered_with_5xx(kind: str, settings: Setti
         assert session.scalars(select(InboundEmail)).first() is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="inbound/reply_text.py marks a short line with a time ('Bella 3pm.') and the attribution "
-    "under it as one splitter, then keeps the whole mail; reported to its owner",
-)
 def test_a_short_reply_mentioning_a_time_keeps_its_quote_out(settings: Settings, world: World, engine: Engine) -> None:
     text = "Bella 3pm.\r\n\r\nOn Mon, 3 Jun 2024 at 09:12, Happy Tails <notifications@reply.test> wrote:\r\n> " + MARKER + "\r\n"
     raw = (
