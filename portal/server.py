@@ -50,6 +50,10 @@ def serve(settings: Settings, *, workers: int | None = None, threads: int = 4) -
                 "loglevel": "info",
                 "proc_name": "pawpost-web",
             }
+            # gunicorn ≥ 24 opens a control socket at one fixed per-user path, so two
+            # `pawpost web` on a host would take it from each other; Pawpost needs none.
+            if "control_socket_disable" in self.cfg.settings:
+                options["control_socket_disable"] = True
             for key, value in options.items():
                 self.cfg.set(key, value)
 

@@ -156,7 +156,12 @@ def describe_demo(session: Session, business_id: int, *, today: date, secret_key
         .order_by(Family.external_id)
     ).all()
     return {
-        "business": {"id": business.id, "name": business.name, "timezone": business.timezone},
+        "business": {
+            "id": business.id,
+            "name": business.name,
+            "sender_name": business.sender_name,
+            "timezone": business.timezone,
+        },
         "staff": [
             {"name": s.name, "email": s.email, "role": s.role, "password": demo_password(secret_key, s.email)}
             for s in staff
