@@ -11,7 +11,6 @@ drive them with a fake clock.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,26 +18,19 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from pawpost.settings import Settings
-from outbound import compose, outbox
-from outbound.render import AlertContent, DigestContent, EscalationContent, render_alert, render_digest, render_escalation
+from outbound import compose, digests, outbox
+from outbound.render import AlertContent, EscalationContent, render_alert, render_escalation
 from threads.models import (
     Contact,
-    ContactAddress,
     Family,
     Message,
-    NotifiedCursor,
     ReadCursor,
     Staff,
     Thread,
 )
-from threads.reading import mark_notified
 from threads.schedule import appointments_for_family, business_today, scheduled_staff
 
 logger = logging.getLogger(__name__)
-
-# A digest task that wakes a moment before its message is old enough (the web host's clock
-# a little ahead of the worker's) still sends instead of leaving it to the sweep.
-DUE_SLACK = timedelta(seconds=1)
 
 
 def message_posted(message_id: int) -> None:
@@ -57,11 +49,6 @@ class DigestDecision:
 
     outbox_ids: list[int]
     next_due_at: datetime | None
-
-
-def deliverable_address(contact: Contact) -> ContactAddress | None:
-    """The first verified, non-bouncing address of the contact."""
-    return next((a for a in contact.addresses if a.verified and not a.bouncing), None)
 
 
 def lock_thread(session: Session, thread_id: int) -> Thread | None:
@@ -84,90 +71,13 @@ def lock_thread(session: Session, thread_id: int) -> Thread | None:
 
 
 def plan_digests(session: Session, settings: Settings, thread_id: int, now: datetime) -> DigestDecision:
-    """Rule 3: one email per contact holding everything unread and not yet emailed to them.
-
-    Sent once the oldest such message is `notify_delay_seconds` old; the notified cursor
-    moves in the same transaction as the outbox row, so no message is emailed twice.
-    """
-    thread = lock_thread(session, thread_id)
-    if thread is None or not thread.active:
-        return DigestDecision([], None)
-    delay = timedelta(seconds=settings.notify_delay_seconds)
-    created: list[int] = []
-    next_due: datetime | None = None
-    owed = pending_for_contacts(session, thread, thread.family.contacts)
-    for contact in thread.family.contacts:
-        address = deliverable_address(contact)
-        pending = owed[contact.id]
-        if address is None or not pending:
-            continue
-        due_at = pending[0].created_at + delay
-        if due_at > now + DUE_SLACK:
-            next_due = due_at if next_due is None else min(next_due, due_at)
-            continue
-        up_to = pending[-1].id
-        row = outbox.add_email(
-            session,
-            settings,
-            thread,
-            kind="digest",
-            dedupe_key=f"digest:{thread.id}:{contact.id}:{up_to}",
-            recipient_kind="contact",
-            recipient_id=contact.id,
-            recipient_email=address.email,
-            subject=compose.subject_for(thread),
-            message_ids=[m.id for m in pending],
-            now=now,
-            render=lambda message_id, contact=contact, address=address, pending=pending: render_digest(
-                compose.envelope(
-                    settings,
-                    thread,
-                    from_name=compose.team_sender_name(thread.business, pending),
-                    to_name=contact.name,
-                    to_address=address.email,
-                    message_id=message_id,
-                    now=now,
-                ),
-                DigestContent(
-                    business_name=thread.business.name,
-                    family_name=thread.family.name,
-                    recipient_name=contact.name.split(" ", 1)[0] or contact.name,
-                    messages=compose.shown_messages(settings, pending, thread.business),
-                ),
-            ),
-        )
-        mark_notified(session, thread, contact, up_to)
-        created.append(row.id)
-    return DigestDecision(created, next_due)
-
-
-def pending_for_contacts(session: Session, thread: Thread, contacts: Sequence[Contact]) -> dict[int, list[Message]]:
-    """`threads.reading.pending_notifications` for every contact of a thread in four queries.
-
-    Same rule (unread, not yet emailed, no system notes, never their own words); one read of
-    the thread's newer messages serves both parents instead of one per parent.
-    """
-    ids = [contact.id for contact in contacts]
-    if not ids:
-        return {}
-    floors = dict.fromkeys(ids, 0)
-    for model in (ReadCursor, NotifiedCursor):
-        for person_id, position in session.execute(
-            select(model.person_id, model.message_id).where(
-                model.thread_id == thread.id, model.person_kind == "contact", model.person_id.in_(ids)
-            )
-        ):
-            floors[person_id] = max(floors[person_id], position)
-    messages = session.scalars(
-        select(Message)
-        .options(selectinload(Message.attachments), selectinload(Message.staff), selectinload(Message.contact))
-        .where(Message.thread_id == thread.id, Message.id > min(floors.values()), Message.author_type != "system")
-        .order_by(Message.id)
-    ).all()
-    return {
-        person_id: [m for m in messages if m.id > floor and m.contact_id != person_id]
-        for person_id, floor in floors.items()
-    }
+    """Rule 3 for one thread: one email per contact holding everything unread and not yet
+    emailed to them, once the oldest such message is `notify_delay_seconds` old; the
+    notified cursor moves in the same transaction as the outbox row, so no message is
+    emailed twice. The batch path (`digests.plan_digest_batch`) with one thread, waiting
+    for its lock."""
+    decision = digests.plan_digest_batch(session, settings, [thread_id], now, wait=True)
+    return DigestDecision(decision.outbox_ids, decision.next_due.get(thread_id))
 
 
 def _load_message(session: Session, message_id: int) -> Message | None:
@@ -209,7 +119,7 @@ def plan_alerts(session: Session, settings: Settings, message_id: int, now: date
         key = f"alert:{message.id}:{staff.id}"
         if key in taken:
             continue
-        row = outbox.add_email(
+        outbox_id = outbox.add_email(
             session,
             settings,
             thread,
@@ -242,7 +152,7 @@ def plan_alerts(session: Session, settings: Settings, message_id: int, now: date
                 ),
             ),
         )
-        created.append(row.id)
+        created.append(outbox_id)
     message.alerted_at = now
     session.flush()
     return created
@@ -284,7 +194,7 @@ def plan_escalation(session: Session, settings: Settings, thread_id: int, now: d
         key = f"escalation:{thread.id}:{up_to}:{staff.id}"
         if key in taken:
             continue
-        row = outbox.add_email(
+        outbox_id = outbox.add_email(
             session,
             settings,
             thread,
@@ -317,7 +227,7 @@ def plan_escalation(session: Session, settings: Settings, thread_id: int, now: d
                 ),
             ),
         )
-        created.append(row.id)
+        created.append(outbox_id)
     session.execute(update(Message).where(Message.id.in_([m.id for m in messages])).values(escalated_at=now))
     return created
 

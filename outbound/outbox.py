@@ -10,6 +10,7 @@ a worker that dies mid-send leaves a row whose lease runs out and the sweep send
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -29,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 # Longer than an SMTP send can take (transport timeout 30 s), so a live sender keeps its claim.
 LEASE = timedelta(minutes=2)
+# A batch starts no send after this long: the last send (one SMTP timeout, two with a
+# reconnect) and the commit of the batch's outcomes still end inside the lease.
+SEND_WINDOW = LEASE / 4
 MAX_ATTEMPTS = 10
 FIRST_RETRY = timedelta(seconds=30)
 LONGEST_RETRY = timedelta(hours=1)
@@ -37,6 +41,74 @@ LONGEST_RETRY = timedelta(hours=1)
 def retry_delay(attempts: int) -> timedelta:
     """30 s, 1 min, 2 min… capped at an hour: ten attempts span about five hours."""
     return min(FIRST_RETRY * (2 ** max(attempts - 1, 0)), LONGEST_RETRY)
+
+
+@dataclass(frozen=True)
+class NewEmail:
+    """One email to queue: who it goes to, what it carries, and how to render it.
+
+    `render` gets the email's Message-ID, which names the outbox row, so it runs once the
+    row has its id.
+    """
+
+    business_id: int
+    thread_id: int
+    kind: str
+    dedupe_key: str
+    recipient_kind: str
+    recipient_id: int
+    recipient_email: str
+    subject: str
+    message_ids: Sequence[int]
+    render: Callable[[str], Message]
+
+
+def add_emails(session: Session, settings: Settings, emails: Sequence[NewEmail], now: datetime) -> list[int]:
+    """Write queued emails in a few statements whatever their number; their ids, in order.
+
+    One multi-row INSERT … RETURNING gives the ids, rendering follows (the Message-ID holds
+    the id), then one executemany UPDATE stores each email and one INSERT its message links.
+    """
+    if not emails:
+        return []
+    tokens = [ids.new_token() for _ in emails]
+    new_ids = list(
+        session.scalars(
+            insert(OutboundEmail).returning(OutboundEmail.id, sort_by_parameter_order=True),
+            [
+                {
+                    "business_id": email.business_id,
+                    "thread_id": email.thread_id,
+                    "kind": email.kind,
+                    "dedupe_key": email.dedupe_key,
+                    "recipient_kind": email.recipient_kind,
+                    "recipient_id": email.recipient_id,
+                    "recipient_email": email.recipient_email,
+                    "message_id_header": ids.placeholder_message_id(token, settings.mail_domain),
+                    "subject": email.subject[:1000],
+                    "up_to_message_id": max(email.message_ids) if email.message_ids else None,
+                    "state": "queued",
+                    "attempts": 0,
+                    "created_at": now,
+                    "next_attempt_at": now,
+                }
+                for email, token in zip(emails, tokens, strict=True)
+            ],
+        )
+    )
+    finished = []
+    for email, token, outbox_id in zip(emails, tokens, new_ids, strict=True):
+        message_id = ids.outbox_message_id(outbox_id, token, settings.mail_domain)
+        finished.append({"id": outbox_id, "message_id_header": message_id, "raw": to_bytes(email.render(message_id))})
+    session.execute(update(OutboundEmail), finished)
+    links = [
+        {"outbound_email_id": outbox_id, "message_id": message_id}
+        for email, outbox_id in zip(emails, new_ids, strict=True)
+        for message_id in email.message_ids
+    ]
+    if links:
+        session.execute(insert(outbound_email_messages), links)
+    return new_ids
 
 
 def add_email(
@@ -53,10 +125,9 @@ def add_email(
     message_ids: Sequence[int],
     now: datetime,
     render: Callable[[str], Message],
-) -> OutboundEmail:
-    """Write one queued email; `render` gets its Message-ID (which names the row)."""
-    token = ids.new_token()
-    row = OutboundEmail(
+) -> int:
+    """Write one queued email (alerts, escalations); its outbox id."""
+    email = NewEmail(
         business_id=thread.business_id,
         thread_id=thread.id,
         kind=kind,
@@ -64,27 +135,11 @@ def add_email(
         recipient_kind=recipient_kind,
         recipient_id=recipient_id,
         recipient_email=recipient_email,
-        message_id_header=ids.placeholder_message_id(token, settings.mail_domain),
-        subject="",
-        up_to_message_id=max(message_ids) if message_ids else None,
-        state="queued",
-        attempts=0,
-        created_at=now,
-        next_attempt_at=now,
+        subject=subject,
+        message_ids=message_ids,
+        render=render,
     )
-    session.add(row)
-    session.flush()
-    row.message_id_header = ids.outbox_message_id(row.id, token, settings.mail_domain)
-    email = render(row.message_id_header)
-    row.subject = subject[:1000]
-    row.raw = to_bytes(email)
-    if message_ids:
-        session.execute(
-            insert(outbound_email_messages),
-            [{"outbound_email_id": row.id, "message_id": message_id} for message_id in message_ids],
-        )
-    session.flush()
-    return row
+    return add_emails(session, settings, [email], now)[0]
 
 
 def dedupe_keys_taken(session: Session, keys: Iterable[str]) -> set[str]:
@@ -122,10 +177,14 @@ def deliver(
     *,
     clock: Callable[[], datetime] = utcnow,
 ) -> Delivery:
-    """Claim these rows, send them over one connection, record each outcome.
+    """Claim these rows, send them over one connection, record the outcomes in one commit.
 
-    The sends happen outside any transaction; each outcome is committed on its own, so a
-    crash after some sends never re-sends those.
+    The sends happen outside any transaction. Recording the batch's outcomes together (one
+    UPDATE for everything the relay accepted) instead of one commit per email is what lets
+    a worker keep up with its relay; the price is the window between the relay's `250` and
+    that commit: a worker dying inside it leaves rows it did send `queued` under its lease,
+    and the sweep sends those again once the lease runs out. The window is one batch (at
+    most `SEND_WINDOW` long), never more than the lease.
     """
     report = Delivery()
     with sessions() as session, session.begin():
@@ -139,23 +198,57 @@ def deliver(
     to_send = [row for row in claimed if row.id not in blocked]
     if not to_send:
         return report
-    with open_connection(target) as connection:
-        for row in to_send:
-            try:
-                connection.send(ids.verp_sender(row.id, settings.reply_domain), row.recipient_email, row.raw)
-            except DeliveryError as error:
-                _record_failure(sessions, row, error, clock(), report)
-            else:
-                with sessions() as session, session.begin():
-                    session.execute(
-                        update(OutboundEmail)
-                        .where(OutboundEmail.id == row.id)
-                        .values(state="sent", sent_at=clock(), last_error=None, next_attempt_at=None)
-                    )
-                report.sent.append(row.id)
+    outcomes = _Outcomes()
+    try:
+        with open_connection(target) as connection:
+            started = time.monotonic()
+            for position, row in enumerate(to_send):
+                if time.monotonic() - started > SEND_WINDOW.total_seconds():
+                    # The lease must outlast the sends and their commit: leave the rest.
+                    outcomes.released = [later.id for later in to_send[position:]]
+                    break
+                try:
+                    connection.send(ids.verp_sender(row.id, settings.reply_domain), row.recipient_email, row.raw)
+                except DeliveryError as error:
+                    outcomes.failures.append((row, error))
+                else:
+                    outcomes.sent.append(row.id)
+    finally:
+        # Whatever stopped the loop, what the relay accepted is recorded.
+        _record_outcomes(sessions, outcomes, clock(), report)
     if report.sent:
         logger.info("sent %d email(s)", len(report.sent))
     return report
+
+
+@dataclass
+class _Outcomes:
+    sent: list[int] = field(default_factory=list)
+    failures: list[tuple[_Claimed, DeliveryError]] = field(default_factory=list)
+    released: list[int] = field(default_factory=list)
+
+
+def _record_outcomes(sessions: sessionmaker[Session], outcomes: _Outcomes, now: datetime, report: Delivery) -> None:
+    if not (outcomes.sent or outcomes.failures or outcomes.released):
+        return
+    with sessions() as session, session.begin():
+        if outcomes.sent:
+            session.execute(
+                update(OutboundEmail)
+                .where(OutboundEmail.id.in_(outcomes.sent))
+                .values(state="sent", sent_at=now, last_error=None, next_attempt_at=None)
+            )
+        if outcomes.released:
+            # Not tried: give the attempt back and let the next delivery claim them at once.
+            session.execute(
+                update(OutboundEmail)
+                .where(OutboundEmail.id.in_(outcomes.released), OutboundEmail.state == "queued")
+                .values(next_attempt_at=now, attempts=OutboundEmail.attempts - 1)
+            )
+        for row, error in outcomes.failures:
+            _record_failure(session, row, error, now, report)
+    report.sent += outcomes.sent
+    report.retry.update(dict.fromkeys(outcomes.released, timedelta(0)))
 
 
 def _claim(session: Session, outbox_ids: Sequence[int], now: datetime) -> list[_Claimed]:
@@ -212,35 +305,30 @@ def _record_not_sent(session: Session, outbox_id: int, reason: str, now: datetim
     )
 
 
-def _record_failure(
-    sessions: sessionmaker[Session], row: _Claimed, error: DeliveryError, now: datetime, report: Delivery
-) -> None:
+def _record_failure(session: Session, row: _Claimed, error: DeliveryError, now: datetime, report: Delivery) -> None:
     text = str(error)[:1000]
-    with sessions() as session, session.begin():
-        if isinstance(error, TemporaryFailure) and row.attempts < MAX_ATTEMPTS:
-            delay = retry_delay(row.attempts)
-            session.execute(
-                update(OutboundEmail)
-                .where(OutboundEmail.id == row.id)
-                .values(last_error=text, next_attempt_at=now + delay)
-            )
-            report.retry[row.id] = delay
-            logger.warning("outbox %d: temporary failure (attempt %d), retry in %s: %s", row.id, row.attempts, delay, text)
-            return
-        bad_address = isinstance(error, PermanentFailure) and error.bad_address
+    if isinstance(error, TemporaryFailure) and row.attempts < MAX_ATTEMPTS:
+        delay = retry_delay(row.attempts)
         session.execute(
-            update(OutboundEmail)
-            .where(OutboundEmail.id == row.id)
-            .values(state="bounced" if bad_address else "failed", last_error=text, next_attempt_at=None)
+            update(OutboundEmail).where(OutboundEmail.id == row.id).values(last_error=text, next_attempt_at=now + delay)
         )
-        if bad_address and row.recipient_kind == "contact":
-            session.execute(
-                update(ContactAddress)
-                .where(ContactAddress.contact_id == row.recipient_id, ContactAddress.email == row.recipient_email)
-                .values(bouncing=True, bounced_at=now, bounce_reason=text[:500])
-            )
-        report.failed.append(row.id)
-        logger.warning("outbox %d: not delivered: %s", row.id, text)
+        report.retry[row.id] = delay
+        logger.warning("outbox %d: temporary failure (attempt %d), retry in %s: %s", row.id, row.attempts, delay, text)
+        return
+    bad_address = isinstance(error, PermanentFailure) and error.bad_address
+    session.execute(
+        update(OutboundEmail)
+        .where(OutboundEmail.id == row.id)
+        .values(state="bounced" if bad_address else "failed", last_error=text, next_attempt_at=None)
+    )
+    if bad_address and row.recipient_kind == "contact":
+        session.execute(
+            update(ContactAddress)
+            .where(ContactAddress.contact_id == row.recipient_id, ContactAddress.email == row.recipient_email)
+            .values(bouncing=True, bounced_at=now, bounce_reason=text[:500])
+        )
+    report.failed.append(row.id)
+    logger.warning("outbox %d: not delivered: %s", row.id, text)
 
 
 def due_outbox_ids(session: Session, now: datetime, limit: int = 1000) -> list[int]:

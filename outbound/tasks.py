@@ -15,7 +15,7 @@ from typing import TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from outbound import notify, outbox, sweep
+from outbound import digests, notify, outbox, sweep
 from outbound.queue import configured_settings, huey, session_factory
 from outbound.transport import parse_outbound_url
 from pawpost.settings import Settings
@@ -29,6 +29,8 @@ PRIORITY_ALERT = 30
 PRIORITY_DUE = 20
 PRIORITY_SWEEP = 10
 BATCH = 50
+# A thread another worker holds is usually free again within a second.
+BUSY_RETRY_SECONDS = 1
 SWEEP_SECONDS = 30
 
 T = TypeVar("T")
@@ -51,8 +53,13 @@ def _deliver(outbox_ids: Sequence[int], now: datetime | None = None) -> outbox.D
     clock = utcnow if now is None else (lambda: now)
     target = parse_outbound_url(settings.outbound_url)
     report = outbox.deliver(session_factory(), settings, target, outbox_ids, clock=clock)
+    by_delay: dict[timedelta, list[int]] = {}
     for outbox_id, delay in report.retry.items():
-        _enqueue_quietly(lambda outbox_id=outbox_id, delay=delay: deliver_emails.schedule(args=([outbox_id],), delay=delay))
+        by_delay.setdefault(delay, []).append(outbox_id)
+    for delay, retry_ids in by_delay.items():
+        _enqueue_quietly(
+            lambda retry_ids=retry_ids, delay=delay: deliver_emails.schedule(args=(retry_ids,), delay=delay.total_seconds())
+        )
     return report
 
 
@@ -95,24 +102,49 @@ def run_posted_message(message_id: int, now: datetime | None = None) -> None:
 
 
 def run_digests(thread_ids: Sequence[int], now: datetime | None = None) -> list[int]:
-    """Decide and send the digests of these threads; one thread's fault never stops the rest."""
+    """Decide and send the digests of these threads, a batch per transaction.
+
+    A batch that fails is decided again thread by thread, so one thread's fault never
+    stops the rest; threads another worker holds are tried again shortly.
+    """
     created: list[int] = []
-    for thread_id in thread_ids:
+    for batch in _chunks(list(dict.fromkeys(thread_ids))):
         moment = now or utcnow()
         try:
-            decision = _transaction(lambda session, settings: notify.plan_digests(session, settings, thread_id, moment))
+            decision = _transaction(lambda session, settings: digests.plan_digest_batch(session, settings, batch, moment))
+        except Exception:
+            logger.exception("digest batch of %d thread(s) failed; deciding them one by one", len(batch))
+            decision = _digests_one_by_one(batch, moment)
+        if now is None:
+            _schedule_digests(decision)
+        _deliver(decision.outbox_ids, now)
+        created += decision.outbox_ids
+    return created
+
+
+def _digests_one_by_one(thread_ids: Sequence[int], now: datetime) -> digests.BatchDecision:
+    total = digests.BatchDecision()
+    for thread_id in thread_ids:
+        try:
+            one = _transaction(lambda session, settings: digests.plan_digest_batch(session, settings, [thread_id], now))
         except Exception:
             logger.exception("digest decision for thread %s failed; the sweep retries it", thread_id)
             continue
-        created += decision.outbox_ids
-        if decision.next_due_at is not None and now is None:
-            _enqueue_quietly(
-                lambda thread_id=thread_id, due=decision.next_due_at: send_thread_digests.schedule(
-                    args=(thread_id,), eta=due, priority=PRIORITY_DUE
-                )
-            )
-    _deliver(created, now)
-    return created
+        total.outbox_ids += one.outbox_ids
+        total.next_due.update(one.next_due)
+        total.busy += one.busy
+    return total
+
+
+def _schedule_digests(decision: digests.BatchDecision) -> None:
+    """A task at each thread's next due time, and a quick retry for threads held elsewhere."""
+    for thread_id, due in decision.next_due.items():
+        _enqueue_quietly(
+            lambda thread_id=thread_id, due=due: send_thread_digests.schedule(args=(thread_id,), eta=due, priority=PRIORITY_DUE)
+        )
+    if decision.busy:
+        busy = decision.busy
+        _enqueue_quietly(lambda: send_digest_batch.schedule(args=(busy,), delay=BUSY_RETRY_SECONDS, priority=PRIORITY_DUE))
 
 
 def run_alerts(message_ids: Sequence[int], now: datetime | None = None) -> list[int]:

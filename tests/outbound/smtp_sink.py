@@ -1,7 +1,8 @@
 """A real aiosmtpd relay on an ephemeral port that records what it accepted.
 
 aiosmtpd's `Controller` cannot listen on port 0, so this one binds the socket itself.
-`answer` makes the relay refuse the next transactions (e.g. "451 4.3.0 busy").
+`answer` makes the relay refuse the next transactions (e.g. "451 4.3.0 busy"); `refuse`
+refuses only some recipients (address → answer).
 """
 
 from __future__ import annotations
@@ -35,11 +36,14 @@ class Received:
 class RecordingHandler:
     received: list[Received] = field(default_factory=list)
     answer: str | None = None
+    refuse: dict[str, str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         if self.answer:
             return self.answer
+        if address in self.refuse:
+            return self.refuse[address]
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

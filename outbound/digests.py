@@ -1,0 +1,246 @@
+"""Rule 3 for a batch of threads at once: parent digests decided from the cursors, set-based.
+
+A sweep finds thousands of due threads; deciding them one transaction and a dozen queries
+each made the worker ~10x slower than its relay. Here one transaction decides a batch:
+lock the batch's threads, read every contact, cursor and owed message of the batch in a
+few queries, render, then write every outbox row, message link and notified cursor in a
+few multi-row statements. The rule is exactly `threads.reading.pending_notifications`:
+unread, not yet emailed, no system notes, never the contact's own words.
+
+On PostgreSQL the threads are locked `FOR UPDATE SKIP LOCKED` in id order: two workers
+handed the same batch split it instead of queueing behind each other, and a thread another
+transaction holds comes back as `busy` for the caller to try again shortly. SQLite's
+`BEGIN IMMEDIATE` already serialises writers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, selectinload
+
+from outbound import compose, outbox
+from outbound.render import DigestContent, ShownMessage, render_digest
+from pawpost.settings import Settings
+from threads.models import Contact, ContactAddress, Family, Message, NotifiedCursor, ReadCursor, Thread
+from threads.types import utcnow
+
+logger = logging.getLogger(__name__)
+
+# A digest task that wakes a moment before its message is old enough (the web host's clock
+# a little ahead of the worker's) still sends instead of leaving it to the sweep.
+DUE_SLACK = timedelta(seconds=1)
+
+
+@dataclass
+class BatchDecision:
+    """What one batch decided: emails written, threads to look at again, threads held elsewhere."""
+
+    outbox_ids: list[int] = field(default_factory=list)
+    next_due: dict[int, datetime] = field(default_factory=dict)
+    busy: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Owed:
+    thread: Thread
+    contact: Contact
+    address: str
+    messages: list[Message]
+
+
+def deliverable_address(contact: Contact) -> ContactAddress | None:
+    """The first verified, non-bouncing address of the contact."""
+    return next((a for a in contact.addresses if a.verified and not a.bouncing), None)
+
+
+def plan_digest_batch(
+    session: Session, settings: Settings, thread_ids: Sequence[int], now: datetime, *, wait: bool = False
+) -> BatchDecision:
+    """Write every digest due in these threads in the caller's transaction; never commits.
+
+    `wait=True` waits for threads another transaction holds instead of reporting them busy.
+    """
+    decision = BatchDecision()
+    wanted = sorted(set(thread_ids))
+    threads = lock_threads(session, wanted, wait=wait)
+    if len(threads) < len(wanted):
+        decision.busy = _held_elsewhere(session, set(wanted) - {t.id for t in threads})
+    owed = _owed_digests(session, threads)
+    delay = timedelta(seconds=settings.notify_delay_seconds)
+    due: list[_Owed] = []
+    for item in owed:
+        due_at = item.messages[0].created_at + delay
+        if due_at > now + DUE_SLACK:
+            known = decision.next_due.get(item.thread.id)
+            decision.next_due[item.thread.id] = due_at if known is None else min(known, due_at)
+        else:
+            due.append(item)
+    if not due:
+        return decision
+    decision.outbox_ids = outbox.add_emails(session, settings, _emails(settings, due, now), now)
+    _advance_notified(session, due)
+    return decision
+
+
+def lock_threads(session: Session, thread_ids: Sequence[int], *, wait: bool) -> list[Thread]:
+    """The active threads among these, with what rendering needs, locked for this transaction."""
+    if not thread_ids:
+        return []
+    query = (
+        select(Thread)
+        .options(
+            selectinload(Thread.family).selectinload(Family.contacts).selectinload(Contact.addresses),
+            selectinload(Thread.family).selectinload(Family.pets),
+            selectinload(Thread.business),
+        )
+        .where(Thread.id.in_(thread_ids), Thread.active)
+        .order_by(Thread.id)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(of=Thread, skip_locked=not wait)
+    return list(session.scalars(query))
+
+
+def _held_elsewhere(session: Session, missing: set[int]) -> list[int]:
+    """Of the threads the lock skipped, those that exist and are active (not merely gone)."""
+    return sorted(session.scalars(select(Thread.id).where(Thread.id.in_(missing), Thread.active)))
+
+
+def _owed_digests(session: Session, threads: Sequence[Thread]) -> list[_Owed]:
+    """Per deliverable contact of these threads, the messages owed to them, oldest first.
+
+    Three queries for the whole batch: both kinds of cursors, then every message above the
+    lowest position of any contact of its thread (grouped by that position, so a busy
+    thread's history is never read).
+    """
+    reachable = [
+        (thread, contact, address.email)
+        for thread in threads
+        for contact in thread.family.contacts
+        if (address := deliverable_address(contact)) is not None
+    ]
+    if not reachable:
+        return []
+    floors = _positions(session, {thread.id for thread, _c, _a in reachable})
+    lowest: dict[int, int] = {}
+    for thread, contact, _address in reachable:
+        position = floors.get((thread.id, contact.id), 0)
+        lowest[thread.id] = min(lowest.get(thread.id, position), position)
+    by_floor: dict[int, list[int]] = defaultdict(list)
+    for thread_id, position in lowest.items():
+        by_floor[position].append(thread_id)
+    messages = session.scalars(
+        select(Message)
+        .options(selectinload(Message.attachments), selectinload(Message.staff), selectinload(Message.contact))
+        .where(
+            or_(*(and_(Message.thread_id.in_(ids), Message.id > floor) for floor, ids in sorted(by_floor.items()))),
+            Message.author_type != "system",
+        )
+        .order_by(Message.thread_id, Message.id)
+    ).all()
+    per_thread: dict[int, list[Message]] = defaultdict(list)
+    for message in messages:
+        per_thread[message.thread_id].append(message)
+    owed = []
+    for thread, contact, address in reachable:
+        floor = floors.get((thread.id, contact.id), 0)
+        pending = [m for m in per_thread[thread.id] if m.id > floor and m.contact_id != contact.id]
+        if pending:
+            owed.append(_Owed(thread, contact, address, pending))
+    return owed
+
+
+def _positions(session: Session, thread_ids: set[int]) -> dict[tuple[int, int], int]:
+    """(thread, contact) → the newer of their read and notified cursors."""
+    positions: dict[tuple[int, int], int] = {}
+    for model in (ReadCursor, NotifiedCursor):
+        for thread_id, person_id, position in session.execute(
+            select(model.thread_id, model.person_id, model.message_id).where(
+                model.thread_id.in_(thread_ids), model.person_kind == "contact"
+            )
+        ):
+            key = (thread_id, person_id)
+            positions[key] = max(positions.get(key, 0), position)
+    return positions
+
+
+def _emails(settings: Settings, due: Sequence[_Owed], now: datetime) -> list[outbox.NewEmail]:
+    # Both parents of a family are usually owed the same messages: show them once.
+    shown: dict[tuple[int, ...], tuple[ShownMessage, ...]] = {}
+    emails = []
+    for item in due:
+        key = tuple(m.id for m in item.messages)
+        if key not in shown:
+            shown[key] = compose.shown_messages(settings, item.messages, item.thread.business)
+        emails.append(
+            outbox.NewEmail(
+                business_id=item.thread.business_id,
+                thread_id=item.thread.id,
+                kind="digest",
+                dedupe_key=f"digest:{item.thread.id}:{item.contact.id}:{key[-1]}",
+                recipient_kind="contact",
+                recipient_id=item.contact.id,
+                recipient_email=item.address,
+                subject=compose.subject_for(item.thread),
+                message_ids=key,
+                render=_renderer(settings, item, shown[key], now),
+            )
+        )
+    return emails
+
+
+def _renderer(settings: Settings, item: _Owed, shown: tuple[ShownMessage, ...], now: datetime):  # type: ignore[no-untyped-def]
+    thread, contact = item.thread, item.contact
+
+    def render(message_id: str):  # type: ignore[no-untyped-def]
+        return render_digest(
+            compose.envelope(
+                settings,
+                thread,
+                from_name=compose.team_sender_name(thread.business, item.messages),
+                to_name=contact.name,
+                to_address=item.address,
+                message_id=message_id,
+                now=now,
+            ),
+            DigestContent(
+                business_name=thread.business.name,
+                family_name=thread.family.name,
+                recipient_name=contact.name.split(" ", 1)[0] or contact.name,
+                messages=shown,
+            ),
+        )
+
+    return render
+
+
+def _advance_notified(session: Session, due: Sequence[_Owed]) -> None:
+    """Every digest's notified cursor in one upsert; a cursor never moves backwards."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(NotifiedCursor)
+    statement = statement.on_conflict_do_update(
+        index_elements=[NotifiedCursor.thread_id, NotifiedCursor.person_kind, NotifiedCursor.person_id],
+        set_={"message_id": statement.excluded.message_id, "updated_at": statement.excluded.updated_at},
+        where=NotifiedCursor.message_id < statement.excluded.message_id,
+    )
+    moment = utcnow()
+    session.execute(
+        statement,
+        [
+            {
+                "thread_id": item.thread.id,
+                "person_kind": "contact",
+                "person_id": item.contact.id,
+                "message_id": item.messages[-1].id,
+                "updated_at": moment,
+            }
+            for item in due
+        ],
+    )
