@@ -11,12 +11,12 @@ else is quarantined, never posted.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from threads.access import can_access_thread
@@ -65,41 +65,75 @@ class Recipient:
 
 def check_recipient(session: Session, address: str, reply_domain: str) -> Recipient:
     """Classify one `RCPT TO` address, raising `ForeignDomain` or `UnknownRecipient`."""
-    address = address.strip().strip("<>")
-    if not is_our_domain(address, reply_domain):
-        raise ForeignDomain(address)
-    local = address.rpartition("@")[0].lower()
-    if local.startswith(BOUNCE_PREFIX):
-        outbox_id = local[len(BOUNCE_PREFIX) :]
-        outbox = (
-            session.execute(
-                select(OutboundEmail.id, OutboundEmail.thread_id, OutboundEmail.business_id).where(
-                    OutboundEmail.id == int(outbox_id)
-                )
-            ).first()
-            if outbox_id.isdigit() and len(outbox_id) < 12
-            else None
-        )
-        if outbox is None:
-            raise UnknownRecipient(address)
-        return Recipient(
-            "bounce", address, thread_id=outbox.thread_id, outbound_email_id=outbox.id, business_id=outbox.business_id
-        )
-    if local.startswith(LOCAL_PREFIX):
-        token = parse_reply_address(address, reply_domain)
+    [result] = check_recipients(session, [address], reply_domain)
+    if isinstance(result, RoutingError):
+        raise result
+    return result
+
+
+def check_recipients(
+    session: Session | Connection, addresses: Sequence[str], reply_domain: str
+) -> list[Recipient | RoutingError]:
+    """`check_recipient` for many addresses at once: one query answers every reply token.
+
+    Each address gets its `Recipient` or the `RoutingError` it would have raised, in
+    order. The queries are plain Core on the tables, so the SMTP server's checker runs
+    them on a bare connection without an ORM session.
+    """
+    results: list[Recipient | RoutingError | None] = [None] * len(addresses)
+    by_token: dict[str, list[int]] = {}
+    for position, raw_address in enumerate(addresses):
+        address = raw_address.strip().strip("<>")
+        if not is_our_domain(address, reply_domain):
+            results[position] = ForeignDomain(address)
+            continue
+        local = address.rpartition("@")[0].lower()
+        if local.startswith(BOUNCE_PREFIX):
+            results[position] = _bounce_recipient(session, address)
+        elif local.startswith(LOCAL_PREFIX):
+            token = parse_reply_address(address, reply_domain)
+            if token:
+                by_token.setdefault(token.lower(), []).append(position)
+            else:
+                results[position] = UnknownRecipient(address)
+        else:
+            results[position] = Recipient("open", address)
+    if by_token:
         # The same rule as `threads.addresses.thread_for_token` (the current token of an
-        # active thread), read as two columns: this runs once per RCPT, before any upload.
-        thread = (
-            session.execute(
-                select(Thread.id, Thread.business_id).where(Thread.reply_token == token.lower(), Thread.active)
-            ).first()
-            if token
-            else None
-        )
-        if thread is None:  # unknown, malformed, rotated away (RetiredReplyToken) or inactive
-            raise UnknownRecipient(address)
-        return Recipient("thread", address, thread_id=thread.id, token=token, business_id=thread.business_id)
-    return Recipient("open", address)
+        # active thread), read as three columns: this runs for every RCPT, before any upload.
+        threads = Thread.__table__.c
+        found = {
+            row.reply_token: row
+            for row in session.execute(
+                select(threads.reply_token, threads.id, threads.business_id).where(
+                    threads.reply_token.in_(sorted(by_token)), threads.active
+                )
+            )
+        }
+        for token, positions in by_token.items():
+            for position in positions:
+                address = addresses[position].strip().strip("<>")
+                thread = found.get(token)
+                # Unknown, rotated away (RetiredReplyToken) or inactive: refused.
+                results[position] = (
+                    Recipient("thread", address, thread_id=thread.id, token=token, business_id=thread.business_id)
+                    if thread is not None
+                    else UnknownRecipient(address)
+                )
+    return [r if r is not None else UnknownRecipient(addresses[i]) for i, r in enumerate(results)]
+
+
+def _bounce_recipient(session: Session | Connection, address: str) -> Recipient | RoutingError:
+    outbox_id = bounce_outbox_id(address)
+    outboxes = OutboundEmail.__table__.c
+    outbox = (
+        session.execute(select(outboxes.id, outboxes.thread_id, outboxes.business_id).where(outboxes.id == outbox_id)).first()
+        if outbox_id is not None
+        else None
+    )
+    if outbox is None:
+        return UnknownRecipient(address)
+    return Recipient("bounce", address, thread_id=outbox.thread_id, outbound_email_id=outbox.id, business_id=outbox.business_id)
 
 
 def bounce_outbox_id(address: str) -> int | None:
@@ -107,10 +141,6 @@ def bounce_outbox_id(address: str) -> int | None:
     local = address.strip().strip("<>").rpartition("@")[0].lower()
     number = local[len(BOUNCE_PREFIX) :] if local.startswith(BOUNCE_PREFIX) else ""
     return int(number) if number.isdigit() and len(number) < 12 else None
-
-
-def check_recipients(session: Session, addresses: Iterable[str], reply_domain: str) -> list[Recipient]:
-    return [check_recipient(session, address, reply_domain) for address in addresses]
 
 
 def primary_recipient(recipients: Sequence[Recipient]) -> Recipient:

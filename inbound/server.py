@@ -30,8 +30,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from inbound.accept import needs_lookup, received_row, route_tokenless
 from inbound.parse import HeaderSummary, parse_headers
-from inbound.route import ForeignDomain, NoThreadMatched, Recipient, RoutingError, UnknownRecipient, check_recipient
-from inbound.store import GroupCommitWriter
+from inbound.route import ForeignDomain, NoThreadMatched, Recipient, RoutingError, UnknownRecipient
+from inbound.batching import GroupCommitWriter, RecipientChecker
 from inbound.tasks import dispatch
 from pawpost.settings import Settings
 from threads.db import make_engine, make_session_factory
@@ -79,9 +79,18 @@ class InboundHandler:
         self.settings = settings
         self.session_factory = session_factory
         self.writer = GroupCommitWriter(session_factory, self._after_commit)
+        self.recipients = RecipientChecker(session_factory, settings.reply_domain)
         self.stopping = False
         self._in_flight = 0
         self._drained: asyncio.Event | None = None
+
+    def start(self) -> None:
+        self.writer.start()
+        self.recipients.start()
+
+    def close(self) -> None:
+        self.recipients.close()
+        self.writer.close()
 
     def _after_commit(self, inbound_email_ids: list[int]) -> None:
         dispatch(inbound_email_ids, self.session_factory, self.settings)
@@ -108,7 +117,7 @@ class InboundHandler:
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
             return "452 4.5.3 Too many recipients"
         try:
-            recipient = await asyncio.to_thread(self._check_recipient, address)
+            recipient = await self.recipients.ask(address)
         except RoutingError as error:
             logger.info("smtp recipient refused: %s", type(error).__name__)
             return routing_reply(error)
@@ -116,10 +125,6 @@ class InboundHandler:
         envelope.rcpt_options.extend(rcpt_options)
         _recipients(envelope).append(recipient)
         return "250 2.1.5 OK"
-
-    def _check_recipient(self, address: str) -> Recipient:
-        with self.session_factory() as session:
-            return check_recipient(session, address, self.settings.reply_domain)
 
     async def handle_DATA(self, server: SMTP, session: SMTPSession, envelope: Envelope) -> str:
         raw = bytes(envelope.original_content or b"")
@@ -129,7 +134,7 @@ class InboundHandler:
                 row = await asyncio.to_thread(self._received_row, envelope.mail_from or "", recipients, raw)
             else:
                 row = received_row(envelope.mail_from or "", recipients, raw, utcnow(), parse_headers(raw))
-            inbound_email_id = await asyncio.wrap_future(self.writer.submit(row))
+            inbound_email_id = await self.writer.ask(row)
         except RoutingError as error:
             logger.info("inbound refused at DATA: %s (%d bytes)", type(error).__name__, len(raw))
             return routing_reply(error)
@@ -287,22 +292,24 @@ def start_smtp_server(
         protocol_log.setLevel(logging.WARNING)
     engine = None
     if session_factory is None:
-        engine = make_engine(settings.database_url, hide_parameters=True)
+        # One pooled connection per thread that reads or writes (RCPT checks, the writer):
+        # past the pool, every check would open and close a fresh database connection.
+        engine = make_engine(settings.database_url, hide_parameters=True, pool_size=SMTP_WORKER_THREADS + 2)
         session_factory = make_session_factory(engine)
     handler = InboundHandler(settings, session_factory)
     try:
         controller = SMTPController(handler, settings)
-        handler.writer.start()
+        handler.start()
         controller.start()
     except BaseException:
-        handler.writer.close()
+        handler.close()
         if engine is not None:
             engine.dispose()
         raise
 
     def cleanup() -> None:
-        # After the graceful stop: DATA in flight has been answered, so the writer is idle.
-        handler.writer.close()
+        # After the graceful stop: DATA in flight has been answered, so both threads are idle.
+        handler.close()
         if engine is not None:
             engine.dispose()
 
