@@ -10,11 +10,14 @@ A send raises `TemporaryFailure` (4xx, connection trouble: retry later) or
 
 from __future__ import annotations
 
+import atexit
 import logging
 import mailbox
 import smtplib
 import socket
 import ssl
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +28,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 logger = logging.getLogger(__name__)
 
 SMTP_TIMEOUT_SECONDS = 30
+IDLE_SECONDS = 10
+MAX_IDLE_CONNECTIONS = 8
 
 
 class DeliveryError(Exception):
@@ -91,15 +96,68 @@ def parse_outbound_url(url: str) -> Target:
 
 @contextmanager
 def open_connection(target: Target) -> Iterator[Connection]:
-    """One session for a batch of emails: one SMTP connection reused, or the Maildir."""
+    """One session for a batch of emails: one SMTP connection reused, or the Maildir.
+
+    A relay connection that ends the batch healthy goes back to this process's idle pool
+    for the next batch: opening one costs a TCP handshake, the greeting, EHLO (often a
+    delayed-ACK stall of ~40 ms) and QUIT, more than the sends of a one-thread digest.
+    """
     if isinstance(target, MaildirTarget):
         yield _MaildirConnection(target.path)
         return
-    connection = _SmtpConnection(target)
+    connection = _idle.take(target) or _SmtpConnection(target)
     try:
         yield connection
-    finally:
+    except BaseException:
         connection.close()
+        raise
+    _idle.give(connection)
+
+
+def close_idle_connections() -> None:
+    """QUIT every pooled relay connection (a worker shutting down, tests between relays)."""
+    _idle.close_all()
+
+
+class _IdlePool:
+    """Relay connections of this process between batches, each kept at most `IDLE_SECONDS`
+    (relays drop idle clients; a dropped one is reconnected by `_SmtpConnection.send`)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.connections: list[tuple[float, _SmtpConnection]] = []
+
+    def take(self, relay: SmtpRelay) -> _SmtpConnection | None:
+        expired, found = [], None
+        with self.lock:
+            now = time.monotonic()
+            kept = []
+            for since, connection in self.connections:
+                if now - since > IDLE_SECONDS:
+                    expired.append(connection)
+                elif found is None and connection.relay == relay:
+                    found = connection
+                else:
+                    kept.append((since, connection))
+            self.connections = kept
+        for connection in expired:
+            connection.close()
+        return found
+
+    def give(self, connection: _SmtpConnection) -> None:
+        if connection.client is None:
+            return
+        with self.lock:
+            if len(self.connections) < MAX_IDLE_CONNECTIONS:
+                self.connections.append((time.monotonic(), connection))
+                return
+        connection.close()
+
+    def close_all(self) -> None:
+        with self.lock:
+            connections, self.connections = self.connections, []
+        for _since, connection in connections:
+            connection.close()
 
 
 def send_raw(host: str, port: int, mail_from: str, rcpt_tos: list[str], raw: bytes) -> None:
@@ -121,6 +179,10 @@ class _MaildirConnection:
             self.box.add(trace + raw)
         except OSError as error:
             raise TemporaryFailure(f"maildir: {error}") from error
+
+
+_idle = _IdlePool()
+atexit.register(close_idle_connections)
 
 
 class _SmtpConnection:

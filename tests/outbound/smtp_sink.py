@@ -19,6 +19,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+from outbound.transport import close_idle_connections
+
 
 @dataclass
 class Received:
@@ -92,5 +94,6 @@ def running_sink(handler: RecordingHandler | None = None, port: int = 0) -> Iter
     try:
         yield handler, sock.getsockname()[1]
     finally:
+        close_idle_connections()  # the worker's pooled connections say QUIT before the relay goes
         controller.stop()
         sock.close()

@@ -160,3 +160,30 @@ def _closed_port() -> int:
     port = sock.getsockname()[1]
     sock.close()
     return port
+
+
+@sqlite_only
+def test_a_pooled_connection_the_relay_dropped_is_reopened_and_nothing_is_lost(database_url: str, tmp_path: Path, sessions) -> None:
+    """Batches reuse this process's idle relay connection; a relay restarted in between
+    (the pooled socket is dead) costs a reconnect, never an email or a duplicate."""
+    from tests.outbound.smtp_sink import BoundController, bound_socket
+
+    first_handler = RecordingHandler()
+    sock = bound_socket()
+    port = sock.getsockname()[1]
+    controller = BoundController(first_handler, sock)
+    controller.start()
+    configure_queue(make_settings(database_url, tmp_path, PAWPOST_OUTBOUND_URL=f"smtp://127.0.0.1:{port}"))
+    world = build_world(sessions)
+    post(sessions, world, ("staff", world.walker_id), "Walk done", T0)
+    tasks.run_digests([world.thread_id], now=DUE)
+    controller.stop()  # the relay goes away under the pooled connection
+    sock.close()
+    assert len(first_handler.received) == 2
+
+    post(sessions, world, ("staff", world.walker_id), "Dinner served", T0 + timedelta(minutes=10))
+    with running_sink(port=port) as (handler, _):
+        tasks.run_digests([world.thread_id], now=DUE + timedelta(minutes=10))
+        delivered = sorted(r for item in handler.received for r in item.rcpt_tos)
+    assert delivered == sorted([world.primary_email, world.secondary_email])
+    assert {row.state for row in outbox_rows(sessions, "digest")} == {"sent"}
