@@ -22,7 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Connection, Engine, insert
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -36,7 +37,21 @@ logger = logging.getLogger(__name__)
 MAX_BATCH = 200
 
 _TABLE = InboundEmail.__table__
-_INSERT = insert(_TABLE).returning(_TABLE.c.id, sort_by_parameter_order=True)
+_COLUMNS = (
+    "business_id", "thread_id", "received_at", "envelope_from", "envelope_to", "message_id_header", "size", "raw", "outcome"
+)
+# SQLite: SQLAlchemy renders one multi-row INSERT … VALUES (…), (…) RETURNING per batch.
+_INSERT_ROWS = insert(_TABLE).returning(_TABLE.c.id, sort_by_parameter_order=True)
+# PostgreSQL: one INSERT … SELECT FROM unnest(<one array per column>), the same SQL text
+# for every batch size (prepared once by psycopg); ids come from the sequence in order.
+_ROWS = func.unnest(*(bindparam(name, type_=ARRAY(_TABLE.c[name].type)) for name in _COLUMNS)).table_valued(
+    *_COLUMNS, with_ordinality="position"
+).render_derived(name="batch")
+_INSERT_ARRAYS = (
+    insert(_TABLE)
+    .from_select(_COLUMNS, select(*(_ROWS.c[name] for name in _COLUMNS)).order_by(_ROWS.c.position))
+    .returning(_TABLE.c.id)
+)
 
 Request = TypeVar("Request")
 Answer = TypeVar("Answer")
@@ -135,6 +150,10 @@ class BatchWorker(Generic[Request, Answer]):
                 loop.call_soon_threadsafe(_settle, settled)
             except RuntimeError:  # that loop is closed: nobody is waiting any more
                 pass
+        self.after_answer(answers)
+
+    def after_answer(self, answers: Sequence[Answer | BaseException]) -> None:
+        """Work that follows the answers (the sessions are already told); must not raise."""
 
     def _handle(self, requests: list[Request]) -> Sequence[Answer | BaseException]:
         if not self.keep_connection:
@@ -177,26 +196,58 @@ def _settle(settled: list[tuple[asyncio.Future[Any], Any]]) -> None:
 class GroupCommitWriter(BatchWorker[dict[str, Any], int]):
     """Stores accepted emails in batches; each answer is the stored row's id.
 
-    `after_commit(ids)` runs in this thread after each commit and before the sessions
-    are answered (the queue push, or processing in place with a local queue); a fault
-    there is logged, never raised: the email is committed, and the repair step
-    enqueues it.
+    `after_commit(ids)` runs in this thread after each commit: after the sessions are
+    answered (the queue push: a sender need not wait for it), or before when
+    `answer_after_hook` (processing in place with a process-local queue, so that the
+    outcome exists when `250` arrives). A fault there is logged, never raised: the
+    email is committed, and the repair step enqueues it.
     """
 
     name = "pawpost-smtp-writer"
+    keep_connection = True
 
-    def __init__(self, session_factory: sessionmaker[Session], after_commit: Callable[[list[int]], None]) -> None:
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        after_commit: Callable[[list[int]], None],
+        *,
+        answer_after_hook: bool = False,
+    ) -> None:
         super().__init__(session_factory)
         self.after_commit = after_commit
+        self.answer_after_hook = answer_after_hook
+        self.arrays = self.engine.dialect.name == "postgresql"
+
+    def connect(self) -> Connection:
+        connection = self.engine.connect()
+        if self.arrays:
+            # One statement is one transaction: no BEGIN and COMMIT round trips. A stale
+            # connection fails when the INSERT is sent, so the retry stores nothing twice.
+            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+        return connection
 
     def handle(self, connection: Connection, requests: list[dict[str, Any]]) -> list[int]:
-        with connection.begin():
-            ids = list(connection.execute(_INSERT, requests).scalars())
+        if self.arrays:
+            arrays = {name: [row[name] for row in requests] for name in _COLUMNS}
+            ids = sorted(connection.execute(_INSERT_ARRAYS, arrays).scalars())
+        else:
+            with connection.begin():  # BEGIN IMMEDIATE on SQLite
+                ids = list(connection.execute(_INSERT_ROWS, requests).scalars())
+        if self.answer_after_hook:
+            self._after_commit(ids)
+        return ids
+
+    def after_answer(self, answers: Sequence[int | BaseException]) -> None:
+        if not self.answer_after_hook:
+            self._after_commit([a for a in answers if not isinstance(a, BaseException)])
+
+    def _after_commit(self, ids: list[int]) -> None:
+        if not ids:
+            return
         try:
             self.after_commit(ids)
         except Exception:
             logger.exception("after-commit hook failed for %d stored email(s)", len(ids))
-        return ids
 
 
 class RecipientChecker(BatchWorker[str, Recipient]):

@@ -32,7 +32,7 @@ from inbound.accept import needs_lookup, received_row, route_tokenless
 from inbound.parse import HeaderSummary, parse_headers
 from inbound.route import ForeignDomain, NoThreadMatched, Recipient, RoutingError, UnknownRecipient
 from inbound.batching import GroupCommitWriter, RecipientChecker
-from inbound.tasks import dispatch
+from inbound.tasks import dispatch, queue_is_local
 from pawpost.settings import Settings
 from threads.db import make_engine, make_session_factory
 from threads.types import utcnow
@@ -78,7 +78,9 @@ class InboundHandler:
     def __init__(self, settings: Settings, session_factory: sessionmaker[Session]) -> None:
         self.settings = settings
         self.session_factory = session_factory
-        self.writer = GroupCommitWriter(session_factory, self._after_commit)
+        # With a queue only this process can read, the writer processes each email in
+        # place before answering; otherwise it answers, then pushes to the worker.
+        self.writer = GroupCommitWriter(session_factory, self._after_commit, answer_after_hook=queue_is_local())
         self.recipients = RecipientChecker(session_factory, settings.reply_domain)
         self.stopping = False
         self._in_flight = 0
