@@ -1,7 +1,9 @@
-"""Faults: the database gone during DATA, and many copies of one email at once."""
+"""Faults: the database gone during DATA (one session or a whole group commit), and many
+copies of one email at once."""
 
 from __future__ import annotations
 
+import smtplib
 import threading
 
 from sqlalchemy import Engine
@@ -68,3 +70,35 @@ def test_ten_concurrent_deliveries_of_the_same_email_post_once(smtp, world: Worl
     assert len(queries.messages(engine, world.thread_id)) == 1
     outcomes = sorted(r.outcome for r in queries.inbound(engine))
     assert outcomes == ["duplicate"] * 9 + ["posted"]
+
+
+def test_concurrent_sessions_all_get_451_when_their_commit_fails_and_all_post_on_resend(
+    settings: Settings, world: World, engine: Engine, outage: Outage
+) -> None:
+    raws = [reply_email(world.primary_email, world.reply_to, f"Note {n}", message_id=f"<batch-{n}@parents.test>") for n in range(5)]
+    with running_smtp_server(settings, outage.session_factory) as (host, port):
+        clients = [transaction(host, port, world.primary_email, world.reply_to) for _ in raws]
+        start = threading.Barrier(len(raws))
+        answers: list[tuple[int, bytes]] = []
+
+        def data(client: smtplib.SMTP, raw: bytes) -> None:
+            start.wait()
+            answers.append(client.data(raw))
+
+        outage.begin()
+        try:
+            workers = [threading.Thread(target=data, args=pair) for pair in zip(clients, raws)]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+        finally:
+            outage.end()
+            for client in clients:
+                client.close()
+        assert answers == [(451, b"4.3.0 Temporary failure, please try again later")] * len(raws)
+        assert queries.inbound_count(engine) == 0
+
+        assert [send(host, port, world.primary_email, world.reply_to, raw)[0] for raw in raws] == [250] * len(raws)
+
+    assert sorted(m.body for m in queries.messages(engine, world.thread_id)) == [f"Note {n}" for n in range(5)]

@@ -1,0 +1,163 @@
+"""The worker's half: a real queue between `250` and the post, lost pushes, double runs.
+
+Every other test here uses a `memory://` queue, which no other process can read, so the
+server processes each email in place before answering. These use a queue a worker reads
+(a huey SQLite file, or Redis), as production does: `250` means stored, and the post
+follows when the worker runs the task.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from inbound.ingest import process_stored_email
+from inbound.server import running_smtp_server
+from inbound.tasks import process_inbound_email, queue_is_local, requeue_stuck
+from outbound.queue import configure_queue, huey
+from pawpost.settings import Settings
+from tests.conftest import REDIS_URL, require
+from tests.inbound_server import queries
+from tests.inbound_server.conftest import World, make_settings
+from tests.inbound_server.mail import reply_email, send
+from threads.db import make_engine, make_session_factory
+from threads.types import utcnow
+
+WAIT_SECONDS = 20
+
+
+def _redis_available() -> bool:
+    try:
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+        client.ping()
+        client.close()
+        return True
+    except Exception:  # no server, no driver: not available
+        return False
+
+
+@pytest.fixture(params=["sqlite-queue", "redis-queue"])
+def worker_settings(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -> Iterator[Settings]:
+    """Settings whose queue a worker reads; the queue is emptied before and after."""
+    if request.param == "redis-queue":
+        require(_redis_available(), f"Redis unreachable at {REDIS_URL}")
+        queue_url = REDIS_URL
+    else:
+        queue_url = f"sqlite:///{tmp_path / 'queue.sqlite3'}"
+    settings = make_settings(database_url, tmp_path, PAWPOST_QUEUE_URL=queue_url)
+    configure_queue(settings)
+    huey.flush()  # only this queue's keys (Redis: the `pawpost` queue in the test db)
+    assert not queue_is_local()
+    yield settings
+    huey.flush()
+    configure_queue(make_settings(database_url, tmp_path))  # back to memory:// for the next test
+
+
+def run_queued_tasks() -> int:
+    """Run what the queue holds, as a consumer would (deterministic, in this thread)."""
+    ran = 0
+    while (task := huey.dequeue()) is not None:
+        huey.execute(task)
+        ran += 1
+    return ran
+
+
+def test_250_means_stored_and_the_worker_posts_it(worker_settings: Settings, world: World, engine: Engine) -> None:
+    raw = reply_email(world.primary_email, world.reply_to, message_id="<queued-1@parents.test>")
+    with running_smtp_server(worker_settings) as (host, port):
+        assert send(host, port, world.primary_email, world.reply_to, raw) == (250, "2.0.0 Message accepted")
+
+    [row] = queries.inbound(engine)
+    assert (row.outcome, row.thread_id, row.raw) == ("received", world.thread_id, raw)
+    assert row.message_id_header == "queued-1@parents.test" and row.size == len(raw)
+    assert queries.messages(engine, world.thread_id) == []
+
+    assert run_queued_tasks() >= 1
+    [message] = queries.messages(engine, world.thread_id)
+    assert message.body == "Bella loved her walk, thank you!"
+    [row] = queries.inbound(engine)
+    assert (row.outcome, row.posted_message_id, row.sender) == ("posted", message.id, world.primary_email)
+
+
+def test_a_real_consumer_posts_every_email_of_a_burst_once(worker_settings: Settings, world: World, engine: Engine) -> None:
+    consumer = huey.create_consumer(workers=2, worker_type="thread", periodic=False, initial_delay=0.05, max_delay=0.2)
+    consumer.start()
+    try:
+        with running_smtp_server(worker_settings) as (host, port):
+            answers: list[int] = []
+
+            def deliver(n: int) -> None:
+                raw = reply_email(world.primary_email, world.reply_to, f"Note {n}", message_id=f"<burst-{n}@parents.test>")
+                answers.append(send(host, port, world.primary_email, world.reply_to, raw)[0])
+
+            senders = [threading.Thread(target=deliver, args=(n,)) for n in range(6)]
+            for sender in senders:
+                sender.start()
+            for sender in senders:
+                sender.join()
+            assert answers == [250] * 6
+        deadline = time.monotonic() + WAIT_SECONDS
+        while time.monotonic() < deadline and any(r.outcome == "received" for r in queries.inbound(engine)):
+            time.sleep(0.05)
+    finally:
+        consumer.stop(graceful=True)
+
+    assert sorted(r.outcome for r in queries.inbound(engine)) == ["posted"] * 6
+    assert sorted(m.body for m in queries.messages(engine, world.thread_id)) == [f"Note {n}" for n in range(6)]
+
+
+def test_a_stored_email_whose_push_was_lost_is_processed_by_the_repair_step_exactly_once(
+    worker_settings: Settings, world: World, engine: Engine
+) -> None:
+    with running_smtp_server(worker_settings) as (host, port):
+        assert send(host, port, world.primary_email, world.reply_to, reply_email(world.primary_email, world.reply_to))[0] == 250
+    huey.flush()  # the push is lost (a queue restart without persistence, say)
+    [row] = queries.inbound(engine)
+    now = utcnow()
+
+    with Session(engine) as session:
+        assert requeue_stuck(session, now) == []  # a fresh email is the worker's, not the repair's
+        assert requeue_stuck(session, now + timedelta(seconds=31)) == [row.id]
+    assert run_queued_tasks() >= 1  # the email, then outbound's notification task
+    with Session(engine) as session:
+        assert requeue_stuck(session, now + timedelta(minutes=5)) == []
+
+    [message] = queries.messages(engine, world.thread_id)
+    assert message.contact_id == world.primary_id
+    assert [(r.outcome, r.posted_message_id) for r in queries.inbound(engine)] == [("posted", message.id)]
+
+
+def test_a_received_row_processed_twice_posts_once(worker_settings: Settings, world: World, engine: Engine) -> None:
+    with running_smtp_server(worker_settings) as (host, port):
+        assert send(host, port, world.primary_email, world.reply_to, reply_email(world.primary_email, world.reply_to))[0] == 250
+    [row] = queries.inbound(engine)
+    server_engine = make_engine(worker_settings.database_url)
+    sessions = make_session_factory(server_engine)
+    start = threading.Barrier(2)
+    outcomes: list[str | None] = []
+
+    def work() -> None:
+        start.wait()
+        outcome = process_stored_email(sessions, worker_settings, row.id)
+        outcomes.append(outcome.outcome if outcome else None)
+
+    workers = [threading.Thread(target=work) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    process_inbound_email.call_local(row.id)  # and once more, as a late duplicate task would
+    server_engine.dispose()
+
+    assert sorted(outcomes, key=str) == [None, "posted"]  # one run posted, the other found it done
+    assert len(queries.messages(engine, world.thread_id)) == 1
+    assert [r.outcome for r in queries.inbound(engine)] == ["posted"]
