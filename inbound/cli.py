@@ -22,7 +22,10 @@ from threads.types import utcnow
 @click.option("--drain-seconds", default=30.0, show_default=True, help="How long a stop waits for DATA in flight.")
 @click.pass_context
 def smtp_command(ctx: click.Context, drain_seconds: float) -> None:
-    """Receive replies by SMTP on PAWPOST_SMTP_LISTEN until SIGTERM (then stop gracefully)."""
+    """Receive replies by SMTP on PAWPOST_SMTP_LISTEN until SIGTERM (then stop gracefully).
+
+    Each email is stored and answered `250`; `pawpost worker` parses and posts it.
+    """
     settings = load_settings(ctx)
     configure_queue(settings)
     serve_forever(settings, drain_seconds=drain_seconds)

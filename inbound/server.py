@@ -322,7 +322,12 @@ def start_smtp_server(
 def running_smtp_server(
     settings: Settings, session_factory: sessionmaker[Session] | None = None
 ) -> Iterator[tuple[str, int]]:
-    """The real server for tests and `pawpost up`: yields (host, port), stops gracefully."""
+    """The real server for tests and `pawpost up`: yields (host, port), stops gracefully.
+
+    With a `memory://` queue (tests), each email is processed in place after its commit
+    and before its `250`, since no worker could read that queue; with a real queue the
+    outcome follows in the worker.
+    """
     controller, cleanup = start_smtp_server(settings, session_factory)
     try:
         yield controller.bound_host, controller.bound_port

@@ -1,4 +1,10 @@
-"""A real Pawpost SMTP server on an ephemeral port, over a real SQLite file or PostgreSQL."""
+"""A real Pawpost SMTP server on an ephemeral port, over a real SQLite file or PostgreSQL.
+
+The queue is `memory://`: no worker can read it, so the server processes each email in
+place right after the commit that stores it and before its `250`, which makes every
+outcome visible when the SMTP conversation ends. test_worker.py runs the production path
+(a queue, then a worker) on a huey SQLite file and on Redis.
+"""
 
 from __future__ import annotations
 
