@@ -187,6 +187,9 @@ def _templates() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        # Templates ship with the code: compiled once, never re-checked on disk (ten
+        # stat() calls per email otherwise).
+        auto_reload=False,
     )
 
 
