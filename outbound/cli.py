@@ -49,8 +49,13 @@ class SweepingScheduler(Scheduler):
             self._logger.exception("could not enqueue the sweep")
 
 
-def build_consumer(settings: Settings, *, workers: int = 2, sweep_seconds: int = DEFAULT_SWEEP_SECONDS) -> Consumer:
+def build_consumer(
+    settings: Settings, *, workers: int = 2, sweep_seconds: int = DEFAULT_SWEEP_SECONDS, processes: bool = False
+) -> Consumer:
     """A consumer on the configured queue: worker threads, huey's scheduler and the sweep.
+
+    `processes=True` runs the `workers` as forked processes instead: deciding and rendering
+    digests is CPU work that threads of one process share under the GIL.
 
     Both SIGINT and SIGTERM finish the tasks in flight and stop (huey's default treats
     SIGTERM as "stop now"); a second signal stops at once. A task cut short is not lost:
@@ -62,7 +67,7 @@ def build_consumer(settings: Settings, *, workers: int = 2, sweep_seconds: int =
     consumer = consumer_class(
         queue,
         workers=workers,
-        worker_type="thread",
+        worker_type="process" if processes else "thread",
         periodic=True,
         scheduler_interval=1,
         # An idle worker polls the SQLite queue at most every half second (huey's default
@@ -82,6 +87,14 @@ def build_consumer(settings: Settings, *, workers: int = 2, sweep_seconds: int =
 @click.command("worker")
 @click.option("--workers", "-w", default=2, show_default=True, type=click.IntRange(1, 64), help="Worker threads.")
 @click.option(
+    "--processes",
+    "-p",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 64),
+    help="Run this many worker processes instead of threads (a big backlog is CPU-bound).",
+)
+@click.option(
     "--sweep-seconds",
     default=DEFAULT_SWEEP_SECONDS,
     show_default=True,
@@ -89,11 +102,13 @@ def build_consumer(settings: Settings, *, workers: int = 2, sweep_seconds: int =
     help="How often the repair sweep looks for due work in the database.",
 )
 @click.pass_context
-def worker_command(ctx: click.Context, workers: int, sweep_seconds: int) -> None:
+def worker_command(ctx: click.Context, workers: int, processes: int, sweep_seconds: int) -> None:
     """Run the outbound queue consumer (digests, staff alerts, escalations, the sweep)."""
     from pawpost.cli import load_settings
 
     settings = load_settings(ctx)
-    consumer = build_consumer(settings, workers=workers, sweep_seconds=sweep_seconds)
-    logger.info("worker: %d thread(s), sweep every %d s", workers, sweep_seconds)
+    consumer = build_consumer(
+        settings, workers=processes or workers, sweep_seconds=sweep_seconds, processes=processes > 0
+    )
+    logger.info("worker: %d %s, sweep every %d s", processes or workers, "process(es)" if processes else "thread(s)", sweep_seconds)
     consumer.run()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, text, update
@@ -32,8 +32,8 @@ class Families:
     addresses: dict[int, list[str]]  # thread → its parents' addresses
 
 
-def build_families(sessions, count: int) -> Families:  # type: ignore[no-untyped-def]
-    """`count` two-parent families of one business, each with one staff message at T0."""
+def build_families(sessions, count: int, at: datetime = T0) -> Families:  # type: ignore[no-untyped-def]
+    """`count` two-parent families of one business, each with one staff message at `at`."""
     with sessions() as session, session.begin():
         business = make_business(session)
         staff = make_staff(session, business, name="Priya Patel")
@@ -41,7 +41,7 @@ def build_families(sessions, count: int) -> Families:  # type: ignore[no-untyped
         for n in range(count):
             family = make_family(session, business, name=f"Family {n}")
             thread = thread_of(session, family)
-            message_ids[thread.id] = post_message(session, thread, staff, f"Walk {n} done", now=T0).id
+            message_ids[thread.id] = post_message(session, thread, staff, f"Walk {n} done", now=at).id
             addresses[thread.id] = sorted(c.email for c in family.contacts)
             thread_ids.append(thread.id)
     return Families(thread_ids, message_ids, addresses)

@@ -40,7 +40,7 @@ def _redis_reason(url: str) -> str | None:
 
 
 @contextmanager
-def worker(settings: Settings, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def worker(settings: Settings, log: Path, *options: str) -> Iterator[subprocess.Popen[bytes]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAWPOST_")}
     env.update(
         PAWPOST_DATA_DIR=str(settings.data_dir),
@@ -53,7 +53,7 @@ def worker(settings: Settings, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     )
     with log.open("ab") as output:
         process = subprocess.Popen(
-            [sys.executable, "-c", "from pawpost.cli import main; main()", "worker", "--workers", "2", "--sweep-seconds", "1"],
+            [sys.executable, "-c", "from pawpost.cli import main; main()", "worker", "--workers", "2", "--sweep-seconds", "1", *options],
             env=env,
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -236,3 +236,27 @@ def test_redis_restarted_loses_nothing(queue_url: str, database_url: str, tmp_pa
     for address in (world.primary_email, world.secondary_email):
         emailed = [m for row in outbox_rows(sessions) if row.recipient_email == address for m in carried(sessions, row.id)]
         assert emailed == [first, second]  # each message reached each parent exactly once
+
+
+@pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
+def test_worker_processes_split_a_backlog_and_send_each_digest_once(queue_url: str, database_url: str, tmp_path: Path, sessions) -> None:
+    """`pawpost worker --processes 2`: forked workers share the sweep's batches; every
+    parent of every family gets exactly one digest, and SIGTERM still stops cleanly."""
+    from tests.outbound.test_batches import build_families
+
+    with running_sink() as (handler, port):
+        settings = make_settings(
+            database_url, tmp_path, PAWPOST_QUEUE_URL=queue_url, PAWPOST_OUTBOUND_URL=f"smtp://127.0.0.1:{port}",
+            PAWPOST_NOTIFY_DELAY_SECONDS="1",
+        )
+        configure_queue(settings)
+        families = build_families(sessions, 60, at=utcnow() - timedelta(minutes=5))  # due: the sweep finds them
+        with worker(settings, tmp_path / "worker.log", "--processes", "2") as process:
+            handler.wait_for(120, timeout=60)
+            time.sleep(QUIET)
+            assert stop_gracefully(process) == 0, (tmp_path / "worker.log").read_text()
+        received = list(handler.received)
+
+    everyone = sorted(a for addresses in families.addresses.values() for a in addresses)
+    assert sorted(r for item in received for r in item.rcpt_tos) == everyone
+    assert {row.state for row in outbox_rows(sessions)} == {"sent"}
