@@ -159,6 +159,21 @@ def empty_postgres(url: str) -> None:
     engine.dispose()
 
 
+def process_tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU a process and its live children (worker processes) have used so far."""
+    total, children = 0.0, {pid}
+    for stat in sorted(Path("/proc").glob("[0-9]*/stat"), key=lambda path: int(path.parent.name)):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while we looked
+            continue
+        own_pid, parent = int(stat.parent.name), int(fields[1])
+        if own_pid == pid or parent in children:
+            children.add(own_pid)
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def baseline_rate(port: int, sample: bytes, count: int, sink: CountingSink) -> float:
     """The sink's own rate: one reused connection, nothing else to do but send."""
     start_count = sink.count
@@ -182,7 +197,7 @@ def baseline(settings: Settings, thread_id: int, port: int, count: int, sink: Co
     return baseline_rate(port, raw, count, sink), raw
 
 
-def start_worker(settings: Settings, log: Path, workers: int) -> subprocess.Popen[bytes]:
+def start_worker(settings: Settings, log: Path, workers: int, processes: int) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAWPOST_")}
     env.update(
         PAWPOST_DATA_DIR=str(settings.data_dir),
@@ -195,7 +210,7 @@ def start_worker(settings: Settings, log: Path, workers: int) -> subprocess.Pope
     command = "from pawpost.cli import main; main()"
     with log.open("ab") as output:
         return subprocess.Popen(
-            [sys.executable, "-c", command, "worker", "--workers", str(workers), "--sweep-seconds", "3600"],
+            [sys.executable, "-c", command, "worker", "--workers", str(workers), "--processes", str(processes), "--sweep-seconds", "3600"],
             env=env,
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -243,7 +258,8 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=10_000)
     parser.add_argument("--database-url")
     parser.add_argument("--queue-url")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="worker threads of the one worker process")
+    parser.add_argument("--processes", type=int, default=0, help="worker processes instead of threads")
     parser.add_argument("--precision-posts", type=int, default=200)
     args = parser.parse_args()
 
@@ -274,12 +290,14 @@ def main() -> None:
     if queue_url.startswith("redis"):
         huey.storage.flush_all()
 
-    worker = start_worker(settings, data_dir / "worker.log", args.workers)
+    load_before = Path("/proc/loadavg").read_text().split()[:3]
+    worker = start_worker(settings, data_dir / "worker.log", args.workers, args.processes)
     time.sleep(3)  # imports and the worker's start-up sweep (on an empty database), untimed
     thread_ids = seed(database_url, families, utcnow() - timedelta(minutes=10))
     sink_rate, raw = baseline(settings, thread_ids[-1], port, args.contacts, sink)
     print(f"baseline {sink_rate:.0f}/s, sink at {sink.count}", file=sys.stderr)
     before = sink.count
+    worker_cpu, bench_cpu = process_tree_cpu_seconds(worker.pid), time.process_time()
     started = time.perf_counter()
     due = tasks.run_sweep()
     enqueue_seconds = time.perf_counter() - started
@@ -287,6 +305,10 @@ def main() -> None:
     print(f"sweep found {len(due.digest_thread_ids)} threads; sink got {sink.count - before}", file=sys.stderr)
     deliver_seconds = time.perf_counter() - started
     worker_rate = (sink.count - before) / deliver_seconds
+    # Cores each side kept busy: the worker process, and this process (the sink's event
+    # loop; the main thread only ran the sweep's query and then waited).
+    worker_cores = (process_tree_cpu_seconds(worker.pid) - worker_cpu) / deliver_seconds
+    sink_cores = (time.process_time() - bench_cpu) / deliver_seconds
 
     result = {
         "stack": "sqlite + sqlite queue" if database_url.startswith("sqlite") else "postgresql + " + queue_url.split(":", 1)[0],
@@ -299,7 +321,11 @@ def main() -> None:
         "worker_rate_per_s": round(worker_rate, 1),
         "sink_rate_one_connection_per_s": round(sink_rate, 1),
         "ratio": round(worker_rate / sink_rate, 3),
-        "workers": args.workers,
+        "worker_threads": 0 if args.processes else args.workers,
+        "worker_processes": args.processes or 1,
+        "worker_cpu_cores": round(worker_cores, 2),
+        "sink_process_cpu_cores": round(sink_cores, 2),
+        "loadavg_at_start": " ".join(load_before),
         "email_bytes": len(raw),
     }
     result["precision_2s_delay"] = precision(settings, sink, thread_ids, args.precision_posts)
