@@ -103,9 +103,8 @@ def search_families(session: Session, business: Business | int, query: str, *, l
     Case- and accent-insensitive and partial ("bel" finds Bella). Best first: more
     words matched exactly, then pet and contact names over the family name, then by name.
 
-    The database scores and intersects the words and returns only the families that can
-    make the first `limit` (every family tied with the last one, for the name order done
-    here); only those are loaded. A short prefix matches thousands of families.
+    The database scores, intersects and orders the words' matches and returns only the
+    first `limit`; only those are loaded. A short prefix matches thousands of families.
     """
     business_id = business if isinstance(business, int) else business.id
     words = normalise_words(query)[:5]
@@ -119,13 +118,16 @@ def search_families(session: Session, business: Business | int, query: str, *, l
         .having(func.count() == len(words))
         .cte("scored")
     )
-    cutoff = select(scored.c.score).order_by(scored.c.score.desc()).limit(1).offset(limit - 1).scalar_subquery()
-    rows = session.execute(
-        select(Family.id, Family.name, scored.c.score)
-        .join(scored, scored.c.family_id == Family.id)
-        .where(Family.business_id == business_id, scored.c.score >= func.coalesce(cutoff, 0))
-    ).all()
-    ranked = [row[0] for row in sorted(rows, key=lambda r: (-r[2], r[1].casefold(), r[0]))[:limit]]
+    # Ties are broken by name in the database, so only `limit` rows ever leave it.
+    ranked = list(
+        session.scalars(
+            select(Family.id)
+            .join(scored, scored.c.family_id == Family.id)
+            .where(Family.business_id == business_id)
+            .order_by(scored.c.score.desc(), func.lower(Family.name), Family.id)
+            .limit(limit)
+        )
+    )
     if not ranked:
         return []
     families = {
