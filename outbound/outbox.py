@@ -207,17 +207,24 @@ def deliver(
                     # The lease must outlast the sends and their commit: leave the rest.
                     outcomes.released = [later.id for later in to_send[position:]]
                     break
+                sent_at = time.perf_counter()
                 try:
                     connection.send(ids.verp_sender(row.id, settings.reply_domain), row.recipient_email, row.raw)
                 except DeliveryError as error:
                     outcomes.failures.append((row, error))
                 else:
                     outcomes.sent.append(row.id)
+                    # One line per email, for operators: never the address or the body.
+                    logger.info(
+                        "outbound sent outbox=%d to=%s bytes=%d ms=%d",
+                        row.id,
+                        row.recipient_kind,
+                        len(row.raw),
+                        int((time.perf_counter() - sent_at) * 1000),
+                    )
     finally:
         # Whatever stopped the loop, what the relay accepted is recorded.
         _record_outcomes(sessions, outcomes, clock(), report)
-    if report.sent:
-        logger.info("sent %d email(s)", len(report.sent))
     return report
 
 

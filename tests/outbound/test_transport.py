@@ -187,3 +187,16 @@ def test_a_pooled_connection_the_relay_dropped_is_reopened_and_nothing_is_lost(d
         delivered = sorted(r for item in handler.received for r in item.rcpt_tos)
     assert delivered == sorted([world.primary_email, world.secondary_email])
     assert {row.state for row in outbox_rows(sessions, "digest")} == {"sent"}
+
+
+def test_every_email_sent_logs_one_line_without_address_or_body(settings, sessions, sink, caplog) -> None:
+    world = build_world(sessions)
+    post(sessions, world, ("staff", world.walker_id), "Walk done", T0)
+    with caplog.at_level("INFO", logger="outbound.outbox"):
+        tasks.run_digests([world.thread_id], now=DUE)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("outbound sent ")]
+    rows = outbox_rows(sessions, "digest")
+    assert sorted(int(line.split("outbox=")[1].split()[0]) for line in lines) == sorted(row.id for row in rows)
+    for line in lines:
+        assert "to=contact" in line and " ms=" in line
+        assert "Walk done" not in line and "@" not in line
