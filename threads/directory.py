@@ -8,7 +8,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from sqlalchemy import Subquery, case, delete, func, select, union_all
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, joinedload
 
 from threads.addresses import new_reply_token
 from threads.models import Business, Contact, ContactAddress, Family, Pet, SearchTerm, Staff, Thread
@@ -132,11 +132,12 @@ def search_families(session: Session, business: Business | int, query: str, *, l
         return []
     families = {
         f.id: f
+        # One round trip for the ten shown: their contacts, pets and thread joined in.
         for f in session.scalars(
             select(Family)
-            .options(selectinload(Family.contacts), selectinload(Family.pets), joinedload(Family.thread))
+            .options(joinedload(Family.contacts), joinedload(Family.pets), joinedload(Family.thread))
             .where(Family.id.in_(ranked))
-        )
+        ).unique()
     }
     return [
         FamilyMatch(
