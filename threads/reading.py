@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -273,8 +273,7 @@ def thread_page(session: Session, thread: Thread, *, before_id: int | None = Non
 
 
 def _aware(value: datetime | None) -> datetime | None:
-    from datetime import UTC
-
+    """Raw column values skip the UTC type on some paths; make them aware like the rest."""
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=UTC)
