@@ -7,8 +7,8 @@ import secrets
 import unicodedata
 from dataclasses import dataclass
 
-from sqlalchemy import Subquery, case, delete, func, select, union_all
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import Subquery, case, delete, func, literal, select, union_all
+from sqlalchemy.orm import Session
 
 from threads.addresses import new_reply_token
 from threads.models import Business, Contact, ContactAddress, Family, Pet, SearchTerm, Staff, Thread
@@ -118,36 +118,37 @@ def search_families(session: Session, business: Business | int, query: str, *, l
         .having(func.count() == len(words))
         .cte("scored")
     )
-    # Ties are broken by name in the database, so only `limit` rows ever leave it.
-    ranked = list(
-        session.scalars(
-            select(Family.id)
-            .join(scored, scored.c.family_id == Family.id)
-            .where(Family.business_id == business_id)
-            .order_by(scored.c.score.desc(), func.lower(Family.name), Family.id)
-            .limit(limit)
-        )
-    )
+    # Ties are broken by name in the database, so only `limit` rows ever leave it; the
+    # names shown come in one more round trip, as plain rows (no ORM objects to build).
+    ranked = session.execute(
+        select(Family.id, Family.name, Thread.id)
+        .join(scored, scored.c.family_id == Family.id)
+        .outerjoin(Thread, Thread.family_id == Family.id)
+        .where(Family.business_id == business_id)
+        .order_by(scored.c.score.desc(), func.lower(Family.name), Family.id)
+        .limit(limit)
+    ).all()
     if not ranked:
         return []
-    families = {
-        f.id: f
-        # One round trip for the ten shown: their contacts, pets and thread joined in.
-        for f in session.scalars(
-            select(Family)
-            .options(joinedload(Family.contacts), joinedload(Family.pets), joinedload(Family.thread))
-            .where(Family.id.in_(ranked))
-        ).unique()
-    }
+    ids = [row[0] for row in ranked]
+    names = union_all(
+        select(Contact.family_id, literal("contact").label("kind"), Contact.name, case((Contact.is_primary, 0), else_=1), Contact.id)
+        .where(Contact.family_id.in_(ids)),
+        select(Pet.family_id, literal("pet").label("kind"), Pet.name, literal(0), Pet.id).where(Pet.family_id.in_(ids)),
+    ).subquery()
+    contacts: dict[int, list[str]] = {family_id: [] for family_id in ids}
+    pets: dict[int, list[str]] = {family_id: [] for family_id in ids}
+    for family_id, kind, name, *_ in session.execute(select(names).order_by(*names.c[3:5])):
+        (contacts if kind == "contact" else pets)[family_id].append(name)
     return [
         FamilyMatch(
-            family_id=f.id,
-            family_name=f.name,
-            thread_id=f.thread.id if f.thread else None,
-            contact_names=tuple(c.name for c in f.contacts),
-            pet_names=tuple(p.name for p in f.pets),
+            family_id=family_id,
+            family_name=family_name,
+            thread_id=thread_id,
+            contact_names=tuple(contacts[family_id]),
+            pet_names=tuple(pets[family_id]),
         )
-        for f in (families[family_id] for family_id in ranked)
+        for family_id, family_name, thread_id in ranked
     ]
 
 

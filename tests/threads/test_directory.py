@@ -80,3 +80,13 @@ def test_rotating_a_token_retires_the_old_one(db: Session) -> None:
     assert new != old
     assert thread_for_token(db, old) is None
     assert thread_for_token(db, new.upper()) is thread
+
+
+def test_search_results_name_the_parents_primary_first_the_pets_and_the_thread(db: Session) -> None:
+    business = make_business(db)
+    family = make_family(db, business, name="Okafor", contacts=("Chioma Okafor", "Emeka Okafor"), pets=("Teddy", "Belle"))
+    db.commit()
+    (match,) = search_families(db, business, "teddy")
+    assert match.contact_names == ("Chioma Okafor", "Emeka Okafor")
+    assert match.pet_names == ("Teddy", "Belle")
+    assert match.thread_id == thread_of(db, family).id
