@@ -11,7 +11,9 @@ drive them with a fake clock.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from email.message import Message as MimeMessage
 from datetime import datetime, timedelta
 
 from sqlalchemy import exists, select, update
@@ -107,52 +109,44 @@ def plan_alerts(session: Session, settings: Settings, message_id: int, now: date
     recipients = [
         staff
         for staff in scheduled_staff(session, family, day)
-        if staff.business_id == business.id and staff.email not in author_addresses
+        if staff.email not in author_addresses
     ]
-    taken = outbox.dedupe_keys_taken(session, (f"alert:{message.id}:{s.id}" for s in recipients))
     appointments = tuple(
         f"{a.service}, {compose.local_time_range(a.starts_at, a.ends_at, business.timezone)}"
         for a in appointments_for_family(session, family, day)
     )
-    created = []
-    for staff in recipients:
-        key = f"alert:{message.id}:{staff.id}"
-        if key in taken:
-            continue
-        outbox_id = outbox.add_email(
-            session,
-            settings,
-            thread,
-            kind="alert",
-            dedupe_key=key,
-            recipient_kind="staff",
-            recipient_id=staff.id,
-            recipient_email=staff.email,
-            subject=compose.subject_for(thread),
-            message_ids=[message.id],
-            now=now,
-            render=lambda message_id, staff=staff: render_alert(
-                compose.envelope(
-                    settings,
-                    thread,
-                    from_name=f"{message.author_name} via {business.sender_name}",
-                    to_name=staff.name,
-                    to_address=staff.email,
-                    message_id=message_id,
-                    now=now,
-                ),
-                AlertContent(
-                    business_name=business.name,
-                    family_name=family.name,
-                    pet_names=compose.pet_names(family),
-                    appointments=appointments,
-                    message=compose.shown_messages(settings, [message], business)[0],
-                    portal_url=compose.thread_link(settings, thread.id),
-                    recipient_name=staff.name,
-                ),
+    shown = compose.shown_messages(settings, [message], business)[0]
+    pets = compose.pet_names(family)
+    created = _email_staff(
+        session,
+        settings,
+        thread,
+        kind="alert",
+        key_prefix=f"alert:{message.id}",
+        recipients=recipients,
+        message_ids=[message.id],
+        now=now,
+        render=lambda staff, message_id: render_alert(
+            compose.envelope(
+                settings,
+                thread,
+                from_name=f"{message.author_name} via {business.sender_name}",
+                to_name=staff.name,
+                to_address=staff.email,
+                message_id=message_id,
+                now=now,
             ),
-        )
-        created.append(outbox_id)
+            AlertContent(
+                business_name=business.name,
+                family_name=family.name,
+                pet_names=pets,
+                appointments=appointments,
+                message=shown,
+                portal_url=compose.thread_link(settings, thread.id),
+                recipient_name=staff.name,
+            ),
+        ),
+    )
     message.alerted_at = now
     session.flush()
     return created
@@ -188,47 +182,77 @@ def plan_escalation(session: Session, settings: Settings, thread_id: int, now: d
         .order_by(Staff.id)
     ).all()
     up_to = messages[-1].id
-    taken = outbox.dedupe_keys_taken(session, (f"escalation:{thread.id}:{up_to}:{s.id}" for s in seniors))
+    shown_all = compose.shown_messages(settings, messages, business)
+    pets = compose.pet_names(family)
+    created = _email_staff(
+        session,
+        settings,
+        thread,
+        kind="escalation",
+        key_prefix=f"escalation:{thread.id}:{up_to}",
+        recipients=seniors,
+        message_ids=[m.id for m in messages],
+        now=now,
+        render=lambda staff, message_id: render_escalation(
+            compose.envelope(
+                settings,
+                thread,
+                from_name=f"{business.sender_name} (unanswered)",
+                to_name=staff.name,
+                to_address=staff.email,
+                message_id=message_id,
+                now=now,
+            ),
+            EscalationContent(
+                business_name=business.name,
+                family_name=family.name,
+                pet_names=pets,
+                minutes=settings.escalate_after_minutes,
+                messages=shown_all,
+                portal_url=compose.thread_link(settings, thread.id),
+                recipient_name=staff.name,
+            ),
+        ),
+    )
+    session.execute(update(Message).where(Message.id.in_([m.id for m in messages])).values(escalated_at=now))
+    return created
+
+
+def _email_staff(
+    session: Session,
+    settings: Settings,
+    thread: Thread,
+    *,
+    kind: str,
+    key_prefix: str,
+    recipients: Sequence[Staff],
+    message_ids: list[int],
+    now: datetime,
+    render: Callable[[Staff, str], MimeMessage],
+) -> list[int]:
+    """One outbox row per staff member, each at most once (`<key_prefix>:<staff id>`)."""
+    taken = outbox.dedupe_keys_taken(session, (f"{key_prefix}:{s.id}" for s in recipients))
     created = []
-    for staff in seniors:
-        key = f"escalation:{thread.id}:{up_to}:{staff.id}"
+    for staff in recipients:
+        key = f"{key_prefix}:{staff.id}"
         if key in taken:
             continue
-        outbox_id = outbox.add_email(
-            session,
-            settings,
-            thread,
-            kind="escalation",
-            dedupe_key=key,
-            recipient_kind="staff",
-            recipient_id=staff.id,
-            recipient_email=staff.email,
-            subject=compose.subject_for(thread),
-            message_ids=[m.id for m in messages],
-            now=now,
-            render=lambda message_id, staff=staff: render_escalation(
-                compose.envelope(
-                    settings,
-                    thread,
-                    from_name=f"{business.sender_name} (unanswered)",
-                    to_name=staff.name,
-                    to_address=staff.email,
-                    message_id=message_id,
-                    now=now,
-                ),
-                EscalationContent(
-                    business_name=business.name,
-                    family_name=family.name,
-                    pet_names=compose.pet_names(family),
-                    minutes=settings.escalate_after_minutes,
-                    messages=compose.shown_messages(settings, messages, business),
-                    portal_url=compose.thread_link(settings, thread.id),
-                    recipient_name=staff.name,
-                ),
-            ),
+        created.append(
+            outbox.add_email(
+                session,
+                settings,
+                thread,
+                kind=kind,
+                dedupe_key=key,
+                recipient_kind="staff",
+                recipient_id=staff.id,
+                recipient_email=staff.email,
+                subject=compose.subject_for(thread),
+                message_ids=message_ids,
+                now=now,
+                render=lambda message_id, staff=staff: render(staff, message_id),
+            )
         )
-        created.append(outbox_id)
-    session.execute(update(Message).where(Message.id.in_([m.id for m in messages])).values(escalated_at=now))
     return created
 
 
