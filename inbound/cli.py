@@ -12,9 +12,9 @@ from inbound.quarantine import QuarantineError, discard, quarantined_emails, rel
 from inbound.reply_text import extract_reply
 from inbound.server import serve_forever
 from outbound.queue import configure_queue
-from pawpost.cli import emit, load_settings, session_scope
+from pawpost.cli import business_by_slug, emit, load_settings, session_scope
 from threads.errors import AccessDenied
-from threads.models import Business, Contact, InboundEmail, Staff, Thread
+from threads.models import Contact, InboundEmail, Staff, Thread
 from threads.types import utcnow
 
 
@@ -43,12 +43,7 @@ def quarantine_command() -> None:
 def quarantine_list(ctx: click.Context, business_slug: str | None, as_json: bool) -> None:
     """Quarantined emails, oldest first."""
     with session_scope(load_settings(ctx)) as session:
-        business_id = None
-        if business_slug:
-            business = session.scalar(select(Business).where(Business.slug == business_slug))
-            if business is None:
-                raise click.ClickException(f"no business {business_slug!r}")
-            business_id = business.id
+        business_id = business_by_slug(session, business_slug).id if business_slug else None
         rows = [_summary(e) for e in quarantined_emails(session, business_id, limit=1000)]
     human = "\n".join(
         f"{r['id']:>6}  {r['received_at'][:19]}  thread {r['thread_id'] or '-':<5} {r['sender'] or '-':<32} {r['reason'] or ''}"

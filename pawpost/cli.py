@@ -59,6 +59,15 @@ def session_scope(settings: Settings) -> Iterator[Session]:
         engine.dispose()
 
 
+def business_by_slug(session: Session, slug: str) -> Business:
+    """The business a `--business SLUG` option names, or one clear line listing the known ones."""
+    business = session.scalar(select(Business).where(Business.slug == slug))
+    if business is None:
+        known = ", ".join(session.scalars(select(Business.slug).order_by(Business.slug))) or "none"
+        raise click.ClickException(f"no business {slug!r}; known: {known}")
+    return business
+
+
 def emit(data: Any, as_json: bool, human: str) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str) if as_json else human)
 
@@ -177,7 +186,7 @@ def threads_command(ctx: click.Context, business_slug: str | None, as_json: bool
             .order_by(Thread.last_message_at.desc().nulls_last(), Thread.id)
         )
         if business_slug:
-            query = query.join(Business, Business.id == Thread.business_id).where(Business.slug == business_slug)
+            query = query.where(Thread.business_id == business_by_slug(session, business_slug).id)
         rows = [
             {
                 "thread_id": t.id,

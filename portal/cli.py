@@ -8,7 +8,7 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pawpost.cli import emit, load_settings, session_scope
+from pawpost.cli import business_by_slug, emit, load_settings, session_scope
 from portal.server import serve
 from threads.directory import normalise_email
 from threads.models import Business, Staff
@@ -35,12 +35,9 @@ def staff_command() -> None:
 
 
 def _business(session: Session, slug: str | None) -> Business:
-    businesses = session.scalars(select(Business).order_by(Business.id)).all()
     if slug is not None:
-        match = next((b for b in businesses if b.slug == slug), None)
-        if match is None:
-            raise click.ClickException(f"no business {slug!r}; known: {', '.join(b.slug for b in businesses) or 'none'}")
-        return match
+        return business_by_slug(session, slug)
+    businesses = session.scalars(select(Business).order_by(Business.id)).all()
     if len(businesses) != 1:
         raise click.ClickException("say which business with --business SLUG" if businesses else "no business yet; run `pawpost import` first")
     return businesses[0]
@@ -123,10 +120,7 @@ def staff_set_password(ctx: click.Context, email: str, slug: str | None, from_st
 @click.pass_context
 def staff_deactivate(ctx: click.Context, email: str, slug: str | None) -> None:
     """Refuse this staff member's sign-ins from now on (their sessions end too)."""
-    with session_scope(load_settings(ctx)) as session:
-        staff = _one_staff(session, email, slug)
-        staff.active = False
-    click.echo(f"deactivated {normalise_email(email)}")
+    _set_active(ctx, email, slug, active=False)
 
 
 @staff_command.command("activate")
@@ -135,10 +129,13 @@ def staff_deactivate(ctx: click.Context, email: str, slug: str | None) -> None:
 @click.pass_context
 def staff_activate(ctx: click.Context, email: str, slug: str | None) -> None:
     """Let a deactivated staff member sign in again."""
+    _set_active(ctx, email, slug, active=True)
+
+
+def _set_active(ctx: click.Context, email: str, slug: str | None, *, active: bool) -> None:
     with session_scope(load_settings(ctx)) as session:
-        staff = _one_staff(session, email, slug)
-        staff.active = True
-    click.echo(f"activated {normalise_email(email)}")
+        _one_staff(session, email, slug).active = active
+    click.echo(f"{'activated' if active else 'deactivated'} {normalise_email(email)}")
 
 
 @staff_command.command("list")
