@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from inbound.ingest import notify_posted
@@ -13,6 +12,7 @@ from inbound.reply_text import extract_reply
 from inbound.server import serve_forever
 from outbound.queue import configure_queue
 from pawpost.cli import business_by_slug, emit, load_settings, session_scope
+from threads.directory import find_staff_by_email
 from threads.errors import AccessDenied
 from threads.models import Contact, InboundEmail, Staff, Thread
 from threads.types import utcnow
@@ -141,9 +141,7 @@ def _inbound(session: Session, inbound_id: int) -> InboundEmail:
 def _reviewer(session: Session, inbound_email: InboundEmail, email: str | None) -> Staff | None:
     if not email:
         return None
-    staff = session.scalar(
-        select(Staff).where(Staff.business_id == inbound_email.business_id, Staff.email == email.strip().lower())
-    )
+    staff = find_staff_by_email(session, inbound_email.business_id, email) if inbound_email.business_id else None
     if staff is None:
         raise click.ClickException(f"no staff member {email} in this email's business")
     return staff

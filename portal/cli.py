@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from pawpost.cli import business_by_slug, emit, load_settings, session_scope
 from portal.server import serve
-from threads.directory import normalise_email
+from threads.directory import find_staff_by_email, normalise_email
 from threads.models import Business, Staff
 from threads.passwords import WeakPassword, hash_password
 
@@ -89,7 +89,7 @@ def staff_add(ctx: click.Context, email: str, name: str, role: str, slug: str | 
     password_hash = _hash(_password(from_stdin))
     with session_scope(settings) as session:
         business = _business(session, slug)
-        if session.scalar(select(Staff).where(Staff.business_id == business.id, Staff.email == address)):
+        if find_staff_by_email(session, business.id, address) is not None:
             raise click.ClickException(f"{address} already works for {business.slug}; use set-password")
         staff = Staff(business_id=business.id, name=name, email=address, role=role, password_hash=password_hash, active=True)
         session.add(staff)
