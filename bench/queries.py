@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bench.seed import RESULTS_DIR, URL_ENV, database_url
 from threads.db import make_engine, make_session_factory
-from threads.directory import normalise_words, search_families
+from threads.directory import search_families
 from threads.models import Contact, Family, Pet, Staff, Thread
 from threads.reading import has_unread, inbox, thread_page
 

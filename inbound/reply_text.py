@@ -786,7 +786,7 @@ def _signature_start(lines: list[str], sender: tuple[str, ...], allow_first: boo
     nonempty = [i for i, line in enumerate(lines) if line.strip()]
     if not nonempty:
         return None
-    first, last = nonempty[0], nonempty[-1]
+    first = nonempty[0]
     window = [i for i in nonempty if i >= first + (0 if allow_first else 1)][-_SIG_MAX_LINES:]
     for i in window:
         after = [lines[j] for j in nonempty if j > i]

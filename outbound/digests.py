@@ -89,8 +89,12 @@ def plan_digest_batch(
     return decision
 
 
-def lock_threads(session: Session, thread_ids: Sequence[int], *, wait: bool) -> list[Thread]:
-    """The active threads among these, with what rendering needs, locked for this transaction."""
+def lock_threads(session: Session, thread_ids: Sequence[int], *, wait: bool, active_only: bool = True) -> list[Thread]:
+    """The (active) threads among these, with what rendering needs, locked for this transaction.
+
+    PostgreSQL takes row locks (skipping rows held elsewhere unless `wait`); SQLite's
+    `BEGIN IMMEDIATE` already serialises writers.
+    """
     if not thread_ids:
         return []
     query = (
@@ -100,9 +104,11 @@ def lock_threads(session: Session, thread_ids: Sequence[int], *, wait: bool) -> 
             selectinload(Thread.family).selectinload(Family.pets),
             selectinload(Thread.business),
         )
-        .where(Thread.id.in_(thread_ids), Thread.active)
+        .where(Thread.id.in_(thread_ids))
         .order_by(Thread.id)
     )
+    if active_only:
+        query = query.where(Thread.active)
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(of=Thread, skip_locked=not wait)
     return list(session.scalars(query))

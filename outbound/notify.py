@@ -24,7 +24,6 @@ from outbound import compose, digests, outbox
 from outbound.render import AlertContent, EscalationContent, render_alert, render_escalation
 from threads.models import (
     Contact,
-    Family,
     Message,
     ReadCursor,
     Staff,
@@ -54,22 +53,9 @@ class DigestDecision:
 
 
 def lock_thread(session: Session, thread_id: int) -> Thread | None:
-    """The thread, locked for this transaction: decisions about one thread never interleave.
-
-    PostgreSQL takes a row lock; SQLite's `BEGIN IMMEDIATE` already serialises writers.
-    """
-    query = (
-        select(Thread)
-        .options(
-            selectinload(Thread.family).selectinload(Family.contacts).selectinload(Contact.addresses),
-            selectinload(Thread.family).selectinload(Family.pets),
-            selectinload(Thread.business),
-        )
-        .where(Thread.id == thread_id)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(of=Thread)
-    return session.scalar(query)
+    """The thread, locked for this transaction: decisions about one thread never interleave."""
+    locked = digests.lock_threads(session, [thread_id], wait=True, active_only=False)
+    return locked[0] if locked else None
 
 
 def plan_digests(session: Session, settings: Settings, thread_id: int, now: datetime) -> DigestDecision:
