@@ -37,13 +37,12 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
 
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from threads import migrate
+from bench.database import prepare_database
 from threads.addresses import reply_address
-from threads.db import make_engine, normalise_url
+from threads.db import make_engine
 from threads.directory import ensure_thread, refresh_search_terms
 from threads.models import Business, Contact, ContactAddress, Family, InboundEmail, Message
 
@@ -96,23 +95,6 @@ class Result:
     def percentile(self, p: float) -> float:
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] * 1000
-
-
-def prepare_database(url: str) -> None:
-    """Create the bench database if needed, then empty and migrate it."""
-    parsed = make_url(normalise_url(url))
-    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        exists = connection.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": parsed.database})
-        if not exists:
-            connection.execute(text(f'CREATE DATABASE "{parsed.database}"'))
-    admin.dispose()
-    engine = make_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA public CASCADE"))
-        connection.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    migrate.upgrade(url)
 
 
 def seed(url: str) -> list[tuple[str, str, str]]:

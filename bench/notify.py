@@ -33,6 +33,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, text
 
+from bench.database import prepare_database
 from outbound import notify, tasks
 from outbound.ids import outbox_id_from_message_id
 from outbound.queue import configure_queue, huey
@@ -151,14 +152,6 @@ def seed(database_url: str, families: int, message_at: datetime) -> list[int]:
     return list(rows)
 
 
-def empty_postgres(url: str) -> None:
-    engine = make_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA public CASCADE"))
-        connection.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-
-
 def process_tree_cpu_seconds(pid: int) -> float:
     """User + system CPU a process and its live children (worker processes) have used so far."""
     total, children = 0.0, {pid}
@@ -267,8 +260,9 @@ def main() -> None:
     database_url = args.database_url or f"sqlite:///{data_dir / 'pawpost.sqlite3'}"
     queue_url = args.queue_url or f"sqlite:///{data_dir / 'queue.sqlite3'}"
     if database_url.startswith("postgres"):
-        empty_postgres(database_url)
-    migrate.upgrade(database_url)
+        prepare_database(database_url)
+    else:
+        migrate.upgrade(database_url)
     families = args.contacts // 2
 
     sink = CountingSink()
