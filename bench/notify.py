@@ -192,14 +192,7 @@ def baseline(settings: Settings, thread_id: int, port: int, count: int, sink: Co
 
 def start_worker(settings: Settings, log: Path, workers: int, processes: int) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAWPOST_")}
-    env.update(
-        PAWPOST_DATA_DIR=str(settings.data_dir),
-        PAWPOST_DATABASE_URL=settings.database_url,
-        PAWPOST_QUEUE_URL=settings.queue_url,
-        PAWPOST_OUTBOUND_URL=settings.outbound_url,
-        PAWPOST_REPLY_DOMAIN=settings.reply_domain,
-        PAWPOST_NOTIFY_DELAY_SECONDS=str(settings.notify_delay_seconds),
-    )
+    env.update(settings.environment())
     command = "from pawpost.cli import main; main()"
     with log.open("ab") as output:
         return subprocess.Popen(

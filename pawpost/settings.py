@@ -64,6 +64,32 @@ class Settings:
         """A copy with some fields changed (tests and `pawpost up` use it)."""
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
+    def environment(self) -> dict[str, str]:
+        """These settings as `PAWPOST_*` variables: `from_env` of them gives them back.
+
+        For starting another Pawpost process (a worker, a test's subprocess) on exactly
+        the settings this one runs with.
+        """
+        optional = {"TLS_CERT": self.tls_cert, "TLS_KEY": self.tls_key, "TRUSTED_AUTHSERV_ID": self.trusted_authserv_id}
+        values = {
+            "DATA_DIR": str(self.data_dir),
+            "DATABASE_URL": self.database_url,
+            "QUEUE_URL": self.queue_url,
+            "REPLY_DOMAIN": self.reply_domain,
+            "MAIL_DOMAIN": self.mail_domain,
+            "SECRET_KEY": self.secret_key,
+            "SMTP_LISTEN": f"{self.smtp_listen[0]}:{self.smtp_listen[1]}",
+            "WEB_LISTEN": f"{self.web_listen[0]}:{self.web_listen[1]}",
+            "PUBLIC_URL": self.public_url,
+            "OUTBOUND_URL": self.outbound_url,
+            "NOTIFY_DELAY_SECONDS": str(self.notify_delay_seconds),
+            "ESCALATE_AFTER_MINUTES": str(self.escalate_after_minutes),
+            "MAX_MESSAGE_BYTES": str(self.max_message_bytes),
+            "ATTACHMENT_EMAIL_CAP_BYTES": str(self.attachment_email_cap_bytes),
+            **{name: str(value) for name, value in optional.items() if value is not None},
+        }
+        return {f"PAWPOST_{name}": value for name, value in values.items()}
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ

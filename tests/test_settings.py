@@ -52,3 +52,17 @@ def test_production_values_are_read(tmp_path: Path) -> None:
 def test_bad_values_are_refused_with_their_name(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings.from_env(env)
+
+
+def test_environment_round_trips(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "PAWPOST_DATA_DIR": str(tmp_path),
+            "PAWPOST_DATABASE_URL": "postgresql://u@db/pawpost",
+            "PAWPOST_SMTP_LISTEN": "[::1]:25",
+            "PAWPOST_TLS_CERT": "/c.pem",
+            "PAWPOST_TLS_KEY": "/k.pem",
+            "PAWPOST_NOTIFY_DELAY_SECONDS": "7",
+        }
+    )
+    assert Settings.from_env(settings.environment()) == settings

@@ -91,12 +91,7 @@ def test_the_quarantine_cli_lists_shows_releases_and_discards(
     settings: Settings, world: World, engine: Engine, held: int, smtp, tmp_path: Path
 ) -> None:
     runner = CliRunner()
-    env = {
-        "PAWPOST_DATABASE_URL": settings.database_url,
-        "PAWPOST_QUEUE_URL": "memory://",
-        "PAWPOST_REPLY_DOMAIN": settings.reply_domain,
-        "PAWPOST_DATA_DIR": str(tmp_path),
-    }
+    env = {**settings.environment(), "PAWPOST_QUEUE_URL": "memory://", "PAWPOST_DATA_DIR": str(tmp_path)}
 
     listed = runner.invoke(main, ["quarantine", "list", "--json"], env=env)
     assert listed.exit_code == 0, listed.output

@@ -42,15 +42,7 @@ def _redis_reason(url: str) -> str | None:
 @contextmanager
 def worker(settings: Settings, log: Path, *options: str) -> Iterator[subprocess.Popen[bytes]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAWPOST_")}
-    env.update(
-        PAWPOST_DATA_DIR=str(settings.data_dir),
-        PAWPOST_DATABASE_URL=settings.database_url,
-        PAWPOST_QUEUE_URL=settings.queue_url,
-        PAWPOST_OUTBOUND_URL=settings.outbound_url,
-        PAWPOST_REPLY_DOMAIN=settings.reply_domain,
-        PAWPOST_PUBLIC_URL=settings.public_url,
-        PAWPOST_NOTIFY_DELAY_SECONDS=str(settings.notify_delay_seconds),
-    )
+    env.update(settings.environment())
     with log.open("ab") as output:
         process = subprocess.Popen(
             [sys.executable, "-c", "from pawpost.cli import main; main()", "worker", "--workers", "2", "--sweep-seconds", "1", *options],
