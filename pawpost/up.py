@@ -107,13 +107,16 @@ def run_up(settings: Settings, *, stop: threading.Event | None = None) -> None:
     logging.getLogger("huey").setLevel(logging.WARNING)
     demo = ensure_demo(settings)
     previous = {}
-    smtp, smtp_cleanup = start_smtp_server(settings)
+    # The app and the consumer each configure the one queue; both do so before anything
+    # runs, so the SMTP server, the portal and the worker all share the final storage.
+    app = create_app(settings)
     consumer = build_consumer(settings, workers=2)
+    smtp, smtp_cleanup = start_smtp_server(settings)
     consumer.start()
     web: BaseWSGIServer | None = None
     try:
         host, port = settings.web_listen
-        web = make_server(host, port, create_app(settings), threaded=True)
+        web = make_server(host, port, app, threaded=True)
         web_thread = threading.Thread(target=web.serve_forever, name="pawpost-web", daemon=True)
         web_thread.start()
         web_url = f"http://{host}:{web.server_port}"
