@@ -9,8 +9,8 @@ from threads import migrate
 from threads.db import make_engine, normalise_url
 
 
-def prepare_database(url: str) -> None:
-    """Create the bench database if needed, then empty it and migrate it to the newest schema."""
+def create_database_if_missing(url: str) -> None:
+    """A fresh machine has only `test`: the benchmarks make their own database rather than fail."""
     parsed = make_url(normalise_url(url))
     admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
@@ -18,6 +18,11 @@ def prepare_database(url: str) -> None:
         if not exists:
             connection.execute(text(f'CREATE DATABASE "{parsed.database}"'))
     admin.dispose()
+
+
+def prepare_database(url: str) -> None:
+    """Create the bench database if needed, then empty it and migrate it to the newest schema."""
+    create_database_if_missing(url)
     engine = make_engine(url)
     with engine.begin() as connection:
         connection.execute(text("DROP SCHEMA public CASCADE"))

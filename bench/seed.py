@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
+from bench.database import create_database_if_missing
 from threads.addresses import new_reply_token
 from threads.directory import normalise_words
 from threads.migrate import upgrade
@@ -575,6 +576,7 @@ def check_consistency(cursor: psycopg.Cursor[Any]) -> None:
 
 def reset_schema(url: str, force: bool) -> None:
     """Drop everything in the benchmark database and migrate it to the newest schema."""
+    create_database_if_missing(url)
     with psycopg.connect(libpq_url(url), autocommit=True) as connection:
         seeded = connection.execute("SELECT to_regclass('public.businesses') IS NOT NULL").fetchone()
         if seeded and seeded[0] and not force:
