@@ -6,8 +6,9 @@ import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
-from sqlalchemy import Subquery, case, delete, func, literal, select, union_all
+from sqlalchemy import Select, Subquery, bindparam, case, delete, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from threads.addresses import new_reply_token
@@ -79,14 +80,16 @@ def _like_prefix(word: str) -> str:
 
 
 MATCHES_PER_WORD = 2000
+MAX_WORDS = 5
 
 
-def _word_scores(business_id: int, word: str) -> Subquery:
-    """(family_id, best) for one typed word: 4 for an exact word, 2 for a prefix, +1 off the family name."""
+def _word_scores(index: int) -> Subquery:
+    """(family_id, best) for the typed word `index`: 4 for an exact word, 2 for a prefix, +1 off the family name."""
+    word, prefix = bindparam(f"word_{index}"), bindparam(f"prefix_{index}")
     points = case((SearchTerm.term == word, 4), else_=2) + case((SearchTerm.source != "family", 1), else_=0)
     matches = (
         select(SearchTerm.family_id, points.label("points"))
-        .where(SearchTerm.business_id == business_id, SearchTerm.term.like(_like_prefix(word), escape="\\"))
+        .where(SearchTerm.business_id == bindparam("business_id"), SearchTerm.term.like(prefix, escape="\\"))
         .limit(MATCHES_PER_WORD)
         .subquery()
     )
@@ -95,6 +98,46 @@ def _word_scores(business_id: int, word: str) -> Subquery:
         .group_by(matches.c.family_id)
         .subquery()
     )
+
+
+@lru_cache(maxsize=8)
+def _ranked_statement(word_count: int) -> Select[tuple[int, str, int | None]]:
+    """Best `limit` families for `word_count` typed words, built once per count.
+
+    Building this nested statement costs more Python than the database takes to run it,
+    so the words, business and limit are bound parameters of one cached construct.
+    """
+    per_word = [_word_scores(index) for index in range(word_count)]
+    matched = union_all(*(select(w.c.family_id, w.c.best) for w in per_word)).subquery()
+    scored = (
+        select(matched.c.family_id, func.sum(matched.c.best).label("score"))
+        .group_by(matched.c.family_id)
+        .having(func.count() == word_count)
+        .cte("scored")
+    )
+    # Ties are broken by name in the database, so only `limit` rows ever leave it.
+    return (
+        select(Family.id, Family.name, Thread.id)
+        .join(scored, scored.c.family_id == Family.id)
+        .outerjoin(Thread, Thread.family_id == Family.id)
+        .where(Family.business_id == bindparam("business_id"))
+        .order_by(scored.c.score.desc(), func.lower(Family.name), Family.id)
+        .limit(bindparam("limit"))
+    )
+
+
+def _names_statement() -> Select[tuple[int, str, str]]:
+    """Contact (primary first) and pet names of the families in `ids`, as plain rows."""
+    ids = bindparam("ids", expanding=True)
+    names = union_all(
+        select(Contact.family_id, literal("contact").label("kind"), Contact.name, case((Contact.is_primary, 0), else_=1), Contact.id)
+        .where(Contact.family_id.in_(ids)),
+        select(Pet.family_id, literal("pet").label("kind"), Pet.name, literal(0), Pet.id).where(Pet.family_id.in_(ids)),
+    ).subquery()
+    return select(names.c.family_id, names.c.kind, names.c.name).order_by(*names.c[3:5])
+
+
+_NAMES = _names_statement()
 
 
 def search_families(session: Session, business: Business | int, query: str, *, limit: int = 10) -> list[FamilyMatch]:
@@ -107,38 +150,20 @@ def search_families(session: Session, business: Business | int, query: str, *, l
     first `limit`; only those are loaded. A short prefix matches thousands of families.
     """
     business_id = business if isinstance(business, int) else business.id
-    words = normalise_words(query)[:5]
+    words = normalise_words(query)[:MAX_WORDS]
     if not words or limit < 1:
         return []
-    per_word = [_word_scores(business_id, word) for word in words]
-    matched = union_all(*(select(w.c.family_id, w.c.best) for w in per_word)).subquery()
-    scored = (
-        select(matched.c.family_id, func.sum(matched.c.best).label("score"))
-        .group_by(matched.c.family_id)
-        .having(func.count() == len(words))
-        .cte("scored")
-    )
-    # Ties are broken by name in the database, so only `limit` rows ever leave it; the
-    # names shown come in one more round trip, as plain rows (no ORM objects to build).
-    ranked = session.execute(
-        select(Family.id, Family.name, Thread.id)
-        .join(scored, scored.c.family_id == Family.id)
-        .outerjoin(Thread, Thread.family_id == Family.id)
-        .where(Family.business_id == business_id)
-        .order_by(scored.c.score.desc(), func.lower(Family.name), Family.id)
-        .limit(limit)
-    ).all()
+    params: dict[str, object] = {"business_id": business_id, "limit": limit}
+    for index, word in enumerate(words):
+        params[f"word_{index}"] = word
+        params[f"prefix_{index}"] = _like_prefix(word)
+    ranked = session.execute(_ranked_statement(len(words)), params).all()
     if not ranked:
         return []
     ids = [row[0] for row in ranked]
-    names = union_all(
-        select(Contact.family_id, literal("contact").label("kind"), Contact.name, case((Contact.is_primary, 0), else_=1), Contact.id)
-        .where(Contact.family_id.in_(ids)),
-        select(Pet.family_id, literal("pet").label("kind"), Pet.name, literal(0), Pet.id).where(Pet.family_id.in_(ids)),
-    ).subquery()
     contacts: dict[int, list[str]] = {family_id: [] for family_id in ids}
     pets: dict[int, list[str]] = {family_id: [] for family_id in ids}
-    for family_id, kind, name, *_ in session.execute(select(names).order_by(*names.c[3:5])):
+    for family_id, kind, name in session.execute(_NAMES, {"ids": ids}):
         (contacts if kind == "contact" else pets)[family_id].append(name)
     return [
         FamilyMatch(
