@@ -12,10 +12,10 @@ from flask import Blueprint, g, jsonify, redirect, render_template, request, url
 from sqlalchemy import func, select
 
 from portal.auth import current_staff, home_url, requires
-from portal.runtime import db, now
+from portal.runtime import db, tab_unread
 from threads.directory import search_families
 from threads.models import Thread
-from threads.reading import has_unread, inbox, unread_thread_ids
+from threads.reading import inbox, unread_thread_ids
 
 bp = Blueprint("inbox", __name__)
 
@@ -58,7 +58,7 @@ def messages() -> str:
         query=query,
         matches=matches,
         version=_inbox_version(staff.business_id),
-        tab_unread=any(r.unread for r in rows) or has_unread(db(), staff, now()),
+        tab_unread=any(r.unread for r in rows) or tab_unread(staff),
     )
 
 
@@ -77,7 +77,7 @@ def unread() -> Any:
     staff = current_staff()
     ids = [int(part) for part in request.args.get("ids", "").split(",") if part.isdigit()][:MAX_POLLED_IDS]
     return jsonify(
-        tab=has_unread(db(), staff, now()),
+        tab=tab_unread(staff),
         unread=sorted(unread_thread_ids(db(), staff, ids)),
         version=_inbox_version(staff.business_id),
     )

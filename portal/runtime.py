@@ -6,7 +6,7 @@ Kept apart from `create_app` so blueprints import these helpers without importin
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from flask import current_app, g
@@ -14,6 +14,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from pawpost.settings import Settings
+from portal.caught_up import CaughtUp
+from threads.models import Staff
 
 EXTENSION = "pawpost"
 
@@ -26,6 +28,7 @@ class PortalState:
     engine: Engine
     sessions: sessionmaker[Session]
     clock: Callable[[], datetime]
+    caught_up: CaughtUp = field(default_factory=CaughtUp)
 
 
 def state() -> PortalState:
@@ -39,6 +42,11 @@ def settings() -> Settings:
 def now() -> datetime:
     """The current instant, from the clock the app was built with (tests may pass their own)."""
     return state().clock()
+
+
+def tab_unread(staff: Staff) -> bool:
+    """The tab dot for the signed-in staff member (see `portal.caught_up`)."""
+    return state().caught_up.tab_unread(db(), staff, now())
 
 
 def db() -> Session:

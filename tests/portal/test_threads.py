@@ -42,6 +42,21 @@ def test_opening_a_thread_marks_it_read_for_me_only(app: Flask, client: FlaskCli
     assert other.get(f"/api/unread?ids={ids}").get_json()["tab"] is True
 
 
+def test_the_tab_dot_comes_back_with_the_next_message(app: Flask, client: FlaskClient, world: World, db: Session) -> None:
+    """Polls remember "all read" (portal.caught_up); a new message must still light the dot."""
+    sign_in_as(app, client, world.senior)
+    ids = f"{world.thread.id},{world.other_thread.id}"
+    client.get(f"/threads/{world.thread.id}")
+    client.get(f"/threads/{world.other_thread.id}")
+    assert [client.get(f"/api/unread?ids={ids}").get_json()["tab"] for _ in range(3)] == [False] * 3
+    thread = db.get(Thread, world.other_thread.id)
+    post_message(db, thread, thread.family.contacts[0], "Can Luna stay an extra night?", source="email")
+    db.commit()
+    assert client.get(f"/api/unread?ids={ids}").get_json() | {"version": ""} == {
+        "tab": True, "unread": [world.other_thread.id], "version": ""
+    }
+
+
 def test_inbox_lists_newest_first_with_pets_preview_and_dots(app: Flask, client: FlaskClient, world: World, db: Session) -> None:
     thread = db.get(Thread, world.other_thread.id)
     post_message(db, thread, db.get(type(world.senior), world.senior2.id), "Luna is better\nsecond line", now=utcnow() + timedelta(seconds=1))
