@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 from sqlalchemy import func, literal, select, union_all
 from sqlalchemy.orm import Session, joinedload, selectinload
 
+from portal import timefmt
 from portal.sanitize import clean_email_html
 from threads.models import Attachment, Contact, Family, Message, NotifiedCursor, OutboundEmail, ReadCursor, Staff, Thread
 
@@ -49,6 +51,7 @@ class MessageView:
     html: Markup | None
     images: tuple[Attachment, ...]
     files: tuple[Attachment, ...]
+    when: timefmt.TimeLabels
     emailed_to: tuple[str, ...] = field(default=())
     read_by: tuple[str, ...] = field(default=())
 
@@ -111,7 +114,9 @@ def parent_states(session: Session, thread: Thread | None, family: Family) -> li
     return states
 
 
-def message_views(messages: list[Message], me: Staff, parents: list[ParentState]) -> list[MessageView]:
+def message_views(messages: list[Message], me: Staff, parents: list[ParentState], now: datetime) -> list[MessageView]:
+    """What the template shows per message; times are formatted here, once per message."""
+    zone = ZoneInfo(me.business.timezone)
     views = []
     for message in messages:
         images = tuple(a for a in message.attachments if a.content_type.lower() in THUMBNAIL_TYPES)
@@ -135,6 +140,7 @@ def message_views(messages: list[Message], me: Staff, parents: list[ParentState]
                 html=clean_email_html(message.html) if message.html else None,
                 images=images,
                 files=files,
+                when=timefmt.labels(message.created_at, zone, now),
                 **receipts,
             )
         )

@@ -18,11 +18,11 @@ from threads.models import Family, Staff, Thread
 
 def thread_for(staff: Staff, thread_id: int) -> Thread:
     """The thread with its family and pets (every thread page shows them), in one query."""
-    thread = db().scalar(
+    thread = db().scalars(
         select(Thread)
-        .options(joinedload(Thread.family).selectinload(Family.pets))
+        .options(joinedload(Thread.family).joinedload(Family.pets))
         .where(Thread.id == thread_id, Thread.business_id == staff.business_id)
-    )
+    ).unique().one_or_none()
     if thread is None:
         raise UnknownThread(f"no thread {thread_id} in business {staff.business_id}")
     ensure_can_access_thread(db(), staff, thread, now())

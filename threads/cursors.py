@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from functools import cache
+
+from sqlalchemy import Insert, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -18,21 +20,31 @@ def advance_cursor(session: Session, model: CursorModel, thread_id: int, person:
     One upsert statement, so two processes moving the same cursor at once cannot
     conflict or move it backwards.
     """
-    dialect = session.get_bind().dialect.name
+    statement = _advance_statement(session.get_bind().dialect.name, model)
+    session.execute(
+        statement,
+        {
+            "thread_id": thread_id,
+            "person_kind": person.kind,
+            "person_id": person.id,
+            "message_id": message_id,
+            "updated_at": utcnow(),
+        },
+    )
+
+
+@cache
+def _advance_statement(dialect: str, model: CursorModel) -> Insert:
+    """The upsert, built once per dialect and cursor kind: every page view runs it."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(model).values(
-        thread_id=thread_id,
-        person_kind=person.kind,
-        person_id=person.id,
-        message_id=message_id,
-        updated_at=utcnow(),
+        {name: bindparam(name) for name in ("thread_id", "person_kind", "person_id", "message_id", "updated_at")}
     )
-    statement = statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=[model.thread_id, model.person_kind, model.person_id],
         set_={"message_id": statement.excluded.message_id, "updated_at": statement.excluded.updated_at},
         where=model.message_id < statement.excluded.message_id,
     )
-    session.execute(statement)
 
 
 def cursor_position(session: Session, model: CursorModel, thread_id: int, person: Person) -> int:
