@@ -1,6 +1,6 @@
 """Time the core's read paths on the seeded data set (`python -m bench.seed` first).
 
-Each case calls the real function (`threads.reading.inbox`, `has_unread`, `thread_page`,
+Each case calls the real function (`threads.reading.inbox`, `has_unread`, `threads.pages.thread_page`,
 `threads.directory.search_families`) in a fresh session, as one portal request would,
 over varied inputs (different seniors, threads, search prefixes), after a warm-up. The
 p50 of a trivial `SELECT 1` round trip, measured in the same run, is the baseline: the
@@ -30,7 +30,8 @@ from bench.seed import RESULTS_DIR, URL_ENV, database_url
 from threads.db import make_engine, make_session_factory
 from threads.directory import search_families
 from threads.models import Contact, Family, Pet, Staff, Thread
-from threads.reading import has_unread, inbox, thread_page
+from threads.pages import thread_page
+from threads.reading import has_unread, inbox
 
 TARGET_P95_MS = 10.0
 RESULTS_FILE = RESULTS_DIR / "queries.json"
@@ -82,7 +83,7 @@ def _tab_dot(now: datetime) -> Prepare:
 
 def _thread_page(session: Session, thread_id: int) -> Callable[[], object]:
     thread = session.get_one(Thread, thread_id)
-    return lambda: thread_page(session, thread, limit=50)
+    return lambda: thread_page(session, thread.id, limit=50)
 
 
 def _search(business_id: int) -> Prepare:

@@ -8,16 +8,18 @@ outbox (when it was sent) and the address's bounce flag.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
-from sqlalchemy import func, literal, select, union_all
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy import CompoundSelect, Select, bindparam, func, literal, select, union_all
+from sqlalchemy.orm import Session
 
 from portal import timefmt
 from portal.sanitize import clean_email_html
-from threads.models import Attachment, Contact, Family, Message, NotifiedCursor, OutboundEmail, ReadCursor, Staff, Thread
+from threads.models import Contact, ContactAddress, Family, NotifiedCursor, OutboundEmail, ReadCursor, Staff, Thread
+from threads.pages import AttachmentRow, MessageRow
 
 # Types a browser shows as a picture without running anything (never SVG: it can hold script).
 THUMBNAIL_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
@@ -49,64 +51,54 @@ class MessageView:
     body: str
     trimmed: str | None
     html: Markup | None
-    images: tuple[Attachment, ...]
-    files: tuple[Attachment, ...]
+    images: tuple[AttachmentRow, ...]
+    files: tuple[AttachmentRow, ...]
     when: timefmt.TimeLabels
     emailed_to: tuple[str, ...] = field(default=())
     read_by: tuple[str, ...] = field(default=())
 
 
 def parent_states(session: Session, thread: Thread | None, family: Family) -> list[ParentState]:
-    """Each contact's delivery state, in three queries whatever the family's size."""
-    contacts = session.scalars(
-        select(Contact)
-        .options(joinedload(Contact.addresses))
-        .where(Contact.family_id == family.id)
-        .order_by(Contact.is_primary.desc(), Contact.id)
-    ).unique().all()
+    """Each contact's delivery state, in three plain-row queries whatever the family's size."""
+    addresses: dict[int, list[tuple[str, bool, str | None]]] = {}
+    contacts: list[tuple[int, str, bool]] = []
+    for contact_id, name, primary, email, bouncing, reason in session.execute(_contacts(), {"family_id": family.id}):
+        if contact_id not in addresses:
+            addresses[contact_id] = []
+            contacts.append((contact_id, name, primary))
+        if email is not None:
+            addresses[contact_id].append((email, bouncing, reason))
     read: dict[int, tuple[int, datetime]] = {}
     notified: dict[int, int] = {}
     sent: dict[int, datetime] = {}
     queued: set[int] = set()
     if thread is not None:
-        cursors = union_all(
-            *(
-                select(literal(kind).label("kind"), model.person_id, model.message_id, model.updated_at).where(
-                    model.thread_id == thread.id, model.person_kind == "contact"
-                )
-                for kind, model in (("read", ReadCursor), ("notified", NotifiedCursor))
-            )
-        )
-        for kind, person_id, message_id, updated_at in session.execute(cursors):
+        for kind, person_id, message_id, updated_at in session.execute(_cursors(), {"thread_id": thread.id}):
             if kind == "read":
                 read[person_id] = (message_id, _aware(updated_at))
             else:
                 notified[person_id] = message_id
-        outbox = session.execute(
-            select(OutboundEmail.recipient_id, OutboundEmail.state, func.max(OutboundEmail.sent_at))
-            .where(OutboundEmail.thread_id == thread.id, OutboundEmail.recipient_kind == "contact")
-            .group_by(OutboundEmail.recipient_id, OutboundEmail.state)
-        )
-        for recipient_id, state, sent_at in outbox:
+        for recipient_id, state, sent_at in session.execute(_outbox(), {"thread_id": thread.id}):
             if state == "sent" and sent_at is not None:
                 sent[recipient_id] = sent_at
             elif state == "queued":
                 queued.add(recipient_id)
     states = []
-    for contact in contacts:
-        bounced = [a for a in contact.addresses if a.bouncing]
-        read_up_to, read_at = read.get(contact.id, (0, None))
+    for contact_id, name, primary in contacts:
+        own = addresses[contact_id]
+        bounced = [reason for _, bouncing, reason in own if bouncing]
+        read_up_to, read_at = read.get(contact_id, (0, None))
         states.append(
             ParentState(
-                contact_id=contact.id,
-                name=contact.name,
-                primary=contact.is_primary,
-                emails=tuple(a.email for a in contact.addresses),
-                bouncing=bool(contact.addresses) and len(bounced) == len(contact.addresses),
-                bounce_reason=bounced[0].bounce_reason if bounced else None,
-                emailed_at=sent.get(contact.id),
-                email_queued=contact.id in queued,
-                notified_up_to=notified.get(contact.id, 0),
+                contact_id=contact_id,
+                name=name,
+                primary=primary,
+                emails=tuple(email for email, _, _ in own),
+                bouncing=bool(own) and len(bounced) == len(own),
+                bounce_reason=bounced[0] if bounced else None,
+                emailed_at=sent.get(contact_id),
+                email_queued=contact_id in queued,
+                notified_up_to=notified.get(contact_id, 0),
                 read_up_to=read_up_to,
                 read_at=read_at if read_up_to else None,
             )
@@ -114,7 +106,44 @@ def parent_states(session: Session, thread: Thread | None, family: Family) -> li
     return states
 
 
-def message_views(messages: list[Message], me: Staff, parents: list[ParentState], now: datetime) -> list[MessageView]:
+@cache
+def _contacts() -> Select:  # type: ignore[type-arg]
+    """The family's contacts, primary first, each with its addresses (one row per address)."""
+    return (
+        select(
+            Contact.id, Contact.name, Contact.is_primary,
+            ContactAddress.email, ContactAddress.bouncing, ContactAddress.bounce_reason,
+        )
+        .outerjoin(ContactAddress, ContactAddress.contact_id == Contact.id)
+        .where(Contact.family_id == bindparam("family_id"))
+        .order_by(Contact.is_primary.desc(), Contact.id, ContactAddress.id)
+    )
+
+
+@cache
+def _cursors() -> CompoundSelect:
+    """Every contact's read and notified cursor on the thread, as (kind, person, message, when)."""
+    return union_all(
+        *(
+            select(literal(kind).label("kind"), model.person_id, model.message_id, model.updated_at).where(
+                model.thread_id == bindparam("thread_id"), model.person_kind == "contact"
+            )
+            for kind, model in (("read", ReadCursor), ("notified", NotifiedCursor))
+        )
+    )
+
+
+@cache
+def _outbox() -> Select:  # type: ignore[type-arg]
+    """Per contact and state, the last time an email of this thread was sent to them."""
+    return (
+        select(OutboundEmail.recipient_id, OutboundEmail.state, func.max(OutboundEmail.sent_at))
+        .where(OutboundEmail.thread_id == bindparam("thread_id"), OutboundEmail.recipient_kind == "contact")
+        .group_by(OutboundEmail.recipient_id, OutboundEmail.state)
+    )
+
+
+def message_views(messages: list[MessageRow], me: Staff, parents: list[ParentState], now: datetime) -> list[MessageView]:
     """What the template shows per message; times are formatted here, once per message."""
     zone = ZoneInfo(me.business.timezone)
     views = []
@@ -145,18 +174,6 @@ def message_views(messages: list[Message], me: Staff, parents: list[ParentState]
             )
         )
     return views
-
-
-def messages_after(session: Session, thread: Thread, after_id: int, limit: int = 100) -> list[Message]:
-    """Messages newer than `after_id`, oldest first (the live refresh of an open thread)."""
-    query = (
-        select(Message)
-        .options(selectinload(Message.attachments), selectinload(Message.staff), selectinload(Message.contact))
-        .where(Message.thread_id == thread.id, Message.id > after_id)
-        .order_by(Message.id)
-        .limit(limit)
-    )
-    return list(session.scalars(query))
 
 
 def _aware(value: datetime) -> datetime:

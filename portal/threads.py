@@ -15,13 +15,14 @@ from werkzeug.datastructures import FileStorage
 
 from outbound.notify import message_posted
 from portal.auth import current_staff, requires
-from portal.conversation import message_views, messages_after, parent_states
+from portal.conversation import message_views, parent_states
 from portal.runtime import db, now, settings
 from portal.scope import family_for, thread_for
 from threads.directory import ensure_thread
 from threads.models import Message, Staff, Thread
 from threads.posting import NewAttachment, post_message
-from threads.reading import mark_read, thread_page
+from threads.pages import messages_after, thread_page
+from threads.reading import mark_read
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def show(thread_id: int) -> str:
     staff = current_staff()
     thread = thread_for(staff, thread_id)
     before = request.args.get("before", type=int)
-    messages = thread_page(db(), thread, before_id=before)
+    messages = thread_page(db(), thread.id, before_id=before)
     if messages and before is None:
         mark_read(db(), thread, staff.person, messages[-1].id)
     parents = parent_states(db(), thread, thread.family)
@@ -61,7 +62,7 @@ def newer(thread_id: int) -> Any:
     staff = current_staff()
     thread = thread_for(staff, thread_id)
     after = max(0, request.args.get("after", 0, type=int) or 0)
-    messages = messages_after(db(), thread, after)
+    messages = messages_after(db(), thread.id, after)
     if not messages:
         return jsonify(html="", last_id=after)
     if request.args.get("read") == "1":

@@ -8,7 +8,7 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, ScalarSelect, Select, bindparam, exists, func, or_, select
-from sqlalchemy.orm import Session, aliased, joinedload, selectinload
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from threads.cursors import advance_cursor, cursor_position
 from threads.errors import AccessDenied
@@ -255,21 +255,6 @@ def unread_thread_ids(session: Session, staff: Staff, thread_ids: list[int]) -> 
         return set()
     query = select(Thread.id).where(Thread.business_id == staff.business_id, Thread.id.in_(thread_ids), _unread())
     return set(session.scalars(query, {"staff_id": staff.id}))
-
-
-def thread_page(session: Session, thread: Thread, *, before_id: int | None = None, limit: int = 50) -> list[Message]:
-    """The newest `limit` messages (older than `before_id` when paging back), oldest first."""
-    query = (
-        select(Message)
-        # Authors in the same query (one round trip less each); attachments need their own.
-        .options(selectinload(Message.attachments), joinedload(Message.staff), joinedload(Message.contact))
-        .where(Message.thread_id == thread.id)
-        .order_by(Message.id.desc())
-        .limit(limit)
-    )
-    if before_id is not None:
-        query = query.where(Message.id < before_id)
-    return list(reversed(list(session.scalars(query))))
 
 
 def _aware(value: datetime | None) -> datetime | None:

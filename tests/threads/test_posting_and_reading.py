@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from tests.factories import make_business, make_family, make_staff, thread_of
 from threads.errors import AccessDenied, EmptyMessage
+from threads.pages import thread_page
 from threads.posting import NewAttachment, post_message
 from threads.reading import (
     has_unread,
@@ -17,7 +18,6 @@ from threads.reading import (
     mark_read,
     pending_notifications,
     read_position,
-    thread_page,
     unread_messages,
 )
 
@@ -161,6 +161,6 @@ def test_thread_page_is_the_newest_fifty_oldest_first(db: Session) -> None:
     thread = thread_of(db, make_family(db, business))
     ids = [post_message(db, thread, staff, f"m{i}").id for i in range(60)]
     db.commit()
-    page = thread_page(db, thread)
+    page = thread_page(db, thread.id)
     assert [m.id for m in page] == ids[-50:]
-    assert [m.id for m in thread_page(db, thread, before_id=ids[10])] == ids[:10]
+    assert [m.id for m in thread_page(db, thread.id, before_id=ids[10])] == ids[:10]

@@ -1,0 +1,103 @@
+"""A thread's messages as a page shows them: plain rows, two statements per page.
+
+Every thread view and every live refresh reads 50 messages with their authors and
+attachments. Loading them as ORM objects (message, author, attachment identities and
+state) cost more Python than the rest of the request, so these are Core queries built
+once, whose rows go straight into small frozen records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+
+from sqlalchemy import Select, bindparam, func, literal, select
+from sqlalchemy.orm import Session
+
+from threads.models import Attachment, Contact, Message, Staff
+
+
+@dataclass(frozen=True)
+class AttachmentRow:
+    id: int
+    filename: str
+    content_type: str
+    size: int
+
+
+@dataclass(frozen=True)
+class MessageRow:
+    """One message with its author's name and its attachments (oldest first)."""
+
+    id: int
+    author_type: str
+    author_name: str
+    staff_id: int | None
+    contact_id: int | None
+    source: str
+    created_at: datetime
+    body: str
+    trimmed: str | None
+    html: str | None
+    attachments: tuple[AttachmentRow, ...]
+
+
+def thread_page(session: Session, thread_id: int, *, before_id: int | None = None, limit: int = 50) -> list[MessageRow]:
+    """The newest `limit` messages (older than `before_id` when paging back), oldest first."""
+    statement = _newest_before() if before_id is not None else _newest()
+    rows = session.execute(statement, {"thread_id": thread_id, "before_id": before_id, "limit": limit}).all()
+    return _with_attachments(session, list(reversed(rows)))
+
+
+def messages_after(session: Session, thread_id: int, after_id: int, *, limit: int = 100) -> list[MessageRow]:
+    """Messages newer than `after_id`, oldest first (the live refresh of an open thread)."""
+    rows = session.execute(_after(), {"thread_id": thread_id, "after_id": after_id, "limit": limit}).all()
+    return _with_attachments(session, rows)
+
+
+def _with_attachments(session: Session, rows: list) -> list[MessageRow]:  # type: ignore[type-arg]
+    if not rows:
+        return []
+    by_message: dict[int, list[AttachmentRow]] = {}
+    for message_id, *attachment in session.execute(_attachments(), {"ids": [row.id for row in rows]}):
+        by_message.setdefault(message_id, []).append(AttachmentRow(*attachment))
+    return [MessageRow(*row, attachments=tuple(by_message.get(row.id, ()))) for row in rows]
+
+
+def _columns() -> Select:  # type: ignore[type-arg]
+    author = func.coalesce(Staff.name, Contact.name, literal("Pawpost"))
+    return (
+        select(
+            Message.id, Message.author_type, author.label("author_name"), Message.staff_id, Message.contact_id,
+            Message.source, Message.created_at, Message.body, Message.trimmed, Message.html,
+        )
+        .outerjoin(Staff, Staff.id == Message.staff_id)
+        .outerjoin(Contact, Contact.id == Message.contact_id)
+        .where(Message.thread_id == bindparam("thread_id"))
+        .limit(bindparam("limit"))
+    )
+
+
+@cache
+def _newest() -> Select:  # type: ignore[type-arg]
+    return _columns().order_by(Message.id.desc())
+
+
+@cache
+def _newest_before() -> Select:  # type: ignore[type-arg]
+    return _columns().where(Message.id < bindparam("before_id")).order_by(Message.id.desc())
+
+
+@cache
+def _after() -> Select:  # type: ignore[type-arg]
+    return _columns().where(Message.id > bindparam("after_id")).order_by(Message.id)
+
+
+@cache
+def _attachments() -> Select:  # type: ignore[type-arg]
+    return (
+        select(Attachment.message_id, Attachment.id, Attachment.filename, Attachment.content_type, Attachment.size)
+        .where(Attachment.message_id.in_(bindparam("ids", expanding=True)))
+        .order_by(Attachment.id)
+    )
