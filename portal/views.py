@@ -46,6 +46,10 @@ def install(app: Flask) -> None:
     def fulltime(moment: datetime | None) -> str:
         return timefmt.full_time(moment, _zone()) if moment else ""
 
+    @app.template_filter("timelabels")
+    def timelabels(moment: datetime | None) -> timefmt.TimeLabels | None:
+        return timefmt.labels(moment, _zone(), now()) if moment else None
+
     @app.template_filter("clocktime")
     def clocktime(moment: datetime | None) -> str:
         return timefmt.clock_time(moment, _zone()) if moment else ""
