@@ -7,7 +7,6 @@ the requests in flight within `graceful_timeout`.
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import sys
@@ -17,6 +16,7 @@ from contextlib import contextmanager
 
 from flask import Flask
 
+from pawpost.heap import freeze_startup_heap
 from pawpost.settings import Settings
 from portal import create_app
 
@@ -60,11 +60,7 @@ def serve(settings: Settings, *, workers: int | None = None, threads: int = 4) -
 
         def load(self) -> Flask:
             app = create_app(settings)
-            # What is loaded now (modules, app, engine) lives as long as the worker. Left
-            # to the collector, every full collection walks it all again: a ~60 ms pause
-            # every few hundred requests (measured), each time stalling the worker's threads.
-            gc.collect()
-            gc.freeze()
+            freeze_startup_heap()
             return app
 
     logger.info("portal listening on http://%s:%s (gunicorn)", host, port)
