@@ -320,7 +320,7 @@ def write_docs(report: dict) -> None:  # type: ignore[type-arg]
         "",
         "The phases: one client alone; an **open loop** at a fixed rate, every request due at its own moment "
         "whether or not earlier ones were answered and timed from that moment (so waiting for a free client counts), "
-        "the load a business generates (52 staff with the portal open poll about 40 requests/s in all: every tab "
+        "above the load a business generates (the 52 staff with the portal open poll about 40 requests/s in all: every tab "
         "asks every 2.5 s); and a **closed loop** whose clients send back to back, which saturates the host: "
         "its req/s is the capacity, and its latencies are that capacity shared by the clients.",
         "",
