@@ -6,7 +6,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from threads import migrate
-from threads.db import make_engine, normalise_url
+from threads.db import normalise_url
 
 
 def create_database_if_missing(url: str) -> None:
@@ -23,9 +23,4 @@ def create_database_if_missing(url: str) -> None:
 def prepare_database(url: str) -> None:
     """Create the bench database if needed, then empty it and migrate it to the newest schema."""
     create_database_if_missing(url)
-    engine = make_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA public CASCADE"))
-        connection.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    migrate.upgrade(url)
+    migrate.recreate_schema(url)

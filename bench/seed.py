@@ -37,7 +37,7 @@ import psycopg
 from bench.database import create_database_if_missing
 from threads.addresses import new_reply_token
 from threads.directory import normalise_words
-from threads.migrate import upgrade
+from threads.migrate import recreate_schema
 from threads.passwords import hash_password
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test_bench"
@@ -583,9 +583,7 @@ def reset_schema(url: str, force: bool) -> None:
             others = connection.execute("SELECT count(*) FROM businesses WHERE slug <> 'bench-paws'").fetchone()
             if others and others[0]:
                 raise SystemExit("this database holds other businesses; refusing to drop it (use --force)")
-        connection.execute("DROP SCHEMA public CASCADE")
-        connection.execute("CREATE SCHEMA public")
-    upgrade(url)
+    recreate_schema(url)
 
 
 def _summary(data: Dataset, business_id: int, inbox_zero: set[int], seconds: float, url: str) -> dict[str, Any]:

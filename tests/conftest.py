@@ -50,15 +50,6 @@ def postgres_reason() -> str | None:
     return postgres_reason.cached  # type: ignore[attr-defined]
 
 
-def _reset_postgres(url: str) -> None:
-    engine = make_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA public CASCADE"))
-        connection.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    migrate.upgrade(url)
-
-
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated SQLite file, copied for each test (faster than migrating each time)."""
@@ -71,7 +62,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def postgres_engine() -> Iterator[Engine]:
     reason = postgres_reason()
     require(reason is None, reason or "")
-    _reset_postgres(PG_URL)
+    migrate.recreate_schema(PG_URL)
     engine = make_engine(PG_URL)
     yield engine
     engine.dispose()

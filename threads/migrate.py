@@ -7,6 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
 
 from threads.db import make_engine
 
@@ -27,6 +28,21 @@ def upgrade(database_url: str, revision: str = "heads") -> None:
     revision joins them, and every one of them must run.
     """
     command.upgrade(alembic_config(database_url), revision)
+
+
+def recreate_schema(database_url: str) -> None:
+    """Empty a PostgreSQL database (drop its public schema) and migrate it afresh.
+
+    For the test and benchmark databases only: everything in the schema is lost.
+    """
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+    finally:
+        engine.dispose()
+    upgrade(database_url)
 
 
 def current_revision(database_url: str) -> str | None:
