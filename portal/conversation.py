@@ -10,13 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cache
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 from sqlalchemy import CompoundSelect, Select, bindparam, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
-from portal import timefmt
 from portal.sanitize import clean_email_html
 from threads.models import Contact, ContactAddress, Family, NotifiedCursor, OutboundEmail, ReadCursor, Staff, Thread
 from threads.pages import AttachmentRow, MessageRow
@@ -53,7 +51,6 @@ class MessageView:
     html: Markup | None
     images: tuple[AttachmentRow, ...]
     files: tuple[AttachmentRow, ...]
-    when: timefmt.TimeLabels
     emailed_to: tuple[str, ...] = field(default=())
     read_by: tuple[str, ...] = field(default=())
 
@@ -143,9 +140,7 @@ def _outbox() -> Select:  # type: ignore[type-arg]
     )
 
 
-def message_views(messages: list[MessageRow], me: Staff, parents: list[ParentState], now: datetime) -> list[MessageView]:
-    """What the template shows per message; times are formatted here, once per message."""
-    zone = ZoneInfo(me.business.timezone)
+def message_views(messages: list[MessageRow], me: Staff, parents: list[ParentState]) -> list[MessageView]:
     views = []
     for message in messages:
         images = tuple(a for a in message.attachments if a.content_type.lower() in THUMBNAIL_TYPES)
@@ -169,7 +164,6 @@ def message_views(messages: list[MessageRow], me: Staff, parents: list[ParentSta
                 html=clean_email_html(message.html) if message.html else None,
                 images=images,
                 files=files,
-                when=timefmt.labels(message.created_at, zone, now),
                 **receipts,
             )
         )

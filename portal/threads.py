@@ -45,7 +45,7 @@ def show(thread_id: int) -> str:
         "thread.html",
         thread=thread,
         family=thread.family,
-        messages=message_views(messages, staff, parents, now()),
+        messages=message_views(messages, staff, parents),
         parents=parents,
         older=messages[0].id if messages and before is None and thread.message_count > len(messages) else None,
         paging_back=before is not None,
@@ -68,7 +68,7 @@ def newer(thread_id: int) -> Any:
     if request.args.get("read") == "1":
         mark_read(db(), thread, staff.person, messages[-1].id)
     parents = parent_states(db(), thread, thread.family)
-    html = render_template("_messages.html", messages=message_views(messages, staff, parents, now()))
+    html = render_template("_messages.html", messages=message_views(messages, staff, parents))
     db().commit()
     return jsonify(html=html, last_id=messages[-1].id)
 

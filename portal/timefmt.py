@@ -2,44 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-Zone = str | ZoneInfo
+
+def local(moment: datetime, timezone: str) -> datetime:
+    return moment.astimezone(ZoneInfo(timezone))
 
 
-def local(moment: datetime, timezone: Zone) -> datetime:
-    return moment.astimezone(timezone if isinstance(timezone, ZoneInfo) else ZoneInfo(timezone))
-
-
-@dataclass(frozen=True)
-class TimeLabels:
-    """A moment as a `<time>` element shows it: machine, tooltip and visible text."""
-
-    iso: str
-    full: str
-    relative: str
-
-
-def labels(moment: datetime, timezone: Zone, now: datetime) -> TimeLabels:
-    """All three at once: a thread page shows 50 of them."""
-    return TimeLabels(moment.isoformat(), full_time(moment, timezone), relative_time(moment, timezone, now))
-
-
-def clock_time(moment: datetime, timezone: Zone) -> str:
+def clock_time(moment: datetime, timezone: str) -> str:
     """"9:05 AM" in the business's zone."""
     value = local(moment, timezone)
     return f"{value.hour % 12 or 12}:{value.minute:02d} {'AM' if value.hour < 12 else 'PM'}"
 
 
-def full_time(moment: datetime, timezone: Zone) -> str:
+def full_time(moment: datetime, timezone: str) -> str:
     """"Tue 4 Mar 2025, 9:05 AM EST", for tooltips and screen readers."""
     value = local(moment, timezone)
     return f"{value:%a} {value.day} {value:%b %Y}, {clock_time(moment, timezone)} {value.tzname()}"
 
 
-def relative_time(moment: datetime, timezone: Zone, now: datetime) -> str:
+def relative_time(moment: datetime, timezone: str, now: datetime) -> str:
     """"just now", "2 min ago", "3 h ago" within a day; then "Yesterday", a weekday or a date."""
     age = now - moment
     if age < timedelta(minutes=1):
@@ -60,7 +43,7 @@ def relative_time(moment: datetime, timezone: Zone, now: datetime) -> str:
     return f"{then.day} {then:%b %Y}"
 
 
-def time_range(start: datetime, end: datetime, timezone: Zone) -> str:
+def time_range(start: datetime, end: datetime, timezone: str) -> str:
     """"9:00 AM – 10:00 AM"; a stay over several days names the days."""
     first, last = local(start, timezone), local(end, timezone)
     if first.date() == last.date():

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import Flask, g
+from markupsafe import Markup
 from sqlalchemy import func, select
 
 from portal import timefmt
@@ -38,25 +39,19 @@ def navigation() -> dict[str, Any]:
 def install(app: Flask) -> None:
     app.context_processor(navigation)
 
-    @app.template_filter("reltime")
-    def reltime(moment: datetime | None) -> str:
-        return timefmt.relative_time(moment, _zone(), now()) if moment else ""
+    @app.template_filter("timetag")
+    def timetag(moment: datetime | None) -> Markup:
+        """`<time>` with the instant, a full tooltip and "2 min ago" (portal.js keeps it fresh)."""
+        if moment is None:
+            return Markup("")
+        zone = _zone()
+        return Markup('<time datetime="{}" title="{}" data-relative>{}</time>').format(
+            moment.isoformat(), timefmt.full_time(moment, zone), timefmt.relative_time(moment, zone, now())
+        )
 
     @app.template_filter("fulltime")
     def fulltime(moment: datetime | None) -> str:
         return timefmt.full_time(moment, _zone()) if moment else ""
-
-    @app.template_filter("timelabels")
-    def timelabels(moment: datetime | None) -> timefmt.TimeLabels | None:
-        return timefmt.labels(moment, _zone(), now()) if moment else None
-
-    @app.template_filter("clocktime")
-    def clocktime(moment: datetime | None) -> str:
-        return timefmt.clock_time(moment, _zone()) if moment else ""
-
-    @app.template_filter("isotime")
-    def isotime(moment: datetime | None) -> str:
-        return moment.isoformat() if moment else ""
 
     @app.template_filter("timerange")
     def timerange(bounds: tuple[datetime, datetime]) -> str:
