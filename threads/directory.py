@@ -6,7 +6,7 @@ import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 from sqlalchemy import Select, Subquery, bindparam, case, delete, func, literal, select, union_all
 from sqlalchemy.orm import Session
@@ -100,7 +100,7 @@ def _word_scores(index: int) -> Subquery:
     )
 
 
-@lru_cache(maxsize=8)
+@cache
 def _ranked_statement(word_count: int) -> Select[tuple[int, str, int | None]]:
     """Best `limit` families for `word_count` typed words, built once per count.
 
@@ -135,6 +135,7 @@ def _ranked_statement(word_count: int) -> Select[tuple[int, str, int | None]]:
     )
 
 
+@cache
 def _names_statement() -> Select[tuple[int, str, str]]:
     """Contact (primary first) and pet names of the families in `ids`, as plain rows."""
     ids = bindparam("ids", expanding=True)
@@ -145,8 +146,6 @@ def _names_statement() -> Select[tuple[int, str, str]]:
     ).subquery()
     return select(names.c.family_id, names.c.kind, names.c.name).order_by(*names.c[3:5])
 
-
-_NAMES = _names_statement()
 
 
 def search_families(session: Session, business: Business | int, query: str, *, limit: int = 10) -> list[FamilyMatch]:
@@ -172,7 +171,7 @@ def search_families(session: Session, business: Business | int, query: str, *, l
     ids = [row[0] for row in ranked]
     contacts: dict[int, list[str]] = {family_id: [] for family_id in ids}
     pets: dict[int, list[str]] = {family_id: [] for family_id in ids}
-    for family_id, kind, name in session.execute(_NAMES, {"ids": ids}):
+    for family_id, kind, name in session.execute(_names_statement(), {"ids": ids}):
         (contacts if kind == "contact" else pets)[family_id].append(name)
     return [
         FamilyMatch(
