@@ -1,15 +1,19 @@
-"""The SMTP server's database work, batched: one thread per kind answers every session.
+"""The SMTP server's database work, batched on its event loop.
 
 Twenty sessions each waiting for their own query, INSERT and COMMIT would spend the
-server's time on round trips and the database's on transactions. Instead each request
-goes to a thread that takes whatever is waiting and answers it all in one go:
+server's time on round trips and the database's on transactions. Instead each kind of
+request waits in a `Batcher`: while one batch is at the database, the requests that
+arrive meanwhile gather, and go together in the next statement.
 
-- `GroupCommitWriter` inserts every waiting accepted email with one multi-row INSERT
-  (SQLAlchemy Core) in one transaction, commits, and only then resolves each session's
-  future, so each session answers `250` after the commit that holds its email. A failed
-  batch fails every future in it (each session answers `451`), and nothing of it was
-  stored.
-- `RecipientChecker` looks up every waiting RCPT address with one query.
+- `GroupCommitWriter` stores every waiting accepted email with one INSERT (one
+  transaction) and only then resolves each session's future, so each session answers
+  `250` after the commit that holds its email. A failed batch fails every future in it
+  (each session answers `451`), and nothing of it was stored.
+- `RecipientChecker` looks up every waiting RCPT address with one query per kind
+  (reply tokens, VERP outbox ids).
+
+The statements go through an `inbound.links.Link`: on PostgreSQL straight from the
+event loop, so a batch costs no thread hand-off at all.
 """
 
 from __future__ import annotations
@@ -18,23 +22,25 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from functools import cache
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Connection, Engine, bindparam, func, insert, select
+from sqlalchemy import Select, bindparam, func, insert, select
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, sessionmaker
 
-from inbound.route import Recipient, RoutingError, check_recipients
-from threads.models import InboundEmail
+from inbound.links import Link, one_of
+from inbound.route import Recipient, RoutingError, lookup_recipients
+from threads.models import InboundEmail, OutboundEmail, Thread
 
 logger = logging.getLogger(__name__)
 
 # Enough to absorb a burst from every session at once; one INSERT of this many ~1 KB
 # emails is still a small statement.
 MAX_BATCH = 200
+# How long the queue pusher gathers committed ids before one push carries them all.
+PUSH_LINGER_SECONDS = 0.02
 
 _TABLE = InboundEmail.__table__
 _COLUMNS = (
@@ -55,222 +61,220 @@ _INSERT_ARRAYS = (
 
 Request = TypeVar("Request")
 Answer = TypeVar("Answer")
+Answers = Sequence[Any]  # one answer, or the exception for that request, per request
 
 
-@dataclass
-class _Waiting(Generic[Request, Answer]):
-    request: Request
-    future: asyncio.Future[Answer]
-    loop: asyncio.AbstractEventLoop
+class Batcher(Generic[Request, Answer]):
+    """Requests awaited on one event loop, handled together, one batch at a time.
 
-
-class BatchWorker(Generic[Request, Answer]):
-    """A thread that handles whatever requests wait, together.
-
-    `ask` is awaited on the server's event loop; the thread answers a whole batch with
-    one wake-up of the loop. With `keep_connection`, the connection stays open between
-    batches (no pool checkout, ping and reset per request, which matters for the small
-    batches of RCPT checks); one the database closed meanwhile is replaced and the
-    batch tried once more. Otherwise each batch checks a connection out of the pool
-    (with its ping), so nothing is ever re-run on a connection in an unknown state.
+    `handle(requests)` returns one answer (or the error for that request) per request,
+    in order; raising fails the whole batch. It runs on the loop, so it must await its
+    I/O (an `inbound.links.Link` does). `after_answer` runs once the batch's futures are
+    resolved, for work no session should wait for.
     """
 
-    name = "pawpost-batch"
-    keep_connection = False
-
-    def __init__(self, session_factory: sessionmaker[Session], *, max_batch: int = MAX_BATCH) -> None:
-        bind = session_factory.kw.get("bind")
-        if not isinstance(bind, Engine):
-            raise TypeError("the session factory must be bound to an engine")
-        self.engine = bind
+    def __init__(
+        self,
+        name: str,
+        handle: Callable[[list[Request]], Awaitable[Answers]],
+        *,
+        after_answer: Callable[[Answers], None] | None = None,
+        max_batch: int = MAX_BATCH,
+    ) -> None:
+        self.name = name
+        self._handle = handle
+        self._after_answer = after_answer
         self.max_batch = max_batch
-        self._connection: Connection | None = None
-        self._waiting: queue.SimpleQueue[_Waiting[Request, Answer] | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._waiting: list[tuple[Request, asyncio.Future[Answer]]] = []
+        self._flushing: asyncio.Task[None] | None = None
         self._closed = False
+
+    async def ask(self, request: Request) -> Answer:
+        if self._closed:
+            raise RuntimeError(f"{self.name} is closed")
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._waiting.append((request, future))
+        if self._flushing is None:
+            self._flushing = asyncio.get_running_loop().create_task(self._flush(), name=self.name)
+        return await future
+
+    async def close(self) -> None:
+        """Refuse new requests and wait until those already asked are answered."""
+        self._closed = True
+        if self._flushing is not None:
+            await asyncio.shield(self._flushing)
+
+    async def _flush(self) -> None:
+        try:
+            while self._waiting:
+                batch = self._waiting[: self.max_batch]
+                del self._waiting[: self.max_batch]
+                await self._answer(batch)
+        finally:
+            self._flushing = None
+
+    async def _answer(self, batch: list[tuple[Request, asyncio.Future[Answer]]]) -> None:
+        answers: Answers
+        try:
+            answers = await self._handle([request for request, _ in batch])
+        except Exception as error:  # every session of the batch answers 451; its MTA retries
+            answers = [error] * len(batch)
+        except BaseException as error:  # cancelled with the loop: nobody is left hanging
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(RuntimeError(f"{self.name} stopped"))
+            raise error
+        for (_, future), answer in zip(batch, answers, strict=True):
+            if future.done():  # the session went away (cancelled) while waiting
+                continue
+            if isinstance(answer, BaseException):
+                future.set_exception(answer)
+            else:
+                future.set_result(answer)
+        if self._after_answer is not None:
+            try:
+                self._after_answer(answers)
+            except Exception:
+                logger.exception("%s: the after-answer step failed", self.name)
+
+
+class GroupCommitWriter:
+    """Stores accepted emails in batches; each answer is the stored row's id.
+
+    `after_commit(ids)` follows each commit. With `answer_after_hook` (a process-local
+    queue: each email is processed in place, so its outcome exists when `250` arrives)
+    it runs in a thread before the sessions are answered. Otherwise it runs after them
+    (the queue push: a sender need not wait for it) and must be quick. A fault there is
+    logged, never raised: the emails are committed, and the repair step enqueues them.
+    """
+
+    def __init__(self, link: Link, after_commit: Callable[[list[int]], None], *, answer_after_hook: bool = False) -> None:
+        self.link = link
+        self.after_commit = after_commit
+        self.answer_after_hook = answer_after_hook
+        self.batcher: Batcher[dict[str, Any], int] = Batcher(
+            "pawpost-smtp-writer", self._store, after_answer=None if answer_after_hook else self._committed
+        )
+
+    async def ask(self, row: dict[str, Any]) -> int:
+        """Store one `received` row (the keys of `inbound.accept.received_row`); its id."""
+        return await self.batcher.ask(row)
+
+    async def close(self) -> None:
+        await self.batcher.close()
+        await self.link.close()
+
+    async def _store(self, rows: list[dict[str, Any]]) -> list[int]:
+        if self.link.dialect == "postgresql":
+            arrays = {name: [row[name] for row in rows] for name in _COLUMNS}
+            ids = sorted(row[0] for row in await self.link.rows(_INSERT_ARRAYS, arrays))
+        else:
+            ids = [row[0] for row in await self.link.rows(_INSERT_ROWS, rows)]
+        if self.answer_after_hook:
+            await asyncio.get_running_loop().run_in_executor(None, self._committed, ids)
+        return ids
+
+    def _committed(self, ids: Answers) -> None:
+        stored = [i for i in ids if not isinstance(i, BaseException)]
+        if not stored:
+            return
+        try:
+            self.after_commit(stored)
+        except Exception:
+            logger.exception("after-commit hook failed for %d stored email(s)", len(stored))
+
+
+@cache
+def _active_threads(dialect: str) -> Select[Any]:
+    """(token, thread id, business id) of the active threads whose current token is asked."""
+    threads = Thread.__table__.c
+    return select(threads.reply_token, threads.id, threads.business_id).where(
+        one_of(threads.reply_token, "tokens", dialect), threads.active
+    )
+
+
+@cache
+def _outboxes(dialect: str) -> Select[Any]:
+    """(outbox id, thread id, business id) of the VERP addresses' outbox rows."""
+    outboxes = OutboundEmail.__table__.c
+    return select(outboxes.id, outboxes.thread_id, outboxes.business_id).where(one_of(outboxes.id, "ids", dialect))
+
+
+class RecipientChecker:
+    """Answers every waiting RCPT address with one query per kind (`lookup_recipients`)."""
+
+    def __init__(self, link: Link, reply_domain: str) -> None:
+        self.link = link
+        self.reply_domain = reply_domain
+        self.batcher: Batcher[str, Recipient] = Batcher("pawpost-smtp-rcpt", self._check)
+
+    async def ask(self, address: str) -> Recipient:
+        """The recipient this address names; raises the `RoutingError` to answer with."""
+        return await self.batcher.ask(address)
+
+    async def close(self) -> None:
+        await self.batcher.close()
+        await self.link.close()
+
+    async def _check(self, addresses: list[str]) -> list[Recipient | RoutingError]:
+        lookup = lookup_recipients(addresses, self.reply_domain)
+        threads: dict[str, tuple[int, int]] = {}
+        outboxes: dict[int, tuple[int | None, int]] = {}
+        if lookup.tokens:
+            rows = await self.link.rows(_active_threads(self.link.dialect), {"tokens": sorted(set(lookup.tokens.values()))})
+            threads = {token: (thread_id, business_id) for token, thread_id, business_id in rows}
+        if lookup.outbox_ids:
+            rows = await self.link.rows(_outboxes(self.link.dialect), {"ids": sorted(set(lookup.outbox_ids.values()))})
+            outboxes = {outbox_id: (thread_id, business_id) for outbox_id, thread_id, business_id in rows}
+        return lookup.answers(threads, outboxes)
+
+
+class QueuePusher:
+    """Hands committed ids to the queue from its own thread, many commits per push.
+
+    A push is a network round trip that must not stall the event loop, and each one
+    costs the server about as much CPU as a whole batch's INSERT. So the thread waits
+    `linger` seconds after the first commit it is handed, and pushes every id gathered
+    by then at once: under load, a push per `linger` instead of one per commit. The
+    worker starts on them that much later, against a notification delay of minutes.
+    """
+
+    def __init__(self, push: Callable[[list[int]], None], *, linger: float = PUSH_LINGER_SECONDS) -> None:
+        self._push = push
+        self.linger = linger
+        self._waiting: queue.SimpleQueue[list[int] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="pawpost-smtp-push", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
-    async def ask(self, request: Request) -> Answer:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Answer] = loop.create_future()
-        if self._closed:
-            raise RuntimeError(f"{self.name} is closed")
-        self._waiting.put(_Waiting(request, future, loop))
-        return await future
+    def put(self, ids: list[int]) -> None:
+        self._waiting.put(ids)
 
     def close(self, timeout: float = 30.0) -> None:
-        """Answer what was submitted, then stop the thread and close its connection."""
-        if self._closed:
-            return
-        self._closed = True
-        self._waiting.put(None)
+        """Push what was handed over, then stop the thread."""
         if self._thread.is_alive():
+            self._waiting.put(None)
             self._thread.join(timeout)
-        self._drop_connection()
-
-    def handle(self, connection: Connection, requests: list[Request]) -> Sequence[Answer | BaseException]:
-        """One answer (or the error for that request) per request, in order; raising fails all."""
-        raise NotImplementedError
-
-    def connect(self) -> Connection:
-        return self.engine.connect()
 
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            first = self._waiting.get()
-            batch = [] if first is None else [first]
-            stopping = first is None
-            while len(batch) < self.max_batch:
+            ids: list[int] = []
+            item = self._waiting.get()
+            if item is not None:
+                time.sleep(self.linger)
+            while True:
+                if item is None:
+                    stopping = True
+                else:
+                    ids.extend(item)
                 try:
                     item = self._waiting.get_nowait()
                 except queue.Empty:
                     break
-                if item is None:
-                    stopping = True
-                else:
-                    batch.append(item)
-            if batch:
-                self._answer(batch)
-        self._drop_connection()
-
-    def _answer(self, batch: list[_Waiting[Request, Answer]]) -> None:
-        answers: Sequence[Answer | BaseException]
-        try:
-            answers = self._handle([w.request for w in batch])
-        except Exception as error:  # every session of the batch answers 451; its MTA retries
-            answers = [error] * len(batch)
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Answer], Answer | BaseException]]] = {}
-        for waiting, answer in zip(batch, answers, strict=True):
-            by_loop.setdefault(waiting.loop, []).append((waiting.future, answer))
-        for loop, settled in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(_settle, settled)
-            except RuntimeError:  # that loop is closed: nobody is waiting any more
-                pass
-        self.after_answer(answers)
-
-    def after_answer(self, answers: Sequence[Answer | BaseException]) -> None:
-        """Work that follows the answers (the sessions are already told); must not raise."""
-
-    def _handle(self, requests: list[Request]) -> Sequence[Answer | BaseException]:
-        if not self.keep_connection:
-            with self.connect() as connection:
-                return self.handle(connection, requests)
-        connection = self._connection
-        reused = connection is not None and not connection.closed and not connection.invalidated
-        if connection is None or not reused:
-            self._drop_connection()
-            connection = self._connection = self.connect()
-        try:
-            return self.handle(connection, requests)
-        except DBAPIError as error:
-            self._drop_connection()
-            if not (reused and error.connection_invalidated):
-                raise
-        # The database dropped the idle connection (a restart, a cut link): once more.
-        self._connection = self.connect()
-        return self.handle(self._connection, requests)
-
-    def _drop_connection(self) -> None:
-        if self._connection is not None:
-            try:
-                self._connection.close()
-            except Exception:
-                logger.debug("closing a broken connection failed", exc_info=True)
-            self._connection = None
-
-
-def _settle(settled: list[tuple[asyncio.Future[Any], Any]]) -> None:
-    for future, answer in settled:
-        if future.done():  # the session went away (cancelled) while waiting
-            continue
-        if isinstance(answer, BaseException):
-            future.set_exception(answer)
-        else:
-            future.set_result(answer)
-
-
-class GroupCommitWriter(BatchWorker[dict[str, Any], int]):
-    """Stores accepted emails in batches; each answer is the stored row's id.
-
-    `after_commit(ids)` runs in this thread after each commit: after the sessions are
-    answered (the queue push: a sender need not wait for it), or before when
-    `answer_after_hook` (processing in place with a process-local queue, so that the
-    outcome exists when `250` arrives). A fault there is logged, never raised: the
-    email is committed, and the repair step enqueues it.
-    """
-
-    name = "pawpost-smtp-writer"
-    keep_connection = True
-
-    def __init__(
-        self,
-        session_factory: sessionmaker[Session],
-        after_commit: Callable[[list[int]], None],
-        *,
-        answer_after_hook: bool = False,
-    ) -> None:
-        super().__init__(session_factory)
-        self.after_commit = after_commit
-        self.answer_after_hook = answer_after_hook
-        self.arrays = self.engine.dialect.name == "postgresql"
-
-    def connect(self) -> Connection:
-        connection = self.engine.connect()
-        if self.arrays:
-            # One statement is one transaction: no BEGIN and COMMIT round trips. A stale
-            # connection fails when the INSERT is sent, so the retry stores nothing twice.
-            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-        return connection
-
-    def handle(self, connection: Connection, requests: list[dict[str, Any]]) -> list[int]:
-        if self.arrays:
-            arrays = {name: [row[name] for row in requests] for name in _COLUMNS}
-            ids = sorted(connection.execute(_INSERT_ARRAYS, arrays).scalars())
-        else:
-            with connection.begin():  # BEGIN IMMEDIATE on SQLite
-                ids = list(connection.execute(_INSERT_ROWS, requests).scalars())
-        if self.answer_after_hook:
-            self._after_commit(ids)
-        return ids
-
-    def after_answer(self, answers: Sequence[int | BaseException]) -> None:
-        if not self.answer_after_hook:
-            self._after_commit([a for a in answers if not isinstance(a, BaseException)])
-
-    def _after_commit(self, ids: list[int]) -> None:
-        if not ids:
-            return
-        try:
-            self.after_commit(ids)
-        except Exception:
-            logger.exception("after-commit hook failed for %d stored email(s)", len(ids))
-
-
-class RecipientChecker(BatchWorker[str, Recipient]):
-    """Answers every waiting RCPT address with one query (`inbound.route.check_recipients`)."""
-
-    name = "pawpost-smtp-rcpt"
-    keep_connection = True  # reads only: running a lookup again is always safe
-
-    def __init__(self, session_factory: sessionmaker[Session], reply_domain: str) -> None:
-        super().__init__(session_factory)
-        self.reply_domain = reply_domain
-
-    def connect(self) -> Connection:
-        connection = self.engine.connect()
-        if self.engine.dialect.name == "postgresql":
-            # Reads only: no BEGIN and ROLLBACK around every lookup. (SQLite keeps its
-            # transactions: its engine opens each one with BEGIN IMMEDIATE.)
-            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-        return connection
-
-    def handle(self, connection: Connection, requests: list[str]) -> list[Recipient | RoutingError]:
-        try:
-            return check_recipients(connection, requests, self.reply_domain)
-        finally:
-            if connection.in_transaction():
-                connection.rollback()
+            if ids:
+                try:
+                    self._push(ids)
+                except Exception:  # the rows are committed: the repair step enqueues them
+                    logger.exception("queue push failed for %d stored email(s)", len(ids))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import Connection, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from threads.access import can_access_thread
@@ -63,77 +63,80 @@ class Recipient:
     business_id: int | None = None
 
 
-def check_recipient(session: Session, address: str, reply_domain: str) -> Recipient:
-    """Classify one `RCPT TO` address, raising `ForeignDomain` or `UnknownRecipient`."""
-    [result] = check_recipients(session, [address], reply_domain)
-    if isinstance(result, RoutingError):
-        raise result
-    return result
+@dataclass(frozen=True)
+class RecipientLookup:
+    """RCPT addresses sorted by what each still needs from the database.
 
-
-def check_recipients(
-    session: Session | Connection, addresses: Sequence[str], reply_domain: str
-) -> list[Recipient | RoutingError]:
-    """`check_recipient` for many addresses at once: one query answers every reply token.
-
-    Each address gets its `Recipient` or the `RoutingError` it would have raised, in
-    order. The queries are plain Core on the tables, so the SMTP server's checker runs
-    them on a bare connection without an ORM session.
+    The SMTP server looks up the reply tokens and outbox ids of every RCPT waiting at
+    that moment with one query each; `answers` turns the rows found into one result per
+    address: its `Recipient`, or the `RoutingError` the SMTP edge answers with.
     """
-    results: list[Recipient | RoutingError | None] = [None] * len(addresses)
-    by_token: dict[str, list[int]] = {}
-    for position, raw_address in enumerate(addresses):
-        address = raw_address.strip().strip("<>")
-        if not is_our_domain(address, reply_domain):
-            results[position] = ForeignDomain(address)
-            continue
-        local = address.rpartition("@")[0].lower()
-        if local.startswith(BOUNCE_PREFIX):
-            results[position] = _bounce_recipient(session, address)
-        elif local.startswith(LOCAL_PREFIX):
-            token = parse_reply_address(address, reply_domain)
-            if token:
-                by_token.setdefault(token.lower(), []).append(position)
-            else:
-                results[position] = UnknownRecipient(address)
-        else:
-            results[position] = Recipient("open", address)
-    if by_token:
-        # The same rule as `threads.addresses.thread_for_token` (the current token of an
-        # active thread), read as three columns: this runs for every RCPT, before any upload.
-        threads = Thread.__table__.c
-        found = {
-            row.reply_token: row
-            for row in session.execute(
-                select(threads.reply_token, threads.id, threads.business_id).where(
-                    threads.reply_token.in_(sorted(by_token)), threads.active
-                )
-            )
-        }
-        for token, positions in by_token.items():
-            for position in positions:
-                address = addresses[position].strip().strip("<>")
-                thread = found.get(token)
+
+    addresses: tuple[str, ...]
+    settled: Mapping[int, Recipient | RoutingError]
+    tokens: Mapping[int, str]
+    outbox_ids: Mapping[int, int]
+
+    def answers(
+        self, threads: Mapping[str, tuple[int, int]], outboxes: Mapping[int, tuple[int | None, int]]
+    ) -> list[Recipient | RoutingError]:
+        """`threads`: token → (thread id, business id) of the active threads whose current
+        token it is; `outboxes`: outbox id → (thread id, business id)."""
+        results: list[Recipient | RoutingError] = []
+        for position, address in enumerate(self.addresses):
+            if position in self.settled:
+                results.append(self.settled[position])
+            elif position in self.tokens:
+                token = self.tokens[position]
+                thread = threads.get(token)
                 # Unknown, rotated away (RetiredReplyToken) or inactive: refused.
-                results[position] = (
-                    Recipient("thread", address, thread_id=thread.id, token=token, business_id=thread.business_id)
+                results.append(
+                    Recipient("thread", address, thread_id=thread[0], token=token, business_id=thread[1])
                     if thread is not None
                     else UnknownRecipient(address)
                 )
-    return [r if r is not None else UnknownRecipient(addresses[i]) for i, r in enumerate(results)]
+            else:
+                outbox_id = self.outbox_ids[position]
+                outbox = outboxes.get(outbox_id)
+                results.append(
+                    Recipient("bounce", address, thread_id=outbox[0], outbound_email_id=outbox_id, business_id=outbox[1])
+                    if outbox is not None
+                    else UnknownRecipient(address)
+                )
+        return results
 
 
-def _bounce_recipient(session: Session | Connection, address: str) -> Recipient | RoutingError:
-    outbox_id = bounce_outbox_id(address)
-    outboxes = OutboundEmail.__table__.c
-    outbox = (
-        session.execute(select(outboxes.id, outboxes.thread_id, outboxes.business_id).where(outboxes.id == outbox_id)).first()
-        if outbox_id is not None
-        else None
-    )
-    if outbox is None:
-        return UnknownRecipient(address)
-    return Recipient("bounce", address, thread_id=outbox.thread_id, outbound_email_id=outbox.id, business_id=outbox.business_id)
+def lookup_recipients(addresses: Sequence[str], reply_domain: str) -> RecipientLookup:
+    """Classify `RCPT TO` addresses without the database: foreign, tokenless, token, VERP.
+
+    A token must still be the current token of an active thread (the same rule as
+    `threads.addresses.thread_for_token`) and a VERP address must name an outbox row;
+    the caller reads both for a whole batch of addresses at once.
+    """
+    clean = tuple(address.strip().strip("<>") for address in addresses)
+    settled: dict[int, Recipient | RoutingError] = {}
+    tokens: dict[int, str] = {}
+    outbox_ids: dict[int, int] = {}
+    for position, address in enumerate(clean):
+        if not is_our_domain(address, reply_domain):
+            settled[position] = ForeignDomain(address)
+            continue
+        local = address.rpartition("@")[0].lower()
+        if local.startswith(BOUNCE_PREFIX):
+            outbox_id = bounce_outbox_id(address)
+            if outbox_id is None:
+                settled[position] = UnknownRecipient(address)
+            else:
+                outbox_ids[position] = outbox_id
+        elif local.startswith(LOCAL_PREFIX):
+            token = parse_reply_address(address, reply_domain)
+            if token:
+                tokens[position] = token.lower()
+            else:
+                settled[position] = UnknownRecipient(address)
+        else:
+            settled[position] = Recipient("open", address)
+    return RecipientLookup(clean, settled, tokens, outbox_ids)
 
 
 def bounce_outbox_id(address: str) -> int | None:

@@ -26,12 +26,14 @@ from typing import Any, AnyStr
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session as SMTPSession
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from inbound.accept import needs_lookup, received_row, route_tokenless
 from inbound.parse import HeaderSummary, parse_headers
 from inbound.route import ForeignDomain, NoThreadMatched, Recipient, RoutingError, UnknownRecipient
-from inbound.batching import GroupCommitWriter, RecipientChecker
+from inbound.batching import GroupCommitWriter, QueuePusher, RecipientChecker
+from inbound.links import link_for
 from inbound.tasks import dispatch, queue_is_local
 from pawpost.settings import Settings
 from threads.db import make_engine, make_session_factory
@@ -63,6 +65,7 @@ INLINE_ACCEPT_BYTES = 256 * 1024
 # One email makes one post; more recipients than this is a mailing, not a reply.
 MAX_RECIPIENTS = 20
 DEFAULT_DRAIN_SECONDS = 30.0
+CLOSE_DATABASE_SECONDS = 10.0
 
 
 def routing_reply(error: RoutingError) -> str:
@@ -78,21 +81,34 @@ class InboundHandler:
     def __init__(self, settings: Settings, session_factory: sessionmaker[Session]) -> None:
         self.settings = settings
         self.session_factory = session_factory
+        engine = session_factory.kw.get("bind")
+        if not isinstance(engine, Engine):
+            raise TypeError("the session factory must be bound to an engine")
         # With a queue only this process can read, the writer processes each email in
-        # place before answering; otherwise it answers, then pushes to the worker.
-        self.writer = GroupCommitWriter(session_factory, self._after_commit, answer_after_hook=queue_is_local())
-        self.recipients = RecipientChecker(session_factory, settings.reply_domain)
+        # place before answering; otherwise it answers, then the pusher hands the ids on.
+        self.pusher = QueuePusher(self._after_commit)
+        local = queue_is_local()
+        self.writer = GroupCommitWriter(
+            link_for(engine, "pawpost-smtp-writer"),
+            self._after_commit if local else self.pusher.put,
+            answer_after_hook=local,
+        )
+        self.recipients = RecipientChecker(link_for(engine, "pawpost-smtp-rcpt"), settings.reply_domain)
         self.stopping = False
         self._in_flight = 0
         self._drained: asyncio.Event | None = None
 
     def start(self) -> None:
-        self.writer.start()
-        self.recipients.start()
+        self.pusher.start()
+
+    async def close_database(self) -> None:
+        """On the loop, once DATA in flight is answered: close the kept connections."""
+        await self.recipients.close()
+        await self.writer.close()
 
     def close(self) -> None:
-        self.recipients.close()
-        self.writer.close()
+        """After the loop stopped: push what was committed, stop the pusher."""
+        self.pusher.close()
 
     def _after_commit(self, inbound_email_ids: list[int]) -> None:
         dispatch(inbound_email_ids, self.session_factory, self.settings)
@@ -277,7 +293,12 @@ class SMTPController(Controller):
     async def _close_and_drain(self, timeout: float) -> bool:
         if self.server is not None:
             self.server.close()  # stop listening; sessions already open carry on
-        return await self.handler.drain(timeout)
+        drained = await self.handler.drain(timeout)
+        try:
+            await asyncio.wait_for(self.handler.close_database(), CLOSE_DATABASE_SECONDS)
+        except Exception:  # a database that hangs now must not keep the process alive
+            logger.warning("smtp could not close its database connections cleanly", exc_info=True)
+        return drained
 
 
 def start_smtp_server(
@@ -294,8 +315,8 @@ def start_smtp_server(
         protocol_log.setLevel(logging.WARNING)
     engine = None
     if session_factory is None:
-        # One pooled connection per thread that reads or writes (RCPT checks, the writer):
-        # past the pool, every check would open and close a fresh database connection.
+        # One pooled connection per thread that may read or write (the executor's threads
+        # route token-less mail; on SQLite the RCPT and writer links keep one each).
         engine = make_engine(settings.database_url, hide_parameters=True, pool_size=SMTP_WORKER_THREADS + 2)
         session_factory = make_session_factory(engine)
     handler = InboundHandler(settings, session_factory)
@@ -310,7 +331,7 @@ def start_smtp_server(
         raise
 
     def cleanup() -> None:
-        # After the graceful stop: DATA in flight has been answered, so both threads are idle.
+        # After the graceful stop: DATA in flight has been answered and its links closed.
         handler.close()
         if engine is not None:
             engine.dispose()

@@ -43,11 +43,12 @@ def process_inbound_email(inbound_email_id: int) -> None:
 
 @huey.task(priority=PRIORITY_INBOUND, retries=3, retry_delay=5)
 def process_inbound_batch(inbound_email_ids: list[int]) -> None:
-    """One push per group commit of the SMTP server, fanned out here to one task per email.
+    """One push for every email the SMTP server committed within its pusher's linger,
+    fanned out here to one task per email.
 
-    The SMTP server's time is what a sender waits for; one queue round trip per commit
-    instead of per email keeps it there, and the fan-out spreads the emails over every
-    worker thread and process.
+    The SMTP server's CPU is what its senders wait for; one queue round trip for many
+    commits instead of one per email keeps it there, and the fan-out spreads the emails
+    over every worker thread and process.
     """
     for inbound_email_id in inbound_email_ids:
         process_inbound_email(inbound_email_id)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import smtplib
 import threading
 
+import pytest
+
 from sqlalchemy import Engine
 
 from inbound.server import running_smtp_server
@@ -102,3 +104,20 @@ def test_concurrent_sessions_all_get_451_when_their_commit_fails_and_all_post_on
         assert [send(host, port, world.primary_email, world.reply_to, raw)[0] for raw in raws] == [250] * len(raws)
 
     assert sorted(m.body for m in queries.messages(engine, world.thread_id)) == [f"Note {n}" for n in range(5)]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_connections_the_database_dropped_between_emails_are_replaced_without_a_451(
+    settings: Settings, world: World, engine: Engine, outage: Outage
+) -> None:
+    """The server keeps its connections open between emails; after the database dropped
+    them (a restart, a failover), the next sender still gets 250 and the reply is posted."""
+    first = reply_email(world.primary_email, world.reply_to, "Note 1", message_id="<kept-1@parents.test>")
+    second = reply_email(world.primary_email, world.reply_to, "Note 2", message_id="<kept-2@parents.test>")
+    with running_smtp_server(settings, outage.session_factory) as (host, port):
+        assert send(host, port, world.primary_email, world.reply_to, first)[0] == 250
+        outage.begin()  # every open connection is cut ...
+        outage.end()  # ... and the database takes new ones again
+        assert send(host, port, world.primary_email, world.reply_to, second) == (250, "2.0.0 Message accepted")
+
+    assert sorted(m.body for m in queries.messages(engine, world.thread_id)) == ["Note 1", "Note 2"]
