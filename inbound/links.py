@@ -37,6 +37,7 @@ from sqlalchemy.sql import Executable
 logger = logging.getLogger(__name__)
 
 Parameters = Mapping[str, Any] | Sequence[Mapping[str, Any]]
+CONNECT_TIMEOUT_SECONDS = 10
 # A psycopg named placeholder as SQLAlchemy renders it (a literal % is rendered as %%).
 _BINARY_PLACEHOLDER = re.compile(r"(?<!%)%\((\w+)\)s")
 
@@ -112,7 +113,11 @@ class PsycopgLink:
     def __init__(self, engine: Engine, name: str) -> None:
         self.name = name
         self._engine_dialect = engine.dialect
-        self._connect_args = engine.dialect.create_connect_args(engine.url)
+        args, kwargs = engine.dialect.create_connect_args(engine.url)
+        # An unreachable host must fail the batch (451) well before a sender's MTA gives up
+        # on the session; a `?connect_timeout=` in the URL wins.
+        kwargs.setdefault("connect_timeout", CONNECT_TIMEOUT_SECONDS)
+        self._connect_args = (args, kwargs)
         self._connection: psycopg.AsyncConnection[Any] | None = None
         self._compiled: dict[int, tuple[Executable, _Compiled]] = {}
 
