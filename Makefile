@@ -12,7 +12,7 @@ $(BIN)/python:
 # Reinstall whenever pyproject.toml changes; the stamp makes a second run instant.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
 	touch $@
 
 install: $(VENV)/.installed

@@ -1,11 +1,16 @@
-"""Score inbound.reply_text against the shared reply-extraction corpus.
+"""Score inbound.reply_text against the shared reply-extraction corpus, beside a baseline.
 
-Usage: .venv/bin/python bench/reply_corpus.py [--corpus PATH] [-v]
+Usage: .venv/bin/python -m bench.reply_corpus [--corpus PATH] [-v]
 
 Scoring follows the corpus README: scope ``quotes`` is judged on
 ``Reply.quote_stripped``, ``quotes+signature`` and ``signature`` on
 ``Reply.visible``; ``eml`` cases go through ``parse_email`` first. A case passes
 when its exact expectation (if any), every phrase and its time bound hold.
+
+The baseline, scored in the same run by the same rules, is mail-parser-reply alone
+(all its languages) on the same plain text Pawpost's extractor starts from (an
+HTML-only body converted by the same `html_to_text`). It comes with the `bench`
+extra (`make install` installs it); without it, only Pawpost's column is printed.
 """
 
 from __future__ import annotations
@@ -16,13 +21,57 @@ import json
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from inbound.parse import parse_email  # noqa: E402
-from inbound.reply_text import Reply, extract_reply  # noqa: E402
+from inbound.reply_text import extract_reply, html_to_text  # noqa: E402
+
+try:
+    from mailparser_reply import EmailReplyParser
+    from mailparser_reply.constants import MAIL_LANGUAGES
+except ImportError:  # the bench extra is not installed: no baseline column
+    EmailReplyParser = None  # type: ignore[assignment,misc]
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What an extractor is given for one case: the text and HTML bodies and the sender."""
+
+    text: str | None
+    html: str | None
+    sender: str | None
+
+
+def inputs(case: dict, corpus: Path) -> Inputs:
+    path = corpus / case["file"]
+    if case["format"] == "eml":
+        parsed = parse_email(path.read_bytes())
+        sender = " ".join(filter(None, [parsed.sender_name, parsed.sender_address]))
+        return Inputs(parsed.text, parsed.html, sender or None)
+    if case["format"] == "html":
+        return Inputs(None, path.read_text(encoding="utf-8"), None)
+    return Inputs(path.read_text(encoding="utf-8"), None, case.get("sender") or None)
+
+
+def pawpost(case: dict, given: Inputs) -> str:
+    reply = extract_reply(given.text, given.html, sender=given.sender)
+    return reply.quote_stripped if case["scope"] == "quotes" else reply.visible
+
+
+def baseline(case: dict, given: Inputs) -> str:
+    plain = given.text if given.text else html_to_text(given.html or "")
+    return EmailReplyParser(languages=list(MAIL_LANGUAGES)).parse_reply(plain) or ""
+
+
+def timed(extractor: Callable[[dict, Inputs], str], case: dict, given: Inputs) -> tuple[str, float]:
+    started = time.perf_counter()
+    out = extractor(case, given)
+    return out, time.perf_counter() - started
 
 
 def norm(text: str) -> str:
@@ -31,20 +80,6 @@ def norm(text: str) -> str:
 
 def squash(text: str) -> str:
     return "".join(text.split())
-
-
-def run_case(case: dict, corpus: Path) -> tuple[Reply, float]:
-    path = corpus / case["file"]
-    started = time.perf_counter()
-    if case["format"] == "eml":
-        parsed = parse_email(path.read_bytes())
-        sender = " ".join(filter(None, [parsed.sender_name, parsed.sender_address]))
-        reply = extract_reply(parsed.text, parsed.html, sender=sender or None)
-    elif case["format"] == "html":
-        reply = extract_reply(None, path.read_text(encoding="utf-8"))
-    else:
-        reply = extract_reply(path.read_text(encoding="utf-8"), None, sender=case.get("sender") or None)
-    return reply, time.perf_counter() - started
 
 
 def check(case: dict, out: str, seconds: float) -> tuple[bool, bool, list[str]]:
@@ -72,37 +107,64 @@ def check(case: dict, out: str, seconds: float) -> tuple[bool, bool, list[str]]:
     return exact_ok, phrases_ok, problems
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "corpus")
-    parser.add_argument("-v", "--verbose", action="store_true", help="list failing cases with a diff")
-    args = parser.parse_args(argv)
-    cases = [json.loads(line) for line in (args.corpus / "cases.jsonl").read_text().splitlines() if line.strip()]
-    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])  # cases, pass, exact, exact_ok, phrase_ok
-    failures = []
-    for case in cases:
-        reply, seconds = run_case(case, args.corpus)
-        out = reply.quote_stripped if case["scope"] == "quotes" else reply.visible
-        exact_ok, phrases_ok, problems = check(case, out, seconds)
+class Totals:
+    """Per scope: cases, passed, cases with an exact expectation, exact ones met, phrases met."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+
+    def add(self, case: dict, exact_ok: bool, phrases_ok: bool) -> None:
         for key in ("all", case["scope"]):
-            row = totals[key]
+            row = self.rows[key]
             row[0] += 1
             row[1] += exact_ok and phrases_ok
             row[2] += case.get("expected") is not None
             row[3] += exact_ok and case.get("expected") is not None
             row[4] += phrases_ok
+
+    def rate(self, key: str) -> float:
+        cases, passed = self.rows[key][:2]
+        return 100.0 * passed / cases
+
+    def scopes(self) -> list[str]:
+        return ["all"] + sorted(k for k in self.rows if k != "all")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "corpus")
+    parser.add_argument("-v", "--verbose", action="store_true", help="list Pawpost's failing cases with a diff")
+    args = parser.parse_args(argv)
+    cases = [json.loads(line) for line in (args.corpus / "cases.jsonl").read_text().splitlines() if line.strip()]
+    ours, theirs = Totals(), Totals()
+    failures = []
+    for case in cases:
+        started = time.perf_counter()
+        given = inputs(case, args.corpus)  # MIME parsing counts towards a case's time bound
+        parsing = time.perf_counter() - started
+        out, seconds = timed(pawpost, case, given)
+        exact_ok, phrases_ok, problems = check(case, out, parsing + seconds)
+        ours.add(case, exact_ok, phrases_ok)
         if problems:
             failures.append((case, out, problems))
-    print("%-18s %6s %9s %13s %13s" % ("scope", "cases", "pass", "exact", "phrases"))
-    for key in ["all"] + sorted(k for k in totals if k != "all"):
-        cases_n, passed, exact_n, exact_ok_n, phrase_n = totals[key]
-        print(
-            "%-18s %6d %8.1f%% %7d/%-5d %7d/%-5d"
-            % (key, cases_n, 100.0 * passed / cases_n, exact_ok_n, exact_n, phrase_n, cases_n)
-        )
+        if EmailReplyParser is not None:
+            base_out, base_seconds = timed(baseline, case, given)
+            theirs.add(case, *check(case, base_out, parsing + base_seconds)[:2])
+
+    header = f"{'scope':<18} {'cases':>6} {'pawpost':>9} {'exact':>11} {'phrases':>11}"
+    print(header + (f" {'mail-parser-reply':>18} {'ratio':>6}" if EmailReplyParser is not None else ""))
+    for key in ours.scopes():
+        cases_n, _, exact_n, exact_ok_n, phrase_n = ours.rows[key]
+        line = f"{key:<18} {cases_n:>6} {ours.rate(key):>8.1f}% {exact_ok_n:>5}/{exact_n:<5} {phrase_n:>5}/{cases_n:<5}"
+        if EmailReplyParser is not None:
+            base = theirs.rate(key)
+            line += f" {base:>17.1f}% " + (f"{ours.rate(key) / base:>5.2f}x" if base else "     -")
+        print(line)
+    if EmailReplyParser is None:
+        print("(no baseline: mail-parser-reply is not installed; `pip install -e .[bench]`)")
     if args.verbose:
         for case, out, problems in failures:
-            print("\nFAIL %s (%s): %s" % (case["id"], case["scope"], "; ".join(problems)))
+            print(f"\nFAIL {case['id']} ({case['scope']}): {'; '.join(problems)}")
             if case.get("expected") is not None:
                 diff = difflib.unified_diff(
                     case["expected"].splitlines(), out.splitlines(), "expected", "got", lineterm="", n=1
