@@ -5,10 +5,11 @@
 aiosmtpd that answers 250 to everything, then into `pawpost smtp`, which stores the raw
 email (group commit) and answers 250 after the commit; parsing, routing and posting
 happen in the queue worker. Both servers run as separate processes and are driven by the
-same client, so the ratio says what Pawpost's accept path costs a sender. Accept latency
-is per email: from MAIL FROM to the 250 after the final dot.
+same client, so the ratio says what Pawpost's accept path costs a sender. Each server
+first takes one untimed email per session (connections, caches, prepared statements).
+Accept latency is per email: from MAIL FROM to the 250 after the final dot.
 
-Then a real `pawpost worker` drains the 2,000 stored emails (parse, classify, strip
+Then a real `pawpost worker` drains the stored emails (parse, classify, strip
 quotes, route, post, notify), timed until the last row leaves `received`: the end-to-end
 processing rate. Nothing else runs meanwhile, so neither phase steals the other's CPU.
 
