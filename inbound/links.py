@@ -2,14 +2,14 @@
 
 The accept path runs two statements per email (the RCPT lookup and the group-commit
 INSERT), so how they reach the database is most of what Pawpost adds to a bare SMTP
-server. Handing each batch to a thread and back cost more CPU than the statements
-themselves: every hand-off wakes a thread, contends for the GIL and wakes the loop again.
+server. Handing each batch to a thread and back cost about as much CPU as running the
+statements: every hand-off wakes a thread, contends for the GIL and wakes the loop again.
 
 - `PsycopgLink` (PostgreSQL) runs the statements on the event loop itself, with
   psycopg's async connection: no thread at all. The statements are still SQLAlchemy
   Core, compiled once by the engine's dialect with its bind processors.
-- `ThreadLink` (any other engine: SQLite) runs them in the link's own thread, each in
-  its own transaction; the embedded default has one SMTP client at a time to serve.
+- `ThreadLink` (any other engine: SQLite, whose calls block) runs them in the link's
+  own thread, each in its own transaction.
 
 Either way the connection stays open between batches (no pool checkout, ping and reset
 per statement). A kept connection that the database dropped meanwhile (a restart, a cut

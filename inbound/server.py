@@ -5,7 +5,9 @@ checked at RCPT, and at DATA the raw email is stored (outcome `received`, the th
 recipient named, the Message-ID from a header-only parse) by the group-commit writer;
 `250` goes out only after the commit that holds it. Parsing, routing and posting happen
 in the queue worker (`inbound.tasks.process_inbound_email`), typically within a second.
-Every database touch runs off the event loop. Any fault the sender can cure by retrying
+Nothing blocks the event loop: the RCPT lookups and the INSERT are awaited on it
+(`inbound.batching`, through psycopg's async connection; a thread per link on SQLite),
+and every other database touch runs in a thread. Any fault the sender can cure by retrying
 is `451 4.3.0` with a generic text: aiosmtpd's default `500` would make the sending MTA
 drop the mail for good, and an exception's text can leak database details.
 """
