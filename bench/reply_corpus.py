@@ -135,7 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "corpus")
     parser.add_argument("-v", "--verbose", action="store_true", help="list Pawpost's failing cases with a diff")
     args = parser.parse_args(argv)
-    cases = [json.loads(line) for line in (args.corpus / "cases.jsonl").read_text().splitlines() if line.strip()]
+    listing = args.corpus / "cases.jsonl"
+    if not listing.is_file():
+        parser.error(f"no corpus at {args.corpus} (cases.jsonl missing): pass --corpus PATH")
+    cases = [json.loads(line) for line in listing.read_text().splitlines() if line.strip()]
     ours, theirs = Totals(), Totals()
     failures = []
     for case in cases:
