@@ -119,6 +119,7 @@ class PsycopgLink:
         kwargs.setdefault("connect_timeout", CONNECT_TIMEOUT_SECONDS)
         self._connect_args = (args, kwargs)
         self._connection: psycopg.AsyncConnection[Any] | None = None
+        self._cursor: psycopg.AsyncCursor[Any] | None = None
         self._compiled: dict[int, tuple[Executable, _Compiled]] = {}
 
     async def rows(self, statement: Executable, parameters: Parameters) -> list[tuple[Any, ...]]:
@@ -155,13 +156,16 @@ class PsycopgLink:
             self._connection = await psycopg.AsyncConnection.connect(*args, autocommit=True, **kwargs)
         return self._connection
 
-    @staticmethod
-    async def _run(connection: psycopg.AsyncConnection[Any], sql: str, values: dict[str, Any]) -> list[tuple[Any, ...]]:
-        cursor = await connection.execute(sql, values)  # type: ignore[arg-type]
+    async def _run(self, connection: psycopg.AsyncConnection[Any], sql: str, values: dict[str, Any]) -> list[tuple[Any, ...]]:
+        # One cursor per connection: it keeps the dumpers it chose for each parameter type.
+        if self._cursor is None or self._cursor.connection is not connection:
+            self._cursor = connection.cursor()
+        cursor = self._cursor
+        await cursor.execute(sql, values)  # type: ignore[arg-type]
         return await cursor.fetchall() if cursor.description is not None else []
 
     async def _drop(self) -> None:
-        connection, self._connection = self._connection, None
+        connection, self._connection, self._cursor = self._connection, None, None
         if connection is not None:
             try:
                 await connection.close()
