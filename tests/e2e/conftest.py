@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,16 +21,16 @@ import psycopg
 import pytest
 import redis
 
-from tests.conftest import CHROMIUM, PG_URL, REDIS_URL, postgres_reason, require
+from tests.browser import launched_chromium
+from tests.conftest import PG_URL, REDIS_URL, postgres_reason, require
 from tests.e2e.processes import Service, free_port, http_ok, run_cli, run_json, smtp_answers, stop_all
 from tests.e2e.relay import RecordingRelay, running_relay
 
 try:
-    from playwright.sync_api import Browser, sync_playwright
-except ImportError:  # reported by `require` below
-    sync_playwright = None  # type: ignore[assignment]
+    from playwright.sync_api import Browser
+except ImportError:  # `launched_chromium` reports it
+    pass
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 NOTIFY_DELAY_SECONDS = 2
 REPLY_DOMAIN = "reply.pawpost.test"
 READY_SECONDS = 30.0
@@ -96,12 +95,8 @@ def relay() -> Iterator[tuple[RecordingRelay, int]]:
 
 @pytest.fixture
 def browser() -> Iterator[Browser]:
-    require(sync_playwright is not None, "playwright (python) is not installed")
-    require(Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is not None, f"Chromium not found at {CHROMIUM}")
-    with sync_playwright() as playwright:  # type: ignore[misc]
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with launched_chromium() as browser:
+        yield browser
 
 
 @dataclass

@@ -20,7 +20,7 @@ import pytest
 
 from inbound.server import running_smtp_server
 from portal import create_app
-from tests.conftest import CHROMIUM, require
+from tests.browser import launched_chromium
 from tests.factories import PASSWORD
 from tests.portal.conftest import World, build_world, portal_settings_for
 from threads.db import make_engine, make_session_factory
@@ -29,13 +29,12 @@ from threads.posting import post_message
 from threads.reading import mark_read
 
 try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
-except ImportError:  # reported by `require` below
-    sync_playwright = None  # type: ignore[assignment]
+    from playwright.sync_api import Browser, Page, expect
+except ImportError:  # `launched_chromium` reports it
+    pass
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 LIVE_TIMEOUT_MS = 10_000  # polling is every 2.5 s; this is only the give-up point
 
 
@@ -52,12 +51,8 @@ class Live:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    require(sync_playwright is not None, "playwright (python) is not installed")
-    require(Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is not None, f"Chromium not found at {CHROMIUM}")
-    with sync_playwright() as playwright:  # type: ignore[misc]
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with launched_chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
