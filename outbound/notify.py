@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from pawpost.settings import Settings
 from outbound import compose, digests, outbox
-from outbound.render import AlertContent, EscalationContent, render_alert, render_escalation
+from outbound.render import AlertContent, Envelope, EscalationContent, render_alert, render_escalation
 from threads.models import (
     Contact,
     Message,
@@ -112,16 +112,9 @@ def plan_alerts(session: Session, settings: Settings, message_id: int, now: date
         recipients=recipients,
         message_ids=[message.id],
         now=now,
-        render=lambda staff, message_id: render_alert(
-            compose.envelope(
-                settings,
-                thread,
-                from_name=f"{message.author_name} via {business.sender_name}",
-                to_name=staff.name,
-                to_address=staff.email,
-                message_id=message_id,
-                now=now,
-            ),
+        from_name=f"{message.author_name} via {business.sender_name}",
+        render=lambda staff, envelope: render_alert(
+            envelope,
             AlertContent(
                 business_name=business.name,
                 family_name=family.name,
@@ -179,16 +172,9 @@ def plan_escalation(session: Session, settings: Settings, thread_id: int, now: d
         recipients=seniors,
         message_ids=[m.id for m in messages],
         now=now,
-        render=lambda staff, message_id: render_escalation(
-            compose.envelope(
-                settings,
-                thread,
-                from_name=f"{business.sender_name} (unanswered)",
-                to_name=staff.name,
-                to_address=staff.email,
-                message_id=message_id,
-                now=now,
-            ),
+        from_name=f"{business.sender_name} (unanswered)",
+        render=lambda staff, envelope: render_escalation(
+            envelope,
             EscalationContent(
                 business_name=business.name,
                 family_name=family.name,
@@ -214,9 +200,14 @@ def _email_staff(
     recipients: Sequence[Staff],
     message_ids: list[int],
     now: datetime,
-    render: Callable[[Staff, str], MimeMessage],
+    from_name: str,
+    render: Callable[[Staff, Envelope], MimeMessage],
 ) -> list[int]:
-    """One outbox row per staff member, each at most once (`<key_prefix>:<staff id>`)."""
+    """One outbox row per staff member, each at most once (`<key_prefix>:<staff id>`).
+
+    `render(staff, envelope)` gets the envelope addressed to that staff member from
+    `from_name`, with the Message-ID the outbox drew for the row.
+    """
     taken = outbox.dedupe_keys_taken(session, (f"{key_prefix}:{s.id}" for s in recipients))
     created = []
     for staff in recipients:
@@ -236,7 +227,18 @@ def _email_staff(
                 subject=compose.subject_for(thread),
                 message_ids=message_ids,
                 now=now,
-                render=lambda message_id, staff=staff: render(staff, message_id),
+                render=lambda message_id, staff=staff: render(
+                    staff,
+                    compose.envelope(
+                        settings,
+                        thread,
+                        from_name=from_name,
+                        to_name=staff.name,
+                        to_address=staff.email,
+                        message_id=message_id,
+                        now=now,
+                    ),
+                ),
             )
         )
     return created
