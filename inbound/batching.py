@@ -203,9 +203,10 @@ def _outboxes(dialect: str) -> Select[Any]:
 class RecipientChecker:
     """Answers every waiting RCPT address with one query per kind (`lookup_recipients`)."""
 
-    def __init__(self, link: Link, reply_domain: str) -> None:
+    def __init__(self, link: Link, reply_domain: str, secret_key: str) -> None:
         self.link = link
         self.reply_domain = reply_domain
+        self.secret_key = secret_key
         self.batcher: Batcher[str, Recipient] = Batcher("pawpost-smtp-rcpt", self._check)
 
     async def ask(self, address: str) -> Recipient:
@@ -217,7 +218,7 @@ class RecipientChecker:
         await self.link.close()
 
     async def _check(self, addresses: list[str]) -> list[Recipient | RoutingError]:
-        lookup = lookup_recipients(addresses, self.reply_domain)
+        lookup = lookup_recipients(addresses, self.reply_domain, self.secret_key)
         threads: dict[str, tuple[int, int]] = {}
         outboxes: dict[int, tuple[int | None, int]] = {}
         if lookup.tokens:

@@ -22,6 +22,7 @@ from sqlalchemy import exists, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from inbound.bounces import record_bounce, signed_outbox
 from inbound.classify import classify
 from inbound.parse import ParsedEmail, UnparseableEmail, parse_email
 from inbound.reply_text import extract_reply
@@ -35,12 +36,11 @@ from inbound.route import (
 )
 from outbound.notify import message_posted
 from pawpost.settings import Settings
+from threads.bounces import clear_bouncing
 from threads.directory import contact_for_address, find_staff_by_email
 from threads.errors import EmptyMessage
 from threads.models import (
     Contact,
-    ContactAddress,
-    Family,
     InboundEmail,
     Message,
     OutboundEmail,
@@ -247,7 +247,7 @@ def _ingest(
     if row is None or row.outcome != "received":
         return None  # another worker got here first
     _lock_message_id(session, email.dedupe_id)
-    thread, outbox = _target(session, row, email)
+    thread, outbox = _target(session, row, email, settings.secret_key)
     business_id = thread.business_id if thread is not None else outbox.business_id if outbox is not None else row.business_id
     row.business_id = business_id
     row.thread_id = thread.id if thread is not None else None
@@ -265,7 +265,7 @@ def _ingest(
         # Mail Pawpost itself sent, coming back: acting on it would ping-pong forever.
         _finish(row, "loop", email.reason)
     elif email.kind == "bounce":
-        _record_bounce(session, row, email, outbox, business_id, now)
+        _record_bounce(session, row, email, signed_outbox(outbox, email.rcpt_tos, settings.secret_key), business_id, now)
     elif thread is None:
         # Accepted for a thread that has since been deactivated: kept, never posted.
         _finish(row, "failed", "no active conversation for this email")
@@ -292,13 +292,15 @@ def _lock_message_id(session: Session, dedupe_id: str) -> None:
     session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
-def _target(session: Session, row: InboundEmail, email: _Email) -> tuple[Thread | None, OutboundEmail | None]:
+def _target(
+    session: Session, row: InboundEmail, email: _Email, secret_key: str
+) -> tuple[Thread | None, OutboundEmail | None]:
     """The thread (and the outbox row, for bounces) this email is about.
 
     The thread the server stored at accept time wins while it is active; otherwise the
     email's own In-Reply-To/References decide, as they did for a token-less recipient.
     """
-    outbox_ids = [i for i in (bounce_outbox_id(a) for a in email.rcpt_tos) if i is not None]
+    outbox_ids = [i for i in (bounce_outbox_id(a, secret_key) for a in email.rcpt_tos) if i is not None]
     outbox = session.get(OutboundEmail, outbox_ids[0]) if outbox_ids else None
     if row.thread_id is not None:
         thread = session.get(Thread, row.thread_id)
@@ -341,25 +343,8 @@ def _record_bounce(
     business_id: int | None,
     now: datetime,
 ) -> None:
-    """A delivery report: a permanent (5.x.x) failure marks the address as bouncing."""
-    permanent = [(address, status) for address, status, is_permanent in email.failures if is_permanent]
-    addresses = {address.lower() for address, _ in permanent}
-    if outbox is not None and permanent:
-        # VERP names the recipient for sure, even when the report lists a forwarded address.
-        addresses.add(outbox.recipient_email.lower())
-        outbox.state = "bounced"
-        outbox.last_error = f"bounced: {permanent[0][1]}"[:1000]
-    if permanent and business_id is not None:
-        reason = f"{permanent[0][1]} reported {now:%Y-%m-%d}"[:500]
-        family_ids = select(Family.id).where(Family.business_id == business_id)
-        contact_ids = select(Contact.id).where(Contact.family_id.in_(family_ids))
-        session.execute(
-            update(ContactAddress)
-            .where(ContactAddress.email.in_(sorted(addresses)), ContactAddress.contact_id.in_(contact_ids))
-            .values(bouncing=True, bounced_at=now, bounce_reason=reason)
-        )
-    statuses = ", ".join(f"{address} {status}{'' if is_permanent else ' (transient)'}" for address, status, is_permanent in email.failures)
-    _finish(row, "bounce", statuses or "delivery report without failed recipients")
+    """A delivery report; see `inbound.bounces.record_bounce` for what it may mark."""
+    _finish(row, "bounce", record_bounce(session, outbox, email.failures, now))
 
 
 def _record_auto_reply(session: Session, row: InboundEmail, email: _Email, thread: Thread, now: datetime) -> None:
@@ -422,6 +407,8 @@ def _record_reply(session: Session, settings: Settings, row: InboundEmail, email
     except EmptyMessage:
         _finish(row, "rejected", "no text or attachment left after removing quoted history")
         return
+    # Mail from the address shows it works again: its bounce flag (if any) clears.
+    clear_bouncing(session, thread.business_id, parsed.sender_address or "")
     _finish(row, "posted", None, message.id)
 
 

@@ -19,6 +19,7 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from outbound.ids import parse_verp
 from threads.access import can_access_thread
 from threads.addresses import LOCAL_PREFIX, is_our_domain, parse_reply_address
 from threads.directory import contact_for_address, find_staff_by_email
@@ -106,12 +107,13 @@ class RecipientLookup:
         return results
 
 
-def lookup_recipients(addresses: Sequence[str], reply_domain: str) -> RecipientLookup:
+def lookup_recipients(addresses: Sequence[str], reply_domain: str, secret_key: str) -> RecipientLookup:
     """Classify `RCPT TO` addresses without the database: foreign, tokenless, token, VERP.
 
     A token must still be the current token of an active thread (the same rule as
-    `threads.addresses.thread_for_token`) and a VERP address must name an outbox row;
-    the caller reads both for a whole batch of addresses at once.
+    `threads.addresses.thread_for_token`) and a VERP address must carry the right mac
+    and name an outbox row; the caller reads both for a whole batch of addresses at once.
+    A `bounce+` address with a wrong or missing mac is refused here, before any query.
     """
     clean = tuple(address.strip().strip("<>") for address in addresses)
     settled: dict[int, Recipient | RoutingError] = {}
@@ -123,7 +125,7 @@ def lookup_recipients(addresses: Sequence[str], reply_domain: str) -> RecipientL
             continue
         local = address.rpartition("@")[0].lower()
         if local.startswith(BOUNCE_PREFIX):
-            outbox_id = bounce_outbox_id(address)
+            outbox_id = bounce_outbox_id(address, secret_key)
             if outbox_id is None:
                 settled[position] = UnknownRecipient(address)
             else:
@@ -139,11 +141,12 @@ def lookup_recipients(addresses: Sequence[str], reply_domain: str) -> RecipientL
     return RecipientLookup(clean, settled, tokens, outbox_ids)
 
 
-def bounce_outbox_id(address: str) -> int | None:
-    """The outbox row a VERP address `bounce+<id>@…` names, without asking the database."""
-    local = address.strip().strip("<>").rpartition("@")[0].lower()
-    number = local[len(BOUNCE_PREFIX) :] if local.startswith(BOUNCE_PREFIX) else ""
-    return int(number) if number.isdigit() and len(number) < 12 else None
+def bounce_outbox_id(address: str, secret_key: str) -> int | None:
+    """The outbox row a VERP address `bounce+<id>.<mac>@…` names, when its mac is right.
+
+    Without the database; the domain is the caller's check (`is_our_domain`).
+    """
+    return parse_verp(address, None, secret_key)
 
 
 def primary_recipient(recipients: Sequence[Recipient]) -> Recipient:

@@ -95,7 +95,9 @@ class InboundHandler:
             self._after_commit if local else self.pusher.put,
             answer_after_hook=local,
         )
-        self.recipients = RecipientChecker(link_for(engine, "pawpost-smtp-rcpt"), settings.reply_domain)
+        self.recipients = RecipientChecker(
+            link_for(engine, "pawpost-smtp-rcpt"), settings.reply_domain, settings.secret_key
+        )
         self.stopping = False
         self._in_flight = 0
         self._drained: asyncio.Event | None = None

@@ -2,8 +2,11 @@
 
 - `Message-ID: <pawpost.<outbox id>.<random>@<mail domain>>`: inbound finds the outbox row
   of an email a reply or a bounce refers to (`outbox_id_from_message_id`).
-- Envelope sender `bounce+<outbox id>@<reply domain>` (VERP): a bounce arriving later names
-  the outbox row, hence the recipient, without parsing the bounce's body (`parse_verp`).
+- Envelope sender `bounce+<outbox id>.<mac>@<reply domain>` (VERP): a bounce arriving later
+  names the outbox row, hence the recipient, without parsing the bounce's body
+  (`parse_verp`). The mac (an HMAC of the id under the secret key) makes the address
+  unforgeable: outbox ids are sequential, and a report to a guessed `bounce+14@` would
+  otherwise silence whoever row 14 was sent to.
 - `Thread-Index`: Outlook groups conversations by it, not by `References`.
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import re
 import secrets
 import struct
@@ -18,6 +22,8 @@ from datetime import UTC, datetime
 
 MESSAGE_ID_PREFIX = "pawpost"
 VERP_PREFIX = "bounce+"
+VERP_MAC_BYTES = 10  # 80 bits, 16 base32 characters
+_VERP_LOCAL = re.compile(rf"^{re.escape(VERP_PREFIX)}(\d{{1,11}})\.([a-z2-7]{{16}})$")
 _MESSAGE_ID = re.compile(rf"^<?{MESSAGE_ID_PREFIX}\.(\d+)\.[0-9a-f]+@([^>\s]+)>?$", re.IGNORECASE)
 _FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
 
@@ -44,17 +50,32 @@ def outbox_id_from_message_id(value: str, mail_domain: str) -> int | None:
     return int(match.group(1))
 
 
-def verp_sender(outbox_id: int, reply_domain: str) -> str:
-    return f"{VERP_PREFIX}{outbox_id}@{reply_domain}"
+def verp_mac(outbox_id: int, secret_key: str) -> str:
+    """The unforgeable part of a VERP address: lowercase base32, since local parts lose case."""
+    digest = hmac.new(secret_key.encode(), f"pawpost-verp:{outbox_id}".encode(), hashlib.sha256).digest()
+    return base64.b32encode(digest[:VERP_MAC_BYTES]).decode("ascii").lower()
 
 
-def parse_verp(address: str, reply_domain: str) -> int | None:
-    """The outbox id of a `bounce+<id>@<reply domain>` address, else None."""
+def verp_sender(outbox_id: int, reply_domain: str, secret_key: str) -> str:
+    """The envelope sender of one outbox row's email: `bounce+<id>.<mac>@<reply domain>`."""
+    return f"{VERP_PREFIX}{outbox_id}.{verp_mac(outbox_id, secret_key)}@{reply_domain}"
+
+
+def parse_verp(address: str, reply_domain: str | None, secret_key: str) -> int | None:
+    """The outbox id of a VERP address whose mac is right, else None.
+
+    `reply_domain=None` skips the domain check (the caller has done it). The old form
+    without a mac (`bounce+<id>@`, sent before the mac existed) is refused like a forgery:
+    nothing tells the two apart.
+    """
     local, _, domain = address.strip().strip("<>").lower().rpartition("@")
-    if domain != reply_domain.lower() or not local.startswith(VERP_PREFIX):
+    if reply_domain is not None and domain != reply_domain.lower():
         return None
-    number = local[len(VERP_PREFIX) :]
-    return int(number) if number.isdigit() else None
+    match = _VERP_LOCAL.match(local)
+    if match is None:
+        return None
+    outbox_id = int(match.group(1))
+    return outbox_id if hmac.compare_digest(match.group(2), verp_mac(outbox_id, secret_key)) else None
 
 
 def _filetime(moment: datetime) -> int:

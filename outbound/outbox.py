@@ -209,7 +209,7 @@ def deliver(
                     break
                 sent_at = time.perf_counter()
                 try:
-                    connection.send(ids.verp_sender(row.id, settings.reply_domain), row.recipient_email, row.raw)
+                    connection.send(ids.verp_sender(row.id, settings.reply_domain, settings.secret_key), row.recipient_email, row.raw)
                 except DeliveryError as error:
                     outcomes.failures.append((row, error))
                 else:

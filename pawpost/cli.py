@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, selectinload
 from pawpost.settings import ConfigError, Settings
 from threads import migrate
 from threads.addresses import reply_address
+from threads.bounces import unbounce
 from threads.db import make_engine, make_session_factory
 from threads.demo import describe_demo, seed_demo
 from threads.errors import DirectoryError
@@ -202,6 +203,29 @@ def threads_command(ctx: click.Context, business_slug: str | None, as_json: bool
         for r in rows
     )
     emit(rows, as_json, human or "no threads")
+
+
+@main.group("contacts")
+def contacts_command() -> None:
+    """Contacts' addresses."""
+
+
+@contacts_command.command("unbounce")
+@click.argument("address")
+@click.option("--business", "business_slug", help="Only this business (its slug); default: every business.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def unbounce_command(ctx: click.Context, address: str, business_slug: str | None, as_json: bool) -> None:
+    """Clear the bounce flag of ADDRESS, so its digests start again."""
+    settings = load_settings(ctx)
+    with session_scope(settings) as session:
+        if business_slug:
+            business_by_slug(session, business_slug)
+        cleared = unbounce(session, address, business_slug)
+    if not cleared:
+        raise click.ClickException(f"{address} is not marked bouncing" + (f" in {business_slug}" if business_slug else ""))
+    rows = [{"business": slug, "address": address.strip().lower(), "cleared": count} for slug, count in cleared]
+    emit(rows, as_json, "\n".join(f"{r['address']}: bounce flag cleared in {r['business']}" for r in rows))
 
 
 @main.command("messages")

@@ -10,6 +10,8 @@ from email.policy import SMTP
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from outbound.ids import verp_sender
+from pawpost.settings import Settings
 from tests.factories import MAIL_DOMAIN, make_appointment
 from tests.inbound_server import queries
 from tests.inbound_server.conftest import World
@@ -70,9 +72,11 @@ def test_an_auto_reply_is_stored_and_noted_once_a_day_never_posted(smtp, world: 
     assert [r.outcome for r in queries.inbound(engine)] == ["auto_reply"] * 3
 
 
-def test_an_auto_reply_to_the_bounce_address_is_noted_in_the_outbox_thread(smtp, world: World, engine: Engine) -> None:
+def test_an_auto_reply_to_the_bounce_address_is_noted_in_the_outbox_thread(
+    smtp, settings: Settings, world: World, engine: Engine
+) -> None:
     outbox = outbox_row(engine, world)
-    verp = f"bounce+{outbox.id}@{MAIL_DOMAIN}"
+    verp = verp_sender(outbox.id, MAIL_DOMAIN, settings.secret_key)
 
     assert send(*smtp, "", verp, auto_reply(world, "<ooo-verp@parents.test>"))[0] == 250
 
@@ -112,9 +116,11 @@ def delivery_report(world: World, recipient: str, status: str, message_id: str) 
     ).encode()
 
 
-def test_a_permanent_bounce_on_the_verp_address_marks_the_address_bouncing(smtp, world: World, engine: Engine) -> None:
+def test_a_permanent_bounce_on_the_verp_address_marks_the_address_bouncing(
+    smtp, settings: Settings, world: World, engine: Engine
+) -> None:
     outbox = outbox_row(engine, world)
-    verp = f"bounce+{outbox.id}@{MAIL_DOMAIN}"
+    verp = verp_sender(outbox.id, MAIL_DOMAIN, settings.secret_key)
 
     assert send(*smtp, "", verp, delivery_report(world, world.primary_email, "5.1.1", "dsn-1@mx.parents.test"))[0] == 250
 
@@ -128,9 +134,9 @@ def test_a_permanent_bounce_on_the_verp_address_marks_the_address_bouncing(smtp,
         assert session.get(OutboundEmail, outbox.id).state == "bounced"
 
 
-def test_a_transient_delay_report_marks_nothing(smtp, world: World, engine: Engine) -> None:
+def test_a_transient_delay_report_marks_nothing(smtp, settings: Settings, world: World, engine: Engine) -> None:
     outbox = outbox_row(engine, world)
-    verp = f"bounce+{outbox.id}@{MAIL_DOMAIN}"
+    verp = verp_sender(outbox.id, MAIL_DOMAIN, settings.secret_key)
 
     assert send(*smtp, "", verp, delivery_report(world, world.primary_email, "4.2.2", "dsn-2@mx.parents.test"))[0] == 250
 
@@ -138,8 +144,8 @@ def test_a_transient_delay_report_marks_nothing(smtp, world: World, engine: Engi
     assert queries.inbound(engine)[0].outcome == "bounce"
 
 
-def test_a_verp_address_of_no_outbox_row_is_refused(smtp, world: World) -> None:
-    verp = f"bounce+999999@{MAIL_DOMAIN}"
+def test_a_verp_address_of_no_outbox_row_is_refused(smtp, settings: Settings, world: World) -> None:
+    verp = verp_sender(999999, MAIL_DOMAIN, settings.secret_key)
 
     assert send(*smtp, "", verp, delivery_report(world, world.primary_email, "5.1.1", "dsn-3@x"))[:1] == (550,)
 

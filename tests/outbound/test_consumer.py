@@ -18,7 +18,7 @@ import redis
 from sqlalchemy import text
 
 from outbound import notify
-from outbound.ids import outbox_id_from_message_id
+from outbound.ids import outbox_id_from_message_id, verp_sender
 from outbound.queue import configure_queue
 from pawpost.settings import Settings
 from tests.conftest import PG_URL, REDIS_URL, require
@@ -135,7 +135,7 @@ def test_a_real_consumer_sends_the_digest_once_with_its_headers(queue_url: str, 
     for item in received:
         email, row = item.message, rows[item.rcpt_tos[0]]
         assert row is not None and row.state == "sent" and row.recipient_email == item.rcpt_tos[0]
-        assert item.mail_from == f"bounce+{row.id}@reply.test"
+        assert item.mail_from == verp_sender(row.id, "reply.test", settings.secret_key)
         assert carried(sessions, row.id) == [message_id]
         sender = email["From"].addresses[0]
         assert (sender.display_name, sender.addr_spec) == ("Priya Patel at Happy Tails", "notifications@reply.test")

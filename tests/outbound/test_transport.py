@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from outbound import tasks
+from outbound.ids import parse_verp, verp_sender
 from outbound.queue import configure_queue
 from outbound.transport import send_raw
 from tests.outbound.conftest import make_settings
@@ -129,7 +130,8 @@ def test_the_envelope_sender_names_the_outbox_row(settings, sessions, sink) -> N
     tasks.run_digests([world.thread_id], now=DUE)
     by_recipient = {row.recipient_email: row.id for row in outbox_rows(sessions, "digest")}
     for item in handler.received:
-        assert item.mail_from == f"bounce+{by_recipient[item.rcpt_tos[0]]}@reply.test"
+        assert item.mail_from == verp_sender(by_recipient[item.rcpt_tos[0]], "reply.test", settings.secret_key)
+        assert parse_verp(item.mail_from, "reply.test", settings.secret_key) == by_recipient[item.rcpt_tos[0]]
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

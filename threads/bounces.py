@@ -1,0 +1,67 @@
+"""The bounce flag of a contact's address: set by a trusted delivery report, and cleared again.
+
+A flag stops the address's digests (rule 3), so it must be set only on evidence
+(a permanent failure reported to the signed VERP address of an email sent to that very
+address) and it must be able to clear: a later delivery the receiving side accepted,
+mail from the address, or an operator (`pawpost contacts unbounce`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from threads.directory import normalise_email
+from threads.models import Business, Contact, ContactAddress, Family
+
+
+def _in_business(business_id: int):  # type: ignore[no-untyped-def]
+    """Contact ids of one business, as a subquery: a flag never crosses businesses."""
+    families = select(Family.id).where(Family.business_id == business_id)
+    return select(Contact.id).where(Contact.family_id.in_(families))
+
+
+def mark_bouncing(session: Session, contact_id: int, email: str, reason: str, now: datetime) -> int:
+    """Flag one contact's address as bouncing; returns the rows changed."""
+    result = session.execute(
+        update(ContactAddress)
+        .where(ContactAddress.contact_id == contact_id, ContactAddress.email == normalise_email(email))
+        .values(bouncing=True, bounced_at=now, bounce_reason=reason[:500])
+    )
+    return result.rowcount or 0
+
+
+def clear_bouncing(session: Session, business_id: int, email: str, *, flagged_before: datetime | None = None) -> int:
+    """Clear the flag of this address in one business; returns the addresses cleared.
+
+    `flagged_before`: only flags set before that moment (a delivery accepted at that
+    moment says nothing about a bounce that arrived after it). The time and reason of the
+    last flag stay on the row, so the thread page can still say when it last bounced.
+    """
+    query = update(ContactAddress).where(
+        ContactAddress.bouncing,
+        ContactAddress.email == normalise_email(email),
+        ContactAddress.contact_id.in_(_in_business(business_id)),
+    )
+    if flagged_before is not None:
+        query = query.where(ContactAddress.bounced_at <= flagged_before)
+    result = session.execute(query.values(bouncing=False), execution_options={"synchronize_session": False})
+    return result.rowcount or 0
+
+
+def unbounce(session: Session, email: str, business_slug: str | None = None) -> list[tuple[str, int]]:
+    """The operator's clear: every flagged copy of this address, in one business or all.
+
+    Returns (business slug, addresses cleared) for each business that had one flagged.
+    """
+    query = select(Business.id, Business.slug).order_by(Business.id)
+    if business_slug is not None:
+        query = query.where(Business.slug == business_slug)
+    cleared = []
+    for business_id, slug in session.execute(query).all():
+        count = clear_bouncing(session, business_id, email)
+        if count:
+            cleared.append((slug, count))
+    return cleared
