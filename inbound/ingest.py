@@ -30,9 +30,9 @@ from inbound.route import (
     AuthorCheck,
     answered_up_to,
     bounce_outbox_id,
-    dmarc_failed,
     find_author,
     thread_for_references,
+    untrusted_sender,
 )
 from outbound.notify import message_posted
 from pawpost.settings import Settings
@@ -393,8 +393,9 @@ def _noted_today(session: Session, thread: Thread, sender: str, now: datetime) -
 def _record_reply(session: Session, settings: Settings, row: InboundEmail, email: _Email, thread: Thread, now: datetime) -> None:
     parsed = email.parsed
     assert parsed is not None
-    if dmarc_failed(parsed.headers, settings.trusted_authserv_id):
-        _finish(row, "quarantined", f"DMARC failed at {settings.trusted_authserv_id}")
+    refusal = untrusted_sender(parsed, settings.trusted_authserv_id)
+    if refusal is not None:
+        _finish(row, "quarantined", refusal)
         return
     check = find_author(session, thread, parsed.sender_address, now)
     if check.author is None:

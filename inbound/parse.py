@@ -22,6 +22,8 @@ from email.message import Message
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
+from inbound.sender import sender_from_headers
+
 logger = logging.getLogger(__name__)
 
 # Parts that clients add for their own machinery, never something a person attached.
@@ -74,6 +76,9 @@ class ParsedEmail:
     report_type: str | None = None  # e.g. "delivery-status" for a DSN
     delivery_status: str | None = field(default=None, repr=False)
     reported_message_id: str | None = None  # Message-ID of the mail a report is about
+    # Why the From is not one person's address (several From headers or addresses, a
+    # group, a malformed header): such an email is quarantined (`inbound.sender`).
+    sender_problem: str | None = None
 
     @property
     def is_report(self) -> bool:
@@ -415,8 +420,7 @@ def _charset_alias(charset: str) -> str:
 
 
 def _build(headers: Mapping[str, tuple[str, ...]], body: _Body, msg: Message) -> ParsedEmail:
-    senders = _addresses(headers.get("from", ()))
-    sender_name, sender_address = (senders[0] if senders else ("", None))
+    sender = sender_from_headers([v for k, v in msg.raw_items() if k.lower() == "from"])
     recipients = tuple(
         dict.fromkeys(addr for _, addr in _addresses(headers.get("to", ()) + headers.get("cc", ())))
     )
@@ -426,8 +430,8 @@ def _build(headers: Mapping[str, tuple[str, ...]], body: _Body, msg: Message) ->
     html = body.htmls[0] if body.htmls else None
     content_type = (msg.get_content_type() or "text/plain").lower()
     return ParsedEmail(
-        sender_address=sender_address,
-        sender_name=_decode_header(sender_name),
+        sender_address=sender.address,
+        sender_name=sender.name,
         recipients=recipients,
         message_id=message_ids[0] if message_ids else None,
         in_reply_to=reply_ids[0] if reply_ids else None,
@@ -441,4 +445,5 @@ def _build(headers: Mapping[str, tuple[str, ...]], body: _Body, msg: Message) ->
         report_type=body.report_type,
         delivery_status=body.delivery_status,
         reported_message_id=body.reported_message_id,
+        sender_problem=sender.problem,
     )

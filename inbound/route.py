@@ -19,6 +19,7 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from inbound.parse import ParsedEmail
 from outbound.ids import parse_verp
 from threads.access import can_access_thread
 from threads.addresses import LOCAL_PREFIX, is_our_domain, parse_reply_address
@@ -224,25 +225,54 @@ def find_author(session: Session, thread: Thread, sender: str | None, now: datet
 
 _AUTHSERV = re.compile(r"^\s*(?:\([^)]*\)\s*)*([^\s;()]+)")
 _DMARC = re.compile(r"(?:^|;)\s*dmarc\s*=\s*([a-z]+)", re.IGNORECASE)
+_HEADER_FROM = re.compile(r"\bheader\.from\s*=\s*\"?([^\s;\"()]+)", re.IGNORECASE)
+
+
+def trusted_results(headers: Mapping[str, Sequence[str]], trusted_authserv_id: str | None) -> list[str]:
+    """The `Authentication-Results` values written by our own receiving host (RFC 8601).
+
+    Anyone can write such a header into a message; only those whose authserv-id is the
+    trusted host count (our edge MTA removes forged copies of its own and prepends the real one).
+    """
+    if not trusted_authserv_id:
+        return []
+    trusted = trusted_authserv_id.strip().lower()
+    found = []
+    for value in headers.get("authentication-results", ()):
+        match = _AUTHSERV.match(value)
+        if match is not None and match.group(1).lower() == trusted:
+            found.append(value)
+    return found
 
 
 def dmarc_failed(headers: Mapping[str, Sequence[str]], trusted_authserv_id: str | None) -> bool:
-    """Whether our own receiving host recorded `dmarc=fail` (RFC 8601).
+    """Whether our own receiving host recorded `dmarc=fail`."""
+    results = trusted_results(headers, trusted_authserv_id)
+    return any(result.lower() == "fail" for value in results for result in _DMARC.findall(value))
 
-    Only headers whose authserv-id is the trusted host count: anyone can write an
-    `Authentication-Results` header into a message, but our edge MTA removes forged
-    copies of its own and prepends the real one.
+
+def untrusted_sender(parsed: ParsedEmail, trusted_authserv_id: str | None) -> str | None:
+    """Why this email's From cannot be taken as its author (a quarantine reason), or None.
+
+    The From must name exactly one mailbox (`inbound.sender`); with a trusted
+    `Authentication-Results`, DMARC must not have failed and the domain it checked
+    (`header.from`) must be the From address's domain: a pass for attacker.example says
+    nothing about a From on example.com.
     """
-    if not trusted_authserv_id:
-        return False
-    trusted = trusted_authserv_id.strip().lower()
-    for value in headers.get("authentication-results", ()):
-        match = _AUTHSERV.match(value)
-        if match is None or match.group(1).lower() != trusted:
-            continue
-        if any(result.lower() == "fail" for result in _DMARC.findall(value)):
-            return True
-    return False
+    if parsed.sender_problem:
+        return parsed.sender_problem
+    results = trusted_results(parsed.headers, trusted_authserv_id)
+    if not results:
+        return None
+    if dmarc_failed(parsed.headers, trusted_authserv_id):
+        return f"DMARC failed at {trusted_authserv_id}"
+    from_domain = (parsed.sender_address or "").rpartition("@")[2].rstrip(".")
+    checked = {value.rpartition("@")[2].lower().rstrip(".") for result in results for value in _HEADER_FROM.findall(result)}
+    if not checked:
+        return f"the Authentication-Results of {trusted_authserv_id} name no header.from"
+    if checked != {from_domain}:
+        return f"{trusted_authserv_id} checked header.from={', '.join(sorted(checked))}, not the From domain {from_domain}"
+    return None
 
 
 def answered_up_to(session: Session, thread: Thread, in_reply_to: str | None) -> int | None:
