@@ -36,6 +36,7 @@ from inbound.route import (
 )
 from outbound.notify import message_posted
 from pawpost.settings import Settings
+from threads.auto_replies import claim_daily_note, record_note
 from threads.bounces import clear_bouncing
 from threads.directory import contact_for_address, find_staff_by_email
 from threads.errors import EmptyMessage
@@ -50,7 +51,6 @@ from threads.models import (
 )
 from threads.posting import NewAttachment, post_message
 from threads.reading import read_position
-from threads.schedule import business_today, day_bounds
 from threads.types import utcnow
 
 logger = logging.getLogger(__name__)
@@ -354,11 +354,12 @@ def _record_auto_reply(session: Session, row: InboundEmail, email: _Email, threa
     if name is None:
         _finish(row, "auto_reply", f"{email.reason}; sender not on this thread, no note")
         return
-    if _noted_today(session, thread, sender or "", now):
+    if not claim_daily_note(session, thread, sender or "", now):
         _finish(row, "auto_reply", f"{email.reason}; already noted today")
         return
     body = f"Auto-reply from {name}" + (f": {email.summary}" if email.summary else "")
     note = post_message(session, thread, None, storable(body)[:500], now=now)
+    record_note(session, thread, sender or "", note.id, now)
     _finish(row, "auto_reply", email.reason, note.id)
 
 
@@ -370,24 +371,6 @@ def _known_name(session: Session, thread: Thread, sender: str | None) -> str | N
         return contact.name
     staff = find_staff_by_email(session, thread.business_id, sender)
     return staff.name if staff is not None else None
-
-
-def _noted_today(session: Session, thread: Thread, sender: str, now: datetime) -> bool:
-    start, end = day_bounds(thread.business, business_today(thread.business, now))
-    return bool(
-        session.scalar(
-            select(
-                exists().where(
-                    InboundEmail.thread_id == thread.id,
-                    InboundEmail.outcome == "auto_reply",
-                    InboundEmail.sender == sender,
-                    InboundEmail.posted_message_id.is_not(None),
-                    InboundEmail.received_at >= start,
-                    InboundEmail.received_at < end,
-                )
-            )
-        )
-    )
 
 
 def _record_reply(session: Session, settings: Settings, row: InboundEmail, email: _Email, thread: Thread, now: datetime) -> None:

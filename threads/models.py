@@ -275,6 +275,9 @@ class Thread(Base):
     last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     message_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The last reply-address rotation: Message-IDs of emails from before it (sent or
+    # received) no longer route a tokenless reply here (`inbound.route.thread_for_references`).
+    rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     family: Mapped[Family] = relationship(back_populates="thread")
     business: Mapped[Business] = relationship()
@@ -288,6 +291,22 @@ class RetiredReplyToken(Base):
     token: Mapped[str] = mapped_column(String(64), primary_key=True)
     thread_id: Mapped[int] = mapped_column(ForeignKey("threads.id", ondelete="CASCADE"))
     retired_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AutoReplyNote(Base):
+    """The one system note per auto-replying sender, thread and business day.
+
+    The primary key is the rule: concurrent workers handling auto-replies from the same
+    sender race to insert it, and only the one that did posts the note.
+    """
+
+    __tablename__ = "auto_reply_notes"
+
+    thread_id: Mapped[int] = mapped_column(ForeignKey("threads.id", ondelete="CASCADE"), primary_key=True)
+    sender: Mapped[str] = mapped_column(String(320), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # ISO date in the business's zone
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Message(Base):
