@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from inbound.parse import ParsedEmail
@@ -168,20 +168,29 @@ def thread_for_references(session: Session, message_ids: Sequence[str]) -> Threa
 
     Matched against everything Pawpost sent (thread roots, the outbox) or received
     (posted messages, stored inbound emails), so a reply whose `+token` was stripped
-    still finds its family.
+    still finds its family; but only ids from after the thread's last address rotation
+    (`threads.addresses.rotate_reply_token`), so a leaked email cannot keep posting.
     """
     ids = [i.strip().strip("<>") for i in message_ids if i and i.strip().strip("<>")]
     ids = list(dict.fromkeys(i for i in ids if len(i) <= 255))[:50]
     if not ids:
         return None
     found: dict[str, int] = {}
+
+    def since_rotation(moment):  # type: ignore[no-untyped-def]
+        return or_(Thread.rotated_at.is_(None), moment > Thread.rotated_at)
+
     queries = (
         select(Thread.root_message_id, Thread.id).where(Thread.root_message_id.in_(ids)),
-        select(OutboundEmail.message_id_header, OutboundEmail.thread_id).where(OutboundEmail.message_id_header.in_(ids)),
-        select(Message.email_message_id, Message.thread_id).where(Message.email_message_id.in_(ids)),
-        select(InboundEmail.message_id_header, InboundEmail.thread_id).where(
-            InboundEmail.message_id_header.in_(ids), InboundEmail.thread_id.is_not(None)
-        ),
+        select(OutboundEmail.message_id_header, OutboundEmail.thread_id)
+        .join(Thread, Thread.id == OutboundEmail.thread_id)
+        .where(OutboundEmail.message_id_header.in_(ids), since_rotation(OutboundEmail.created_at)),
+        select(Message.email_message_id, Message.thread_id)
+        .join(Thread, Thread.id == Message.thread_id)
+        .where(Message.email_message_id.in_(ids), since_rotation(Message.created_at)),
+        select(InboundEmail.message_id_header, InboundEmail.thread_id)
+        .join(Thread, Thread.id == InboundEmail.thread_id)
+        .where(InboundEmail.message_id_header.in_(ids), since_rotation(InboundEmail.received_at)),
     )
     for query in queries:
         for message_id, thread_id in session.execute(query):

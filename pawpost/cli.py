@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from pawpost.settings import ConfigError, Settings
 from threads import migrate
-from threads.addresses import reply_address
+from threads.addresses import reply_address, rotate_reply_token
 from threads.bounces import unbounce
 from threads.db import make_engine, make_session_factory
 from threads.demo import describe_demo, seed_demo
@@ -173,12 +173,14 @@ def _fail_import(file: Path, problems: list[str], as_json: bool) -> None:
     sys.exit(1)
 
 
-@main.command("threads")
+@main.group("threads", invoke_without_command=True)
 @click.option("--business", "business_slug", help="Only this business (its id in the directory).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def threads_command(ctx: click.Context, business_slug: str | None, as_json: bool) -> None:
-    """List threads, newest activity first."""
+    """List threads, newest activity first (or `rotate-address THREAD_ID`)."""
+    if ctx.invoked_subcommand is not None:
+        return
     settings = load_settings(ctx)
     with session_scope(settings) as session:
         query = (
@@ -203,6 +205,30 @@ def threads_command(ctx: click.Context, business_slug: str | None, as_json: bool
         for r in rows
     )
     emit(rows, as_json, human or "no threads")
+
+
+@threads_command.command("rotate-address")
+@click.argument("thread_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def rotate_address_command(ctx: click.Context, thread_id: int, as_json: bool) -> None:
+    """Give THREAD_ID a new reply address and shut the old one out (after a leak).
+
+    The old address, and replies that only name the thread's earlier emails, are refused
+    from now on; mail accepted before keeps its thread. Prints the new address.
+    """
+    settings = load_settings(ctx)
+    with session_scope(settings) as session:
+        thread = session.get(Thread, thread_id)
+        if thread is None:
+            raise click.ClickException(f"no thread {thread_id}")
+        rotate_reply_token(session, thread)
+        row = {
+            "thread_id": thread.id,
+            "reply_address": reply_address(thread, settings.reply_domain),
+            "rotated_at": thread.rotated_at.isoformat() if thread.rotated_at else None,
+        }
+    emit(row, as_json, row["reply_address"])
 
 
 @main.group("contacts")
