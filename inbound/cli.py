@@ -7,13 +7,13 @@ from sqlalchemy.orm import Session
 
 from inbound.ingest import notify_posted
 from inbound.parse import UnparseableEmail, parse_email
-from inbound.quarantine import QuarantineError, discard, quarantined_emails, release
+from inbound.quarantine import QuarantineError, discard, quarantined_emails, release, sender_staff
 from inbound.reply_text import extract_reply
 from inbound.server import serve_forever
 from outbound.queue import configure_queue
 from pawpost.cli import business_by_slug, emit, load_settings, session_scope
 from threads.directory import find_staff_by_email
-from threads.errors import AccessDenied
+from threads.errors import AccessDenied, StaffAddress
 from threads.models import Contact, InboundEmail, Staff, Thread
 from threads.types import utcnow
 
@@ -70,6 +70,8 @@ def quarantine_show(ctx: click.Context, inbound_id: int, as_json: bool) -> None:
             data["text"], data["attachments"] = None, []
         thread = session.get(Thread, inbound_email.thread_id) if inbound_email.thread_id else None
         data["family"] = thread.family.name if thread else None
+        staff = sender_staff(session, inbound_email, _sender_address(inbound_email)) if thread else None
+        data["staff_sender"] = {"id": staff.id, "name": staff.name} if staff else None
         data["contacts"] = (
             [{"id": c.id, "name": c.name, "emails": [a.email for a in c.addresses]} for c in thread.family.contacts] if thread else []
         )
@@ -79,6 +81,11 @@ def quarantine_show(ctx: click.Context, inbound_id: int, as_json: bool) -> None:
             f"from: {data['sender']}   subject: {data['subject']}",
             f"family: {data['family'] or '-'}   reason: {data['reason'] or '-'}",
             "contacts: " + (", ".join(f"{c['id']} {c['name']} <{', '.join(c['emails'])}>" for c in data["contacts"]) or "-"),
+            *(
+                [f"sent by staff: {data['staff_sender']['name']} (release it as them with --as-staff)"]
+                if data["staff_sender"]
+                else []
+            ),
             "",
             data["text"] if data["text"] is not None else "(unreadable)",
         ]
@@ -88,30 +95,59 @@ def quarantine_show(ctx: click.Context, inbound_id: int, as_json: bool) -> None:
 
 @quarantine_command.command("release")
 @click.argument("inbound_id", type=int)
-@click.option("--contact", "contact_id", type=int, required=True, help="Post as this contact (id, see `show`).")
-@click.option("--add-alias", is_flag=True, help="Remember the sender's address as this contact's.")
+@click.option("--contact", "contact_id", type=int, help="Post as this contact (id, see `show`).")
+@click.option("--as-staff", is_flag=True, help="Post as the staff member whose own address sent it (see `show`).")
+@click.option("--add-alias", is_flag=True, help="Remember the sender's address as this contact's (never a staff address).")
 @click.option("--by", "reviewer_email", help="Record this staff member (email) as the reviewer.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def quarantine_release(
-    ctx: click.Context, inbound_id: int, contact_id: int, add_alias: bool, reviewer_email: str | None, as_json: bool
+    ctx: click.Context,
+    inbound_id: int,
+    contact_id: int | None,
+    as_staff: bool,
+    add_alias: bool,
+    reviewer_email: str | None,
+    as_json: bool,
 ) -> None:
-    """Post a quarantined email into its thread as one of the family's contacts."""
+    """Post a quarantined email into its thread as one of the family's contacts, or as its staff sender."""
+    if (contact_id is None) == (not as_staff):
+        raise click.UsageError("give exactly one of --contact ID and --as-staff")
     settings = load_settings(ctx)
     with session_scope(settings) as session:
         inbound_email = _inbound(session, inbound_id)
-        contact = session.get(Contact, contact_id)
-        if contact is None:
-            raise click.ClickException(f"no contact {contact_id}")
+        author: Contact | Staff | None
+        if as_staff:
+            author = sender_staff(session, inbound_email, _sender_address(inbound_email))
+            if author is None:
+                raise click.ClickException(f"inbound email {inbound_id} was not sent by a staff member of its business")
+        else:
+            author = session.get(Contact, contact_id)
+            if author is None:
+                raise click.ClickException(f"no contact {contact_id}")
         reviewer = _reviewer(session, inbound_email, reviewer_email)
         try:
-            message = release(session, inbound_email, contact, add_alias=add_alias, reviewer=reviewer, now=utcnow())
-        except (QuarantineError, AccessDenied) as error:
+            message = release(session, inbound_email, author, add_alias=add_alias, reviewer=reviewer, now=utcnow())
+        except (QuarantineError, AccessDenied, StaffAddress) as error:
             raise click.ClickException(str(error)) from None
-        result = {"inbound_id": inbound_id, "message_id": message.id, "thread_id": message.thread_id, "alias_added": add_alias}
+        result = {
+            "inbound_id": inbound_id,
+            "message_id": message.id,
+            "thread_id": message.thread_id,
+            "author": {"kind": author.person.kind, "id": author.id, "name": author.name},
+            "alias_added": add_alias,
+        }
+        name = author.name
     configure_queue(settings)
     notify_posted(message.id)
-    emit(result, as_json, f"released inbound email {inbound_id} as message {message.id} by {contact.name}")
+    emit(result, as_json, f"released inbound email {inbound_id} as message {message.id} by {name}")
+
+
+def _sender_address(inbound_email: InboundEmail) -> str | None:
+    try:
+        return parse_email(inbound_email.raw).sender_address
+    except UnparseableEmail:
+        return None
 
 
 @quarantine_command.command("discard")

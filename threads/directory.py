@@ -12,6 +12,7 @@ from sqlalchemy import Select, Subquery, bindparam, case, delete, func, literal,
 from sqlalchemy.orm import Session
 
 from threads.addresses import new_reply_token
+from threads.errors import StaffAddress
 from threads.models import Business, Contact, ContactAddress, Family, Pet, SearchTerm, Staff, Thread
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
@@ -198,8 +199,15 @@ def contact_for_address(session: Session, family: Family, address: str, *, verif
 
 
 def add_contact_address(session: Session, contact: Contact, address: str) -> ContactAddress:
-    """Give a contact another address they write from (e.g. released from quarantine)."""
+    """Give a contact another address they write from (e.g. released from quarantine).
+
+    Raises `StaffAddress` for an address of a staff member of the contact's business:
+    once an alias, everything that staff member emails would post under the parent's name.
+    """
     email = normalise_email(address)
+    family = session.get(Family, contact.family_id)
+    if family is not None and find_staff_by_email(session, family.business_id, email) is not None:
+        raise StaffAddress(f"{email} belongs to a staff member; it cannot be a contact's address")
     existing = session.scalar(
         select(ContactAddress).where(ContactAddress.contact_id == contact.id, ContactAddress.email == email)
     )

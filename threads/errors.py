@@ -29,3 +29,7 @@ class DirectoryError(PawpostError):
     def __init__(self, problems: list[str]):
         super().__init__(f"{len(problems)} problem(s) in the directory")
         self.problems = problems
+
+
+class StaffAddress(PawpostError):
+    """A staff member's address cannot become a contact's: their words would post as the parent's."""
