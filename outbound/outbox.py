@@ -23,6 +23,7 @@ from pawpost.settings import Settings
 from outbound import ids
 from outbound.render import to_bytes
 from outbound.transport import DeliveryError, PermanentFailure, Target, TemporaryFailure, open_connection
+from threads.bounces import clear_contact_bouncing
 from threads.models import ContactAddress, OutboundEmail, Thread, outbound_email_messages
 from threads.types import utcnow
 
@@ -214,6 +215,7 @@ def deliver(
                     outcomes.failures.append((row, error))
                 else:
                     outcomes.sent.append(row.id)
+                    outcomes.accepted.append((row, clock()))
                     # One line per email, for operators: never the address or the body.
                     logger.info(
                         "outbound sent outbox=%d to=%s bytes=%d ms=%d",
@@ -231,6 +233,8 @@ def deliver(
 @dataclass
 class _Outcomes:
     sent: list[int] = field(default_factory=list)
+    # (row, when the relay accepted it): a bounce flag older than that acceptance clears.
+    accepted: list[tuple[_Claimed, datetime]] = field(default_factory=list)
     failures: list[tuple[_Claimed, DeliveryError]] = field(default_factory=list)
     released: list[int] = field(default_factory=list)
 
@@ -245,6 +249,9 @@ def _record_outcomes(sessions: sessionmaker[Session], outcomes: _Outcomes, now: 
                 .where(OutboundEmail.id.in_(outcomes.sent))
                 .values(state="sent", sent_at=now, last_error=None, next_attempt_at=None)
             )
+            for row, accepted_at in outcomes.accepted:
+                if row.recipient_kind == "contact":
+                    clear_contact_bouncing(session, row.recipient_id, row.recipient_email, flagged_before=accepted_at)
         if outcomes.released:
             # Not tried: give the attempt back and let the next delivery claim them at once.
             session.execute(

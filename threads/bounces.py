@@ -51,6 +51,26 @@ def clear_bouncing(session: Session, business_id: int, email: str, *, flagged_be
     return result.rowcount or 0
 
 
+def clear_contact_bouncing(session: Session, contact_id: int, email: str, *, flagged_before: datetime) -> int:
+    """Clear one contact's address flag when it was set before `flagged_before`.
+
+    Outbound calls it when the receiving side accepted an email to that address after
+    the flag: the bounce was about an earlier email.
+    """
+    result = session.execute(
+        update(ContactAddress)
+        .where(
+            ContactAddress.contact_id == contact_id,
+            ContactAddress.email == normalise_email(email),
+            ContactAddress.bouncing,
+            ContactAddress.bounced_at <= flagged_before,
+        )
+        .values(bouncing=False),
+        execution_options={"synchronize_session": False},
+    )
+    return result.rowcount or 0
+
+
 def unbounce(session: Session, email: str, business_slug: str | None = None) -> list[tuple[str, int]]:
     """The operator's clear: every flagged copy of this address, in one business or all.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -39,6 +39,7 @@ class RecordingHandler:
     received: list[Received] = field(default_factory=list)
     answer: str | None = None
     refuse: dict[str, str] = field(default_factory=dict)
+    on_rcpt: Callable[[str], None] | None = None  # runs before each RCPT is accepted
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
@@ -46,6 +47,8 @@ class RecordingHandler:
             return self.answer
         if address in self.refuse:
             return self.refuse[address]
+        if self.on_rcpt is not None:
+            self.on_rcpt(address)
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

@@ -7,7 +7,7 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from outbound import tasks
 from outbound.ids import parse_verp, verp_sender
@@ -120,6 +120,33 @@ def test_a_row_for_an_address_that_started_bouncing_is_not_sent_and_says_why(set
     assert "bouncing" in (rows[world.primary_email].last_error or "")
     assert rows[world.secondary_email].state == "sent"
     assert [item.rcpt_tos for item in handler.received] == [[world.secondary_email]]
+
+
+@pytest.mark.parametrize("flagged_after", [False, True])
+def test_a_delivery_the_relay_accepts_after_a_bounce_flag_clears_it(settings, sessions, sink, flagged_after: bool) -> None:
+    """A report about an earlier email lands while the next one is on its way; the relay
+    then accepts the next one: the address works, the flag clears (a newer flag stays)."""
+    handler, _ = sink
+    world = build_world(sessions)
+    post(sessions, world, ("staff", world.walker_id), "Walk done", T0)
+    flagged_at = DUE + timedelta(minutes=1) if flagged_after else DUE - timedelta(seconds=1)
+
+    def bounce_lands(address: str) -> None:
+        if address == world.primary_email:
+            with sessions() as session, session.begin():
+                session.execute(
+                    update(ContactAddress)
+                    .where(ContactAddress.email == world.primary_email)
+                    .values(bouncing=True, bounced_at=flagged_at, bounce_reason="5.1.1 reported for an earlier email")
+                )
+
+    handler.on_rcpt = bounce_lands
+    tasks.run_digests([world.thread_id], now=DUE)
+
+    assert {row.state for row in outbox_rows(sessions, "digest")} == {"sent"}
+    with sessions() as session:
+        address = session.scalar(select(ContactAddress).where(ContactAddress.email == world.primary_email))
+        assert address.bouncing is flagged_after and address.bounced_at is not None
 
 
 @sqlite_only
