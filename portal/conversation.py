@@ -31,6 +31,7 @@ class ParentState:
     emails: tuple[str, ...]
     bouncing: bool
     bounce_reason: str | None
+    bounced_at: datetime | None
     emailed_at: datetime | None
     email_queued: bool
     notified_up_to: int
@@ -57,14 +58,14 @@ class MessageView:
 
 def parent_states(session: Session, thread: Thread | None, family: Family) -> list[ParentState]:
     """Each contact's delivery state, in three plain-row queries whatever the family's size."""
-    addresses: dict[int, list[tuple[str, bool, str | None]]] = {}
+    addresses: dict[int, list[tuple[str, bool, str | None, datetime | None]]] = {}
     contacts: list[tuple[int, str, bool]] = []
-    for contact_id, name, primary, email, bouncing, reason in session.execute(_contacts(), {"family_id": family.id}):
+    for contact_id, name, primary, email, bouncing, reason, bounced_at in session.execute(_contacts(), {"family_id": family.id}):
         if contact_id not in addresses:
             addresses[contact_id] = []
             contacts.append((contact_id, name, primary))
         if email is not None:
-            addresses[contact_id].append((email, bouncing, reason))
+            addresses[contact_id].append((email, bouncing, reason, _aware(bounced_at) if bounced_at else None))
     read: dict[int, tuple[int, datetime]] = {}
     notified: dict[int, int] = {}
     sent: dict[int, datetime] = {}
@@ -83,16 +84,17 @@ def parent_states(session: Session, thread: Thread | None, family: Family) -> li
     states = []
     for contact_id, name, primary in contacts:
         own = addresses[contact_id]
-        bounced = [reason for _, bouncing, reason in own if bouncing]
+        bounced = [(reason, at) for _, bouncing, reason, at in own if bouncing]
         read_up_to, read_at = read.get(contact_id, (0, None))
         states.append(
             ParentState(
                 contact_id=contact_id,
                 name=name,
                 primary=primary,
-                emails=tuple(email for email, _, _ in own),
+                emails=tuple(email for email, _, _, _ in own),
                 bouncing=bool(own) and len(bounced) == len(own),
-                bounce_reason=bounced[0] if bounced else None,
+                bounce_reason=bounced[0][0] if bounced else None,
+                bounced_at=bounced[0][1] if bounced else None,
                 emailed_at=sent.get(contact_id),
                 email_queued=contact_id in queued,
                 notified_up_to=notified.get(contact_id, 0),
@@ -109,7 +111,7 @@ def _contacts() -> Select:  # type: ignore[type-arg]
     return (
         select(
             Contact.id, Contact.name, Contact.is_primary,
-            ContactAddress.email, ContactAddress.bouncing, ContactAddress.bounce_reason,
+            ContactAddress.email, ContactAddress.bouncing, ContactAddress.bounce_reason, ContactAddress.bounced_at,
         )
         .outerjoin(ContactAddress, ContactAddress.contact_id == Contact.id)
         .where(Contact.family_id == bindparam("family_id"))
