@@ -275,13 +275,22 @@ def untrusted_sender(parsed: ParsedEmail, trusted_authserv_id: str | None) -> st
         return None
     if dmarc_failed(parsed.headers, trusted_authserv_id):
         return f"DMARC failed at {trusted_authserv_id}"
-    from_domain = (parsed.sender_address or "").rpartition("@")[2].rstrip(".")
-    checked = {value.rpartition("@")[2].lower().rstrip(".") for result in results for value in _HEADER_FROM.findall(result)}
+    from_domain = _ascii_domain((parsed.sender_address or "").rpartition("@")[2])
+    checked = {_ascii_domain(value.rpartition("@")[2]) for result in results for value in _HEADER_FROM.findall(result)}
     if not checked:
         return f"the Authentication-Results of {trusted_authserv_id} name no header.from"
     if checked != {from_domain}:
         return f"{trusted_authserv_id} checked header.from={', '.join(sorted(checked))}, not the From domain {from_domain}"
     return None
+
+
+def _ascii_domain(domain: str) -> str:
+    """A domain as DMARC reports it: lowercase, no trailing dot, IDNA (`xn--`) form."""
+    domain = domain.strip().rstrip(".").lower()
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:  # not a valid IDN: compared as written
+        return domain
 
 
 def answered_up_to(session: Session, thread: Thread, in_reply_to: str | None) -> int | None:

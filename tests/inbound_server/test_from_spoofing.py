@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import Engine
 
 from inbound.parse import parse_email
+from inbound.route import untrusted_sender
 from inbound.sender import sender_from_headers
 from inbound.server import running_smtp_server
 from tests.inbound_server import queries
@@ -133,3 +134,15 @@ def test_the_parents_own_from_still_posts_under_their_name(
         assert send(host, port, emma, world.reply_to, raw)[0] == 250
 
     assert [m.contact_id for m in queries.messages(engine, world.thread_id)] == [world.primary_id]
+
+
+def test_header_from_is_compared_as_a_domain_not_as_text() -> None:
+    def verdict(from_line: str, checked: str) -> str | None:
+        raw = raw_email([from_line], "reply+x@reply.test", results=checked, message_id="d@x")
+        return untrusted_sender(parse_email(raw), TRUSTED)
+
+    assert verdict("Jo <jo@Bücher.example>", "xn--bcher-kva.example") is None
+    assert verdict("Jo <jo@parents.test>", "PARENTS.TEST.") is None
+    assert verdict("Jo <jo@parents.test>", "sub.parents.test") is not None
+    assert verdict("Jo <jo@parents.test>", "parents.test.attacker.example") is not None
+    assert untrusted_sender(parse_email(raw_email(["Jo <jo@parents.test>"], "r@x", results="parents.test", message_id="e@x")), None) is None
