@@ -40,14 +40,18 @@ def record_bounce(
     """Act on a delivery report; returns the reason to record on the inbound email.
 
     `outbox` must come from `signed_outbox`. A permanent failure marks that row's
-    recipient (whatever address the report names: a forwarded copy's failure is still
-    this email's failure) and the row as bounced.
+    recipient and the row as bounced: the recipient's own entry when the report has one
+    (a 4.x.x there marks nothing, whatever else is listed), else any entry (a forwarded
+    copy's failure is still this email's failure). Other addresses are never marked.
     """
     statuses = ", ".join(f"{address} {status}{'' if permanent else ' (transient)'}" for address, status, permanent in failures)
     summary = statuses or "delivery report without failed recipients"
-    permanent = [status for _, status, is_permanent in failures if is_permanent]
     if outbox is None:
         return f"{summary}; not sent to a signed bounce address, nobody marked"
+    # The row's own recipient, when the report names it, decides; otherwise the report
+    # is about a copy forwarded on from it (the email went to that one address only).
+    own = [f for f in failures if f[0].strip().lower() == outbox.recipient_email.strip().lower()]
+    permanent = [status for _, status, is_permanent in (own or failures) if is_permanent]
     if not permanent:
         return f"{summary}; transient, nobody marked" if failures else summary
     outbox.state = "bounced"

@@ -132,6 +132,18 @@ def test_a_transient_failure_at_the_signed_address_marks_nothing(smtp, settings:
         assert session.get(OutboundEmail, outbox.id).state == "sent"
 
 
+def test_a_transient_entry_for_the_rows_recipient_wins_over_others_permanent_ones(
+    smtp, settings: Settings, world: World, engine: Engine
+) -> None:
+    outbox = outbox_row(engine, world)
+    raw = report_naming((world.primary_email, "4.2.2"), (world.secondary_email, "5.1.1"), message_id="dsn-mixed@mx")
+
+    assert send(*smtp, "", verp_sender(outbox.id, MAIL_DOMAIN, settings.secret_key), raw)[0] == 250
+
+    assert not queries.address(engine, world.primary_email).bouncing
+    assert not queries.address(engine, world.secondary_email).bouncing
+
+
 def test_mail_from_a_bouncing_address_clears_its_flag(smtp, settings: Settings, world: World, engine: Engine) -> None:
     outbox = outbox_row(engine, world)
     bounce = delivery_report(world, world.primary_email, "5.2.2", "dsn-full@mx.parents.test")
