@@ -18,7 +18,8 @@ from inbound.route import bounce_outbox_id
 from threads.bounces import mark_bouncing
 from threads.models import OutboundEmail
 
-# (address, status, permanent) per failed recipient, as `inbound.ingest` stores them.
+# (address, status, permanent) per failed recipient, as `inbound.ingest` stores them; an
+# empty address is the recipient of the reported email, when the report does not name it.
 Failure = tuple[str, str, bool]
 
 
@@ -44,7 +45,10 @@ def record_bounce(
     (a 4.x.x there marks nothing, whatever else is listed), else any entry (a forwarded
     copy's failure is still this email's failure). Other addresses are never marked.
     """
-    statuses = ", ".join(f"{address} {status}{'' if permanent else ' (transient)'}" for address, status, permanent in failures)
+    statuses = ", ".join(
+        f"{address or 'recipient not named'} {status}{'' if permanent else ' (transient)'}"
+        for address, status, permanent in failures
+    )
     summary = statuses or "delivery report without failed recipients"
     if outbox is None:
         return f"{summary}; not sent to a signed bounce address, nobody marked"

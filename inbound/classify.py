@@ -12,6 +12,7 @@ import logging
 import re
 from dataclasses import dataclass
 
+from inbound.bounce_text import TextReport, html_to_plain, read_text_report
 from inbound.parse import ParsedEmail
 from inbound.reply_text import extract_reply
 
@@ -44,6 +45,9 @@ class Classification:
     reason: str | None = None
     failed_recipients: tuple[FailedRecipient, ...] = ()
     summary: str | None = None  # one line for a system note (auto-replies)
+    # A report's own verdict (RFC 3463), for the recipient of a signed VERP address when
+    # the report names nobody we can read: "5.0.0" for a text bounce, "4.0.0" for a delay.
+    status: str | None = None
 
     @property
     def permanent(self) -> bool:
@@ -51,13 +55,40 @@ class Classification:
         return any(r.permanent for r in self.failed_recipients)
 
 
-_BOUNCE_SENDERS = re.compile(r"^(?:mailer-daemon|postmaster|mail-daemon|mailerdaemon)@", re.I)
-_NOREPLY_SENDERS = re.compile(r"^(?:no-?reply|do-?not-?reply|donotreply|bounces?|auto-?reply)[\w.+-]*@", re.I)
-_BOUNCE_SUBJECT = re.compile(
-    r"^(?:undeliver(?:ed|able)|delivery status notification \(failure\)|mail delivery failed|"
-    r"returned mail|failure notice|delivery failure|unzustellbar|non remis|non recapitabile)",
+# Machine senders: the local part of a From or Return-Path that no person writes from.
+_BOUNCE_SENDERS = re.compile(
+    r"^(?:mailer-?daemon|mail-?daemon|mdaemon|postmaster|post-?master|ndr|imss|smtp-?gateway|mail\.?delivery"
+    r"(?:\.?system|\.?subsystem)?|mail-?delivery-?(?:system|subsystem)|delivery-?(?:status|notification|failure)s?"
+    r"|mail-?(?:router|gateway|admin|system))@",
     re.I,
 )
+_NOREPLY_SENDERS = re.compile(r"^(?:no-?reply|do-?not-?reply|donotreply|bounces?|auto-?reply)[\w.+-]*@", re.I)
+# What MTAs put in a report's display name ("Mail Delivery System <MAILER-DAEMON@...>").
+_DAEMON_NAMES = re.compile(
+    r"^\W*(?:mail(?:er)?[- ]?daemon|mail delivery (?:system|subsystem|service)|postmaster|mail administrator"
+    r"|system administrator|mail system|delivery status notification|internet mail delivery)\W*$",
+    re.I,
+)
+# A report's subject, in the words MTAs use (never after a reply or forward prefix).
+_BOUNCE_SUBJECT = re.compile(
+    r"(?:undeliver(?:ed|able)|non[- ]?deliver|nondeliverable|delivery\s+(?:status\s+)?notification"
+    r"|delivery\s+(?:failure|failed|has\s+failed|problem|error|report|warning|delayed|delay)"
+    r"|fail(?:ure|ed)\s+(?:notice|delivery)|mail\s+(?:delivery|system)\s+(?:error|failed|failure|problem)"
+    r"|returned\s+(?:mail|message|to\s+sender)|returning\s+(?:message\s+)?to\s+sender|returning\s+message"
+    r"|(?:mail|message)\s+failed|не\s+доставлен|(?:mail|message|e-?mail)\s+(?:could\s+not|couldn't"
+    r"|cannot|can't|was\s+not|wasn't|not|has\s+not\s+been)\s+(?:be\s+)?(?:delivered|sent)|could\s+not\s+be\s+delivered"
+    r"|(?:message|mail)\s+(?:delayed|delay|held|rejected|bounced)|warning:\s+(?:message|mail)|unable\s+to\s+deliver"
+    r"|error\s+(?:during|delivering|sending)|delivery\s+notification|unzustellbar|nicht\s+zustellbar"
+    r"|nicht\s+zugestellt|non\s+remis|non\s+recapitabile|no\s+(?:se\s+pudo\s+)?entregad|onbestelbaar"
+    r"|niet\s+afgeleverd|n[ãa]o\s+entregue|impossible\s+de\s+remettre|\bndr\b|\bdsn\b)",
+    re.I,
+)
+_REPLY_PREFIX = re.compile(
+    r"^\s{0,10}(?:re|aw|sv|vs|antw|odp|wg|fw|fwd|tr|rv|enc|doorst|automatic reply|auto(?:matic)?[- ]?reply"
+    r"|autoreply|out of (?:the )?office|abwesend|absence)\s{0,3}(?:\[\d{1,4}\]\s{0,3})?[:：]",
+    re.I,
+)
+_DELAY_SUBJECT = re.compile(r"delay|warning|not\s+yet\s+delivered|still\s+trying|will\s+retry|verz[öo]gert|retard", re.I)
 _AUTO_SUBJECT = re.compile(
     r"(?:out of (?:the )?office|automatic reply|auto(?:matic)?[- ]?reply|autoreply|auto-response|"
     r"abwesenheitsnotiz|automatische antwort|abwesend|réponse automatique|reponse automatique|"
@@ -68,6 +99,9 @@ _AUTO_SUBJECT = re.compile(
     re.I,
 )
 _LIST_PRECEDENCE = {"bulk", "junk", "list", "auto_reply"}
+_STATUS_RE = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?![\d.])")
+# A delivery-status body beyond this holds no more recipient groups worth reading.
+_DSN_CAP = 256 * 1024
 
 
 def classify(
@@ -75,29 +109,155 @@ def classify(
     *,
     reply_domain: str,
     own_addresses: tuple[str, ...] = (),
+    envelope_sender: str | None = None,
 ) -> Classification:
-    """Decide what this email is; only ``Kind.REPLY`` may become a message."""
+    """Decide what this email is; only ``Kind.REPLY`` may become a message.
+
+    `envelope_sender` is the SMTP `MAIL FROM` the server stored (``"<>"`` or ``""`` for
+    the null reverse-path that RFC 5321 gives every report and RFC 3834 auto-reply);
+    None when unknown (`pawpost parse` on a file).
+    """
     sender = (parsed.sender_address or "").lower()
     own = {a.lower() for a in own_addresses}
     if sender and (sender in own or sender.rsplit("@", 1)[-1] == reply_domain.lower()):
         return Classification(Kind.LOOP, reason="sent by Pawpost itself (%s)" % sender)
     if parsed.header("x-pawpost-thread") or parsed.header("x-pawpost-message"):
         return Classification(Kind.LOOP, reason="carries Pawpost's own headers")
-    failed = failed_recipients(parsed)
-    if _is_bounce(parsed, sender, failed):
-        return Classification(Kind.BOUNCE, reason="delivery status notification", failed_recipients=failed)
+    machine = _machine_origin(parsed, sender, envelope_sender)
+    bounce = _bounce_verdict(parsed, sender, machine, own | {sender}, reply_domain.lower())
+    if bounce is not None:
+        return bounce
     reason = _auto_reply_reason(parsed, sender)
     if reason:
         return Classification(Kind.AUTO_REPLY, reason=reason, summary=_summary(parsed))
+    if machine:
+        # A null reverse-path or a mail daemon: a report or an auto-reply, never a person.
+        return Classification(Kind.AUTO_REPLY, reason=machine, summary=_summary(parsed))
     return Classification(Kind.REPLY)
 
 
-def _is_bounce(parsed: ParsedEmail, sender: str, failed: tuple[FailedRecipient, ...]) -> bool:
-    if parsed.report_type == "delivery-status":
-        return True
-    if parsed.header("x-failed-recipients"):
-        return True
-    return bool(_BOUNCE_SENDERS.match(sender) and (failed or _BOUNCE_SUBJECT.match(parsed.subject)))
+def _machine_origin(parsed: ParsedEmail, sender: str, envelope_sender: str | None) -> str | None:
+    """Why this email was written by software rather than typed, from its envelope and
+    headers; None when nothing says so. Alone it makes an auto-reply; with the words of
+    a report it makes a bounce."""
+    if envelope_sender is not None and envelope_sender.strip() in ("", "<>"):
+        return "null envelope sender"
+    return_path = (parsed.header("return-path") or "").strip()
+    if return_path in ("<>", ""):
+        if parsed.header("return-path") is not None:
+            return "null Return-Path"
+    elif _BOUNCE_SENDERS.match(return_path.strip("<> ")):
+        return "Return-Path %s" % return_path.strip("<> ").split("@", 1)[0]
+    if not sender:
+        return "no sender address"
+    if _BOUNCE_SENDERS.match(sender):
+        return "sent from %s" % sender.split("@", 1)[0]
+    return None
+
+
+def _bounce_verdict(
+    parsed: ParsedEmail, sender: str, machine: str | None, exclude: set[str], reply_domain: str
+) -> Classification | None:
+    """A Classification when the email is a delivery report, else None.
+
+    Evidence, strongest first: an RFC 3464 delivery-status part (whatever the report-type
+    says); X-Failed-Recipients; then a report's words (subject or explanation) from
+    software (a machine sender, a null reverse-path, auto-reply headers, a daemon's
+    display name); or a report's subject over an explanation naming a recipient with an
+    SMTP status. A person's email needs two of these at once, and a subject after
+    "Re:"/"Fwd:" never counts: a parent writing about a failed delivery stays a reply.
+    """
+    dsn = _dsn_recipients(parsed.delivery_status or "") if parsed.delivery_status is not None else None
+    if dsn is not None or parsed.report_type == "delivery-status" or parsed.header("x-failed-recipients"):
+        failed = _keep(_merge(dsn or (), _x_failed_recipients(parsed)), exclude, reply_domain)
+        report = None
+        if not failed:
+            report = _text_report(parsed, exclude, subject=parsed.subject or "")
+            failed = _keep(_text_recipients(report), exclude, reply_domain)
+        status = _overall_status(failed, report)
+        return Classification(Kind.BOUNCE, reason="delivery status notification", failed_recipients=failed, status=status)
+    subject = parsed.subject or ""
+    subject_says = bool(_BOUNCE_SUBJECT.search(subject[:300])) and not _REPLY_PREFIX.match(subject)
+    software = machine or _automatic_headers(parsed) or _daemon_name(parsed)
+    if not subject_says and not software:
+        return None
+    report = _text_report(
+        parsed, exclude, delayed_hint=subject_says and bool(_DELAY_SUBJECT.search(subject[:300])), subject=subject
+    )
+    named = bool(report.recipients) and report.has_status_code
+    # Software saying a delivery failed (or naming a recipient with a status or a delay);
+    # or a report's subject over a named recipient with an SMTP status.
+    worded = report.has_failure_words or bool(report.recipients) and (report.has_status_code or report.delayed)
+    if software and (subject_says or worded) or (subject_says and named):
+        failed = _keep(_text_recipients(report), exclude, reply_domain)
+        reason = "delivery report (%s)" % ("subject" if subject_says else "recipients named")
+        return Classification(Kind.BOUNCE, reason=reason, failed_recipients=failed, status=_overall_status(failed, report))
+    return None
+
+
+def _automatic_headers(parsed: ParsedEmail) -> str | None:
+    auto_submitted = (parsed.header("auto-submitted") or "").strip().lower()
+    if auto_submitted and not auto_submitted.startswith("no"):
+        return "Auto-Submitted"
+    for name in ("x-autoreply", "x-autorespond", "x-autogenerated"):
+        if parsed.header(name) is not None:
+            return name
+    precedence = (parsed.header("precedence") or "").strip().lower()
+    return "Precedence" if precedence in _LIST_PRECEDENCE else None
+
+
+def _daemon_name(parsed: ParsedEmail) -> str | None:
+    name = (parsed.sender_name or "").strip()
+    return name if name and _DAEMON_NAMES.match(name[:80]) else None
+
+
+def _text_report(parsed: ParsedEmail, exclude: set[str], *, delayed_hint: bool = False, subject: str = "") -> TextReport:
+    """The text part's report; the HTML part's when the text names nobody (an HTML-only
+    report whose returned message brought the only text/plain part)."""
+    report = read_text_report(parsed.text or "", exclude=frozenset(exclude), delayed_hint=delayed_hint, subject=subject)
+    if report.recipients or not parsed.html:
+        return report
+    from_html = read_text_report(
+        html_to_plain(parsed.html), exclude=frozenset(exclude), delayed_hint=delayed_hint, subject=subject
+    )
+    if from_html.recipients or not (report.has_failure_words or report.delayed):
+        return from_html
+    return report
+
+
+def _text_recipients(report: TextReport | None) -> tuple[FailedRecipient, ...]:
+    if report is None:
+        return ()
+    return tuple(
+        FailedRecipient(address, status, "failed" if status.startswith("5") else "delayed")
+        for address, status in report.recipients
+    )
+
+
+def _keep(
+    found: tuple[FailedRecipient, ...], exclude: set[str], reply_domain: str
+) -> tuple[FailedRecipient, ...]:
+    """Never our own addresses (a report quotes them as the sender), nor the report's."""
+    return tuple(
+        r for r in found if r.address not in exclude and r.address.rsplit("@", 1)[-1] != reply_domain
+    )
+
+
+def _merge(*groups: tuple[FailedRecipient, ...]) -> tuple[FailedRecipient, ...]:
+    found: dict[str, FailedRecipient] = {}
+    for group in groups:
+        for recipient in group:
+            found.setdefault(recipient.address, recipient)
+    return tuple(found.values())
+
+
+def _overall_status(failed: tuple[FailedRecipient, ...], report: TextReport | None) -> str | None:
+    """The report's verdict for a recipient it does not name: its first permanent status,
+    else its first status, else what its words say (a delay notice is 4.0.0)."""
+    statuses = [r.status for r in failed if r.status]
+    if statuses:
+        return next((s for s in statuses if s.startswith("5")), statuses[0])
+    return report.status if report is not None else None
 
 
 def _auto_reply_reason(parsed: ParsedEmail, sender: str) -> str | None:
@@ -138,22 +298,42 @@ def _summary(parsed: ParsedEmail) -> str | None:
 
 def failed_recipients(parsed: ParsedEmail) -> tuple[FailedRecipient, ...]:
     """Per-recipient results of a DSN, plus any X-Failed-Recipients addresses."""
+    return _merge(_dsn_recipients(parsed.delivery_status or ""), _x_failed_recipients(parsed))
+
+
+def _dsn_recipients(text: str) -> tuple[FailedRecipient, ...]:
+    """The per-recipient groups of an RFC 3464 body that did not succeed.
+
+    Original-Recipient (the address as we sent it) wins over Final-Recipient, which a
+    receiving server may have rewritten (an alias, a forward, an internal mailbox name).
+    A group without Status takes its Action's meaning: failed is 5.0.0, delayed 4.0.0.
+    """
     found: dict[str, FailedRecipient] = {}
-    for fields in _status_groups(parsed.delivery_status or ""):
-        address = _address_field(fields.get("final-recipient") or fields.get("original-recipient") or "")
+    for fields in _status_groups(text[:_DSN_CAP]):
+        address = _address_field(fields.get("original-recipient") or "") or _address_field(
+            fields.get("final-recipient") or ""
+        )
         if not address:
             continue
         action = (fields.get("action") or "").strip().lower() or None
         if action in ("delivered", "relayed", "expanded"):
             continue
-        status_match = re.search(r"\b([245]\.\d{1,3}\.\d{1,3})\b", fields.get("status") or "")
-        found[address] = FailedRecipient(address, status_match.group(1) if status_match else None, action)
-    for value in parsed.header_values("x-failed-recipients"):
-        for address in re.split(r"[,\s]+", value):
-            address = address.strip("<>").lower()
-            if "@" in address and address not in found:
-                found[address] = FailedRecipient(address, "5.0.0", "failed")
+        status_match = _STATUS_RE.search(fields.get("status") or "")
+        status = status_match.group(1) if status_match else None
+        if status is None:
+            status = {"failed": "5.0.0", "delayed": "4.0.0"}.get(action or "")
+        found.setdefault(address, FailedRecipient(address, status, action))
     return tuple(found.values())
+
+
+def _x_failed_recipients(parsed: ParsedEmail) -> tuple[FailedRecipient, ...]:
+    found: list[FailedRecipient] = []
+    for value in parsed.header_values("x-failed-recipients"):
+        for address in re.split(r"[,\s]+", value[:4096]):
+            address = address.strip("<>").lower()
+            if "@" in address:
+                found.append(FailedRecipient(address, "5.0.0", "failed"))
+    return tuple(found)
 
 
 def _status_groups(text: str) -> list[dict[str, str]]:
@@ -176,6 +356,9 @@ def _status_groups(text: str) -> list[dict[str, str]]:
 
 
 def _address_field(value: str) -> str | None:
-    """'rfc822; bob@example.com' -> 'bob@example.com'."""
-    address = value.split(";", 1)[-1].strip().strip("<>").lower()
-    return address if "@" in address else None
+    """'rfc822; bob@example.com' -> 'bob@example.com' (None for 'unknown; ...' or no address)."""
+    kind, sep, rest = value.partition(";")
+    if sep and kind.strip().lower() not in ("rfc822", "utf-8", ""):
+        return None
+    address = (rest if sep else value).strip().strip("<>").strip().lower()
+    return address if "@" in address and " " not in address and len(address) <= 320 else None

@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from inbound.bounces import record_bounce, signed_outbox
-from inbound.classify import classify
+from inbound.classify import Kind, classify
 from inbound.parse import ParsedEmail, UnparseableEmail, parse_email
 from inbound.reply_text import extract_reply
 from inbound.route import (
@@ -136,13 +136,17 @@ def _process(
     # writer lock (and so every SMTP accept) for the length of a parse.
     with session_factory() as session:
         found = session.execute(
-            select(InboundEmail.outcome, InboundEmail.envelope_to, InboundEmail.message_id_header, InboundEmail.raw).where(
-                InboundEmail.id == inbound_email_id
-            )
+            select(
+                InboundEmail.outcome,
+                InboundEmail.envelope_from,
+                InboundEmail.envelope_to,
+                InboundEmail.message_id_header,
+                InboundEmail.raw,
+            ).where(InboundEmail.id == inbound_email_id)
         ).first()
     if found is None or found.outcome != "received":
         return None
-    email = _prepare(found.envelope_to, found.raw, found.message_id_header, settings)
+    email = _prepare(found.envelope_from, found.envelope_to, found.raw, found.message_id_header, settings)
     for attempt in (1, 2):
         try:
             with session_factory() as session, session.begin():
@@ -215,18 +219,27 @@ def parse_for_storage(raw: bytes) -> ParsedEmail:
     return _storable_email(parse_email(raw))
 
 
-def _prepare(envelope_to: str, raw: bytes, dedupe_id: str | None, settings: Settings) -> _Email:
+def _prepare(envelope_from: str, envelope_to: str, raw: bytes, dedupe_id: str | None, settings: Settings) -> _Email:
     try:
         parsed: ParsedEmail | None = parse_for_storage(raw)
     except UnparseableEmail:
         parsed = None
     kind, reason, summary, failures = "reply", None, None, ()
     if parsed is not None:
-        result = classify(parsed, reply_domain=settings.reply_domain, own_addresses=(settings.notifications_address,))
+        result = classify(
+            parsed,
+            reply_domain=settings.reply_domain,
+            own_addresses=(settings.notifications_address,),
+            envelope_sender=envelope_from,
+        )
         kind, reason, summary = result.kind.value, result.reason, result.summary
         failures = tuple(
             (storable(f.address), storable(f.status or "unknown status"), f.permanent) for f in result.failed_recipients
         )
+        if result.kind is Kind.BOUNCE and not failures and result.status:
+            # A text report that names nobody we can read still says what became of the
+            # one email its VERP address identifies: "" is that email's own recipient.
+            failures = (("", result.status, result.status.startswith("5")),)
     return _Email(
         rcpt_tos=tuple(a for a in envelope_to.split(", ") if a),
         raw=raw,

@@ -38,7 +38,10 @@ _IGNORED_TYPES = frozenset(
     }
 )
 _IGNORED_NAMES = frozenset({"winmail.dat", "smime.p7s", "signature.asc", "smime.p7m"})
-_REPORT_TYPES = frozenset({"message/delivery-status", "message/disposition-notification"})
+# RFC 3464 and RFC 6533 (internationalised) per-recipient delivery results.
+_DELIVERY_STATUS_TYPES = frozenset({"message/delivery-status", "message/global-delivery-status"})
+# Read receipts (RFC 8098): machine-made, never a person's words; not delivery results.
+_REPORT_TYPES = _DELIVERY_STATUS_TYPES | {"message/disposition-notification"}
 _ID_RE = re.compile(r"<([^<>\s]+)>")
 
 
@@ -74,7 +77,7 @@ class ParsedEmail:
     )
     content_type: str = "text/plain"
     report_type: str | None = None  # e.g. "delivery-status" for a DSN
-    delivery_status: str | None = field(default=None, repr=False)
+    delivery_status: str | None = field(default=None, repr=False)  # a message/delivery-status part
     reported_message_id: str | None = None  # Message-ID of the mail a report is about
     # Why the From is not one person's address (several From headers or addresses, a
     # group, a malformed header): such an email is quarantined (`inbound.sender`).
@@ -123,6 +126,9 @@ def parse_email(raw: bytes) -> ParsedEmail:
         # the declared charset with errors="replace" instead.
         body.texts, body.htmls = python_body.texts, python_body.htmls
     body.reported_message_id = body.reported_message_id or python_body.reported_message_id
+    body.report_type = body.report_type or python_body.report_type
+    if body.delivery_status is None:
+        body.delivery_status = python_body.delivery_status
     return _build(headers, body, header_msg)
 
 
@@ -285,7 +291,8 @@ def _walk_flanker(part: Any, body: _Body) -> None:
             _walk_flanker(child, body)
         return
     if ctype in _REPORT_TYPES:
-        body.delivery_status = _flanker_text(part)
+        if ctype in _DELIVERY_STATUS_TYPES:
+            body.delivery_status = _flanker_text(part)
         return
     if ctype in ("message/rfc822", "text/rfc822-headers") and body.report_type:
         body.reported_message_id = _reported_id(_flanker_bytes(part))
@@ -344,7 +351,8 @@ def _python_body(msg: Message) -> _Body:
             continue
         payload = part.get_payload(decode=True) or b""
         if ctype in _REPORT_TYPES:
-            body.delivery_status = _decode_bytes(payload, part.get_content_charset())
+            if ctype in _DELIVERY_STATUS_TYPES:
+                body.delivery_status = _decode_bytes(payload, part.get_content_charset())
             continue
         disposition = (part.get_content_disposition() or "").lower()
         filename = _clean_filename(_decode_header(part.get_filename() or ""))
