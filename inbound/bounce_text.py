@@ -67,7 +67,9 @@ _ANGLE_COLON_RE = re.compile(r"\s{0,40}<(" + _ADDRESS + r")>:")
 _BARE_ADDRESS_RE = re.compile(r"\s{0,40}(?:[*\u2022]\s{0,3})?[<\"'(\[]{0,2}(" + _ADDRESS + r")[>\"')\]]{0,2}[:,.]?\s{0,40}")
 _ENHANCED_RE = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 _SMTP_CODE_RE = re.compile(r"(?<![\w.#-])([45][0-5]\d)(?=[ -]|$)")
-_CODE_IN_PROSE_RE = re.compile(r"(?m)(?:^|said:?\s|\(|#|\])\s{0,3}[45][0-5]\d[ -]")
+# An SMTP reply as a transcript shows it ("said: 550 ...", "<<< 550 ...", "(#5.1.1)"); a
+# bare "550" in prose could be anything, an enhanced code (`_ENHANCED_RE`) could not.
+_CODE_IN_PROSE_RE = re.compile(r"(?:said:?|<<<|answered|replied|response\s+was:?)\s{0,3}[45][0-5]\d[ -]", re.I)
 _ANGLE_RE = re.compile(r"<(" + _ADDRESS + r")>")
 
 _FAILURE_RE = re.compile(
@@ -174,6 +176,7 @@ def read_text_report(
     delayed = delayed_hint or bool(_DELAY_RE.search(joined) or _TEMPORARY_WORDS_RE.search(joined)) and not _gave_up(joined)
     coded = bool(_ENHANCED_RE.search(joined) or _CODE_IN_PROSE_RE.search(joined))
     found: dict[str, str] = {}
+    uncoded: set[str] = set()  # recipients whose status came from words, not a code
     window_end = -1
     for index, line in enumerate(lines):
         intro = _FAILURE_RE.search(line) or _DELAY_RE.search(line) or _NEUTRAL_INTRO_RE.search(line)
@@ -183,8 +186,18 @@ def read_text_report(
             address = address.strip(".").lower()
             if not _reportable(address, exclude) or address in found:
                 continue
-            found[address] = _status_near(lines, index, delayed)
+            found[address], from_code = _status_near(lines, index, delayed)
+            if not from_code:
+                uncoded.add(address)
             window_end = max(window_end, index + _INTRO_WINDOW)
+    codes_in_text = {"%s.%s.%s" % m.groups() for m in _ENHANCED_RE.finditer(joined)}
+    if len(codes_in_text) == 1:
+        # One code in the whole explanation (Gmail and Office 365 put it paragraphs below
+        # the address): the status of every recipient whose own lines gave none, unless
+        # it contradicts a delay notice.
+        only = codes_in_text.pop()
+        if not (delayed and only.startswith("5")):
+            found = {address: only if address in uncoded else status for address, status in found.items()}
     if not found and subject and (failure_worded or delayed):
         for match in _ADDRESS_RE.finditer(subject[:300]):
             address = match.group(0).strip(".").lower()
@@ -234,8 +247,9 @@ def _gave_up(text: str) -> bool:
     return bool(re.search(r"(?:gave|giving)\s+up|could\s+not\s+be\s+delivered\s+(?:with)?in\s+\d|permanent", text, re.I))
 
 
-def _status_near(lines: list[str], index: int, delayed: bool) -> str:
-    """The RFC 3463 status of the recipient on `lines[index]`, from the lines that explain it."""
+def _status_near(lines: list[str], index: int, delayed: bool) -> tuple[str, bool]:
+    """The RFC 3463 status of the recipient on `lines[index]`, from the lines that explain
+    it, and whether a code said so (rather than words or the report's tone)."""
     detail = [lines[index]]
     for line in lines[index + 1 : index + 1 + _DETAIL_LINES]:
         if _ANGLE_COLON_RE.match(line) or (line.strip() and _LEADING_ADDRESS_RE.fullmatch(line.strip())):
@@ -244,12 +258,12 @@ def _status_near(lines: list[str], index: int, delayed: bool) -> str:
     text = "\n".join(detail)
     enhanced = _ENHANCED_RE.search(text)
     if enhanced and enhanced.group(1) in "45":
-        return "%s.%s.%s" % enhanced.groups()
+        return "%s.%s.%s" % enhanced.groups(), True
     code = _SMTP_CODE_RE.search(text)
     if code:
-        return "%s.0.0" % code.group(1)[0]
-    if _PERMANENT_WORDS_RE.search(text):
-        return "5.0.0"
+        return "%s.0.0" % code.group(1)[0], True
+    if _PERMANENT_WORDS_RE.search(text) and not delayed:
+        return "5.0.0", False
     if delayed or _TEMPORARY_WORDS_RE.search(text):
-        return "4.0.0"
-    return "5.0.0"
+        return "4.0.0", False
+    return "5.0.0", False

@@ -77,7 +77,7 @@ _BOUNCE_SUBJECT = re.compile(
     r"|returned\s+(?:mail|message|to\s+sender)|returning\s+(?:message\s+)?to\s+sender|returning\s+message"
     r"|(?:mail|message)\s+failed|не\s+доставлен|(?:mail|message|e-?mail)\s+(?:could\s+not|couldn't"
     r"|cannot|can't|was\s+not|wasn't|not|has\s+not\s+been)\s+(?:be\s+)?(?:delivered|sent)|could\s+not\s+be\s+delivered"
-    r"|(?:message|mail)\s+(?:delayed|delay|held|rejected|bounced)|warning:\s+(?:message|mail)|unable\s+to\s+deliver"
+    r"|(?:message|mail)\s+(?:delayed|delay|held|rejected|bounced)|delayed\s+(?:mail|message)|warning:\s+(?:message|mail)|unable\s+to\s+deliver"
     r"|error\s+(?:during|delivering|sending)|delivery\s+notification|unzustellbar|nicht\s+zustellbar"
     r"|nicht\s+zugestellt|non\s+remis|non\s+recapitabile|no\s+(?:se\s+pudo\s+)?entregad|onbestelbaar"
     r"|niet\s+afgeleverd|n[ãa]o\s+entregue|impossible\s+de\s+remettre|\bndr\b|\bdsn\b)",
