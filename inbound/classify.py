@@ -148,8 +148,6 @@ def _machine_origin(parsed: ParsedEmail, sender: str, envelope_sender: str | Non
             return "null Return-Path"
     elif _BOUNCE_SENDERS.match(return_path.strip("<> ")):
         return "Return-Path %s" % return_path.strip("<> ").split("@", 1)[0]
-    if not sender:
-        return "no sender address"
     if _BOUNCE_SENDERS.match(sender):
         return "sent from %s" % sender.split("@", 1)[0]
     return None
@@ -178,7 +176,7 @@ def _bounce_verdict(
         return Classification(Kind.BOUNCE, reason="delivery status notification", failed_recipients=failed, status=status)
     subject = parsed.subject or ""
     subject_says = bool(_BOUNCE_SUBJECT.search(subject[:300])) and not _REPLY_PREFIX.match(subject)
-    software = machine or _automatic_headers(parsed) or _daemon_name(parsed)
+    software = machine or _automatic_headers(parsed) or _daemon_name(parsed) or _null_from(parsed)
     if not subject_says and not software:
         return None
     report = _text_report(
@@ -204,6 +202,13 @@ def _automatic_headers(parsed: ParsedEmail) -> str | None:
             return name
     precedence = (parsed.header("precedence") or "").strip().lower()
     return "Precedence" if precedence in _LIST_PRECEDENCE else None
+
+
+def _null_from(parsed: ParsedEmail) -> str | None:
+    """`From: Mail Delivery System <>`: an MTA copying the null reverse-path into From.
+    Evidence for a report only: a From with no address is otherwise quarantined."""
+    value = parsed.header("from")
+    return "empty From" if value is not None and re.search(r"<\s{0,5}>", value[:500]) else None
 
 
 def _daemon_name(parsed: ParsedEmail) -> str | None:

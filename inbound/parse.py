@@ -126,9 +126,6 @@ def parse_email(raw: bytes) -> ParsedEmail:
         # the declared charset with errors="replace" instead.
         body.texts, body.htmls = python_body.texts, python_body.htmls
     body.reported_message_id = body.reported_message_id or python_body.reported_message_id
-    body.report_type = body.report_type or python_body.report_type
-    if body.delivery_status is None:
-        body.delivery_status = python_body.delivery_status
     return _build(headers, body, header_msg)
 
 

@@ -574,3 +574,20 @@ def test_the_text_scan_reads_a_bounded_prefix(text: str) -> None:
     """Whatever the size, only the first 64 KB are read: a 3 MB text costs what 64 KB does."""
     small = text[: 64 * 1024]
     assert read_text_report(text) == read_text_report(small)
+
+
+def test_a_bounce_forwarded_as_an_attachment_is_a_persons_reply() -> None:
+    """The report inside a forwarded email is the parent's attachment, not a report to us."""
+    inner = dsn("delivery-status", "Final-Recipient: rfc822; old@parents.example\nAction: failed\nStatus: 5.1.1")
+    raw = email(
+        """
+        From: Emma <emma@parents.example>
+        Subject: Fwd: Undelivered Mail Returned to Sender
+        MIME-Version: 1.0
+        Content-Type: multipart/mixed; boundary="F"
+        """,
+        "--F\nContent-Type: text/plain\n\nMy old address bounced, please use this one from now on.\n\n"
+        "--F\nContent-Type: message/rfc822\n\n" + inner.decode() + "\n--F--\n",
+    )
+    result = verdict(raw, envelope_sender="emma@parents.example")
+    assert (result.kind, result.failed_recipients) == (Kind.REPLY, ())
