@@ -65,7 +65,7 @@ _STRONG_LABEL_RE = re.compile(
 _ANGLE_COLON_RE = re.compile(r"\s{0,40}<(" + _ADDRESS + r")>:")
 # A line that is nothing but one address (quoted, bracketed, bulleted).
 _BARE_ADDRESS_RE = re.compile(r"\s{0,40}(?:[*\u2022]\s{0,3})?[<\"'(\[]{0,2}(" + _ADDRESS + r")[>\"')\]]{0,2}[:,.]?\s{0,40}")
-_ENHANCED_RE = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
+_ENHANCED_RE = re.compile(r"(?<![\d.])([45])\.([0-7])\.(\d{1,3})(?![\d.])")
 _SMTP_CODE_RE = re.compile(r"(?<![\w.#-])([45][0-5]\d)(?=[ -]|$)")
 # An SMTP reply as a transcript shows it ("said: 550 ...", "<<< 550 ...", "(#5.1.1)"); a
 # bare "550" in prose could be anything, an enhanced code (`_ENHANCED_RE`) could not.
@@ -126,6 +126,12 @@ _TEMPORARY_WORDS_RE = re.compile(
     r"(?:delayed|delay\b|will\s+(?:continue\s+to\s+)?(?:re)?try|(?:keep|still)\s+trying|not\s+yet\s+been\s+delivered"
     r"|has\s+not\s+been\s+delivered\s+yet|temporar|deferred|retry\s+(?:time|timeout)|warning|try\s+again\s+later"
     r"|no\s+action\s+is\s+required|will\s+be\s+retried|queued)",
+    re.I,
+)
+# "was not delivered within 2 days", "queue period expired": the retries are over.
+_GAVE_UP_RE = re.compile(
+    r"(?:gave|giving|given)\s+up|not\s+(?:be(?:en)?\s+)?delivered\s+(?:with)?in\s+\d|permanent"
+    r"|(?:queue|retry)\s+(?:period|time)\s+(?:has\s+)?expired|message\s+expired",
     re.I,
 )
 _SKIP_LOCALS = frozenset({"postmaster", "mailer-daemon", "mailerdaemon", "mail-daemon", "abuse", "hostmaster", "webmaster"})
@@ -244,7 +250,7 @@ def _reportable(address: str, exclude: frozenset[str]) -> bool:
 
 def _gave_up(text: str) -> bool:
     """A report that retried and then gave up is final, whatever it says about retrying."""
-    return bool(re.search(r"(?:gave|giving)\s+up|could\s+not\s+be\s+delivered\s+(?:with)?in\s+\d|permanent", text, re.I))
+    return bool(_GAVE_UP_RE.search(text))
 
 
 def _status_near(lines: list[str], index: int, delayed: bool) -> tuple[str, bool]:
@@ -257,7 +263,7 @@ def _status_near(lines: list[str], index: int, delayed: bool) -> tuple[str, bool
         detail.append(line)
     text = "\n".join(detail)
     enhanced = _ENHANCED_RE.search(text)
-    if enhanced and enhanced.group(1) in "45":
+    if enhanced:
         return "%s.%s.%s" % enhanced.groups(), True
     code = _SMTP_CODE_RE.search(text)
     if code:

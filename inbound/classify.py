@@ -326,7 +326,12 @@ def _dsn_recipients(text: str) -> tuple[FailedRecipient, ...]:
         status_match = _STATUS_RE.search(fields.get("status") or "")
         status = status_match.group(1) if status_match else None
         if status is None:
-            status = {"failed": "5.0.0", "delayed": "4.0.0"}.get(action or "")
+            # Some MTAs write an SMTP reply ("553 ...") or nothing: its class, else the
+            # Action's meaning ("failure" is what a few write for "failed").
+            basic = re.match(r"\s{0,5}([45])[0-5]\d\b", fields.get("status") or "")
+            status = "%s.0.0" % basic.group(1) if basic else None
+        if status is None:
+            status = {"failed": "5.0.0", "failure": "5.0.0", "delayed": "4.0.0"}.get(action or "")
         found.setdefault(address, FailedRecipient(address, status, action))
     return tuple(found.values())
 

@@ -591,3 +591,36 @@ def test_a_bounce_forwarded_as_an_attachment_is_a_persons_reply() -> None:
     )
     result = verdict(raw, envelope_sender="emma@parents.example")
     assert (result.kind, result.failed_recipients) == (Kind.REPLY, ())
+
+
+def test_a_version_number_is_not_a_status_code() -> None:
+    raw = email(
+        f"""
+        From: System Administrator <postmaster@corp.example>
+        To: {BOUNCE}
+        Subject: Undeliverable: Pawpost 2.0.12 is out
+        """,
+        "Your message\n\n  Subject: Pawpost 2.0.12 is out\n\ndid not reach the following recipient(s):\n\n"
+        "mia.chen@corp.example on Tue, 3 Mar 2026\n    The recipient name is not recognized",
+    )
+    assert failures(verdict(raw)) == [("mia.chen@corp.example", "5.0.0", True)]
+
+
+def test_a_dsn_with_an_smtp_reply_as_status_and_a_nonstandard_action() -> None:
+    groups = "Final-Recipient: rfc822;ben@parents.example\nAction: failure\nStatus: 553 Exceeded maximum size"
+    assert failures(verdict(dsn("delivery-status", groups))) == [("ben@parents.example", "5.0.0", True)]
+
+
+def test_a_report_that_stopped_retrying_is_final() -> None:
+    raw = email(
+        f"""
+        From: Mail Delivery Subsystem <MAILER-DAEMON@mx.vets.example>
+        To: {BOUNCE}
+        Subject: Returned mail: Cannot send message for 5 days
+        """,
+        "Your message was not delivered within 5 days: the destination was not reachable and\n"
+        "the message is queued no longer.\n\nThe following recipients did not receive your message:\n\n"
+        "     <grace@vets.example>\n",
+    )
+    result = verdict(raw)
+    assert failures(result) == [("grace@vets.example", "5.0.0", True)]
