@@ -72,20 +72,26 @@ _SMTP_CODE_RE = re.compile(r"(?<![\w.#-])([45][0-5]\d)(?=[ -]|$)")
 _CODE_IN_PROSE_RE = re.compile(r"(?:said:?|<<<|answered|replied|response\s+was:?)\s{0,3}[45][0-5]\d[ -]", re.I)
 _ANGLE_RE = re.compile(r"<(" + _ADDRESS + r")>")
 
+# Words only a delivery report uses: they make a report of software's email on their own.
 _FAILURE_RE = re.compile(
     r"(?:could\s+not\s+be\s+deliver|couldn't\s+be\s+deliver|cannot\s+be\s+deliver|can't\s+be\s+deliver"
     r"|was\s+not\s+deliver|wasn't\s+deliver|were\s+not\s+deliver|has\s+not\s+been\s+deliver|not\s+delivered\s+to"
     r"|(?:was|were)(?:\s+not|n't)\s+able\s+to\s+deliver|unable\s+to\s+deliver|not\s+able\s+to\s+deliver"
     r"|delivery\s+(?:has\s+)?failed|delivery\s+to\s+the\s+following|failed\s+to\s+the\s+following"
-    r"|failed\s+permanently|following\s+(?:address|recipient|destination|user)|these\s+recipients"
-    r"|did\s+not\s+reach|could\s+not\s+reach|cannot\s+be\s+reached|could\s+not\s+be\s+reached|undeliverable"
-    r"|permanent\s+(?:fatal\s+)?error|fatal\s+error|did\s+not\s+receive|delivery\s+(?:failure|problem)"
-    r"|non\s+remis|unzustellbar|nicht\s+zugestellt|konnte\s+nicht\s+zugestellt"
+    r"|failed\s+permanently|did\s+not\s+reach|could\s+not\s+reach|cannot\s+be\s+reached|could\s+not\s+be\s+reached"
+    r"|undeliverable|permanent\s+(?:fatal\s+)?error|non\s+remis|unzustellbar|nicht\s+zugestellt|konnte\s+nicht\s+zugestellt"
     r"|no\s+se\s+(?:pudo|ha\s+podido)\s+entregar|impossible\s+de\s+(?:remettre|livrer|distribuer)"
     r"|non\s+(?:è|e')\s+stato\s+(?:possibile\s+)?(?:recapitat|consegnat)|niet\s+(?:worden\s+)?afgeleverd"
-    r"|unknown\s+(?:user|recipient|address)|user\s+unknown|recipient\s+unknown"
-    r"|no\s+such\s+(?:user|mailbox|recipient|address|account)|(?:mail|message)\s+(?:has\s+been|was|is\s+being)\s+returned"
+    r"|unknown\s+(?:user|recipient)|user\s+unknown|recipient\s+unknown"
+    r"|no\s+such\s+(?:user|mailbox|recipient|account)|(?:mail|message)\s+(?:has\s+been|was|is\s+being)\s+returned"
     r"|не\s+может\s+быть\s+доставлено|не\s+(?:было\s+)?доставлено|無法投遞|配信できませんでした)",
+    re.I,
+)
+# Words that introduce a report's list of recipients, but that an out-of-office text may
+# also use ("please write to the following address"): they open a window, prove nothing.
+_LIST_INTRO_RE = re.compile(
+    r"(?:following\s+(?:address|recipient|destination|user)|these\s+recipients|did\s+not\s+receive"
+    r"|fatal\s+error|delivery\s+(?:failure|problem))",
     re.I,
 )
 # A delay notice's introduction: the report is about a recipient, but not final.
@@ -185,7 +191,12 @@ def read_text_report(
     uncoded: set[str] = set()  # recipients whose status came from words, not a code
     window_end = -1
     for index, line in enumerate(lines):
-        intro = _FAILURE_RE.search(line) or _DELAY_RE.search(line) or _NEUTRAL_INTRO_RE.search(line)
+        intro = (
+            _FAILURE_RE.search(line)
+            or _DELAY_RE.search(line)
+            or _LIST_INTRO_RE.search(line)
+            or _NEUTRAL_INTRO_RE.search(line)
+        )
         if intro:
             window_end = index + _INTRO_WINDOW
         for address in _line_candidates(line, index <= window_end, intro):

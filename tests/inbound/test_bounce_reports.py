@@ -511,6 +511,17 @@ VACATIONS = [
         "I am away on holiday without email. Your message will be read when I return.",
         id="zimbra-vacation",
     ),
+    pytest.param(
+        """
+        From: Ava King <ava@work.example>
+        Subject: Away: New messages about Bella
+        Auto-Submitted: auto-replied
+        """,
+        "I'm on leave until the 20th. For urgent matters please write to the following address:\n\n"
+        "   office@work.example\n\nIf you did not receive an answer by then, a fatal error on my side "
+        "is unlikely: 550 thanks for your patience!",
+        id="vacation-naming-a-colleague",
+    ),
 ]
 
 
