@@ -56,6 +56,12 @@ _NAMING_RE = re.compile(
     r"recipient:|recipient\s+address:|mailbox:|address:)\s{0,3}[<\"'(\[]{0,2}(" + _ADDRESS + r")",
     re.I,
 )
+# A notice that the email arrived or went on (a success or relay DSN's text).
+_SUCCESS_RE = re.compile(
+    r"(?:successfully\s+(?:delivered|relayed)|delivery\s+(?:to\s+[^\n]{0,80})?(?:was\s+|has\s+)?succe"
+    r"|has\s+been\s+(?:delivered|relayed)\s+to|was\s+(?:delivered|relayed)\s+to)",
+    re.I,
+)
 # Labels that only ever name a failed recipient, wherever they appear.
 _STRONG_LABEL_RE = re.compile(
     r"\s{0,40}(?:failed|intended|original|final|unknown|invalid|bad)\s+recipient(?:\s+address)?\s{0,3}:|\s{0,40}error-for\s{0,3}:",
@@ -149,7 +155,7 @@ _TAG_RE = re.compile(r"<[^<>]{0,500}>")
 class TextReport:
     """What the explanation of a text bounce says."""
 
-    recipients: tuple[tuple[str, str], ...]  # (address, RFC 3463 status), in order
+    recipients: tuple[tuple[str, str | None], ...]  # (address, RFC 3463 status or None), in order
     has_failure_words: bool  # worded as a failed delivery ("could not be delivered", ...)
     has_status_code: bool  # an SMTP or RFC 3463 code appeared in the explanation
     delayed: bool  # worded as a delay/warning ("will retry", "not yet been delivered")
@@ -174,20 +180,31 @@ def explanation_lines(text: str) -> list[str]:
 
 
 def read_text_report(
-    text: str, *, exclude: frozenset[str] = frozenset(), delayed_hint: bool = False, subject: str = ""
+    text: str,
+    *,
+    exclude: frozenset[str] = frozenset(),
+    delayed_hint: bool = False,
+    failed_hint: bool = False,
+    subject: str = "",
 ) -> TextReport:
     """Scan the explanation of a text bounce.
 
     `exclude` holds addresses never reported (ours, the report's sender); `delayed_hint`
-    says the subject already calls it a delay; the subject's own addresses are the
-    recipients when the text names none ("Undeliverable: bob@example.com").
+    and `failed_hint` say the subject already calls it a delay or a failure; the subject's
+    own addresses are the recipients when the text names none ("Undeliverable: bob@x").
+    A recipient whose lines carry no code and no telling words gets the report's tone:
+    5.0.0 when it says the delivery failed, 4.0.0 for a delay, else no status (never
+    permanent: a success or relay notice listing its recipients must mark nobody).
     """
     lines = explanation_lines(text)
     joined = "\n".join(lines)
     failure_worded = bool(_FAILURE_RE.search(joined))
     delayed = delayed_hint or bool(_DELAY_RE.search(joined) or _TEMPORARY_WORDS_RE.search(joined)) and not _gave_up(joined)
     coded = bool(_ENHANCED_RE.search(joined) or _CODE_IN_PROSE_RE.search(joined))
-    found: dict[str, str] = {}
+    if not failure_worded and not delayed and _SUCCESS_RE.search(joined):
+        return TextReport((), False, coded, False, None)
+    default = "4.0.0" if delayed else "5.0.0" if failure_worded or failed_hint else None
+    found: dict[str, str | None] = {}
     uncoded: set[str] = set()  # recipients whose status came from words, not a code
     window_end = -1
     for index, line in enumerate(lines):
@@ -203,7 +220,7 @@ def read_text_report(
             address = address.strip(".").lower()
             if not _reportable(address, exclude) or address in found:
                 continue
-            found[address], from_code = _status_near(lines, index, delayed)
+            found[address], from_code = _status_near(lines, index, delayed, default)
             if not from_code:
                 uncoded.add(address)
             window_end = max(window_end, index + _INTRO_WINDOW)
@@ -219,13 +236,11 @@ def read_text_report(
         for match in _ADDRESS_RE.finditer(subject[:300]):
             address = match.group(0).strip(".").lower()
             if _reportable(address, exclude):
-                found.setdefault(address, "4.0.0" if delayed else "5.0.0")
-    status = None
-    if found or failure_worded or delayed:
-        status = "4.0.0" if delayed else "5.0.0"
-        codes = list(found.values())
-        if codes and not delayed:
-            status = next((s for s in codes if s.startswith("5")), codes[0])
+                found.setdefault(address, default)
+    status = default
+    codes = [s for s in found.values() if s]
+    if codes and not delayed:
+        status = next((s for s in codes if s.startswith("5")), codes[0])
     return TextReport(tuple(found.items()), failure_worded, coded, delayed, status)
 
 
@@ -264,7 +279,7 @@ def _gave_up(text: str) -> bool:
     return bool(_GAVE_UP_RE.search(text))
 
 
-def _status_near(lines: list[str], index: int, delayed: bool) -> tuple[str, bool]:
+def _status_near(lines: list[str], index: int, delayed: bool, default: str | None) -> tuple[str | None, bool]:
     """The RFC 3463 status of the recipient on `lines[index]`, from the lines that explain
     it, and whether a code said so (rather than words or the report's tone)."""
     detail = [lines[index]]
@@ -283,4 +298,4 @@ def _status_near(lines: list[str], index: int, delayed: bool) -> tuple[str, bool
         return "5.0.0", False
     if delayed or _TEMPORARY_WORDS_RE.search(text):
         return "4.0.0", False
-    return "5.0.0", False
+    return default, False

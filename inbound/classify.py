@@ -102,6 +102,7 @@ _LIST_PRECEDENCE = {"bulk", "junk", "list", "auto_reply"}
 _STATUS_RE = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?![\d.])")
 # A delivery-status body beyond this holds no more recipient groups worth reading.
 _DSN_CAP = 256 * 1024
+_RECIPIENT_GROUP_RE = re.compile(r"^(?:final|original)-recipient[ \t]{0,10}:", re.I | re.M)
 
 
 def classify(
@@ -169,7 +170,9 @@ def _bounce_verdict(
     if dsn is not None or parsed.report_type == "delivery-status" or parsed.header("x-failed-recipients"):
         failed = _keep(_merge(dsn or (), _x_failed_recipients(parsed)), exclude, reply_domain)
         report = None
-        if not failed:
+        if not failed and not _RECIPIENT_GROUP_RE.search((parsed.delivery_status or "")[:_DSN_CAP]):
+            # Only a report whose delivery-status part names nobody is read as text: one
+            # whose recipients were all delivered or relayed has said all there is.
             report = _text_report(parsed, exclude, subject=parsed.subject or "")
             failed = _keep(_text_recipients(report), exclude, reply_domain)
         status = _overall_status(failed, report)
@@ -179,8 +182,9 @@ def _bounce_verdict(
     software = machine or _automatic_headers(parsed) or _daemon_name(parsed) or _null_from(parsed)
     if not subject_says and not software:
         return None
+    delay_subject = subject_says and bool(_DELAY_SUBJECT.search(subject[:300]))
     report = _text_report(
-        parsed, exclude, delayed_hint=subject_says and bool(_DELAY_SUBJECT.search(subject[:300])), subject=subject
+        parsed, exclude, delayed_hint=delay_subject, failed_hint=subject_says and not delay_subject, subject=subject
     )
     named = bool(report.recipients) and report.has_status_code
     # Software saying a delivery failed (or naming a recipient with a status or a delay);
@@ -216,15 +220,16 @@ def _daemon_name(parsed: ParsedEmail) -> str | None:
     return name if name and _DAEMON_NAMES.match(name[:80]) else None
 
 
-def _text_report(parsed: ParsedEmail, exclude: set[str], *, delayed_hint: bool = False, subject: str = "") -> TextReport:
+def _text_report(
+    parsed: ParsedEmail, exclude: set[str], *, delayed_hint: bool = False, failed_hint: bool = False, subject: str = ""
+) -> TextReport:
     """The text part's report; the HTML part's when the text names nobody (an HTML-only
     report whose returned message brought the only text/plain part)."""
-    report = read_text_report(parsed.text or "", exclude=frozenset(exclude), delayed_hint=delayed_hint, subject=subject)
+    hints = {"delayed_hint": delayed_hint, "failed_hint": failed_hint, "subject": subject}
+    report = read_text_report(parsed.text or "", exclude=frozenset(exclude), **hints)
     if report.recipients or not parsed.html:
         return report
-    from_html = read_text_report(
-        html_to_plain(parsed.html), exclude=frozenset(exclude), delayed_hint=delayed_hint, subject=subject
-    )
+    from_html = read_text_report(html_to_plain(parsed.html), exclude=frozenset(exclude), **hints)
     if from_html.recipients or not (report.has_failure_words or report.delayed):
         return from_html
     return report
@@ -234,7 +239,7 @@ def _text_recipients(report: TextReport | None) -> tuple[FailedRecipient, ...]:
     if report is None:
         return ()
     return tuple(
-        FailedRecipient(address, status, "failed" if status.startswith("5") else "delayed")
+        FailedRecipient(address, status, None if status is None else "failed" if status.startswith("5") else "delayed")
         for address, status in report.recipients
     )
 
