@@ -206,7 +206,8 @@ def read_text_report(
     default = "4.0.0" if delayed else "5.0.0" if failure_worded or failed_hint else None
     found: dict[str, str | None] = {}
     uncoded: set[str] = set()  # recipients whose status came from words, not a code
-    window_end = -1
+    # A report's subject is an introduction too: the first lines may list the recipient.
+    window_end = _INTRO_WINDOW - 1 if failed_hint or delayed_hint else -1
     for index, line in enumerate(lines):
         intro = (
             _FAILURE_RE.search(line)

@@ -51,7 +51,10 @@ class Classification:
 
     @property
     def permanent(self) -> bool:
-        """A bounce that means "stop mailing this address"."""
+        """A bounce that means "stop mailing this address" (the report's own status when
+        it names nobody: the signed VERP address says whose email failed)."""
+        if not self.failed_recipients:
+            return bool(self.status and self.status.startswith("5"))
         return any(r.permanent for r in self.failed_recipients)
 
 
