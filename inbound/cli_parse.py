@@ -61,6 +61,9 @@ def describe(path: Path, reply_domain: str) -> dict[str, Any]:
             {"address": r.address, "status": r.status, "permanent": r.permanent}
             for r in verdict.failed_recipients
         ]
+        # What the report says about a recipient it does not name (the signed VERP
+        # address of a real bounce names it): 5.x.x would mark that address.
+        result["report_status"] = verdict.status
     elif verdict.kind is Kind.AUTO_REPLY:
         result["kind"] = "auto_reply"
         result["reason"] = verdict.reason

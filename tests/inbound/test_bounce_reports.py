@@ -8,6 +8,8 @@ Each email below is written for this file, in the shape the named software produ
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from inbound.bounce_text import read_text_report
 from inbound.classify import Kind, classify
@@ -710,3 +712,11 @@ def test_machine_senders_with_a_report_subject(sender: str) -> None:
     raw = email(f"From: {sender}\nTo: {BOUNCE}\nSubject: Mail delivery failed", "User unknown: <ben@isp.example>")
     result = verdict(raw)
     assert (result.kind, [r.address for r in result.failed_recipients]) == (Kind.BOUNCE, ["ben@isp.example"])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(alphabet=st.sampled_from(list("<>@.:-_ *#5042abcxyz\n\t\"'()[]")) | st.characters(), max_size=3000))
+def test_the_text_scan_never_fails_and_reports_only_addresses(text: str) -> None:
+    report = read_text_report(text, subject=text[:100], failed_hint=True)
+    for address, status in report.recipients:
+        assert "@" in address and (status is None or status[0] in "45")
