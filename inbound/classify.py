@@ -2,7 +2,9 @@
 
 Pure: it reads a ParsedEmail and plain config values, never a database. RFC 3834
 (Auto-Submitted), the de-facto auto-responder headers, RFC 3464 delivery status
-notifications and out-of-office subjects in the languages clients ship with.
+notifications, text bounces (`inbound.bounce_text`) and out-of-office subjects in the
+languages clients ship with. A report is decided before an auto-reply: many MTAs mark
+their bounces Auto-Submitted or Precedence: bulk, and a bounce must be read as one.
 """
 
 from __future__ import annotations
@@ -201,6 +203,8 @@ def _bounce_verdict(
 
 
 def _automatic_headers(parsed: ParsedEmail) -> str | None:
+    """The auto-reply header a report carries too (Exim, Sendmail and many gateways add
+    Auto-Submitted or Precedence: bulk): evidence of software, never a verdict alone."""
     auto_submitted = (parsed.header("auto-submitted") or "").strip().lower()
     if auto_submitted and not auto_submitted.startswith("no"):
         return "Auto-Submitted"
@@ -219,6 +223,8 @@ def _null_from(parsed: ParsedEmail) -> str | None:
 
 
 def _daemon_name(parsed: ParsedEmail) -> str | None:
+    """A report's display name ("Mail Delivery Subsystem") over any address; forgeable,
+    so it only counts beside a report's words."""
     name = (parsed.sender_name or "").strip()
     return name if name and _DAEMON_NAMES.match(name[:80]) else None
 
@@ -239,6 +245,7 @@ def _text_report(
 
 
 def _text_recipients(report: TextReport | None) -> tuple[FailedRecipient, ...]:
+    """A text report's recipients in the DSN's terms (no status: neither failed nor delayed)."""
     if report is None:
         return ()
     return tuple(
@@ -257,6 +264,7 @@ def _keep(
 
 
 def _merge(*groups: tuple[FailedRecipient, ...]) -> tuple[FailedRecipient, ...]:
+    """One entry per address, the first source's winning (the DSN before X-Failed-Recipients)."""
     found: dict[str, FailedRecipient] = {}
     for group in groups:
         for recipient in group:
@@ -345,6 +353,7 @@ def _dsn_recipients(text: str) -> tuple[FailedRecipient, ...]:
 
 
 def _x_failed_recipients(parsed: ParsedEmail) -> tuple[FailedRecipient, ...]:
+    """Exim's header: it lists only permanent failures."""
     found: list[FailedRecipient] = []
     for value in parsed.header_values("x-failed-recipients"):
         for address in re.split(r"[,\s]+", value[:4096]):
