@@ -75,7 +75,9 @@ _ENHANCED_RE = re.compile(r"(?<![\d.])([45])\.([0-7])\.(\d{1,3})(?![\d.])")
 _SMTP_CODE_RE = re.compile(r"(?<![\w.#-])([45][0-5]\d)(?=[ -]|$)")
 # An SMTP reply as a transcript shows it ("said: 550 ...", "<<< 550 ...", "(#5.1.1)"); a
 # bare "550" in prose could be anything, an enhanced code (`_ENHANCED_RE`) could not.
-_CODE_IN_PROSE_RE = re.compile(r"(?:said:?|<<<|answered|replied|response\s+was:?)\s{0,3}[45][0-5]\d[ -]", re.I)
+_CODE_IN_PROSE_RE = re.compile(
+    r"(?:said:?|<<<|answered|replied|response\s+was:?|error\s+code:?)\s{0,3}[45][0-5]\d(?![\d.])", re.I
+)
 _ANGLE_RE = re.compile(r"<(" + _ADDRESS + r")>")
 
 # Words only a delivery report uses: they make a report of software's email on their own.
@@ -96,7 +98,7 @@ _FAILURE_RE = re.compile(
 # Words that introduce a report's list of recipients, but that an out-of-office text may
 # also use ("please write to the following address"): they open a window, prove nothing.
 _LIST_INTRO_RE = re.compile(
-    r"(?:following\s+(?:address|recipient|destination|user)|these\s+recipients|did\s+not\s+receive"
+    r"(?:following\s+(?:address|recipient|destination|user)|these\s+recipients|did\s+not\s+receive|failed\s+recipients?"
     r"|fatal\s+error|delivery\s+(?:failure|problem))",
     re.I,
 )
@@ -160,6 +162,9 @@ class TextReport:
     has_status_code: bool  # an SMTP or RFC 3463 code appeared in the explanation
     delayed: bool  # worded as a delay/warning ("will retry", "not yet been delivered")
     status: str | None  # the report's own verdict, for a recipient it does not name
+    # A recipient in the `<bob@x>:` form that only MTAs write (qmail and its kin, in any
+    # language): software listing one is a report even when its words are not ours.
+    mta_form: bool = False
 
 
 def html_to_plain(markup: str) -> str:
@@ -202,7 +207,7 @@ def read_text_report(
     delayed = delayed_hint or bool(_DELAY_RE.search(joined) or _TEMPORARY_WORDS_RE.search(joined)) and not _gave_up(joined)
     coded = bool(_ENHANCED_RE.search(joined) or _CODE_IN_PROSE_RE.search(joined))
     if not failure_worded and not delayed and _SUCCESS_RE.search(joined):
-        return TextReport((), False, coded, False, None)
+        return TextReport((), False, coded, False, None, False)
     default = "4.0.0" if delayed else "5.0.0" if failure_worded or failed_hint else None
     found: dict[str, str | None] = {}
     uncoded: set[str] = set()  # recipients whose status came from words, not a code
@@ -242,7 +247,8 @@ def read_text_report(
     codes = [s for s in found.values() if s]
     if codes and not delayed:
         status = next((s for s in codes if s.startswith("5")), codes[0])
-    return TextReport(tuple(found.items()), failure_worded, coded, delayed, status)
+    mta_form = any(_ANGLE_COLON_RE.match(line) for line in lines[:_LINES_CAP])
+    return TextReport(tuple(found.items()), failure_worded, coded, delayed, status, mta_form and bool(found))
 
 
 def _line_candidates(line: str, in_window: bool, intro: re.Match[str] | None) -> list[str]:

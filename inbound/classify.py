@@ -194,7 +194,11 @@ def _bounce_verdict(
     named = bool(report.recipients) and report.has_status_code
     # Software saying a delivery failed (or naming a recipient with a status or a delay);
     # or a report's subject over a named recipient with an SMTP status.
-    worded = report.has_failure_words or bool(report.recipients) and (report.has_status_code or report.delayed)
+    worded = (
+        report.has_failure_words
+        or report.mta_form
+        or bool(report.recipients) and (report.has_status_code or report.delayed)
+    )
     if software and (subject_says or worded) or (subject_says and named):
         failed = _keep(_text_recipients(report), exclude, reply_domain)
         reason = "delivery report (%s)" % ("subject" if subject_says else "recipients named")

@@ -720,3 +720,37 @@ def test_the_text_scan_never_fails_and_reports_only_addresses(text: str) -> None
     report = read_text_report(text, subject=text[:100], failed_hint=True)
     for address, status in report.recipients:
         assert "@" in address and (status is None or status[0] in "45")
+
+
+def test_software_listing_recipients_in_the_mta_form_is_a_report_in_any_language() -> None:
+    """qmail and its kin write `<address>:` blocks whatever language their text is in."""
+    raw = email(
+        f"""
+        From: MAILER-DAEMON@correio.example
+        To: {BOUNCE}
+        Precedence: bulk
+        """,
+        "Olá. Este é o programa qmail-send em correio.example.\n"
+        "Não consegui entregar a sua mensagem aos seguintes endereços.\n\n"
+        "<ana.souza@correio.example>:\nCaixa postal inexistente.\n",
+    )
+    result = verdict(raw)
+    assert result.kind is Kind.BOUNCE
+    assert [r.address for r in result.failed_recipients] == ["ana.souza@correio.example"]
+
+
+def test_a_report_subject_over_an_mta_block_with_an_error_code() -> None:
+    """No software signal at all (an ordinary-looking gateway From, no envelope known): the
+    subject and a recipient block carrying an SMTP error code are enough."""
+    raw = email(
+        f"""
+        From: Mail Service <smtp-relay7@isp.example>
+        To: {BOUNCE}
+        Subject: Returned Mail - Error During Delivery
+        """,
+        "------ Failed Recipients ------\n\n"
+        "<ben@isp.example>: Requested action not taken: mailbox unavailable. [SMTP Error Code 550]\n"
+        "-------- Returned Mail --------\n",
+    )
+    result = verdict(raw)
+    assert (result.kind, failures(result)) == (Kind.BOUNCE, [("ben@isp.example", "5.0.0", True)])
