@@ -68,7 +68,7 @@ def describe(path: Path, reply_domain: str) -> dict[str, Any]:
     elif not parsed.sender_address:
         result["reason"] = "no usable sender address"
     elif not reply.visible and not parsed.attachments:
-        result["reason"] = "nothing left after trimming quotes and signature"
+        result["reason"] = "empty reply"
     else:
         result["kind"] = "reply"
     return result

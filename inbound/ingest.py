@@ -420,7 +420,7 @@ def _record_reply(session: Session, settings: Settings, row: InboundEmail, email
     try:
         message = post_parsed(session, thread, check, parsed, email.dedupe_id, now)
     except EmptyMessage:
-        _finish(row, "rejected", "no text or attachment left after removing quoted history")
+        _finish(row, "rejected", "empty reply")
         return
     _finish(row, "posted", None, message.id)
 

@@ -47,17 +47,17 @@ def extract_reply(text: str | None, html: str | None, *, sender: str | None = No
         kept, cut = _strip_quotes(lines)
     else:
         kept, cut = lines, []
-    if not _has_words(kept):  # never lose the user's words
-        kept, cut, removed = lines, [], []
+    if not _has_words(kept):
+        # Only quoted history (an empty or photo-only reply): nothing of it is posted,
+        # or the next empty reply would nest the whole digest once more.
+        kept, cut = [], lines
     removed.extend(cut)
     quote_stripped = _join(kept)
     visible_lines, sig = _strip_signature(kept, _sender_tokens(sender))
     if not _has_words(visible_lines):
-        visible_lines, sig = kept, []
+        visible_lines, sig = [], kept  # a signature and nothing else: no new words
     removed.extend(sig)
     visible = _join(visible_lines)
-    if not quote_stripped:
-        return Reply(visible="", trimmed="", quote_stripped="")
     return Reply(visible=visible, trimmed=_join(_split_lines("\n".join(removed))), quote_stripped=quote_stripped)
 
 
@@ -74,11 +74,8 @@ def _choose_body(text: str | None, html: str | None, removed: list[str]) -> tupl
     if html and html.strip():
         root = _parse_html(html)
         if _has_quote_structure(root) or not (text and text.strip()):
-            original = _render(root)
             cut_nodes = _cut_html_quotes(root)
             rendered = _render(root)
-            if not _has_words(_split_lines(rendered)):
-                return original, False  # the whole mail is one quote: keep it all
             removed.extend(_render(node) for node in cut_nodes)
             return rendered, True
     return text or "", True
@@ -585,6 +582,58 @@ def _restore_links(line: str) -> str:
     return line.replace("\x02", "<").replace("\x03", ">").replace("\x00", "\n")
 
 
+# A header field of a quoted email (bsd-mailx's ``~m`` quotes the original with a tab,
+# headers included, mbox "From " line first).
+_QUOTED_FIELD_RE = re.compile(r"^(?P<indent>[ \t]+|(?:[ \t]*>)+[ \t]?)(?:[A-Za-z][A-Za-z0-9-]{1,40}:(?:\s|$)|From \S+ .*\d{4})")
+_HEADER_NAMES_RE = re.compile(
+    r"^(?:[ \t>]*)(?:return-path|received|delivered-to|x-original-to|message-id|mime-version|content-type|"
+    r"content-transfer-encoding|dkim-signature|in-reply-to|references|reply-to|auto-submitted|"
+    r"x-[a-z0-9-]+|from|to|cc|date|subject):",
+    re.I,
+)
+
+
+def _quoted_header_length(lines: list[str], i: int) -> int:
+    """Lines from i that form an indented copy of an email's header block (0 when none).
+
+    At least three fields (continuation lines between them allowed), one of them a
+    field every email carries, all with the same indentation.
+    """
+    match = _QUOTED_FIELD_RE.match(lines[i])
+    if match is None:
+        return 0
+    indent = match.group("indent")
+    fields = known = 0
+    j = i
+    while j < len(lines) and j < i + 200:
+        line = lines[j]
+        if _QUOTED_FIELD_RE.match(line) and line.startswith(indent):
+            fields += 1
+            known += bool(_HEADER_NAMES_RE.match(line) or line.lstrip(" \t>").startswith("From "))
+        elif not (line.startswith(indent + " ") or line.startswith(indent + "\t")) or not line.strip(" \t>"):
+            break  # neither a field nor its continuation
+        j += 1
+    return j - i if fields >= 3 and known >= 2 else 0
+
+
+def _mark_quoted_email(lines: list[str], markers: list[str], i: int) -> int:
+    """Mark an indented header block and the indented body under it; return where it ends."""
+    length = _quoted_header_length(lines, i)
+    indent = _QUOTED_FIELD_RE.match(lines[i]).group("indent")  # type: ignore[union-attr]
+    for j in range(i, i + length):
+        markers[j] = "s"
+    j = i + length
+    while j < len(lines):
+        if lines[j].startswith(indent[:1]) and (indent[:1] != ">" or lines[j].lstrip().startswith(">")):
+            markers[j] = "m"
+        elif not lines[j].strip():
+            markers[j] = "e"
+        else:
+            break
+        j += 1
+    return j
+
+
 def _mark(lines: list[str]) -> list[str]:
     markers = ["t"] * len(lines)
     i = 0
@@ -592,6 +641,9 @@ def _mark(lines: list[str]) -> list[str]:
         line = lines[i]
         if not line.strip():
             markers[i] = "e"
+        elif line[:1] in " \t>" and _quoted_header_length(lines, i):
+            i = _mark_quoted_email(lines, markers, i)
+            continue
         elif re.match(r"^ {0,3}>", line):
             markers[i] = "m"
         elif _FWD_RE.match(line):
@@ -766,23 +818,33 @@ def _strip_signature(lines: list[str], sender: tuple[str, ...]) -> tuple[list[st
     kept = list(lines)
     removed: list[str] = []
     for _ in range(4):
-        start = _signature_start(kept, sender, allow_first=False)
+        start = _signature_start(kept, sender, allow_first=False, sign_off_ends=False)
         if start is None:
             break
         removed = kept[start:] + removed
         kept = kept[:start]
+    words = [line.strip() for line in kept if line.strip()]
+    if words and all(_DELIMITER_RE.match(line) or _DEVICE_RE.match(line) for line in words):
+        return [], kept + removed  # nothing but client boilerplate ("-- ", "Sent from my iPhone")
     return kept, removed
 
 
 def _is_signature_only(lines: list[str]) -> bool:
     """True when a text run is nothing but a signature or list footer (not an answer)."""
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
-    start = _signature_start(lines, (), allow_first=True)
+    start = _signature_start(lines, (), allow_first=True, sign_off_ends=True)
     return first is not None and start is not None and start <= first
 
 
-def _signature_start(lines: list[str], sender: tuple[str, ...], allow_first: bool) -> int | None:
-    """Index where a trailing signature starts, or None."""
+def _signature_start(
+    lines: list[str], sender: tuple[str, ...], allow_first: bool, sign_off_ends: bool
+) -> int | None:
+    """Index where a trailing signature starts, or None.
+
+    ``sign_off_ends``: a closing such as "Thanks, Liam" counts as the end of a run
+    (used to tell a closing between quotes from an inline answer); when trimming a
+    reply it stays with the message, only what follows it may go.
+    """
     nonempty = [i for i, line in enumerate(lines) if line.strip()]
     if not nonempty:
         return None
@@ -790,34 +852,43 @@ def _signature_start(lines: list[str], sender: tuple[str, ...], allow_first: boo
     window = [i for i in nonempty if i >= first + (0 if allow_first else 1)][-_SIG_MAX_LINES:]
     for i in window:
         after = [lines[j] for j in nonempty if j > i]
-        if _signature_from(lines, i, after, sender, allow_first):
+        if _signature_from(lines, i, after, sender, sign_off_ends):
             return i
     return None
 
 
-def _signature_from(lines: list[str], i: int, after: list[str], sender: tuple[str, ...], allow_first: bool) -> bool:
+def _signature_from(lines: list[str], i: int, after: list[str], sender: tuple[str, ...], sign_off_ends: bool) -> bool:
+    """Whether lines[i:] is a signature: a `-- ` block, device lines, or a name with contact details.
+
+    A short closing ("Thanks!", "Cheers, Liam", a bare first name) is part of what the
+    person wrote and stays; only a name followed by contact details goes.
+    """
     line = lines[i].strip()
     if _DELIMITER_RE.match(line):
         return len(after) <= 12
     if _DEVICE_RE.match(line) and "," not in line and len(line.split()) <= 12:
         return all(_DEVICE_RE.match(a.strip()) or _short(a) for a in after) and len(after) <= 2
     if _SIGN_OFF_RE.match(line):
-        return len(after) <= 6 and all(_short(a) for a in after)
+        return sign_off_ends and len(after) <= 6 and all(_short(a) for a in after)
     if _DASH_NAME_RE.match(line) and not _in_list(lines, i):
         return len(after) <= 6 and all(_short(a) or _CONTACT_RE.search(a) for a in after)
-    if sender and line.rstrip(",.!").lower() in sender and _signature_after_name(after):
-        return True
-    if _NAME_LINE_RE.match(line) and (i == 0 or not lines[i - 1].strip()) and 1 <= len(after) <= 7:
+    previous = lines[i - 1].strip() if i else ""
+    starts_block = not previous or bool(_SIGN_OFF_RE.match(previous))
+    if sender and line.rstrip(",.!").lower() in sender and after:
+        return _contact_block(after)
+    if _NAME_LINE_RE.match(line) and starts_block and 1 <= len(after) <= 7:
         paragraph_end = all(lines[j].strip() for j in range(i, i + len(after) + 1) if j < len(lines))
-        return paragraph_end and all(_short(a) for a in after) and any(_CONTACT_RE.search(a) for a in after)
+        return paragraph_end and _contact_block(after)
     return False
 
 
-def _signature_after_name(after: list[str]) -> bool:
-    """Lines after the sender's own name: contact details, or at most two short lines."""
-    if all(_CONTACT_RE.search(a) or _DEVICE_RE.match(a.strip()) for a in after):
-        return len(after) <= 6
-    return len(after) <= 2 and all(_short(a) and len(a.split()) <= 4 for a in after)
+def _contact_block(after: list[str]) -> bool:
+    """Lines after a name that make it a signature: short, with contact details among them."""
+    return (
+        len(after) <= 7
+        and all(_short(a) or _CONTACT_RE.search(a) for a in after)
+        and any(_CONTACT_RE.search(a) for a in after)
+    )
 
 
 def _short(line: str) -> bool:

@@ -59,3 +59,16 @@ def test_human_output() -> None:
     assert result.exit_code == 0
     assert result.output.splitlines()[:2] == [f"== {EML / 'ios_mail.eml'}: reply", "from: jake.miller@icloud.com"]
     assert "Yes please! Cooper will love an extra walk" in result.output
+
+
+def test_a_quote_only_reply_shows_empty_text(tmp_path: Path) -> None:
+    quote_only = tmp_path / "quote-only.eml"
+    quote_only.write_bytes(
+        b"From: Emma <emma@example.com>\nTo: reply+abc@reply.localhost\nSubject: Re: Bella\n\n"
+        b"On Mon, 3 Jun 2024 at 09:12, Happy Tails <n@reply.localhost> wrote:\n> Bella had a great walk today!\n"
+    )
+    (row,) = run_json(quote_only)
+    assert (row["kind"], row["text"], row["reason"]) == ("reject", "", "empty reply")
+    result = CliRunner().invoke(parse_command, [str(quote_only)])
+    assert "Bella had a great walk" not in result.output
+    assert "--- text\n(empty)" in result.output

@@ -12,11 +12,11 @@ EML = Path(__file__).resolve().parent.parent / "data" / "eml"
 # Exactly the words each person typed. The forward keeps what was forwarded:
 # a parent forwarding a vet record means the record is the message.
 GOLDEN = {
-    "gmail_web.eml": "Hi Sarah,\n\nCan you give Bella the blue harness tomorrow? She pulls less with it.",
+    "gmail_web.eml": "Hi Sarah,\n\nCan you give Bella the blue harness tomorrow? She pulls less with it.\n\nThanks,\nEmma",
     "gmail_android.eml": "Running 10 minutes late, sorry! Please keep Bella inside until I get there.",
     "outlook_desktop.eml": "Rex has his vet appointment on Friday, so please skip the walk that day.",
     "outlook_web.eml": "Perfect, see you at 9. Luna's nails need a trim too.",
-    "apple_mail.eml": "Here is Milo after his bath at home. He still smells of your shampoo!",
+    "apple_mail.eml": "Here is Milo after his bath at home. He still smells of your shampoo!\n\nOlivia",
     "ios_mail.eml": "Yes please! Cooper will love an extra walk \N{DOG FACE}",
     "yahoo.eml": "Please book Pepper from March 20 to March 24. She needs her pills at breakfast.",
     "thunderbird.eml": "We'll drop Nala off at 8. She hasn't eaten yet, so please feed her\naround 9.",
@@ -37,7 +37,9 @@ GOLDEN = {
         "> Can he share a room with another dog?\n\nYes, as long as it is a small dog."
     ),
     "french.eml": "Merci ! Je passe la récupérer à 18 h.",
-    "german.eml": "Danke, bis morgen um 8 Uhr. Bruno braucht seinen Maulkorb nicht mehr.",
+    "german.eml": (
+        "Danke, bis morgen um 8 Uhr. Bruno braucht seinen Maulkorb nicht mehr.\n\nMit freundlichen Grüßen\nJonas Weber"
+    ),
 }
 
 
@@ -51,10 +53,9 @@ def test_golden_visible_text(name: str) -> None:
     assert reply_for(name).visible == GOLDEN[name]
 
 
-def test_trimmed_keeps_the_quote_and_signature_for_staff() -> None:
+def test_trimmed_keeps_the_quote_for_staff() -> None:
     reply = reply_for("gmail_web.eml")
     assert "Bella had a great walk today!" in reply.trimmed
-    assert "Emma" in reply.trimmed
     assert reply.quote_stripped.endswith("Thanks,\nEmma")
 
 
@@ -87,11 +88,80 @@ def test_bottom_post_keeps_text_under_the_quote() -> None:
     assert "Is Rex ok?" in reply.trimmed
 
 
-def test_words_are_never_lost() -> None:
-    reply = extract_reply("> only a quote\n> nothing else\n> at all", None)
-    assert reply.visible == "> only a quote\n> nothing else\n> at all"
-    assert reply.trimmed == ""
-    assert extract_reply("Thanks!", None).visible == "Thanks!"
+@pytest.mark.parametrize(
+    ("text", "html"),
+    [
+        ("> only a quote\n> nothing else\n> at all", None),
+        ("On Mon, 4 Mar 2024 at 10:02, Happy Tails <n@reply.test> wrote:\n> Bella had a great walk\n> \n> Sarah", None),
+        ("\n\nOn Mon, 4 Mar 2024 at 10:02, Ann <a@b.example> wrote:\n> hi\n\n-- \nSent from my iPhone", None),
+        (None, "<div dir='ltr'><br></div><div class='gmail_quote'>On Mon wrote:<blockquote>Bella had a walk</blockquote></div>"),
+        (None, "<blockquote type='cite'>Bella had a walk</blockquote>"),
+    ],
+)
+def test_a_quote_only_reply_has_no_visible_text(text: str | None, html: str | None) -> None:
+    """An empty (or photo-only) reply must not post the digest it quotes (issue 11, point 1)."""
+    reply = extract_reply(text, html)
+    assert reply.visible == ""
+    assert "Bella had a" in reply.trimmed or "hi" in reply.trimmed
+
+
+def test_a_forward_is_content() -> None:
+    text = "---------- Forwarded message ---------\nFrom: Vet <v@vet.example>\nDate: Mon, 4 Mar 2024\n\nRabies booster done."
+    assert "Rabies booster done." in extract_reply(text, None).visible
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Thanks!",
+        "See you at 9.\n\nThanks!",
+        "See you at 9.\n\nCheers, Liam",
+        "See you at 9.\n\nCheers,\nLiam",
+        "See you at 9.\n\nLiam",
+        "See you at 9.\nLiam",
+    ],
+)
+def test_short_closings_stay(text: str) -> None:
+    assert extract_reply(text, None, sender="Liam Baker <liam@example.com>").visible == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("See you at 9.\n\nCheers,\nLiam Baker\nBaker & Co\n+44 20 7946 0018\nwww.baker.example", "See you at 9.\n\nCheers,"),
+        ("See you at 9.\n\nLiam Baker\nliam@baker.example | 555-0100", "See you at 9."),
+        ("See you at 9.\n\nCheers, Liam\n\nSent from my iPhone", "See you at 9.\n\nCheers, Liam"),
+        ("See you at 9.\n\nThanks!\n-- \nLiam Baker\nBaker & Co", "See you at 9.\n\nThanks!"),
+    ],
+)
+def test_real_signatures_go(text: str, expected: str) -> None:
+    assert extract_reply(text, None, sender="Liam Baker <liam@example.com>").visible == expected
+
+
+@pytest.mark.parametrize("indent", ["\t", "    ", "> "])
+def test_a_quoted_header_block_is_history(indent: str) -> None:
+    """bsd-mailx's ``~m`` quotes the original with a tab, headers and MIME lines included."""
+    quoted = [
+        "From notifications@reply.test  Mon Jun  3 09:12:00 2024",
+        "Return-Path: <bounce+14@reply.test>",
+        "Delivered-To: emma@example.com",
+        "Content-Type: multipart/alternative;",
+        ' boundary="===============5678=="',
+        "MIME-Version: 1.0",
+        "Subject: New messages from Happy Tails",
+        "",
+        "--===============5678==",
+        'Content-Type: text/plain; charset="utf-8"',
+        "",
+        "Sarah: Bella had a great walk today!",
+        "--===============5678==--",
+    ]
+    body = "\n".join(indent + line if line else indent.rstrip() for line in quoted)
+    top = extract_reply("Lovely, thank you!\n\n" + body + "\n", None)
+    assert top.visible == "Lovely, thank you!"
+    bottom = extract_reply(body + "\n\nLovely, thank you!\n", None)
+    assert bottom.visible == "Lovely, thank you!"
+    assert extract_reply(body + "\n", None).visible == ""
 
 
 def test_sentence_starting_like_a_device_line_stays() -> None:
