@@ -44,7 +44,7 @@ def test_kinds_for_several_files(tmp_path: Path) -> None:
     assert [row["kind"] for row in rows] == ["auto_reply", "bounce", "reject", "reject", "reject"]
     assert rows[2]["reason"] == "unparseable: empty message"
     assert rows[3]["reason"].startswith("loop: ")
-    assert rows[4]["reason"] == "nothing left after trimming quotes and signature"
+    assert rows[4]["reason"] == "empty reply"
 
 
 def test_reply_domain_option_and_envvar() -> None:
