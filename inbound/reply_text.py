@@ -3,28 +3,39 @@
 Removes quoted history, attribution lines ("On ... wrote:" and its translations,
 Outlook header blocks), signatures and client boilerplate. HTML is preferred when
 the client marked its quote structurally (Gmail, Apple, Thunderbird, Yahoo,
-Outlook containers); otherwise the text part is read line by line, in the spirit
-of mailgun/talon's line markers: ``e`` empty, ``m`` quoted with ``>``, ``s`` a
-quote splitter, ``f`` a forward header, ``t`` text.
+Outlook and Exchange containers); otherwise the text part is read line by line, in
+the spirit of mailgun/talon's line markers: ``e`` empty, ``m`` quoted with ``>``,
+``s`` a quote splitter, ``f`` a forward header, ``t`` text.
 
 mail-parser-reply (``mailparser_reply``) was measured and left out: it cuts at the
 first header it sees and treats everything after a sign-off as signature, which
-loses inline answers and text under a quote. html2text renders HTML; the quote and
-signature rules are our own.
+loses inline answers and text under a quote. HTML is parsed by lxml and rendered by
+``inbound.html_text`` (linear, iterative); the quote and signature rules are our own.
+
+Bounded: only the first ``SCAN_CHARS`` of a body are read, and the visible text is
+cut at ``VISIBLE_CHARS`` with a note saying the rest is in the full email (which
+Pawpost keeps whole).
 """
 
 from __future__ import annotations
 
-import html as html_lib
 import logging
 import re
 from dataclasses import dataclass
-from html.parser import HTMLParser
-from typing import Iterable
 
-import html2text
+from lxml import etree
+
+from inbound.html_text import HtmlDocument, TextIndex, cut_from, parse_html, remove, render
 
 logger = logging.getLogger(__name__)
+
+# 64 KiB of visible text is ~10,000 words, twenty-odd printed pages: far beyond any reply
+# a person types, small enough that a thread page or a digest of twenty such messages
+# stays light. The raw email keeps everything.
+VISIBLE_CHARS = 64 * 1024
+# What the line-by-line rules read of a body (they are linear; this bounds the constant).
+SCAN_CHARS = 1_000_000
+TRUNCATION_NOTE = "[\N{HORIZONTAL ELLIPSIS} the rest is in the full email]"
 
 
 @dataclass(frozen=True)
@@ -32,16 +43,20 @@ class Reply:
     visible: str  # what to post: no quotes, no signature
     trimmed: str  # what was removed, kept so staff can expand it
     quote_stripped: str  # quotes removed, signature still there
+    truncated: bool = False  # the visible text was cut (see TRUNCATION_NOTE); the raw email has it all
 
 
 def extract_reply(text: str | None, html: str | None, *, sender: str | None = None) -> Reply:
     """Visible reply text from a text and/or HTML body.
 
     ``sender`` (display name and/or address) lets a trailing line with the
-    sender's own name count as signature.
+    sender's own name count as signature. With no new words (a quote-only or
+    photo-only reply) the visible text is empty: quoted history is never posted.
     """
     removed: list[str] = []
-    body, strip_quotes = _choose_body(text, html, removed)
+    body, strip_quotes, truncated = _choose_body(text, html, removed)
+    if len(body) > SCAN_CHARS:
+        body, truncated = body[:SCAN_CHARS], True
     lines = _split_lines(body)
     if strip_quotes:
         kept, cut = _strip_quotes(lines)
@@ -58,116 +73,54 @@ def extract_reply(text: str | None, html: str | None, *, sender: str | None = No
         visible_lines, sig = [], kept  # a signature and nothing else: no new words
     removed.extend(sig)
     visible = _join(visible_lines)
-    return Reply(visible=visible, trimmed=_join(_split_lines("\n".join(removed))), quote_stripped=quote_stripped)
+    if len(visible) > VISIBLE_CHARS:
+        visible, truncated = _shorten(visible), True
+    elif truncated and visible:
+        visible = visible + "\n\n" + TRUNCATION_NOTE
+    trimmed = _join(_split_lines("\n".join(removed)))
+    return Reply(visible=visible, trimmed=trimmed[:VISIBLE_CHARS], quote_stripped=quote_stripped, truncated=truncated)
+
+
+def _shorten(visible: str) -> str:
+    """The first VISIBLE_CHARS of a text, cut at a line or word end, with the note."""
+    head = visible[:VISIBLE_CHARS]
+    cut = max(head.rfind("\n"), head.rfind(" "))
+    if cut > VISIBLE_CHARS // 2:
+        head = head[:cut]
+    return head.rstrip() + "\n\n" + TRUNCATION_NOTE
 
 
 def html_to_text(html: str) -> str:
     """Readable plain text for an HTML body (links as ``text (url)``)."""
-    return _render(_parse_html(html))
+    return render(parse_html(html).root)[0]
 
 
 # --------------------------------------------------------------------------- choosing
 
 
-def _choose_body(text: str | None, html: str | None, removed: list[str]) -> tuple[str, bool]:
-    """Pick the body to read; return it and whether text-level quote stripping applies."""
+def _choose_body(text: str | None, html: str | None, removed: list[str]) -> tuple[str, bool, bool]:
+    """Pick the body to read; return it, whether text-level quote stripping applies, and
+    whether the HTML was too large to read whole."""
     if html and html.strip():
-        root = _parse_html(html)
-        if _has_quote_structure(root) or not (text and text.strip()):
-            cut_nodes = _cut_html_quotes(root)
-            rendered = _render(root)
-            removed.extend(_render(node) for node in cut_nodes)
-            return rendered, True
-    return text or "", True
+        document = parse_html(html[: SCAN_CHARS * 8])
+        index = TextIndex(document.root)
+        if _has_quote_structure(document.root, index) or not (text and text.strip()):
+            cut_nodes = _cut_html_quotes(document, index)
+            rendered, full = render(document.root)
+            removed.extend(render(node)[0] for node in cut_nodes)
+            return rendered, True, document.truncated or full or len(html) > SCAN_CHARS * 8
+    return text or "", True, False
 
 
-# --------------------------------------------------------------------------- HTML tree
+# --------------------------------------------------------------------------- HTML quotes
 
 
-_VOID = frozenset(
-    "area base br col embed hr img input link meta param source track wbr".split()
-)
-_SKIP_TEXT = frozenset({"script", "style", "head", "title", "template"})
+def _classes(node: etree._Element) -> set[str]:
+    return {c.lower() for c in (node.get("class") or "").split()}
 
 
-class _Node:
-    __slots__ = ("tag", "attrs", "children", "parent")
-
-    def __init__(self, tag: str, attrs: dict[str, str], parent: "_Node | None") -> None:
-        self.tag = tag
-        self.attrs = attrs
-        self.children: list[_Node | str] = []
-        self.parent = parent
-
-    @property
-    def classes(self) -> set[str]:
-        return set(self.attrs.get("class", "").split())
-
-    def elements(self) -> Iterable["_Node"]:
-        for child in self.children:
-            if isinstance(child, _Node):
-                yield child
-                yield from child.elements()
-
-    def text(self) -> str:
-        if self.tag in _SKIP_TEXT:
-            return ""
-        return "".join(c if isinstance(c, str) else c.text() for c in self.children)
-
-
-class _TreeBuilder(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.root = _Node("#root", {}, None)
-        self.stack = [self.root]
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        parent = self.stack[-1]
-        node = _Node(tag, {k: v or "" for k, v in attrs}, parent)
-        parent.children.append(node)
-        if tag not in _VOID:
-            self.stack.append(node)
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        parent = self.stack[-1]
-        parent.children.append(_Node(tag, {k: v or "" for k, v in attrs}, parent))
-
-    def handle_endtag(self, tag: str) -> None:
-        for depth in range(len(self.stack) - 1, 0, -1):
-            if self.stack[depth].tag == tag:
-                del self.stack[depth:]
-                return
-
-    def handle_data(self, data: str) -> None:
-        self.stack[-1].children.append(data)
-
-
-def _parse_html(html: str) -> _Node:
-    builder = _TreeBuilder()
-    try:
-        builder.feed(html.replace("\x01", "").replace("\r\n", "\n").replace("\r", "\n"))
-        builder.close()
-    except Exception:  # html.parser is lenient; this guards against the odd assertion
-        logger.debug("html parse stopped early")
-    return builder.root
-
-
-def _remove(node: _Node) -> None:
-    if node.parent is not None and node in node.parent.children:
-        node.parent.children.remove(node)
-
-
-def _cut_from(node: _Node) -> _Node:
-    """Remove node and everything after it in document order; return a holder of it all."""
-    holder = _Node("div", {}, None)
-    current = node
-    while current.parent is not None:
-        siblings = current.parent.children
-        index = next(i for i, c in enumerate(siblings) if c is current)
-        holder.children.extend(siblings[index + (0 if current is node else 1):])
-        del siblings[index + (0 if current is node else 1):]
-        current = current.parent
-    return holder
+def _node_id(node: etree._Element) -> str:
+    return (node.get("id") or "").lower()
 
 
 _GMAIL_CLASSES = {"gmail_quote", "gmail_quote_container"}
@@ -182,51 +135,57 @@ _CUT_FROM_IDS = {
 _CUT_FROM_CLASSES = {"outlookmessageheader", "zmail_extra"}
 
 
-def _has_quote_structure(root: _Node) -> bool:
-    for node in root.elements():
-        classes = {c.lower() for c in node.classes}
-        if node.tag == "div" and classes & _GMAIL_CLASSES and not _is_forward_container(node):
+def _is_cite_blockquote(node: etree._Element) -> bool:
+    return node.tag == "blockquote" and (node.get("type") or "").lower() == "cite"
+
+
+def _has_quote_structure(root: etree._Element, index: TextIndex) -> bool:
+    for node in root.iter(etree.Element):
+        classes = _classes(node)
+        node_id = _node_id(node)
+        if node.tag == "div" and classes & _GMAIL_CLASSES and not _is_forward_container(node, index):
             return True
-        if node.tag == "blockquote" and node.attrs.get("type", "").lower() == "cite":
+        if _is_cite_blockquote(node):
             return True
         if classes & ({"moz-cite-prefix", "yahoo_quoted"} | _CUT_FROM_CLASSES):
             return True
-        if node.attrs.get("id", "").lower() in _CUT_FROM_IDS or node.attrs.get("id", "").startswith("yahoo_quoted"):
+        if node_id in _CUT_FROM_IDS or node_id.startswith("yahoo_quoted"):
             return True
     return False
 
 
-def _is_forward_container(node: _Node) -> bool:
-    head = node.text().strip()[:300]
+def _is_forward_container(node: etree._Element, index: TextIndex) -> bool:
+    head = index.head(node).strip()
     return bool(re.match(r"[-_=* ]*(?:%s)" % _FWD_WORDS, head, re.I))
 
 
-def _cut_html_quotes(root: _Node) -> list[_Node]:
+def _cut_html_quotes(document: HtmlDocument, index: TextIndex) -> list[etree._Element]:
     """Remove quote containers in place; return what was removed."""
-    removed: list[_Node] = []
-    for node in list(root.elements()):
-        if node.parent is None or not _attached(node, root):
+    root = document.root
+    removed: list[etree._Element] = []
+    for node in list(root.iter(etree.Element)):
+        if not _attached(node, root):
             continue
-        classes = {c.lower() for c in node.classes}
-        node_id = node.attrs.get("id", "").lower()
+        classes = _classes(node)
+        node_id = _node_id(node)
         if node_id in _CUT_FROM_IDS or classes & _CUT_FROM_CLASSES:
             previous = _previous_element(node)
             start = previous if previous is not None and previous.tag == "hr" else node
-            removed.append(_cut_from(start))
-        elif node.tag == "div" and classes & _GMAIL_CLASSES and not _is_forward_container(node):
-            _remove(node)
+            removed.append(cut_from(start))
+        elif node.tag == "div" and classes & _GMAIL_CLASSES and not _is_forward_container(node, index):
+            remove(node)
             removed.append(node)
-        elif (node.tag == "blockquote" and node.attrs.get("type", "").lower() == "cite") or (
-            classes & {"moz-cite-prefix", "yahoo_quoted"} or node_id.startswith("yahoo_quoted")
+        elif _is_cite_blockquote(node) or classes & {"moz-cite-prefix", "yahoo_quoted"} or node_id.startswith(
+            "yahoo_quoted"
         ):
-            _remove(node)
+            remove(node)
             removed.append(node)
-        elif node.tag == "div" and "border-top" in node.attrs.get("style", "").replace(" ", "").lower():
-            if _FROM_BLOCK_START_RE.match(node.text().strip()):
-                removed.append(_cut_from(node))
+        elif node.tag == "div" and "border-top" in (node.get("style") or "").replace(" ", "").lower():
+            if _FROM_BLOCK_START_RE.match(index.head(node).strip()):
+                removed.append(cut_from(node))
     last = _last_plain_blockquote(root)
     if last is not None:
-        _remove(last)
+        remove(last)
         removed.append(last)
     block = _cut_header_block(root)
     if block is not None:
@@ -234,167 +193,62 @@ def _cut_html_quotes(root: _Node) -> list[_Node]:
     return removed
 
 
-def _cut_header_block(root: _Node) -> _Node | None:
+def _cut_header_block(root: etree._Element) -> etree._Element | None:
     """An Outlook-style From:/Date: block in its own element ends the reply.
 
     The block's enclosing div goes, with everything after it, unless that div
     holds the whole mail (then the text-level splitter handles it).
     """
-    for node in root.elements():
-        if node.tag in _SKIP_TEXT or not _FROM_BLOCK_START_RE.match(node.text().strip()):
+    index = TextIndex(root)
+    for node in root.iter(etree.Element):
+        if not _FROM_BLOCK_START_RE.match(index.head(node).strip()):
             continue
-        if any(isinstance(c, _Node) and _FROM_BLOCK_START_RE.match(c.text().strip()) for c in node.children):
+        if any(_FROM_BLOCK_START_RE.match(index.head(c).strip()) for c in node.iterchildren(etree.Element)):
             continue  # a child holds the block more tightly
-        if len(_HEADER_WORD_RE.findall(_text_from(node)[:600])) < 2:
+        if len(_HEADER_WORD_RE.findall(index.from_here(node))) < 2:
             continue
         container = node
-        while container.parent is not None and container.tag != "div":
-            container = container.parent
+        while container.getparent() is not None and container.tag != "div":
+            container = container.getparent()
         if container.tag != "div":
             return None
-        before = _render_before(root, container)
-        if not _has_words(_split_lines(before)):
+        if not re.search(r"\w", index.before(container)):
             return None
         previous = _previous_element(container)
-        holder = _cut_from(container)
-        if previous is not None and previous.tag == "hr" and not previous.children:
-            _remove(previous)
+        holder = cut_from(container)
+        if previous is not None and previous.tag == "hr" and not len(previous) and not (previous.text or "").strip():
+            remove(previous)
         return holder
     return None
 
 
-def _text_from(node: _Node) -> str:
-    """Text of node and of the siblings after it, up to the parent's end."""
-    if node.parent is None:
-        return node.text()
-    siblings = node.parent.children
-    index = next(i for i, c in enumerate(siblings) if c is node)
-    return "\n".join(c if isinstance(c, str) else c.text() for c in siblings[index:])
+def _attached(node: etree._Element, root: etree._Element) -> bool:
+    top = node
+    for top in node.iterancestors():
+        pass
+    return top is root or node is root
 
 
-def _render_before(root: _Node, node: _Node) -> str:
-    """Plain text of everything before node in document order."""
-    out: list[str] = []
-
-    def visit(current: _Node) -> bool:
-        for child in current.children:
-            if child is node:
-                return True
-            if isinstance(child, str):
-                out.append(child)
-            elif child.tag not in _SKIP_TEXT and visit(child):
-                return True
-        return False
-
-    visit(root)
-    return "".join(out)
-
-
-def _attached(node: _Node, root: _Node) -> bool:
-    while node.parent is not None:
-        if node not in node.parent.children:
-            return False
-        node = node.parent
-    return node is root
-
-
-def _previous_element(node: _Node) -> _Node | None:
-    if node.parent is None:
+def _previous_element(node: etree._Element) -> etree._Element | None:
+    """The element just before node, when only blank text separates them."""
+    previous = node.getprevious()
+    while previous is not None and not isinstance(previous.tag, str):
+        previous = previous.getprevious()
+    if previous is None or (previous.tail or "").strip():
         return None
-    siblings = node.parent.children
-    index = next(i for i, c in enumerate(siblings) if c is node)
-    for sibling in reversed(siblings[:index]):
-        if isinstance(sibling, _Node):
-            return sibling
-        if sibling.strip():
-            return None
-    return None
+    return previous
 
 
-def _last_plain_blockquote(root: _Node) -> _Node | None:
+def _last_plain_blockquote(root: etree._Element) -> etree._Element | None:
     """The last top-level blockquote: webmail clients (Yahoo, Yandex, Mail.ru, Outlook.com)
     quote with a bare blockquote after the reply."""
-    candidates = [
-        n
-        for n in root.elements()
-        if n.tag == "blockquote"
-        and not ({c.lower() for c in n.classes} & _GMAIL_CLASSES)
-        and not _has_ancestor(n, "blockquote")
-    ]
-    return candidates[-1] if candidates else None
-
-
-def _has_ancestor(node: _Node, tag: str) -> bool:
-    parent = node.parent
-    while parent is not None:
-        if parent.tag == tag:
-            return True
-        parent = parent.parent
-    return False
-
-
-def _serialize(node: _Node, out: list[str]) -> None:
-    for child in node.children:
-        if isinstance(child, str):
-            out.append(html_lib.escape(child, quote=False))
+    last = None
+    for node in root.iter("blockquote"):
+        if _classes(node) & _GMAIL_CLASSES:
             continue
-        tag = child.tag
-        if tag in _SKIP_TEXT or tag in ("img", "o:p") or tag.startswith("v:"):
-            continue
-        if tag == "a":
-            _serialize(child, out)
-            href = child.attrs.get("href", "").strip()
-            label = " ".join(child.text().split())
-            if label and re.match(r"https?://", href, re.I) and _link_worth_showing(label, href):
-                out.append(" (%s)" % html_lib.escape(href, quote=False))
-            continue
-        if tag in ("div", "blockquote"):
-            # Mail clients write one div per line; html2text would make each a paragraph.
-            # A blockquote that survived the cuts is part of the reply, not a quote.
-            out.append(_LINE_BREAK)
-            _serialize(child, out)
-            out.append(_LINE_BREAK)
-            continue
-        if tag in _VOID:
-            out.append("<%s>" % tag)
-            continue
-        out.append("<%s>" % tag)
-        _serialize(child, out)
-        out.append("</%s>" % tag)
-
-
-_LINE_BREAK = "\x01"
-
-
-def _link_worth_showing(label: str, href: str) -> bool:
-    def bare(value: str) -> str:
-        return re.sub(r"^(https?://)?(www\.)?", "", value.strip().lower()).rstrip("/")
-
-    return bare(label) != bare(href)
-
-
-_UNESCAPE_RES = (
-    (re.compile(r"^(\s*\d+)\\\.(?=\s)", re.M), r"\1."),
-    (re.compile(r"^(\s*)\\\+(?=\s)", re.M), r"\1+"),
-    (re.compile(r"^(\s*)\\-(?=\s|-)", re.M), r"\1-"),
-)
-
-
-def _render(node: _Node) -> str:
-    out: list[str] = []
-    _serialize(node, out)
-    converter = html2text.HTML2Text()
-    converter.body_width = 0
-    converter.ignore_links = True
-    converter.ignore_images = True
-    converter.ignore_emphasis = True
-    converter.ignore_tables = True
-    converter.ul_item_mark = "-"
-    converter.unicode_snob = True
-    text = converter.handle(re.sub("(?:%s\\s*)+" % _LINE_BREAK, "<br>", "".join(out)))
-    for pattern, replacement in _UNESCAPE_RES:
-        text = pattern.sub(replacement, text)
-    return text
+        if next(node.iterancestors("blockquote"), None) is None:
+            last = node
+    return last
 
 
 # --------------------------------------------------------------------------- text lines

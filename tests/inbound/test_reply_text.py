@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from inbound.parse import parse_email
-from inbound.reply_text import extract_reply, html_to_text
+from inbound.reply_text import TRUNCATION_NOTE, VISIBLE_CHARS, extract_reply, html_to_text
 
 EML = Path(__file__).resolve().parent.parent / "data" / "eml"
 
@@ -195,3 +195,30 @@ def test_a_short_line_with_a_time_is_not_taken_for_the_attribution() -> None:
     reply = extract_reply(text, None)
     assert reply.visible == "Bella 3pm."
     assert "Walk at 2?" in reply.trimmed
+
+
+def test_deep_nesting_never_raises_and_keeps_what_came_first() -> None:
+    """50,000 nested divs from a stranger (issue 11, point 12): no RecursionError."""
+    html = "<p>Bella is fine.</p>" + "<div>" * 50_000 + "x" + "</div>" * 50_000
+    reply = extract_reply(None, html)
+    assert reply.visible.startswith("Bella is fine.")
+    assert reply.truncated and reply.visible.endswith(TRUNCATION_NOTE)
+    assert html_to_text(html).startswith("Bella is fine.")
+
+
+def test_an_unclosed_attribute_repeated_is_read_in_one_pass() -> None:
+    """`<a href='` x 30,000 took html.parser 30 s (it rescans from the quote every step)."""
+    html = "<p>Hi there</p>" + "<a href='" * 30_000
+    assert extract_reply(None, html).visible == "Hi there"
+
+
+def test_huge_text_is_capped_with_a_note() -> None:
+    """24 MB of text must not become a 24 MB message (issue 11, point 13)."""
+    line = "Bella loved the walk and the park and the other dogs today.\n"
+    reply = extract_reply(line * 20_000, None)
+    assert reply.truncated
+    assert len(reply.visible) <= VISIBLE_CHARS + len(TRUNCATION_NOTE) + 2
+    assert reply.visible.startswith(line.strip())
+    assert reply.visible.endswith("\n\n" + TRUNCATION_NOTE)
+    short = extract_reply(line, None)
+    assert not short.truncated and short.visible == line.strip()
