@@ -33,8 +33,12 @@ logger = logging.getLogger(__name__)
 # a person types, small enough that a thread page or a digest of twenty such messages
 # stays light. The raw email keeps everything.
 VISIBLE_CHARS = 64 * 1024
-# What the line-by-line rules read of a body (they are linear; this bounds the constant).
-SCAN_CHARS = 1_000_000
+# What the line-by-line rules read of a body (they are linear; this bounds the constant):
+# four times the visible cap, so a long reply still has its quote found after it.
+SCAN_CHARS = 256 * 1024
+# What is parsed of an HTML body: lxml reads it in C (~50 MB/s), the walks that follow
+# are capped by element count (inbound.html_text.MAX_ELEMENTS).
+HTML_SCAN_CHARS = 4_000_000
 TRUNCATION_NOTE = "[\N{HORIZONTAL ELLIPSIS} the rest is in the full email]"
 
 
@@ -55,13 +59,16 @@ def extract_reply(text: str | None, html: str | None, *, sender: str | None = No
     """
     removed: list[str] = []
     body, strip_quotes, truncated = _choose_body(text, html, removed)
-    if len(body) > SCAN_CHARS:
-        body, truncated = body[:SCAN_CHARS], True
+    scanned_part = len(body) > SCAN_CHARS
+    if scanned_part:
+        body = body[: body.rfind("\n", 0, SCAN_CHARS) + 1 or SCAN_CHARS]
     lines = _split_lines(body)
     if strip_quotes:
         kept, cut = _strip_quotes(lines)
     else:
         kept, cut = lines, []
+    if scanned_part and kept and kept[-1:] == lines[-1:]:
+        truncated = True  # the person's words run on past what was read
     if not _has_words(kept):
         # Only quoted history (an empty or photo-only reply): nothing of it is posted,
         # or the next empty reply would nest the whole digest once more.
@@ -102,13 +109,13 @@ def _choose_body(text: str | None, html: str | None, removed: list[str]) -> tupl
     """Pick the body to read; return it, whether text-level quote stripping applies, and
     whether the HTML was too large to read whole."""
     if html and html.strip():
-        document = parse_html(html[: SCAN_CHARS * 8])
+        document = parse_html(html[:HTML_SCAN_CHARS])
         index = TextIndex(document.root)
         if _has_quote_structure(document.root, index) or not (text and text.strip()):
             cut_nodes = _cut_html_quotes(document, index)
             rendered, full = render(document.root)
             removed.extend(render(node)[0] for node in cut_nodes)
-            return rendered, True, document.truncated or full or len(html) > SCAN_CHARS * 8
+            return rendered, True, document.truncated or full or len(html) > HTML_SCAN_CHARS
     return text or "", True, False
 
 
