@@ -128,6 +128,25 @@ def _append_text(holder: etree._Element, text: str) -> None:
         holder.text = (holder.text or "") + text
 
 
+# What "show original formatting" keeps of an email's HTML (the raw email has it all).
+MAX_STORED_HTML = 1_000_000
+
+
+def bounded_html(html: str, limit: int = MAX_STORED_HTML) -> str:
+    """The HTML as lxml re-writes it: well-formed, at most 256 levels deep and
+    MAX_ELEMENTS elements, cut below ``limit`` characters. Not sanitised: that happens
+    when it is shown (portal.sanitize), as for every HTML the portal displays."""
+    document = parse_html(html[: limit * 4])
+    body = document.root.find("body")
+    holder = body if body is not None else document.root
+    out = "".join(
+        [holder.text or ""] + [etree.tostring(child, encoding="unicode", method="html") for child in holder]
+    )
+    if len(out) > limit:
+        out = out[: out.rfind("<", 0, limit)] if "<" in out[:limit] else out[:limit]
+    return out
+
+
 class TextIndex:
     """The text of a tree laid out once, so an element's leading text is a slice (O(1)).
 

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from inbound.classify import classify
 from inbound.parse import ParsedEmail, UnparseableEmail, parse_email
+from inbound.html_text import bounded_html
 from inbound.reply_text import extract_reply
 from inbound.route import (
     AuthorCheck,
@@ -456,6 +457,7 @@ def post_parsed(
         attachments,
         source="email",
         trimmed=reply.trimmed or None,
+        html=bounded_html(parsed.html) or None if parsed.html else None,  # "show original formatting"
         email_message_id=dedupe_id,
         now=now,
     )
