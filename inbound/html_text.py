@@ -32,6 +32,7 @@ _BLOCKS = frozenset(
     "form header hgroup li main nav ol section summary table tbody thead tfoot tr ul".split()
 )
 _PARAGRAPHS = frozenset("p h1 h2 h3 h4 h5 h6 pre hr ul ol dl table".split())
+_CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SPACE_RE = re.compile(r"[ \t\n\r\f\v]+")
 
 
@@ -50,7 +51,8 @@ class HtmlDocument:
 
 def parse_html(html: str) -> HtmlDocument:
     """An lxml tree of an HTML body, scripts and styles removed; never raises."""
-    data = html.encode("utf-8", "replace")
+    # Control characters: invisible in a page, and lxml refuses them when a cut moves text.
+    data = _CONTROL_RE.sub("", html).encode("utf-8", "replace")
     parser = _parser()
     try:
         root = lxml_html.document_fromstring(data, parser=parser)
@@ -221,10 +223,12 @@ def render(root: etree._Element, limit: int = MAX_RENDERED_CHARS) -> tuple[str, 
                 out.paragraph()
                 out.write("* * *", raw=True)
                 out.paragraph()
-            elif tag in _PARAGRAPHS:
+            elif tag in _PARAGRAPHS and not _is_word_line(element):
                 out.paragraph()
-            elif tag in _BLOCKS:
+            elif tag in _BLOCKS or tag == "p":
                 out.line_break()
+                if tag == "p" and not "".join(element.itertext()).replace("\xa0", " ").strip():
+                    out.line_break(force=True)  # Word's empty line: <p class=MsoNormal>&nbsp;</p>
             elif tag in ("td", "th"):
                 out.write(" ")
             if tag == "pre":
@@ -242,9 +246,9 @@ def render(root: etree._Element, limit: int = MAX_RENDERED_CHARS) -> tuple[str, 
             if tag in ("ul", "ol") and lists:
                 lists.pop()
                 out.paragraph() if not lists else out.line_break()
-            elif tag in _PARAGRAPHS:
+            elif tag in _PARAGRAPHS and not _is_word_line(element):
                 out.paragraph()
-            elif tag in _BLOCKS or tag == "tr":
+            elif tag in _BLOCKS or tag in ("tr", "p"):
                 out.line_break()
             if tag == "pre":
                 pre -= 1
@@ -253,6 +257,12 @@ def render(root: etree._Element, limit: int = MAX_RENDERED_CHARS) -> tuple[str, 
         if out.full:
             break
     return out.text(), out.full
+
+
+def _is_word_line(element: etree._Element) -> bool:
+    """Word and Outlook write every line as ``<p class=MsoNormal>`` (no margin): a line,
+    not a paragraph; an empty line is a ``<p class=MsoNormal>&nbsp;</p>`` of its own."""
+    return element.tag == "p" and "msonormal" in (element.get("class") or "").lower()
 
 
 def _link_worth_showing(label: str, href: str) -> bool:

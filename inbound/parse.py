@@ -654,6 +654,33 @@ def _build(headers: Mapping[str, tuple[str, ...]], body: _Body, msg: Message) ->
     )
 
 
+def _pair_alternatives(inline: list[list[str | None]]) -> list[list[str | None]]:
+    """A text part next to an HTML part with the same words is one alternative, whatever
+    the multipart around them is called (a damaged or unknown subtype reads as mixed)."""
+    paired: list[list[str | None]] = []
+    for entry in inline:
+        previous = paired[-1] if paired else None
+        if previous is not None and _complement(previous, entry):
+            text = previous[0] if previous[0] is not None else entry[0]
+            html = previous[1] if previous[1] is not None else entry[1]
+            if _words(text) == _words(render(parse_html(html or "").root)[0]):
+                paired[-1] = [text, html]
+                continue
+        paired.append(entry)
+    return paired
+
+
+def _complement(a: list[str | None], b: list[str | None]) -> bool:
+    return (a[1] is None and a[0] is not None and b[0] is None and b[1] is not None) or (
+        a[0] is None and a[1] is not None and b[1] is None and b[0] is not None
+    )
+
+
+def _words(text: str | None) -> str:
+    """The first words of a text, for telling two renderings of one message apart."""
+    return " ".join(re.findall(r"\w+", text or "")[:30]).lower()
+
+
 def _inline_text(inline: list[list[str | None]]) -> tuple[str | None, str | None]:
     """One text and one HTML body from the inline parts, every one of them, in order.
 
@@ -665,6 +692,7 @@ def _inline_text(inline: list[list[str | None]]) -> tuple[str | None, str | None
     """
     if not inline:
         return None, None
+    inline = _pair_alternatives(inline)
     if len(inline) == 1:
         return inline[0][0], inline[0][1]
     if all(html is None for _, html in inline):

@@ -122,12 +122,25 @@ def _choose_body(text: str | None, html: str | None, removed: list[str]) -> tupl
 # --------------------------------------------------------------------------- HTML quotes
 
 
+def _unprefixed(name: str) -> str:
+    """Exchange prefixes the ids and classes of a quoted email with ``x_`` (once per hop)."""
+    name = name.lower()
+    while name.startswith("x_"):
+        name = name[2:]
+    return name
+
+
 def _classes(node: etree._Element) -> set[str]:
-    return {c.lower() for c in (node.get("class") or "").split()}
+    return {_unprefixed(c) for c in (node.get("class") or "").split()}
 
 
 def _node_id(node: etree._Element) -> str:
-    return (node.get("id") or "").lower()
+    return _unprefixed(node.get("id") or "")
+
+
+def _names(node: etree._Element) -> set[str]:
+    """Class names, id and name attribute: where clients mark their containers."""
+    return _classes(node) | {_node_id(node), _unprefixed(node.get("name") or "")} - {""}
 
 
 _GMAIL_CLASSES = {"gmail_quote", "gmail_quote_container"}
@@ -140,6 +153,15 @@ _CUT_FROM_IDS = {
     "stopspelling",  # Hotmail / Outlook.com (old)
 }
 _CUT_FROM_CLASSES = {"outlookmessageheader", "zmail_extra"}
+# Quote containers that hold the whole quoted email (attribution included).
+_QUOTE_CONTAINERS = {"moz-cite-prefix", "yahoo_quoted", "messagereplysection"}
+# Signatures the client marked as such: Gmail, Thunderbird, Outlook on the web and
+# mobile, iOS Mail, Spark.
+_SIGNATURE_CONTAINERS = {
+    "gmail_signature", "gmail_signature_prefix", "moz-signature", "signature", "ms-outlook-mobile-signature",
+    "applemailsignature", "messagesignaturesection",
+}
+_WORD_SEPARATOR_RE = re.compile(r"border-top:\s*(?:solid|[\d.]+(?:pt|px)\s+solid)", re.I)
 
 
 def _is_cite_blockquote(node: etree._Element) -> bool:
@@ -148,17 +170,32 @@ def _is_cite_blockquote(node: etree._Element) -> bool:
 
 def _has_quote_structure(root: etree._Element, index: TextIndex) -> bool:
     for node in root.iter(etree.Element):
-        classes = _classes(node)
-        node_id = _node_id(node)
-        if node.tag == "div" and classes & _GMAIL_CLASSES and not _is_forward_container(node, index):
+        names = _names(node)
+        if node.tag == "div" and names & _GMAIL_CLASSES and not _is_forward_container(node, index):
             return True
-        if _is_cite_blockquote(node):
+        if _is_cite_blockquote(node) or _is_word_separator(node, index):
             return True
-        if classes & ({"moz-cite-prefix", "yahoo_quoted"} | _CUT_FROM_CLASSES):
+        if names & (_QUOTE_CONTAINERS | _CUT_FROM_CLASSES | _CUT_FROM_IDS | _SIGNATURE_CONTAINERS):
             return True
-        if node_id in _CUT_FROM_IDS or node_id.startswith("yahoo_quoted"):
+        if _node_id(node).startswith("yahoo_quoted"):
             return True
     return False
+
+
+def _is_short_closing(text: str) -> bool:
+    """A marked signature that is only a closing or a name ("Ana", "Cheers, Liam"): it
+    stays with the message, like the same words typed (only real signatures go)."""
+    words = text.replace("--", " ").split()
+    return len(words) <= 4 and not _CONTACT_RE.search(text)
+
+
+def _is_word_separator(node: etree._Element, index: TextIndex) -> bool:
+    """Outlook/Word's reply separator: a div with a solid top border that starts the quoted
+    email, with its From:/Sent: block inside or nothing in it at all."""
+    if node.tag != "div" or not _WORD_SEPARATOR_RE.search((node.get("style") or "").replace(": ", ":")):
+        return False
+    head = index.head(node).strip()
+    return not head or bool(_FROM_BLOCK_START_RE.match(head))
 
 
 def _is_forward_container(node: etree._Element, index: TextIndex) -> bool:
@@ -173,23 +210,25 @@ def _cut_html_quotes(document: HtmlDocument, index: TextIndex) -> list[etree._El
     for node in list(root.iter(etree.Element)):
         if not _attached(node, root):
             continue
-        classes = _classes(node)
-        node_id = _node_id(node)
-        if node_id in _CUT_FROM_IDS or classes & _CUT_FROM_CLASSES:
+        names = _names(node)
+        if names & (_CUT_FROM_IDS | _CUT_FROM_CLASSES):
             previous = _previous_element(node)
             start = previous if previous is not None and previous.tag == "hr" else node
             removed.append(cut_from(start))
-        elif node.tag == "div" and classes & _GMAIL_CLASSES and not _is_forward_container(node, index):
+        elif node.tag == "div" and names & _GMAIL_CLASSES and not _is_forward_container(node, index):
             remove(node)
             removed.append(node)
-        elif _is_cite_blockquote(node) or classes & {"moz-cite-prefix", "yahoo_quoted"} or node_id.startswith(
-            "yahoo_quoted"
-        ):
+        elif names & _QUOTE_CONTAINERS or _is_cite_blockquote(node):
             remove(node)
             removed.append(node)
-        elif node.tag == "div" and "border-top" in (node.get("style") or "").replace(" ", "").lower():
-            if _FROM_BLOCK_START_RE.match(index.head(node).strip()):
-                removed.append(cut_from(node))
+        elif names & _SIGNATURE_CONTAINERS and not _is_short_closing(index.head(node, 400)):
+            remove(node)
+            removed.append(node)
+        elif _node_id(node).startswith("yahoo_quoted"):
+            remove(node)
+            removed.append(node)
+        elif _is_word_separator(node, index) and re.search(r"\w", index.before(node)):
+            removed.append(cut_from(node))
     last = _last_plain_blockquote(root)
     if last is not None:
         remove(last)

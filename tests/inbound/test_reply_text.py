@@ -43,6 +43,44 @@ GOLDEN = {
 }
 
 
+# One golden email per HTML convention (issue 11, point 4), each built the way that client
+# builds it. The HTML part alone must give the same words: the convention is what finds
+# the quote, not the text part.
+HTML_CONVENTIONS = {
+    "gmail_signature.eml": "Could you leave her ears a bit longer this time?\n\nCheers, Liam",  # gmail_signature
+    "outlook_separator.eml": "Please give Simba his ear drops twice a day, morning and evening.",  # Word separator, no From:
+    "outlook_desktop.eml": "Rex has his vet appointment on Friday, so please skip the walk that day.",  # separator + From:
+    "owa_appendonsend.eml": "Noon works for us. Rocky's harness is on the hook by the door.",  # appendonsend, Signature
+    "outlook_web.eml": "Perfect, see you at 9. Luna's nails need a trim too.",  # divRplyFwdMsg
+    "spark_reply.eml": "I'll bring the card on Monday, it's in the glovebox.\n\nAna",  # messageReplySection
+    "yahoo.eml": "Please book Pepper from March 20 to March 24. She needs her pills at breakfast.",  # yahoo_quoted
+    "apple_mail.eml": "Here is Milo after his bath at home. He still smells of your shampoo!\n\nOlivia",  # type=cite
+    "thunderbird_html.eml": "Yes, she can have a chew in the evening. Thanks!",  # moz-cite-prefix, moz-signature
+}
+
+
+@pytest.mark.parametrize("name", sorted(HTML_CONVENTIONS))
+def test_html_conventions(name: str) -> None:
+    parsed = parse_email((EML / name).read_bytes())
+    sender = f"{parsed.sender_name} <{parsed.sender_address}>"
+    assert extract_reply(parsed.text, parsed.html, sender=sender).visible == HTML_CONVENTIONS[name]
+    assert extract_reply(None, parsed.html, sender=sender).visible == HTML_CONVENTIONS[name]
+
+
+def test_exchange_prefixed_containers_are_recognised() -> None:
+    """Exchange renames the ids and classes of a quoted email (x_divRplyFwdMsg, x_gmail_quote)."""
+    html = (
+        "<div>Fine by me.</div><div id='x_divRplyFwdMsg'><b>From:</b> Happy Paws<br><b>Sent:</b> Monday</div>"
+        "<div>Old walk details</div>"
+    )
+    assert extract_reply(None, html).visible == "Fine by me."
+
+
+def test_a_word_separator_with_nothing_before_it_is_not_a_quote() -> None:
+    html = "<div style='border:none;border-top:solid #E1E1E1 1.0pt'><p>Menu for the week</p></div>"
+    assert extract_reply(None, html).visible == "Menu for the week"
+
+
 def reply_for(name: str):
     parsed = parse_email((EML / name).read_bytes())
     return extract_reply(parsed.text, parsed.html, sender=f"{parsed.sender_name} <{parsed.sender_address}>")
