@@ -23,6 +23,7 @@ def describe(path: Path, reply_domain: str) -> dict[str, Any]:
         "kind": "reject",
         "text": "",
         "trimmed": "",
+        "truncated": False,
         "from": None,
         "message_id": None,
         "in_reply_to": None,
@@ -41,6 +42,7 @@ def describe(path: Path, reply_domain: str) -> dict[str, Any]:
         {
             "text": reply.visible,
             "trimmed": reply.trimmed,
+            "truncated": reply.truncated or parsed.truncated,
             "from": parsed.sender_address,
             "message_id": parsed.message_id,
             "in_reply_to": parsed.in_reply_to,

@@ -534,6 +534,21 @@ def _mark_quoted_email(lines: list[str], markers: list[str], i: int) -> int:
     return j
 
 
+def _mark_tab_quote(lines: list[str], markers: list[str], i: int) -> int:
+    """After an attribution, lines indented with a TAB are the quote (s-nail and
+    bsd-mailx quote with a TAB, not "> "); return where they end."""
+    j = i
+    while j < len(lines) and not lines[j].strip():
+        j += 1
+    if j >= len(lines) or not lines[j].startswith("\t"):
+        return i
+    k = i
+    while k < len(lines) and (lines[k].startswith("\t") or not lines[k].strip()):
+        markers[k] = "m" if lines[k].strip() else "e"
+        k += 1
+    return k
+
+
 def _mark(lines: list[str]) -> list[str]:
     markers = ["t"] * len(lines)
     i = 0
@@ -553,7 +568,7 @@ def _mark(lines: list[str]) -> list[str]:
             if length:
                 for j in range(i, i + length):
                     markers[j] = "s"
-                i += length
+                i = _mark_tab_quote(lines, markers, i + length)
                 continue
         i += 1
     _mark_link_continuations(lines, markers)

@@ -23,6 +23,7 @@ def test_reply_as_json() -> None:
         "kind": "reply",
         "text": "Rex has his vet appointment on Friday, so please skip the walk that day.",
         "trimmed": row["trimmed"],
+        "truncated": False,
         "from": "daniel.reyes@corp.example.com",
         "message_id": "BN0PR04MB81125A3D2C9E0F7B1A44C3E1D9232@BN0PR04MB8112.namprd04.prod.outlook.com",
         "in_reply_to": "msg-52.4e1f@pawpost.test",

@@ -81,6 +81,31 @@ def test_a_word_separator_with_nothing_before_it_is_not_a_quote() -> None:
     assert extract_reply(None, html).visible == "Menu for the week"
 
 
+# Real clients replying to a real digest (rendered by outbound.render, delivered with
+# Return-Path/Delivered-To/Received added as a mailbox has them), captured from the client:
+# mutt, neomutt, s-nail over SMTP to a sink; bsd-mailx (-I, ~m) and mblaze through their
+# sendmail, with the From/Date/Message-Id Postfix would add (bsd-mailx writes none).
+# Text, attachments: nothing of the digest is ever posted (issue 11, points 1 and 2).
+MUA_REPLIES = {
+    "mua_mailx_text.eml": ("Thanks, see you at 9!", []),  # ~m: TAB-quoted headers and MIME
+    "mua_mailx_empty.eml": ("", []),
+    "mua_mblaze_photo.eml": ("", ["bella.jpg"]),
+    "mua_mutt_empty.eml": ("", []),
+    "mua_neomutt_photo.eml": ("", ["bella.jpg"]),
+    "mua_neomutt_bottom.eml": ("Yes, Friday is fine. Cheers, Emma", []),
+    "mua_s_nail_bottom.eml": ("Yes, Friday is fine. Cheers, Emma", []),  # TAB quote, then the answer
+    "mua_s_nail_empty.eml": ("", []),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MUA_REPLIES))
+def test_real_client_replies_to_a_digest(name: str) -> None:
+    parsed = parse_email((EML / name).read_bytes())
+    reply = extract_reply(parsed.text, parsed.html, sender=f"{parsed.sender_name} <{parsed.sender_address}>")
+    assert (reply.visible, [a.filename for a in parsed.attachments]) == MUA_REPLIES[name]
+    assert "Bella had a great walk" not in reply.visible and "Happy Tails" not in reply.visible
+
+
 def reply_for(name: str):
     parsed = parse_email((EML / name).read_bytes())
     return extract_reply(parsed.text, parsed.html, sender=f"{parsed.sender_name} <{parsed.sender_address}>")
