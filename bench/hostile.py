@@ -130,7 +130,7 @@ def measure(shape: str, size: int) -> dict:
         parsed = parse_email(raw)
         classify(parsed, reply_domain="reply.test")
         reply = extract_reply(parsed.text, parsed.html, sender=parsed.sender_name)
-        return len(reply.visible), reply.truncated
+        return len(reply.visible), getattr(reply, "truncated", False)  # (older code has no flag)
 
     reply = extract_reply(None, "<p>warm</p>")  # imports out of the measure
     classify(parse_email(plain(1000)), reply_domain="reply.test")
