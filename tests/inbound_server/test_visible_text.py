@@ -106,3 +106,20 @@ def test_deeply_nested_html_is_stored_bounded_and_shown(smtp, settings: Settings
 
     page = _thread_page(settings, engine, world)
     assert "Bella is fine." in page and "Show original formatting" in page
+
+
+def test_a_huge_reply_posts_capped_text_and_keeps_the_whole_email(smtp, world: World, engine: Engine) -> None:
+    """Issue 11, point 13: 24 MB of text was posted whole; now 64 KiB and a note, raw kept."""
+    from inbound.reply_text import TRUNCATION_NOTE, VISIBLE_CHARS
+
+    line = "Bella loved the walk and the park and the other dogs today, thank you!\r\n"
+    raw = (
+        f"From: {world.primary_email}\r\nTo: {world.reply_to}\r\nSubject: Re: Bella\r\n"
+        "Message-ID: <huge-1@parents.test>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + line * 5_000
+    ).encode()
+    assert send(*smtp, world.primary_email, world.reply_to, raw)[0] == 250
+    [posted] = queries.messages(engine, world.thread_id)
+    assert len(posted.body) <= VISIBLE_CHARS + len(TRUNCATION_NOTE) + 2
+    assert posted.body.endswith(TRUNCATION_NOTE)
+    [row] = [r for r in queries.inbound(engine) if r.message_id_header == "huge-1@parents.test"]
+    assert row.size == len(raw) and bytes(row.raw) == raw
