@@ -67,8 +67,8 @@ def extract_reply(text: str | None, html: str | None, *, sender: str | None = No
         kept, cut = _strip_quotes(lines)
     else:
         kept, cut = lines, []
-    if scanned_part and kept and kept[-1:] == lines[-1:]:
-        truncated = True  # the person's words run on past what was read
+    if scanned_part and _last_words(kept) and _last_words(kept) == _last_words(lines):
+        truncated = True  # the person's words run on past what was read (not just the quote)
     if not _has_words(kept):
         # Only quoted history (an empty or photo-only reply): nothing of it is posted,
         # or the next empty reply would nest the whole digest once more.
@@ -86,6 +86,10 @@ def extract_reply(text: str | None, html: str | None, *, sender: str | None = No
         visible = visible + "\n\n" + TRUNCATION_NOTE
     trimmed = _join(_split_lines("\n".join(removed)))
     return Reply(visible=visible, trimmed=trimmed[:VISIBLE_CHARS], quote_stripped=quote_stripped, truncated=truncated)
+
+
+def _last_words(lines: list[str]) -> str:
+    return next((line for line in reversed(lines) if line.strip()), "")
 
 
 def _shorten(visible: str) -> str:

@@ -285,3 +285,10 @@ def test_huge_text_is_capped_with_a_note() -> None:
     assert reply.visible.endswith("\n\n" + TRUNCATION_NOTE)
     short = extract_reply(line, None)
     assert not short.truncated and short.visible == line.strip()
+
+
+def test_a_long_quote_past_what_is_read_is_not_called_truncated() -> None:
+    """Only the reply's own words running past the scan make the note appear."""
+    quote = "> Bella had a great walk today and met a new friend at the park.\n" * 6_000
+    reply = extract_reply("See you at 9.\n\nOn Mon, 3 Jun 2024 at 09:12, Ann <a@b.example> wrote:\n" + quote, None)
+    assert (reply.visible, reply.truncated) == ("See you at 9.", False)
