@@ -23,6 +23,7 @@ def describe(path: Path, reply_domain: str) -> dict[str, Any]:
         "kind": "reject",
         "text": "",
         "trimmed": "",
+        "truncated": False,
         "from": None,
         "message_id": None,
         "in_reply_to": None,
@@ -41,6 +42,7 @@ def describe(path: Path, reply_domain: str) -> dict[str, Any]:
         {
             "text": reply.visible,
             "trimmed": reply.trimmed,
+            "truncated": reply.truncated or parsed.truncated,
             "from": parsed.sender_address,
             "message_id": parsed.message_id,
             "in_reply_to": parsed.in_reply_to,
@@ -71,7 +73,7 @@ def describe(path: Path, reply_domain: str) -> dict[str, Any]:
     elif not parsed.sender_address:
         result["reason"] = "no usable sender address"
     elif not reply.visible and not parsed.attachments:
-        result["reason"] = "nothing left after trimming quotes and signature"
+        result["reason"] = "empty reply"
     else:
         result["kind"] = "reply"
     return result

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from inbound.bounces import record_bounce, signed_outbox
 from inbound.classify import Kind, classify
 from inbound.parse import ParsedEmail, UnparseableEmail, parse_email
+from inbound.html_text import bounded_html
 from inbound.reply_text import extract_reply
 from inbound.route import (
     AuthorCheck,
@@ -402,7 +403,7 @@ def _record_reply(session: Session, settings: Settings, row: InboundEmail, email
     try:
         message = post_parsed(session, thread, check, parsed, email.dedupe_id, now)
     except EmptyMessage:
-        _finish(row, "rejected", "no text or attachment left after removing quoted history")
+        _finish(row, "rejected", "empty reply")
         return
     # Mail from the address shows it works again: its bounce flag (if any) clears.
     clear_bouncing(session, thread.business_id, parsed.sender_address or "")
@@ -440,6 +441,7 @@ def post_parsed(
         attachments,
         source="email",
         trimmed=reply.trimmed or None,
+        html=bounded_html(parsed.html) or None if parsed.html else None,  # "show original formatting"
         email_message_id=dedupe_id,
         now=now,
     )

@@ -2,15 +2,29 @@
 
 Everything downstream (reply text, classification, routing) works on the frozen
 dataclasses defined here, so flanker's types never leave this module. Parsing
-never crashes on hostile input: flanker's strict parser, then its recovery
-parser, then Python's ``email`` package; only bytes with no message in them at
-all raise :class:`UnparseableEmail`.
+never crashes on hostile input; only bytes with no message in them at all raise
+:class:`UnparseableEmail`.
+
+Bounded: the body is read from one parse by Python's ``email`` package, walked
+without recursion, after `_bounded` has capped what the parser is given (header
+block, number of parts, multipart/message nesting, which the stdlib parser follows
+by recursion). flanker reads it only when that walk fails, and only for emails of a
+size it parses quickly: its tokenizer alone took 2 s of CPU on 25 MB, and parsing
+everything twice doubled the cost of every email. What lies past a cap stays in
+the stored raw email; ``ParsedEmail.truncated`` says so.
+
+Every string returned is valid Unicode: 8-bit header bytes (which the stdlib keeps as
+lone surrogates) and odd codecs (utf-7, unicode-escape) never leak surrogates out.
 """
 
 from __future__ import annotations
 
+import codecs
 import email
+import html as html_lib
+import email.generator
 import email.header
+import io
 import email.parser
 import email.policy
 import email.utils
@@ -22,6 +36,7 @@ from email.message import Message
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
+from inbound.html_text import parse_html, render
 from inbound.sender import sender_from_headers
 
 logger = logging.getLogger(__name__)
@@ -77,11 +92,12 @@ class ParsedEmail:
     )
     content_type: str = "text/plain"
     report_type: str | None = None  # e.g. "delivery-status" for a DSN
-    delivery_status: str | None = field(default=None, repr=False)  # a message/delivery-status part
+    delivery_status: str | None = field(default=None, repr=False)
     reported_message_id: str | None = None  # Message-ID of the mail a report is about
     # Why the From is not one person's address (several From headers or addresses, a
     # group, a malformed header): such an email is quarantined (`inbound.sender`).
     sender_problem: str | None = None
+    truncated: bool = False  # parts past a cap were not read (the raw email has them)
 
     @property
     def is_report(self) -> bool:
@@ -102,31 +118,72 @@ class _Body:
 
     texts: list[str] = field(default_factory=list)
     htmls: list[str] = field(default_factory=list)
+    # Inline text in reading order: one (text, html) pair per alternative or lone part.
+    inline: list[list[str | None]] = field(default_factory=list)
     attachments: list[ParsedAttachment] = field(default_factory=list)
     report_type: str | None = None
     delivery_status: str | None = None
     reported_message_id: str | None = None
+    truncated: bool = False
 
 
 def parse_email(raw: bytes) -> ParsedEmail:
     """Parse raw message bytes; raise UnparseableEmail only when nothing is there."""
     if not raw or not raw.strip():
         raise UnparseableEmail("empty message")
-    header_msg = _python_message(raw)
-    headers = _headers(header_msg)
-    if not headers and not raw.strip():
-        raise UnparseableEmail("no headers and no body")
-    body = _flanker_body(raw)
-    python_body = _python_body(header_msg)
-    if body is None:
-        body = python_body
-    elif python_body.texts or python_body.htmls:
-        # flanker falls back to a chardet guess when the declared charset fails, which
-        # turns one bad byte in UTF-8 into whole-body mojibake; decode text parts from
-        # the declared charset with errors="replace" instead.
-        body.texts, body.htmls = python_body.texts, python_body.htmls
-    body.reported_message_id = body.reported_message_id or python_body.reported_message_id
-    return _build(headers, body, header_msg)
+    bounded, truncated = _bounded(raw)
+    msg = _python_message(bounded)
+    headers = _headers(msg)
+    try:
+        body = _python_body(msg)
+    except Exception:  # noqa: BLE001 - a walk the stdlib cannot finish: flanker's turn
+        logger.warning("stdlib walk failed; trying flanker", exc_info=True)
+        body = (_flanker_body(bounded) if len(bounded) <= _FLANKER_MAX_BYTES else None) or _Body()
+    body.truncated = body.truncated or truncated
+    return _build(headers, body, msg)
+
+
+# --- bounds: what the stdlib parser is given ---
+
+# Past these the rest of the email is not read (it stays in the stored raw email).
+_MAX_BOUNDARY_LINES = 1000  # lines starting with "--": at most ~500 parts
+_MAX_NESTED_TYPES = 48  # multipart/* and message/* parts: the stdlib nests a frame set per level
+_FLANKER_MAX_BYTES = 1_000_000
+_BOUNDARY_LINE_RE = re.compile(rb"\n--")
+_NESTED_TYPE_RE = re.compile(rb"\ncontent-type:[ \t]*(?:multipart|message)/", re.IGNORECASE)
+
+
+def _bounded(raw: bytes) -> tuple[bytes, bool]:
+    """The raw email cut so the stdlib parser stays linear and shallow; True when cut.
+
+    A header block past `_HEADER_BLOCK_CAP` keeps its first fields (what follows the
+    blank line is still the body); the email ends before the boundary line or the
+    nested Content-Type past its cap.
+    """
+    truncated = False
+    end = _header_end(raw)
+    if end > _HEADER_BLOCK_CAP:
+        keep = raw.rfind(b"\n", 0, _HEADER_BLOCK_CAP) + 1
+        raw = raw[:keep] + b"\r\n" + raw[end:].lstrip(b"\r\n")
+        truncated = True
+    cut = len(raw)
+    top = parse_headers(raw).content_type
+    if not top.startswith(("multipart/", "message/")):
+        return raw, truncated  # one part: no boundary or nesting to follow
+    for pattern, cap in ((_BOUNDARY_LINE_RE, _MAX_BOUNDARY_LINES), (_NESTED_TYPE_RE, _MAX_NESTED_TYPES)):
+        for count, match in enumerate(pattern.finditer(raw, 0, cut), 1):
+            if count > cap:
+                cut = match.start() + 1
+                break
+    if cut < len(raw):
+        raw, truncated = raw[:cut], True
+    return raw, truncated
+
+
+def _header_end(raw: bytes) -> int:
+    """Offset of the blank line that ends the header block (len(raw) when none)."""
+    found = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
+    return min(found) if found else len(raw)
 
 
 # --- headers (always from Python's parser, which never refuses a header block) ---
@@ -208,19 +265,22 @@ def _decode_header(value: Any) -> str:
     if isinstance(value, email.header.Header):
         value = str(value)
     text = str(value)
-    if any("\udc80" <= ch <= "\udcff" for ch in text):  # raw 8-bit header bytes
-        text = _decode_bytes(text.encode("utf-8", "surrogateescape"), "utf-8")
+    if _SURROGATE_RE.search(text):  # raw 8-bit header bytes, kept by the stdlib as surrogates
+        try:
+            text = _decode_bytes(text.encode("utf-8", "surrogateescape"), "utf-8")
+        except UnicodeEncodeError:  # a surrogate that is not an escaped byte
+            text = _no_surrogates(text)
     try:
         parts = email.header.decode_header(text)
     except Exception:  # malformed encoded-word: keep the raw text
-        return _unfold(text)
+        return _unfold(_no_surrogates(text))
     out = []
     for chunk, charset in parts:
         if isinstance(chunk, bytes):
             out.append(_decode_bytes(chunk, charset))
         else:
             out.append(chunk)
-    return _unfold("".join(out))
+    return _unfold(_no_surrogates("".join(out)))
 
 
 def _unfold(text: str) -> str:
@@ -279,28 +339,33 @@ def _flanker_body(raw: bytes) -> _Body | None:
     return None
 
 
-def _walk_flanker(part: Any, body: _Body) -> None:
-    ctype = str(part.content_type.value).lower()
-    if part.content_type.is_multipart():
-        if ctype == "multipart/report":
-            body.report_type = (part.content_type.params.get("report-type") or "").lower() or "unknown"
-        for child in part.parts:
-            _walk_flanker(child, body)
-        return
-    if ctype in _REPORT_TYPES:
-        if ctype in _DELIVERY_STATUS_TYPES:
-            body.delivery_status = _flanker_text(part)
-        return
-    if ctype in ("message/rfc822", "text/rfc822-headers") and body.report_type:
-        body.reported_message_id = _reported_id(_flanker_bytes(part))
-        return
-    disposition = (part.content_disposition[0] or "").lower()
-    filename = _clean_filename(part.detected_file_name) if _has_name(part) else ""
-    if ctype in ("text/plain", "text/html") and disposition != "attachment" and not filename:
-        (body.texts if ctype == "text/plain" else body.htmls).append(_flanker_text(part))
-        return
-    content = _flanker_bytes(part)
-    _add_attachment(body, ctype, filename, content, part.headers.get("Content-Id"), disposition)
+def _walk_flanker(root: Any, body: _Body) -> None:
+    """flanker's tree, walked with a stack (no recursion)."""
+    stack = [root]
+    while stack:
+        part = stack.pop()
+        ctype = str(part.content_type.value).lower()
+        if part.content_type.is_multipart():
+            if ctype == "multipart/report":
+                body.report_type = (part.content_type.params.get("report-type") or "").lower() or "unknown"
+            stack.extend(reversed(list(part.parts)))
+            continue
+        if ctype in _REPORT_TYPES:
+            if ctype in _DELIVERY_STATUS_TYPES:
+                body.delivery_status = _flanker_text(part)
+            continue
+        if ctype in ("message/rfc822", "text/rfc822-headers") and body.report_type:
+            body.reported_message_id = _reported_id(_flanker_bytes(part))
+            continue
+        disposition = (part.content_disposition[0] or "").lower()
+        filename = _clean_filename(part.detected_file_name) if _has_name(part) else ""
+        if ctype in _TEXT_TYPES and disposition != "attachment" and not filename:
+            text = _no_surrogates(_flanker_text(part))
+            (body.texts if ctype == "text/plain" else body.htmls).append(text)
+            body.inline.append([text, None] if ctype == "text/plain" else [None, text])
+            continue
+        content = _flanker_bytes(part)
+        _add_attachment(body, ctype, filename, content, part.headers.get("Content-Id"), disposition)
 
 
 def _has_name(part: Any) -> bool:
@@ -333,32 +398,129 @@ def _flanker_bytes(part: Any) -> bytes:
         return b""
 
 
+_TEXT_TYPES = ("text/plain", "text/html")
+
+
 def _python_body(msg: Message) -> _Body:
+    """Walk the MIME tree without recursion: inline text in order, attachments, reports.
+
+    A forwarded email (message/rfc822) is one attachment with its own bytes: its text is
+    not the reply's and its files stay inside it. Inside a delivery report it is the
+    returned original, read only for its Message-ID.
+    """
     body = _Body()
-    for part in msg.walk():
+    # (part, the entry of the multipart/alternative it belongs to, or None)
+    stack: list[tuple[Message, list[str | None] | None]] = [(msg, None)]
+    while stack:
+        part, entry = stack.pop()
         ctype = part.get_content_type().lower()
-        if part.is_multipart() and ctype != "message/rfc822":
+        if ctype == "message/rfc822" and not body.report_type:
+            _add_forwarded(body, part)
+            continue
+        if ctype in _REPORT_TYPES and part.is_multipart():  # the stdlib reads its field groups as parts
+            if ctype not in _DELIVERY_STATUS_TYPES:
+                continue
+            groups = [child for child in part.get_payload() if isinstance(child, Message)]
+            body.delivery_status = "\n\n".join(
+                "\n".join("%s: %s" % (name, _decode_header(value)) for name, value in group.raw_items()) for group in groups
+            )
+            continue
+        if part.is_multipart():
+            if ctype == "message/rfc822" or ctype == "text/rfc822-headers":
+                body.reported_message_id = body.reported_message_id or _reported_id(_part_bytes(part))
+                continue
             if ctype == "multipart/report":
-                body.report_type = (part.get_param("report-type") or "unknown").lower()
+                body.report_type = (_param(part, "report-type") or "unknown").lower()
+            if ctype == "multipart/alternative" and entry is None:
+                entry = [None, None]
+                body.inline.append(entry)
+            children = part.get_payload()
+            stack.extend((child, entry) for child in reversed(children) if isinstance(child, Message))
             continue
-        if ctype in ("message/rfc822", "text/rfc822-headers") and body.report_type:
-            inner = part.get_payload(0) if ctype == "message/rfc822" and part.is_multipart() else None
-            source = inner.as_bytes() if inner is not None else part.get_payload(decode=True) or b""
-            body.reported_message_id = _reported_id(source)
+        if ctype == "text/rfc822-headers" and body.report_type:
+            body.reported_message_id = body.reported_message_id or _reported_id(_payload(part))
             continue
-        payload = part.get_payload(decode=True) or b""
+        payload = _payload(part)
         if ctype in _REPORT_TYPES:
             if ctype in _DELIVERY_STATUS_TYPES:
-                body.delivery_status = _decode_bytes(payload, part.get_content_charset())
+                body.delivery_status = _decode_bytes(payload, _charset(part))
             continue
         disposition = (part.get_content_disposition() or "").lower()
-        filename = _clean_filename(_decode_header(part.get_filename() or ""))
-        if ctype in ("text/plain", "text/html") and disposition != "attachment" and not filename:
-            text = _decode_bytes(payload, part.get_content_charset())
+        filename = _clean_filename(_filename(part))
+        if ctype.startswith("multipart/") and disposition != "attachment" and not filename:
+            # A multipart with no boundary line in its body: the text sits in the preamble.
+            ctype = "text/html" if re.search(rb"<(?:html|body|div|p|br)\b", payload[:4096], re.I) else "text/plain"
+        if ctype in _TEXT_TYPES and disposition != "attachment" and not filename:
+            text = _decode_text(payload, _charset(part)) if ctype == "text/plain" else _decode_bytes(payload, _charset(part))
             (body.texts if ctype == "text/plain" else body.htmls).append(text)
+            slot = 0 if ctype == "text/plain" else 1
+            if entry is None:
+                body.inline.append([text, None] if slot == 0 else [None, text])
+            else:
+                entry[slot] = text if entry[slot] is None else entry[slot] + ("\n" if slot == 0 else "") + text
             continue
         _add_attachment(body, ctype, filename, payload, part.get("Content-Id"), disposition)
     return body
+
+
+def _add_forwarded(body: _Body, part: Message) -> None:
+    """A forwarded email kept whole, as an attachment: its real bytes, never its text."""
+    content = _part_bytes(part)
+    inner = part.get_payload(0) if part.is_multipart() else None
+    subject = _decode_header(inner.get("Subject", "")) if isinstance(inner, Message) else ""
+    name = _clean_filename(_filename(part)) or (
+        re.sub(r"[^\w .,()&'-]+", "", subject).strip()[:80] + ".eml" if subject.strip() else ""
+    )
+    disposition = (part.get_content_disposition() or "").lower()
+    _add_attachment(body, "message/rfc822", name, content, part.get("Content-Id"), disposition)
+
+
+def _part_bytes(part: Message) -> bytes:
+    """The bytes of an enclosed message (message/rfc822), as the stdlib regenerates them."""
+    if not part.is_multipart():
+        return _payload(part)
+    inner = part.get_payload(0)
+    out = io.BytesIO()
+    try:
+        email.generator.BytesGenerator(out, mangle_from_=False, maxheaderlen=0).flatten(inner, unixfrom=False)
+    except Exception:  # noqa: BLE001 - an enclosed message too broken to write back
+        return b""
+    return out.getvalue()
+
+
+def _payload(part: Message) -> bytes:
+    try:
+        payload = part.get_payload(decode=True)
+    except Exception:  # noqa: BLE001 - a transfer encoding the stdlib chokes on: raw bytes
+        raw = part.get_payload()
+        payload = raw.encode("ascii", "surrogateescape") if isinstance(raw, str) else b""
+    return payload if isinstance(payload, bytes) else b""
+
+
+def _charset(part: Message) -> str | None:
+    """The declared charset, or None (the stdlib raises on NUL and 8-bit RFC 2231 values)."""
+    try:
+        charset = part.get_content_charset()
+    except (ValueError, LookupError, UnicodeError):
+        return None
+    return charset if charset and charset.isascii() else None
+
+
+def _param(part: Message, name: str) -> str | None:
+    try:
+        value = part.get_param(name)
+    except (ValueError, LookupError, UnicodeError):
+        return None
+    if isinstance(value, tuple):
+        value = email.utils.collapse_rfc2231_value(value)
+    return _no_surrogates(str(value)) if value else None
+
+
+def _filename(part: Message) -> str:
+    try:
+        return part.get_filename() or ""
+    except (ValueError, LookupError, UnicodeError):
+        return ""
 
 
 def _add_attachment(
@@ -366,7 +528,7 @@ def _add_attachment(
 ) -> None:
     if ctype in _IGNORED_TYPES or filename.lower() in _IGNORED_NAMES:
         return
-    cid = str(content_id).strip().strip("<>").strip() if content_id else None
+    cid = _decode_header(content_id).strip("<>").strip() if content_id else None
     if not filename:
         filename = _default_name(ctype)
     inline = bool(cid) and disposition != "attachment"
@@ -403,17 +565,66 @@ def _reported_id(raw: bytes) -> str | None:
 
 def _decode_bytes(data: bytes, charset: str | None) -> str:
     for candidate in (charset, "utf-8"):
-        if not candidate:
+        if not candidate or not _text_codec(candidate):
             continue
         try:
-            return data.decode(_charset_alias(candidate))
+            return _no_surrogates(data.decode(_charset_alias(candidate)))
         except (LookupError, ValueError):  # unknown charset, bad bytes, NUL in the name
             continue
-    name = _charset_alias(charset) if charset else "utf-8"
+    name = _charset_alias(charset) if charset and _text_codec(charset) else "utf-8"
     try:
-        return data.decode(name, errors="replace")
+        return _no_surrogates(data.decode(name, errors="replace"))
     except (LookupError, ValueError):
         return data.decode("utf-8", errors="replace")
+
+
+# Codecs that are not a charset of text (base64, rot13...) or that turn bytes into any
+# code point, lone surrogates included (unicode-escape, utf-7): never a mail charset.
+_NOT_CHARSETS = frozenset({"unicode_escape", "raw_unicode_escape", "utf_7", "idna", "punycode", "undefined"})
+_DETECT_BYTES = 64 * 1024  # what charset detection reads of a part (bounded time)
+
+
+def _text_codec(charset: str) -> bool:
+    try:
+        info = codecs.lookup(_charset_alias(charset))
+    except (LookupError, ValueError):
+        return False
+    return getattr(info, "_is_text_encoding", True) and info.name.replace("-", "_") not in _NOT_CHARSETS
+
+
+def _decode_text(data: bytes, charset: str | None) -> str:
+    """A text/plain part: its declared charset, else detected when the label is missing,
+    plain ASCII over 8-bit bytes, or ASCII over ISO-2022 escape sequences."""
+    declared = (charset or "").strip().strip('"').lower()
+    escapes = b"\x1b" in data and not declared.startswith("iso-2022")
+    if declared and declared not in ("us-ascii", "ascii") and not escapes:
+        return _decode_bytes(data, charset)
+    if not escapes:
+        try:
+            return _no_surrogates(data.decode("ascii" if declared else "utf-8"))
+        except UnicodeDecodeError:
+            pass
+    detected = _detect_charset(data)
+    return _decode_bytes(data, detected or charset)
+
+
+def _detect_charset(data: bytes) -> str | None:
+    """charset-normalizer's guess from the first `_DETECT_BYTES` (None when unsure)."""
+    from charset_normalizer import from_bytes
+
+    try:
+        best = from_bytes(data[:_DETECT_BYTES], steps=8, chunk_size=512).best()
+    except Exception:  # noqa: BLE001 - detection is a guess; never fail a parse on it
+        return None
+    return best.encoding if best is not None else None
+
+
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+def _no_surrogates(text: str) -> str:
+    """Valid Unicode: lone surrogates (undecodable bytes, odd codecs) become U+FFFD."""
+    return _SURROGATE_RE.sub("\ufffd", text)
 
 
 def _charset_alias(charset: str) -> str:
@@ -431,8 +642,7 @@ def _build(headers: Mapping[str, tuple[str, ...]], body: _Body, msg: Message) ->
     )
     message_ids = _ids(_raw_header(msg, "Message-ID"))
     reply_ids = _ids(_raw_header(msg, "In-Reply-To"))
-    text = "\n".join(t for t in body.texts if t is not None) if body.texts else None
-    html = body.htmls[0] if body.htmls else None
+    text, html = _inline_text(body.inline)
     content_type = (msg.get_content_type() or "text/plain").lower()
     return ParsedEmail(
         sender_address=sender.address,
@@ -451,4 +661,58 @@ def _build(headers: Mapping[str, tuple[str, ...]], body: _Body, msg: Message) ->
         delivery_status=body.delivery_status,
         reported_message_id=body.reported_message_id,
         sender_problem=sender.problem,
+        truncated=body.truncated,
     )
+
+
+def _pair_alternatives(inline: list[list[str | None]]) -> list[list[str | None]]:
+    """A text part next to an HTML part with the same words is one alternative, whatever
+    the multipart around them is called (a damaged or unknown subtype reads as mixed)."""
+    paired: list[list[str | None]] = []
+    for entry in inline:
+        previous = paired[-1] if paired else None
+        if previous is not None and _complement(previous, entry):
+            text = previous[0] if previous[0] is not None else entry[0]
+            html = previous[1] if previous[1] is not None else entry[1]
+            if _words(text) == _words(render(parse_html(html or "").root)[0]):
+                paired[-1] = [text, html]
+                continue
+        paired.append(entry)
+    return paired
+
+
+def _complement(a: list[str | None], b: list[str | None]) -> bool:
+    return (a[1] is None and a[0] is not None and b[0] is None and b[1] is not None) or (
+        a[0] is None and a[1] is not None and b[1] is None and b[0] is not None
+    )
+
+
+def _words(text: str | None) -> str:
+    """The first words of a text, for telling two renderings of one message apart."""
+    return " ".join(re.findall(r"\w+", text or "")[:30]).lower()
+
+
+def _inline_text(inline: list[list[str | None]]) -> tuple[str | None, str | None]:
+    """One text and one HTML body from the inline parts, every one of them, in order.
+
+    One alternative (the usual case) gives its text and HTML as they are. Several
+    parts (Apple Mail around an inline picture, a text part and an HTML part side by
+    side in multipart/mixed) are joined: the text from each part's text (or its HTML
+    rendered), the HTML from each part's HTML (or its text, escaped), so whichever body
+    the reply extractor reads holds all of them.
+    """
+    if not inline:
+        return None, None
+    inline = _pair_alternatives(inline)
+    if len(inline) == 1:
+        return inline[0][0], inline[0][1]
+    if all(html is None for _, html in inline):
+        return "\n".join(text or "" for text, _ in inline), None
+    if all(text is None for text, _ in inline):
+        return None, "".join(html or "" for _, html in inline)
+    texts = [text if text is not None else render(parse_html(html or "").root)[0] for text, html in inline]
+    htmls = [
+        html if html is not None else "<div style=\"white-space: pre-wrap\">%s</div>" % html_lib.escape(text or "")
+        for text, html in inline
+    ]
+    return "\n\n".join(texts), "".join(htmls)

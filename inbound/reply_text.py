@@ -3,28 +3,43 @@
 Removes quoted history, attribution lines ("On ... wrote:" and its translations,
 Outlook header blocks), signatures and client boilerplate. HTML is preferred when
 the client marked its quote structurally (Gmail, Apple, Thunderbird, Yahoo,
-Outlook containers); otherwise the text part is read line by line, in the spirit
-of mailgun/talon's line markers: ``e`` empty, ``m`` quoted with ``>``, ``s`` a
-quote splitter, ``f`` a forward header, ``t`` text.
+Outlook and Exchange containers); otherwise the text part is read line by line, in
+the spirit of mailgun/talon's line markers: ``e`` empty, ``m`` quoted with ``>``,
+``s`` a quote splitter, ``f`` a forward header, ``t`` text.
 
 mail-parser-reply (``mailparser_reply``) was measured and left out: it cuts at the
 first header it sees and treats everything after a sign-off as signature, which
-loses inline answers and text under a quote. html2text renders HTML; the quote and
-signature rules are our own.
+loses inline answers and text under a quote. HTML is parsed by lxml and rendered by
+``inbound.html_text`` (linear, iterative); the quote and signature rules are our own.
+
+Bounded: only the first ``SCAN_CHARS`` of a body are read, and the visible text is
+cut at ``VISIBLE_CHARS`` with a note saying the rest is in the full email (which
+Pawpost keeps whole).
 """
 
 from __future__ import annotations
 
-import html as html_lib
 import logging
 import re
 from dataclasses import dataclass
-from html.parser import HTMLParser
-from typing import Iterable
 
-import html2text
+from lxml import etree
+
+from inbound.html_text import HtmlDocument, TextIndex, cut_from, parse_html, remove, render
 
 logger = logging.getLogger(__name__)
+
+# 64 KiB of visible text is ~10,000 words, twenty-odd printed pages: far beyond any reply
+# a person types, small enough that a thread page or a digest of twenty such messages
+# stays light. The raw email keeps everything.
+VISIBLE_CHARS = 64 * 1024
+# What the line-by-line rules read of a body (they are linear; this bounds the constant):
+# four times the visible cap, so a long reply still has its quote found after it.
+SCAN_CHARS = 256 * 1024
+# What is parsed of an HTML body: lxml reads it in C (~50 MB/s), the walks that follow
+# are capped by element count (inbound.html_text.MAX_ELEMENTS).
+HTML_SCAN_CHARS = 4_000_000
+TRUNCATION_NOTE = "[\N{HORIZONTAL ELLIPSIS} the rest is in the full email]"
 
 
 @dataclass(frozen=True)
@@ -32,145 +47,104 @@ class Reply:
     visible: str  # what to post: no quotes, no signature
     trimmed: str  # what was removed, kept so staff can expand it
     quote_stripped: str  # quotes removed, signature still there
+    truncated: bool = False  # the visible text was cut (see TRUNCATION_NOTE); the raw email has it all
 
 
 def extract_reply(text: str | None, html: str | None, *, sender: str | None = None) -> Reply:
     """Visible reply text from a text and/or HTML body.
 
     ``sender`` (display name and/or address) lets a trailing line with the
-    sender's own name count as signature.
+    sender's own name count as signature. With no new words (a quote-only or
+    photo-only reply) the visible text is empty: quoted history is never posted.
     """
     removed: list[str] = []
-    body, strip_quotes = _choose_body(text, html, removed)
+    body, strip_quotes, truncated = _choose_body(text, html, removed)
+    scanned_part = len(body) > SCAN_CHARS
+    if scanned_part:
+        body = body[: body.rfind("\n", 0, SCAN_CHARS) + 1 or SCAN_CHARS]
     lines = _split_lines(body)
     if strip_quotes:
         kept, cut = _strip_quotes(lines)
     else:
         kept, cut = lines, []
-    if not _has_words(kept):  # never lose the user's words
-        kept, cut, removed = lines, [], []
+    if scanned_part and _last_words(kept) and _last_words(kept) == _last_words(lines):
+        truncated = True  # the person's words run on past what was read (not just the quote)
+    if not _has_words(kept):
+        # Only quoted history (an empty or photo-only reply): nothing of it is posted,
+        # or the next empty reply would nest the whole digest once more.
+        kept, cut = [], lines
     removed.extend(cut)
     quote_stripped = _join(kept)
     visible_lines, sig = _strip_signature(kept, _sender_tokens(sender))
     if not _has_words(visible_lines):
-        visible_lines, sig = kept, []
+        visible_lines, sig = [], kept  # a signature and nothing else: no new words
     removed.extend(sig)
     visible = _join(visible_lines)
-    if not quote_stripped:
-        return Reply(visible="", trimmed="", quote_stripped="")
-    return Reply(visible=visible, trimmed=_join(_split_lines("\n".join(removed))), quote_stripped=quote_stripped)
+    if len(visible) > VISIBLE_CHARS:
+        visible, truncated = _shorten(visible), True
+    elif truncated and visible:
+        visible = visible + "\n\n" + TRUNCATION_NOTE
+    trimmed = _join(_split_lines("\n".join(removed)))
+    return Reply(visible=visible, trimmed=trimmed[:VISIBLE_CHARS], quote_stripped=quote_stripped, truncated=truncated)
+
+
+def _last_words(lines: list[str]) -> str:
+    return next((line for line in reversed(lines) if line.strip()), "")
+
+
+def _shorten(visible: str) -> str:
+    """The first VISIBLE_CHARS of a text, cut at a line or word end, with the note."""
+    head = visible[:VISIBLE_CHARS]
+    cut = max(head.rfind("\n"), head.rfind(" "))
+    if cut > VISIBLE_CHARS // 2:
+        head = head[:cut]
+    return head.rstrip() + "\n\n" + TRUNCATION_NOTE
 
 
 def html_to_text(html: str) -> str:
     """Readable plain text for an HTML body (links as ``text (url)``)."""
-    return _render(_parse_html(html))
+    return render(parse_html(html).root)[0]
 
 
 # --------------------------------------------------------------------------- choosing
 
 
-def _choose_body(text: str | None, html: str | None, removed: list[str]) -> tuple[str, bool]:
-    """Pick the body to read; return it and whether text-level quote stripping applies."""
+def _choose_body(text: str | None, html: str | None, removed: list[str]) -> tuple[str, bool, bool]:
+    """Pick the body to read; return it, whether text-level quote stripping applies, and
+    whether the HTML was too large to read whole."""
     if html and html.strip():
-        root = _parse_html(html)
-        if _has_quote_structure(root) or not (text and text.strip()):
-            original = _render(root)
-            cut_nodes = _cut_html_quotes(root)
-            rendered = _render(root)
-            if not _has_words(_split_lines(rendered)):
-                return original, False  # the whole mail is one quote: keep it all
-            removed.extend(_render(node) for node in cut_nodes)
-            return rendered, True
-    return text or "", True
+        document = parse_html(html[:HTML_SCAN_CHARS])
+        index = TextIndex(document.root)
+        if _has_quote_structure(document.root, index) or not (text and text.strip()):
+            cut_nodes = _cut_html_quotes(document, index)
+            rendered, full = render(document.root)
+            removed.extend(render(node)[0] for node in cut_nodes)
+            return rendered, True, document.truncated or full or len(html) > HTML_SCAN_CHARS
+    return text or "", True, False
 
 
-# --------------------------------------------------------------------------- HTML tree
+# --------------------------------------------------------------------------- HTML quotes
 
 
-_VOID = frozenset(
-    "area base br col embed hr img input link meta param source track wbr".split()
-)
-_SKIP_TEXT = frozenset({"script", "style", "head", "title", "template"})
+def _unprefixed(name: str) -> str:
+    """Exchange prefixes the ids and classes of a quoted email with ``x_`` (once per hop)."""
+    name = name.lower()
+    while name.startswith("x_"):
+        name = name[2:]
+    return name
 
 
-class _Node:
-    __slots__ = ("tag", "attrs", "children", "parent")
-
-    def __init__(self, tag: str, attrs: dict[str, str], parent: "_Node | None") -> None:
-        self.tag = tag
-        self.attrs = attrs
-        self.children: list[_Node | str] = []
-        self.parent = parent
-
-    @property
-    def classes(self) -> set[str]:
-        return set(self.attrs.get("class", "").split())
-
-    def elements(self) -> Iterable["_Node"]:
-        for child in self.children:
-            if isinstance(child, _Node):
-                yield child
-                yield from child.elements()
-
-    def text(self) -> str:
-        if self.tag in _SKIP_TEXT:
-            return ""
-        return "".join(c if isinstance(c, str) else c.text() for c in self.children)
+def _classes(node: etree._Element) -> set[str]:
+    return {_unprefixed(c) for c in (node.get("class") or "").split()}
 
 
-class _TreeBuilder(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.root = _Node("#root", {}, None)
-        self.stack = [self.root]
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        parent = self.stack[-1]
-        node = _Node(tag, {k: v or "" for k, v in attrs}, parent)
-        parent.children.append(node)
-        if tag not in _VOID:
-            self.stack.append(node)
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        parent = self.stack[-1]
-        parent.children.append(_Node(tag, {k: v or "" for k, v in attrs}, parent))
-
-    def handle_endtag(self, tag: str) -> None:
-        for depth in range(len(self.stack) - 1, 0, -1):
-            if self.stack[depth].tag == tag:
-                del self.stack[depth:]
-                return
-
-    def handle_data(self, data: str) -> None:
-        self.stack[-1].children.append(data)
+def _node_id(node: etree._Element) -> str:
+    return _unprefixed(node.get("id") or "")
 
 
-def _parse_html(html: str) -> _Node:
-    builder = _TreeBuilder()
-    try:
-        builder.feed(html.replace("\x01", "").replace("\r\n", "\n").replace("\r", "\n"))
-        builder.close()
-    except Exception:  # html.parser is lenient; this guards against the odd assertion
-        logger.debug("html parse stopped early")
-    return builder.root
-
-
-def _remove(node: _Node) -> None:
-    if node.parent is not None and node in node.parent.children:
-        node.parent.children.remove(node)
-
-
-def _cut_from(node: _Node) -> _Node:
-    """Remove node and everything after it in document order; return a holder of it all."""
-    holder = _Node("div", {}, None)
-    current = node
-    while current.parent is not None:
-        siblings = current.parent.children
-        index = next(i for i, c in enumerate(siblings) if c is current)
-        holder.children.extend(siblings[index + (0 if current is node else 1):])
-        del siblings[index + (0 if current is node else 1):]
-        current = current.parent
-    return holder
+def _names(node: etree._Element) -> set[str]:
+    """Class names, id and name attribute: where clients mark their containers."""
+    return _classes(node) | {_node_id(node), _unprefixed(node.get("name") or "")} - {""}
 
 
 _GMAIL_CLASSES = {"gmail_quote", "gmail_quote_container"}
@@ -183,53 +157,85 @@ _CUT_FROM_IDS = {
     "stopspelling",  # Hotmail / Outlook.com (old)
 }
 _CUT_FROM_CLASSES = {"outlookmessageheader", "zmail_extra"}
+# Quote containers that hold the whole quoted email (attribution included).
+_QUOTE_CONTAINERS = {"moz-cite-prefix", "yahoo_quoted", "messagereplysection"}
+# Signatures the client marked as such: Gmail, Thunderbird, Outlook on the web and
+# mobile, iOS Mail, Spark.
+_SIGNATURE_CONTAINERS = {
+    "gmail_signature", "gmail_signature_prefix", "moz-signature", "signature", "ms-outlook-mobile-signature",
+    "applemailsignature", "messagesignaturesection",
+}
+_WORD_SEPARATOR_RE = re.compile(r"border-top:\s*(?:solid|[\d.]+(?:pt|px)\s+solid)", re.I)
 
 
-def _has_quote_structure(root: _Node) -> bool:
-    for node in root.elements():
-        classes = {c.lower() for c in node.classes}
-        if node.tag == "div" and classes & _GMAIL_CLASSES and not _is_forward_container(node):
+def _is_cite_blockquote(node: etree._Element) -> bool:
+    return node.tag == "blockquote" and (node.get("type") or "").lower() == "cite"
+
+
+def _has_quote_structure(root: etree._Element, index: TextIndex) -> bool:
+    for node in root.iter(etree.Element):
+        names = _names(node)
+        if node.tag == "div" and names & _GMAIL_CLASSES and not _is_forward_container(node, index):
             return True
-        if node.tag == "blockquote" and node.attrs.get("type", "").lower() == "cite":
+        if _is_cite_blockquote(node) or _is_word_separator(node, index):
             return True
-        if classes & ({"moz-cite-prefix", "yahoo_quoted"} | _CUT_FROM_CLASSES):
+        if names & (_QUOTE_CONTAINERS | _CUT_FROM_CLASSES | _CUT_FROM_IDS | _SIGNATURE_CONTAINERS):
             return True
-        if node.attrs.get("id", "").lower() in _CUT_FROM_IDS or node.attrs.get("id", "").startswith("yahoo_quoted"):
+        if _node_id(node).startswith("yahoo_quoted"):
             return True
     return False
 
 
-def _is_forward_container(node: _Node) -> bool:
-    head = node.text().strip()[:300]
+def _is_short_closing(text: str) -> bool:
+    """A marked signature that is only a closing or a name ("Ana", "Cheers, Liam"): it
+    stays with the message, like the same words typed (only real signatures go)."""
+    words = text.replace("--", " ").split()
+    return len(words) <= 4 and not _CONTACT_RE.search(text)
+
+
+def _is_word_separator(node: etree._Element, index: TextIndex) -> bool:
+    """Outlook/Word's reply separator: a div with a solid top border that starts the quoted
+    email, with its From:/Sent: block inside or nothing in it at all."""
+    if node.tag != "div" or not _WORD_SEPARATOR_RE.search((node.get("style") or "").replace(": ", ":")):
+        return False
+    head = index.head(node).strip()
+    return not head or bool(_FROM_BLOCK_START_RE.match(head))
+
+
+def _is_forward_container(node: etree._Element, index: TextIndex) -> bool:
+    head = index.head(node).strip()
     return bool(re.match(r"[-_=* ]*(?:%s)" % _FWD_WORDS, head, re.I))
 
 
-def _cut_html_quotes(root: _Node) -> list[_Node]:
+def _cut_html_quotes(document: HtmlDocument, index: TextIndex) -> list[etree._Element]:
     """Remove quote containers in place; return what was removed."""
-    removed: list[_Node] = []
-    for node in list(root.elements()):
-        if node.parent is None or not _attached(node, root):
+    root = document.root
+    removed: list[etree._Element] = []
+    for node in list(root.iter(etree.Element)):
+        if not _attached(node, root):
             continue
-        classes = {c.lower() for c in node.classes}
-        node_id = node.attrs.get("id", "").lower()
-        if node_id in _CUT_FROM_IDS or classes & _CUT_FROM_CLASSES:
+        names = _names(node)
+        if names & (_CUT_FROM_IDS | _CUT_FROM_CLASSES):
             previous = _previous_element(node)
             start = previous if previous is not None and previous.tag == "hr" else node
-            removed.append(_cut_from(start))
-        elif node.tag == "div" and classes & _GMAIL_CLASSES and not _is_forward_container(node):
-            _remove(node)
+            removed.append(cut_from(start))
+        elif node.tag == "div" and names & _GMAIL_CLASSES and not _is_forward_container(node, index):
+            remove(node)
             removed.append(node)
-        elif (node.tag == "blockquote" and node.attrs.get("type", "").lower() == "cite") or (
-            classes & {"moz-cite-prefix", "yahoo_quoted"} or node_id.startswith("yahoo_quoted")
-        ):
-            _remove(node)
+        elif names & _QUOTE_CONTAINERS or _is_cite_blockquote(node):
+            remove(node)
             removed.append(node)
-        elif node.tag == "div" and "border-top" in node.attrs.get("style", "").replace(" ", "").lower():
-            if _FROM_BLOCK_START_RE.match(node.text().strip()):
-                removed.append(_cut_from(node))
+        elif names & _SIGNATURE_CONTAINERS and not _is_short_closing(index.head(node, 400)):
+            remove(node)
+            removed.append(node)
+        elif _node_id(node).startswith("yahoo_quoted"):
+            remove(node)
+            removed.append(node)
+        elif _is_word_separator(node, index) and re.search(r"\w", index.before(node)):
+            removed.append(cut_from(node))
     last = _last_plain_blockquote(root)
     if last is not None:
-        _remove(last)
+        remove(last)
         removed.append(last)
     block = _cut_header_block(root)
     if block is not None:
@@ -237,167 +243,62 @@ def _cut_html_quotes(root: _Node) -> list[_Node]:
     return removed
 
 
-def _cut_header_block(root: _Node) -> _Node | None:
+def _cut_header_block(root: etree._Element) -> etree._Element | None:
     """An Outlook-style From:/Date: block in its own element ends the reply.
 
     The block's enclosing div goes, with everything after it, unless that div
     holds the whole mail (then the text-level splitter handles it).
     """
-    for node in root.elements():
-        if node.tag in _SKIP_TEXT or not _FROM_BLOCK_START_RE.match(node.text().strip()):
+    index = TextIndex(root)
+    for node in root.iter(etree.Element):
+        if not _FROM_BLOCK_START_RE.match(index.head(node).strip()):
             continue
-        if any(isinstance(c, _Node) and _FROM_BLOCK_START_RE.match(c.text().strip()) for c in node.children):
+        if any(_FROM_BLOCK_START_RE.match(index.head(c).strip()) for c in node.iterchildren(etree.Element)):
             continue  # a child holds the block more tightly
-        if len(_HEADER_WORD_RE.findall(_text_from(node)[:600])) < 2:
+        if len(_HEADER_WORD_RE.findall(index.from_here(node))) < 2:
             continue
         container = node
-        while container.parent is not None and container.tag != "div":
-            container = container.parent
+        while container.getparent() is not None and container.tag != "div":
+            container = container.getparent()
         if container.tag != "div":
             return None
-        before = _render_before(root, container)
-        if not _has_words(_split_lines(before)):
+        if not re.search(r"\w", index.before(container)):
             return None
         previous = _previous_element(container)
-        holder = _cut_from(container)
-        if previous is not None and previous.tag == "hr" and not previous.children:
-            _remove(previous)
+        holder = cut_from(container)
+        if previous is not None and previous.tag == "hr" and not len(previous) and not (previous.text or "").strip():
+            remove(previous)
         return holder
     return None
 
 
-def _text_from(node: _Node) -> str:
-    """Text of node and of the siblings after it, up to the parent's end."""
-    if node.parent is None:
-        return node.text()
-    siblings = node.parent.children
-    index = next(i for i, c in enumerate(siblings) if c is node)
-    return "\n".join(c if isinstance(c, str) else c.text() for c in siblings[index:])
+def _attached(node: etree._Element, root: etree._Element) -> bool:
+    top = node
+    for top in node.iterancestors():
+        pass
+    return top is root or node is root
 
 
-def _render_before(root: _Node, node: _Node) -> str:
-    """Plain text of everything before node in document order."""
-    out: list[str] = []
-
-    def visit(current: _Node) -> bool:
-        for child in current.children:
-            if child is node:
-                return True
-            if isinstance(child, str):
-                out.append(child)
-            elif child.tag not in _SKIP_TEXT and visit(child):
-                return True
-        return False
-
-    visit(root)
-    return "".join(out)
-
-
-def _attached(node: _Node, root: _Node) -> bool:
-    while node.parent is not None:
-        if node not in node.parent.children:
-            return False
-        node = node.parent
-    return node is root
-
-
-def _previous_element(node: _Node) -> _Node | None:
-    if node.parent is None:
+def _previous_element(node: etree._Element) -> etree._Element | None:
+    """The element just before node, when only blank text separates them."""
+    previous = node.getprevious()
+    while previous is not None and not isinstance(previous.tag, str):
+        previous = previous.getprevious()
+    if previous is None or (previous.tail or "").strip():
         return None
-    siblings = node.parent.children
-    index = next(i for i, c in enumerate(siblings) if c is node)
-    for sibling in reversed(siblings[:index]):
-        if isinstance(sibling, _Node):
-            return sibling
-        if sibling.strip():
-            return None
-    return None
+    return previous
 
 
-def _last_plain_blockquote(root: _Node) -> _Node | None:
+def _last_plain_blockquote(root: etree._Element) -> etree._Element | None:
     """The last top-level blockquote: webmail clients (Yahoo, Yandex, Mail.ru, Outlook.com)
     quote with a bare blockquote after the reply."""
-    candidates = [
-        n
-        for n in root.elements()
-        if n.tag == "blockquote"
-        and not ({c.lower() for c in n.classes} & _GMAIL_CLASSES)
-        and not _has_ancestor(n, "blockquote")
-    ]
-    return candidates[-1] if candidates else None
-
-
-def _has_ancestor(node: _Node, tag: str) -> bool:
-    parent = node.parent
-    while parent is not None:
-        if parent.tag == tag:
-            return True
-        parent = parent.parent
-    return False
-
-
-def _serialize(node: _Node, out: list[str]) -> None:
-    for child in node.children:
-        if isinstance(child, str):
-            out.append(html_lib.escape(child, quote=False))
+    last = None
+    for node in root.iter("blockquote"):
+        if _classes(node) & _GMAIL_CLASSES:
             continue
-        tag = child.tag
-        if tag in _SKIP_TEXT or tag in ("img", "o:p") or tag.startswith("v:"):
-            continue
-        if tag == "a":
-            _serialize(child, out)
-            href = child.attrs.get("href", "").strip()
-            label = " ".join(child.text().split())
-            if label and re.match(r"https?://", href, re.I) and _link_worth_showing(label, href):
-                out.append(" (%s)" % html_lib.escape(href, quote=False))
-            continue
-        if tag in ("div", "blockquote"):
-            # Mail clients write one div per line; html2text would make each a paragraph.
-            # A blockquote that survived the cuts is part of the reply, not a quote.
-            out.append(_LINE_BREAK)
-            _serialize(child, out)
-            out.append(_LINE_BREAK)
-            continue
-        if tag in _VOID:
-            out.append("<%s>" % tag)
-            continue
-        out.append("<%s>" % tag)
-        _serialize(child, out)
-        out.append("</%s>" % tag)
-
-
-_LINE_BREAK = "\x01"
-
-
-def _link_worth_showing(label: str, href: str) -> bool:
-    def bare(value: str) -> str:
-        return re.sub(r"^(https?://)?(www\.)?", "", value.strip().lower()).rstrip("/")
-
-    return bare(label) != bare(href)
-
-
-_UNESCAPE_RES = (
-    (re.compile(r"^(\s*\d+)\\\.(?=\s)", re.M), r"\1."),
-    (re.compile(r"^(\s*)\\\+(?=\s)", re.M), r"\1+"),
-    (re.compile(r"^(\s*)\\-(?=\s|-)", re.M), r"\1-"),
-)
-
-
-def _render(node: _Node) -> str:
-    out: list[str] = []
-    _serialize(node, out)
-    converter = html2text.HTML2Text()
-    converter.body_width = 0
-    converter.ignore_links = True
-    converter.ignore_images = True
-    converter.ignore_emphasis = True
-    converter.ignore_tables = True
-    converter.ul_item_mark = "-"
-    converter.unicode_snob = True
-    text = converter.handle(re.sub("(?:%s\\s*)+" % _LINE_BREAK, "<br>", "".join(out)))
-    for pattern, replacement in _UNESCAPE_RES:
-        text = pattern.sub(replacement, text)
-    return text
+        if next(node.iterancestors("blockquote"), None) is None:
+            last = node
+    return last
 
 
 # --------------------------------------------------------------------------- text lines
@@ -585,6 +486,73 @@ def _restore_links(line: str) -> str:
     return line.replace("\x02", "<").replace("\x03", ">").replace("\x00", "\n")
 
 
+# A header field of a quoted email (bsd-mailx's ``~m`` quotes the original with a tab,
+# headers included, mbox "From " line first).
+_QUOTED_FIELD_RE = re.compile(r"^(?P<indent>[ \t]+|(?:[ \t]*>)+[ \t]?)(?:[A-Za-z][A-Za-z0-9-]{1,40}:(?:\s|$)|From \S+ .*\d{4})")
+_HEADER_NAMES_RE = re.compile(
+    r"^(?:[ \t>]*)(?:return-path|received|delivered-to|x-original-to|message-id|mime-version|content-type|"
+    r"content-transfer-encoding|dkim-signature|in-reply-to|references|reply-to|auto-submitted|"
+    r"x-[a-z0-9-]+|from|to|cc|date|subject):",
+    re.I,
+)
+
+
+def _quoted_header_length(lines: list[str], i: int) -> int:
+    """Lines from i that form an indented copy of an email's header block (0 when none).
+
+    At least three fields (continuation lines between them allowed), one of them a
+    field every email carries, all with the same indentation.
+    """
+    match = _QUOTED_FIELD_RE.match(lines[i])
+    if match is None:
+        return 0
+    indent = match.group("indent")
+    fields = known = 0
+    j = i
+    while j < len(lines) and j < i + 200:
+        line = lines[j]
+        if _QUOTED_FIELD_RE.match(line) and line.startswith(indent):
+            fields += 1
+            known += bool(_HEADER_NAMES_RE.match(line) or line.lstrip(" \t>").startswith("From "))
+        elif not (line.startswith(indent + " ") or line.startswith(indent + "\t")) or not line.strip(" \t>"):
+            break  # neither a field nor its continuation
+        j += 1
+    return j - i if fields >= 3 and known >= 2 else 0
+
+
+def _mark_quoted_email(lines: list[str], markers: list[str], i: int) -> int:
+    """Mark an indented header block and the indented body under it; return where it ends."""
+    length = _quoted_header_length(lines, i)
+    indent = _QUOTED_FIELD_RE.match(lines[i]).group("indent")  # type: ignore[union-attr]
+    for j in range(i, i + length):
+        markers[j] = "s"
+    j = i + length
+    while j < len(lines):
+        if lines[j].startswith(indent[:1]) and (indent[:1] != ">" or lines[j].lstrip().startswith(">")):
+            markers[j] = "m"
+        elif not lines[j].strip():
+            markers[j] = "e"
+        else:
+            break
+        j += 1
+    return j
+
+
+def _mark_tab_quote(lines: list[str], markers: list[str], i: int) -> int:
+    """After an attribution, lines indented with a TAB are the quote (s-nail and
+    bsd-mailx quote with a TAB, not "> "); return where they end."""
+    j = i
+    while j < len(lines) and not lines[j].strip():
+        j += 1
+    if j >= len(lines) or not lines[j].startswith("\t"):
+        return i
+    k = i
+    while k < len(lines) and (lines[k].startswith("\t") or not lines[k].strip()):
+        markers[k] = "m" if lines[k].strip() else "e"
+        k += 1
+    return k
+
+
 def _mark(lines: list[str]) -> list[str]:
     markers = ["t"] * len(lines)
     i = 0
@@ -592,6 +560,9 @@ def _mark(lines: list[str]) -> list[str]:
         line = lines[i]
         if not line.strip():
             markers[i] = "e"
+        elif line[:1] in " \t>" and _quoted_header_length(lines, i):
+            i = _mark_quoted_email(lines, markers, i)
+            continue
         elif re.match(r"^ {0,3}>", line):
             markers[i] = "m"
         elif _FWD_RE.match(line):
@@ -601,7 +572,7 @@ def _mark(lines: list[str]) -> list[str]:
             if length:
                 for j in range(i, i + length):
                     markers[j] = "s"
-                i += length
+                i = _mark_tab_quote(lines, markers, i + length)
                 continue
         i += 1
     _mark_link_continuations(lines, markers)
@@ -766,23 +737,33 @@ def _strip_signature(lines: list[str], sender: tuple[str, ...]) -> tuple[list[st
     kept = list(lines)
     removed: list[str] = []
     for _ in range(4):
-        start = _signature_start(kept, sender, allow_first=False)
+        start = _signature_start(kept, sender, allow_first=False, sign_off_ends=False)
         if start is None:
             break
         removed = kept[start:] + removed
         kept = kept[:start]
+    words = [line.strip() for line in kept if line.strip()]
+    if words and all(_DELIMITER_RE.match(line) or _DEVICE_RE.match(line) for line in words):
+        return [], kept + removed  # nothing but client boilerplate ("-- ", "Sent from my iPhone")
     return kept, removed
 
 
 def _is_signature_only(lines: list[str]) -> bool:
     """True when a text run is nothing but a signature or list footer (not an answer)."""
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
-    start = _signature_start(lines, (), allow_first=True)
+    start = _signature_start(lines, (), allow_first=True, sign_off_ends=True)
     return first is not None and start is not None and start <= first
 
 
-def _signature_start(lines: list[str], sender: tuple[str, ...], allow_first: bool) -> int | None:
-    """Index where a trailing signature starts, or None."""
+def _signature_start(
+    lines: list[str], sender: tuple[str, ...], allow_first: bool, sign_off_ends: bool
+) -> int | None:
+    """Index where a trailing signature starts, or None.
+
+    ``sign_off_ends``: a closing such as "Thanks, Liam" counts as the end of a run
+    (used to tell a closing between quotes from an inline answer); when trimming a
+    reply it stays with the message, only what follows it may go.
+    """
     nonempty = [i for i, line in enumerate(lines) if line.strip()]
     if not nonempty:
         return None
@@ -790,34 +771,43 @@ def _signature_start(lines: list[str], sender: tuple[str, ...], allow_first: boo
     window = [i for i in nonempty if i >= first + (0 if allow_first else 1)][-_SIG_MAX_LINES:]
     for i in window:
         after = [lines[j] for j in nonempty if j > i]
-        if _signature_from(lines, i, after, sender, allow_first):
+        if _signature_from(lines, i, after, sender, sign_off_ends):
             return i
     return None
 
 
-def _signature_from(lines: list[str], i: int, after: list[str], sender: tuple[str, ...], allow_first: bool) -> bool:
+def _signature_from(lines: list[str], i: int, after: list[str], sender: tuple[str, ...], sign_off_ends: bool) -> bool:
+    """Whether lines[i:] is a signature: a `-- ` block, device lines, or a name with contact details.
+
+    A short closing ("Thanks!", "Cheers, Liam", a bare first name) is part of what the
+    person wrote and stays; only a name followed by contact details goes.
+    """
     line = lines[i].strip()
     if _DELIMITER_RE.match(line):
         return len(after) <= 12
     if _DEVICE_RE.match(line) and "," not in line and len(line.split()) <= 12:
         return all(_DEVICE_RE.match(a.strip()) or _short(a) for a in after) and len(after) <= 2
     if _SIGN_OFF_RE.match(line):
-        return len(after) <= 6 and all(_short(a) for a in after)
+        return sign_off_ends and len(after) <= 6 and all(_short(a) for a in after)
     if _DASH_NAME_RE.match(line) and not _in_list(lines, i):
         return len(after) <= 6 and all(_short(a) or _CONTACT_RE.search(a) for a in after)
-    if sender and line.rstrip(",.!").lower() in sender and _signature_after_name(after):
-        return True
-    if _NAME_LINE_RE.match(line) and (i == 0 or not lines[i - 1].strip()) and 1 <= len(after) <= 7:
+    previous = lines[i - 1].strip() if i else ""
+    starts_block = not previous or bool(_SIGN_OFF_RE.match(previous))
+    if sender and line.rstrip(",.!").lower() in sender and after:
+        return _contact_block(after)
+    if _NAME_LINE_RE.match(line) and starts_block and 1 <= len(after) <= 7:
         paragraph_end = all(lines[j].strip() for j in range(i, i + len(after) + 1) if j < len(lines))
-        return paragraph_end and all(_short(a) for a in after) and any(_CONTACT_RE.search(a) for a in after)
+        return paragraph_end and _contact_block(after)
     return False
 
 
-def _signature_after_name(after: list[str]) -> bool:
-    """Lines after the sender's own name: contact details, or at most two short lines."""
-    if all(_CONTACT_RE.search(a) or _DEVICE_RE.match(a.strip()) for a in after):
-        return len(after) <= 6
-    return len(after) <= 2 and all(_short(a) and len(a.split()) <= 4 for a in after)
+def _contact_block(after: list[str]) -> bool:
+    """Lines after a name that make it a signature: short, with contact details among them."""
+    return (
+        len(after) <= 7
+        and all(_short(a) or _CONTACT_RE.search(a) for a in after)
+        and any(_CONTACT_RE.search(a) for a in after)
+    )
 
 
 def _short(line: str) -> bool:

@@ -4,12 +4,18 @@ Scripts, event handlers, styles, forms, frames and images are removed (pictures 
 attachments and show as thumbnails; a remote image would be a tracking pixel, and the CSP
 blocks it anyway); links keep only absolute http(s) and mailto targets and open without a
 referrer.
+
+The HTML first goes through lxml (`inbound.html_text.bounded_html`): ammonia took 7.6 s
+of CPU on 50,000 nested divs; lxml stops at 256 levels and caps the element count, so
+what nh3 sees is bounded whatever a stranger sent.
 """
 
 from __future__ import annotations
 
 import nh3
 from markupsafe import Markup
+
+from inbound.html_text import bounded_html
 
 _TAGS = {
     "a", "abbr", "b", "blockquote", "br", "caption", "code", "dd", "del", "div", "dl", "dt",
@@ -37,7 +43,7 @@ def _only_absolute_links(tag: str, attribute: str, value: str) -> str | None:
 def clean_email_html(html: str) -> Markup:
     """The sanitised HTML, marked safe for Jinja only after nh3 has cleaned it."""
     cleaned = nh3.clean(
-        html,
+        bounded_html(html),
         tags=_TAGS,
         attributes=_ATTRIBUTES,
         attribute_filter=_only_absolute_links,

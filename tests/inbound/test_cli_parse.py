@@ -23,6 +23,7 @@ def test_reply_as_json() -> None:
         "kind": "reply",
         "text": "Rex has his vet appointment on Friday, so please skip the walk that day.",
         "trimmed": row["trimmed"],
+        "truncated": False,
         "from": "daniel.reyes@corp.example.com",
         "message_id": "BN0PR04MB81125A3D2C9E0F7B1A44C3E1D9232@BN0PR04MB8112.namprd04.prod.outlook.com",
         "in_reply_to": "msg-52.4e1f@pawpost.test",
@@ -44,7 +45,7 @@ def test_kinds_for_several_files(tmp_path: Path) -> None:
     assert [row["kind"] for row in rows] == ["auto_reply", "bounce", "reject", "reject", "reject"]
     assert rows[2]["reason"] == "unparseable: empty message"
     assert rows[3]["reason"].startswith("loop: ")
-    assert rows[4]["reason"] == "nothing left after trimming quotes and signature"
+    assert rows[4]["reason"] == "empty reply"
 
 
 def test_reply_domain_option_and_envvar() -> None:
@@ -59,3 +60,16 @@ def test_human_output() -> None:
     assert result.exit_code == 0
     assert result.output.splitlines()[:2] == [f"== {EML / 'ios_mail.eml'}: reply", "from: jake.miller@icloud.com"]
     assert "Yes please! Cooper will love an extra walk" in result.output
+
+
+def test_a_quote_only_reply_shows_empty_text(tmp_path: Path) -> None:
+    quote_only = tmp_path / "quote-only.eml"
+    quote_only.write_bytes(
+        b"From: Emma <emma@example.com>\nTo: reply+abc@reply.localhost\nSubject: Re: Bella\n\n"
+        b"On Mon, 3 Jun 2024 at 09:12, Happy Tails <n@reply.localhost> wrote:\n> Bella had a great walk today!\n"
+    )
+    (row,) = run_json(quote_only)
+    assert (row["kind"], row["text"], row["reason"]) == ("reject", "", "empty reply")
+    result = CliRunner().invoke(parse_command, [str(quote_only)])
+    assert "Bella had a great walk" not in result.output
+    assert "--- text\n(empty)" in result.output

@@ -124,3 +124,117 @@ def test_broken_mime_still_parses() -> None:
 def test_nul_in_an_encoded_word_charset_does_not_crash() -> None:
     parsed = parse_email(b"From:\x00=?\x00iso-8859-1?Q?Am=E9lie?= <a@b.example>\n\nhi\n")
     assert parsed.text is not None and parsed.text.strip() == "hi"
+
+
+# --- issue 11, point 3: broken and unusual MIME ---
+
+
+def test_a_multipart_without_boundary_lines_keeps_its_text() -> None:
+    raw = (
+        b"From: Emma <emma@example.com>\r\nSubject: Re: Bella\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="never-used"\r\n\r\n'
+        b"Bella can stay until Sunday.\r\n"
+    )
+    parsed = parse_email(raw)
+    assert parsed.text is not None and parsed.text.strip() == "Bella can stay until Sunday."
+    assert parsed.attachments == ()
+
+
+def test_every_inline_part_of_a_mixed_email_is_read_in_order() -> None:
+    raw = (
+        b"From: Emma <emma@example.com>\r\nSubject: Re: Bella\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nFirst, her lead is in the car.\r\n"
+        b'--b\r\nContent-Type: image/jpeg; name="lead.jpg"\r\nContent-Disposition: inline; filename="lead.jpg"\r\n\r\n\xff\xd8jpeg\r\n'
+        b"--b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Second, she had <b>breakfast</b>.</p>\r\n"
+        b"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThird, back at six.\r\n"
+        b"--b--\r\n"
+    )
+    parsed = parse_email(raw)
+    assert parsed.text is not None and parsed.html is not None
+    from inbound.reply_text import extract_reply
+
+    visible = extract_reply(parsed.text, parsed.html).visible
+    assert visible == "First, her lead is in the car.\n\nSecond, she had breakfast.\n\nThird, back at six."
+    for body in (parsed.text, parsed.html):
+        assert body.index("First") < body.index("Second") < body.index("Third")
+    assert [a.filename for a in parsed.attachments] == ["lead.jpg"]
+
+
+@pytest.mark.parametrize(
+    ("declared", "text", "encoding"),
+    [
+        (b"", "明日の散歩は九時でお願いします。ベラは元気です。", "iso-2022-jp"),
+        (b"; charset=", "明日の散歩は九時でお願いします。ベラは元気です。", "iso-2022-jp"),
+        (b"; charset=us-ascii", "明日の散歩は九時でお願いします。ベラは元気です。", "iso-2022-jp"),
+        (
+            b"",
+            "Привет! Белла здорова, завтра прогулка в девять часов утра.\n"
+            "Спасибо за фотографии, она очень довольна. До встречи в пятницу!",
+            "koi8-r",
+        ),
+        (b"", "Grüße aus München! Bruno braucht seinen Maulkorb nicht mehr, danke schön.", "cp1252"),
+    ],
+)
+def test_an_unlabelled_charset_is_detected(declared: bytes, text: str, encoding: str) -> None:
+    raw = b"From: a@b.example\r\nContent-Type: text/plain" + declared + b"\r\n\r\n" + text.encode(encoding) + b"\r\n"
+    assert parse_email(raw).text.strip() == text
+
+
+def test_a_forwarded_email_is_one_whole_attachment() -> None:
+    inner = (
+        b"From: Oak Street Vets <records@vets.example>\r\nSubject: Vaccination record\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="in"\r\n\r\n'
+        b"--in\r\nContent-Type: text/plain\r\n\r\nBiscuit had his rabies booster.\r\n\r\n-- \r\nOak Street Vets\r\n"
+        b'--in\r\nContent-Type: application/pdf; name="record.pdf"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQ=\r\n'
+        b"--in--\r\n"
+    )
+    raw = (
+        b"From: Emma <emma@example.com>\r\nSubject: Fwd: Vaccination record\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="out"\r\n\r\n'
+        b"--out\r\nContent-Type: text/plain\r\n\r\nHere is the record you asked for.\r\n"
+        b"--out\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment\r\n\r\n" + inner + b"\r\n--out--\r\n"
+    )
+    parsed = parse_email(raw)
+    assert parsed.text.strip() == "Here is the record you asked for."
+    [forwarded] = parsed.attachments
+    assert forwarded.content_type == "message/rfc822"
+    assert forwarded.filename == "Vaccination record.eml"
+    assert forwarded.size == len(forwarded.content) > 300
+    again = parse_email(forwarded.content)  # the attached email is whole, its PDF inside it
+    assert again.text.startswith("Biscuit had his rabies booster.")
+    assert [(a.filename, a.content) for a in again.attachments] == [("record.pdf", b"%PDF-1.4")]
+
+
+# --- issue 11, points 11, 12 and 15: hostile bytes ---
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # 8-bit bytes in a filename, a charset and an RFC 2231 parameter; a NUL in a charset
+        b'From: a@b.example\nContent-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: text/plain; charset="\xe9\x00"\n\n'
+        b'hi\n--b\nContent-Type: application/pdf; name="\xff\xfe.pdf"\nContent-Disposition: attachment; filename*0*=\xe9; '
+        b'filename*1=\xa0\nContent-Id: <\xe9>\n\nx\n--b--\n',
+        # codecs that decode to lone surrogates
+        b"From: a@b.example\nContent-Type: text/plain; charset=utf-7\n\n+2AA-hi\n",
+        b"From: a@b.example\nContent-Type: text/plain; charset=unicode-escape\n\n\\ud800hi\n",
+        b"From: =?unicode-escape?q?\\ud800?= <a@b.example>\nSubject: =?utf-7?q?+2AA-?=\n\nhi\n",
+    ],
+)
+def test_no_surrogate_ever_leaves_the_parser(raw: bytes) -> None:
+    parsed = parse_email(raw)
+    values = [parsed.text or "", parsed.html or "", parsed.subject, parsed.sender_name]
+    values += [a.filename for a in parsed.attachments] + [a.content_id or "" for a in parsed.attachments]
+    for value in values:
+        value.encode("utf-8")  # raises UnicodeEncodeError on a lone surrogate
+
+
+def test_deeply_nested_multiparts_and_thousands_of_parts_parse() -> None:
+    depth = 3000
+    opening = b"".join(b'--b%d\r\nContent-Type: multipart/mixed; boundary="b%d"\r\n\r\n' % (i, i + 1) for i in range(depth))
+    raw = b'From: a@b.example\r\nContent-Type: multipart/mixed; boundary="b0"\r\n\r\n' + opening + b"--b3000--\r\n"
+    assert parse_email(raw).truncated  # no RecursionError; the rest stays in the raw email
+    parts = b"".join(b"--p\r\nContent-Type: image/png; name=\"%d.png\"\r\n\r\nx\r\n" % i for i in range(5000))
+    many = parse_email(b'From: a@b.example\r\nContent-Type: multipart/mixed; boundary="p"\r\n\r\n' + parts + b"--p--\r\n")
+    assert many.truncated and 0 < len(many.attachments) < 5000

@@ -5,18 +5,18 @@ from pathlib import Path
 import pytest
 
 from inbound.parse import parse_email
-from inbound.reply_text import extract_reply, html_to_text
+from inbound.reply_text import TRUNCATION_NOTE, VISIBLE_CHARS, extract_reply, html_to_text
 
 EML = Path(__file__).resolve().parent.parent / "data" / "eml"
 
 # Exactly the words each person typed. The forward keeps what was forwarded:
 # a parent forwarding a vet record means the record is the message.
 GOLDEN = {
-    "gmail_web.eml": "Hi Sarah,\n\nCan you give Bella the blue harness tomorrow? She pulls less with it.",
+    "gmail_web.eml": "Hi Sarah,\n\nCan you give Bella the blue harness tomorrow? She pulls less with it.\n\nThanks,\nEmma",
     "gmail_android.eml": "Running 10 minutes late, sorry! Please keep Bella inside until I get there.",
     "outlook_desktop.eml": "Rex has his vet appointment on Friday, so please skip the walk that day.",
     "outlook_web.eml": "Perfect, see you at 9. Luna's nails need a trim too.",
-    "apple_mail.eml": "Here is Milo after his bath at home. He still smells of your shampoo!",
+    "apple_mail.eml": "Here is Milo after his bath at home. He still smells of your shampoo!\n\nOlivia",
     "ios_mail.eml": "Yes please! Cooper will love an extra walk \N{DOG FACE}",
     "yahoo.eml": "Please book Pepper from March 20 to March 24. She needs her pills at breakfast.",
     "thunderbird.eml": "We'll drop Nala off at 8. She hasn't eaten yet, so please feed her\naround 9.",
@@ -37,8 +37,73 @@ GOLDEN = {
         "> Can he share a room with another dog?\n\nYes, as long as it is a small dog."
     ),
     "french.eml": "Merci ! Je passe la récupérer à 18 h.",
-    "german.eml": "Danke, bis morgen um 8 Uhr. Bruno braucht seinen Maulkorb nicht mehr.",
+    "german.eml": (
+        "Danke, bis morgen um 8 Uhr. Bruno braucht seinen Maulkorb nicht mehr.\n\nMit freundlichen Grüßen\nJonas Weber"
+    ),
 }
+
+
+# One golden email per HTML convention (issue 11, point 4), each built the way that client
+# builds it. The HTML part alone must give the same words: the convention is what finds
+# the quote, not the text part.
+HTML_CONVENTIONS = {
+    "gmail_signature.eml": "Could you leave her ears a bit longer this time?\n\nCheers, Liam",  # gmail_signature
+    "outlook_separator.eml": "Please give Simba his ear drops twice a day, morning and evening.",  # Word separator, no From:
+    "outlook_desktop.eml": "Rex has his vet appointment on Friday, so please skip the walk that day.",  # separator + From:
+    "owa_appendonsend.eml": "Noon works for us. Rocky's harness is on the hook by the door.",  # appendonsend, Signature
+    "outlook_web.eml": "Perfect, see you at 9. Luna's nails need a trim too.",  # divRplyFwdMsg
+    "spark_reply.eml": "I'll bring the card on Monday, it's in the glovebox.\n\nAna",  # messageReplySection
+    "yahoo.eml": "Please book Pepper from March 20 to March 24. She needs her pills at breakfast.",  # yahoo_quoted
+    "apple_mail.eml": "Here is Milo after his bath at home. He still smells of your shampoo!\n\nOlivia",  # type=cite
+    "thunderbird_html.eml": "Yes, she can have a chew in the evening. Thanks!",  # moz-cite-prefix, moz-signature
+}
+
+
+@pytest.mark.parametrize("name", sorted(HTML_CONVENTIONS))
+def test_html_conventions(name: str) -> None:
+    parsed = parse_email((EML / name).read_bytes())
+    sender = f"{parsed.sender_name} <{parsed.sender_address}>"
+    assert extract_reply(parsed.text, parsed.html, sender=sender).visible == HTML_CONVENTIONS[name]
+    assert extract_reply(None, parsed.html, sender=sender).visible == HTML_CONVENTIONS[name]
+
+
+def test_exchange_prefixed_containers_are_recognised() -> None:
+    """Exchange renames the ids and classes of a quoted email (x_divRplyFwdMsg, x_gmail_quote)."""
+    html = (
+        "<div>Fine by me.</div><div id='x_divRplyFwdMsg'><b>From:</b> Happy Paws<br><b>Sent:</b> Monday</div>"
+        "<div>Old walk details</div>"
+    )
+    assert extract_reply(None, html).visible == "Fine by me."
+
+
+def test_a_word_separator_with_nothing_before_it_is_not_a_quote() -> None:
+    html = "<div style='border:none;border-top:solid #E1E1E1 1.0pt'><p>Menu for the week</p></div>"
+    assert extract_reply(None, html).visible == "Menu for the week"
+
+
+# Real clients replying to a real digest (rendered by outbound.render, delivered with
+# Return-Path/Delivered-To/Received added as a mailbox has them), captured from the client:
+# mutt, neomutt, s-nail over SMTP to a sink; bsd-mailx (-I, ~m) and mblaze through their
+# sendmail, with the From/Date/Message-Id Postfix would add (bsd-mailx writes none).
+# Text, attachments: nothing of the digest is ever posted (issue 11, points 1 and 2).
+MUA_REPLIES = {
+    "mua_mailx_text.eml": ("Thanks, see you at 9!", []),  # ~m: TAB-quoted headers and MIME
+    "mua_mailx_empty.eml": ("", []),
+    "mua_mblaze_photo.eml": ("", ["bella.jpg"]),
+    "mua_mutt_empty.eml": ("", []),
+    "mua_neomutt_photo.eml": ("", ["bella.jpg"]),
+    "mua_neomutt_bottom.eml": ("Yes, Friday is fine. Cheers, Emma", []),
+    "mua_s_nail_bottom.eml": ("Yes, Friday is fine. Cheers, Emma", []),  # TAB quote, then the answer
+    "mua_s_nail_empty.eml": ("", []),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MUA_REPLIES))
+def test_real_client_replies_to_a_digest(name: str) -> None:
+    parsed = parse_email((EML / name).read_bytes())
+    reply = extract_reply(parsed.text, parsed.html, sender=f"{parsed.sender_name} <{parsed.sender_address}>")
+    assert (reply.visible, [a.filename for a in parsed.attachments]) == MUA_REPLIES[name]
+    assert "Bella had a great walk" not in reply.visible and "Happy Tails" not in reply.visible
 
 
 def reply_for(name: str):
@@ -51,10 +116,9 @@ def test_golden_visible_text(name: str) -> None:
     assert reply_for(name).visible == GOLDEN[name]
 
 
-def test_trimmed_keeps_the_quote_and_signature_for_staff() -> None:
+def test_trimmed_keeps_the_quote_for_staff() -> None:
     reply = reply_for("gmail_web.eml")
     assert "Bella had a great walk today!" in reply.trimmed
-    assert "Emma" in reply.trimmed
     assert reply.quote_stripped.endswith("Thanks,\nEmma")
 
 
@@ -87,11 +151,80 @@ def test_bottom_post_keeps_text_under_the_quote() -> None:
     assert "Is Rex ok?" in reply.trimmed
 
 
-def test_words_are_never_lost() -> None:
-    reply = extract_reply("> only a quote\n> nothing else\n> at all", None)
-    assert reply.visible == "> only a quote\n> nothing else\n> at all"
-    assert reply.trimmed == ""
-    assert extract_reply("Thanks!", None).visible == "Thanks!"
+@pytest.mark.parametrize(
+    ("text", "html"),
+    [
+        ("> only a quote\n> nothing else\n> at all", None),
+        ("On Mon, 4 Mar 2024 at 10:02, Happy Tails <n@reply.test> wrote:\n> Bella had a great walk\n> \n> Sarah", None),
+        ("\n\nOn Mon, 4 Mar 2024 at 10:02, Ann <a@b.example> wrote:\n> hi\n\n-- \nSent from my iPhone", None),
+        (None, "<div dir='ltr'><br></div><div class='gmail_quote'>On Mon wrote:<blockquote>Bella had a walk</blockquote></div>"),
+        (None, "<blockquote type='cite'>Bella had a walk</blockquote>"),
+    ],
+)
+def test_a_quote_only_reply_has_no_visible_text(text: str | None, html: str | None) -> None:
+    """An empty (or photo-only) reply must not post the digest it quotes (issue 11, point 1)."""
+    reply = extract_reply(text, html)
+    assert reply.visible == ""
+    assert "Bella had a" in reply.trimmed or "hi" in reply.trimmed
+
+
+def test_a_forward_is_content() -> None:
+    text = "---------- Forwarded message ---------\nFrom: Vet <v@vet.example>\nDate: Mon, 4 Mar 2024\n\nRabies booster done."
+    assert "Rabies booster done." in extract_reply(text, None).visible
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Thanks!",
+        "See you at 9.\n\nThanks!",
+        "See you at 9.\n\nCheers, Liam",
+        "See you at 9.\n\nCheers,\nLiam",
+        "See you at 9.\n\nLiam",
+        "See you at 9.\nLiam",
+    ],
+)
+def test_short_closings_stay(text: str) -> None:
+    assert extract_reply(text, None, sender="Liam Baker <liam@example.com>").visible == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("See you at 9.\n\nCheers,\nLiam Baker\nBaker & Co\n+44 20 7946 0018\nwww.baker.example", "See you at 9.\n\nCheers,"),
+        ("See you at 9.\n\nLiam Baker\nliam@baker.example | 555-0100", "See you at 9."),
+        ("See you at 9.\n\nCheers, Liam\n\nSent from my iPhone", "See you at 9.\n\nCheers, Liam"),
+        ("See you at 9.\n\nThanks!\n-- \nLiam Baker\nBaker & Co", "See you at 9.\n\nThanks!"),
+    ],
+)
+def test_real_signatures_go(text: str, expected: str) -> None:
+    assert extract_reply(text, None, sender="Liam Baker <liam@example.com>").visible == expected
+
+
+@pytest.mark.parametrize("indent", ["\t", "    ", "> "])
+def test_a_quoted_header_block_is_history(indent: str) -> None:
+    """bsd-mailx's ``~m`` quotes the original with a tab, headers and MIME lines included."""
+    quoted = [
+        "From notifications@reply.test  Mon Jun  3 09:12:00 2024",
+        "Return-Path: <bounce+14@reply.test>",
+        "Delivered-To: emma@example.com",
+        "Content-Type: multipart/alternative;",
+        ' boundary="===============5678=="',
+        "MIME-Version: 1.0",
+        "Subject: New messages from Happy Tails",
+        "",
+        "--===============5678==",
+        'Content-Type: text/plain; charset="utf-8"',
+        "",
+        "Sarah: Bella had a great walk today!",
+        "--===============5678==--",
+    ]
+    body = "\n".join(indent + line if line else indent.rstrip() for line in quoted)
+    top = extract_reply("Lovely, thank you!\n\n" + body + "\n", None)
+    assert top.visible == "Lovely, thank you!"
+    bottom = extract_reply(body + "\n\nLovely, thank you!\n", None)
+    assert bottom.visible == "Lovely, thank you!"
+    assert extract_reply(body + "\n", None).visible == ""
 
 
 def test_sentence_starting_like_a_device_line_stays() -> None:
@@ -125,3 +258,37 @@ def test_a_short_line_with_a_time_is_not_taken_for_the_attribution() -> None:
     reply = extract_reply(text, None)
     assert reply.visible == "Bella 3pm."
     assert "Walk at 2?" in reply.trimmed
+
+
+def test_deep_nesting_never_raises_and_keeps_what_came_first() -> None:
+    """50,000 nested divs from a stranger (issue 11, point 12): no RecursionError."""
+    html = "<p>Bella is fine.</p>" + "<div>" * 50_000 + "x" + "</div>" * 50_000
+    reply = extract_reply(None, html)
+    assert reply.visible.startswith("Bella is fine.")
+    assert reply.truncated and reply.visible.endswith(TRUNCATION_NOTE)
+    assert html_to_text(html).startswith("Bella is fine.")
+
+
+def test_an_unclosed_attribute_repeated_is_read_in_one_pass() -> None:
+    """`<a href='` x 30,000 took html.parser 30 s (it rescans from the quote every step)."""
+    html = "<p>Hi there</p>" + "<a href='" * 30_000
+    assert extract_reply(None, html).visible == "Hi there"
+
+
+def test_huge_text_is_capped_with_a_note() -> None:
+    """24 MB of text must not become a 24 MB message (issue 11, point 13)."""
+    line = "Bella loved the walk and the park and the other dogs today.\n"
+    reply = extract_reply(line * 20_000, None)
+    assert reply.truncated
+    assert len(reply.visible) <= VISIBLE_CHARS + len(TRUNCATION_NOTE) + 2
+    assert reply.visible.startswith(line.strip())
+    assert reply.visible.endswith("\n\n" + TRUNCATION_NOTE)
+    short = extract_reply(line, None)
+    assert not short.truncated and short.visible == line.strip()
+
+
+def test_a_long_quote_past_what_is_read_is_not_called_truncated() -> None:
+    """Only the reply's own words running past the scan make the note appear."""
+    quote = "> Bella had a great walk today and met a new friend at the park.\n" * 6_000
+    reply = extract_reply("See you at 9.\n\nOn Mon, 3 Jun 2024 at 09:12, Ann <a@b.example> wrote:\n" + quote, None)
+    assert (reply.visible, reply.truncated) == ("See you at 9.", False)
