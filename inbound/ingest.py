@@ -16,15 +16,15 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import exists, select, text, update
+from sqlalchemy import exists, func, or_, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from inbound.classify import classify
 from inbound.parse import ParsedEmail, UnparseableEmail, parse_email
-from inbound.reply_text import extract_reply
+from inbound.reply_text import Reply, extract_reply
 from inbound.route import (
     AuthorCheck,
     answered_up_to,
@@ -37,6 +37,7 @@ from outbound.notify import message_posted
 from pawpost.settings import Settings
 from threads.directory import contact_for_address, find_staff_by_email
 from threads.errors import EmptyMessage
+from threads.limits import cap_text
 from threads.models import (
     Contact,
     ContactAddress,
@@ -54,6 +55,14 @@ from threads.schedule import business_today, day_bounds
 from threads.types import utcnow
 
 logger = logging.getLogger(__name__)
+
+# How long a worker holds a stored email it started on. Far longer than processing one
+# email may take (2 s of CPU): the repair step re-queues an email only once its lease ran
+# out, so a live worker's email is never run a second time beside it.
+LEASE = timedelta(minutes=10)
+# The window of the per-thread and per-sender rate limit (`Settings.inbound_rate_per_minute`).
+RATE_WINDOW = timedelta(minutes=1)
+RATE_LIMITED = "rate_limited"
 
 # Outcomes that mean "this Message-ID was already handled here": a resend is a duplicate.
 _HANDLED = ("posted", "quarantined", "auto_reply", "bounce", "loop", "rejected", "failed", "released", "discarded")
@@ -75,10 +84,10 @@ class _Email:
     """The pure part of an email, computed once outside the transaction."""
 
     rcpt_tos: tuple[str, ...]
-    raw: bytes
     parsed: ParsedEmail | None
     dedupe_id: str
     kind: str  # reply | auto_reply | bounce | loop (inbound.classify)
+    reply: Reply | None  # the words to post, extracted before the write transaction
     reason: str | None
     summary: str | None
     failures: tuple[tuple[str, str, bool], ...]  # (address, status, permanent)
@@ -132,27 +141,68 @@ def process_stored_email(
 def _process(
     session_factory: sessionmaker[Session], settings: Settings, inbound_email_id: int, now: datetime | None, started: float
 ) -> Outcome | None:
-    # Read and parse outside the write transaction: on SQLite it would hold the one
-    # writer lock (and so every SMTP accept) for the length of a parse.
-    with session_factory() as session:
-        found = session.execute(
-            select(InboundEmail.outcome, InboundEmail.envelope_to, InboundEmail.message_id_header, InboundEmail.raw).where(
-                InboundEmail.id == inbound_email_id
-            )
-        ).first()
-    if found is None or found.outcome != "received":
+    found = claim_email(session_factory, inbound_email_id, now or utcnow())
+    if found is None:
         return None
-    email = _prepare(found.envelope_to, found.raw, found.message_id_header, settings)
-    for attempt in (1, 2):
-        try:
-            with session_factory() as session, session.begin():
-                return _ingest(session, settings, inbound_email_id, email, now or utcnow(), started)
-        except IntegrityError:
-            # A concurrent copy of the same email committed first (unique Message-ID per
-            # thread); the second pass sees its row and records a duplicate.
-            if attempt == 2:
-                raise
+    envelope_to, raw, message_id_header = found
+    try:
+        # Parse, classify and extract outside the write transaction: on SQLite it would
+        # hold the one writer lock (and so every SMTP accept) for the whole extraction.
+        email = _prepare(envelope_to, raw, message_id_header, settings)
+        del raw, found  # the parsed email holds what is needed; give the bytes back early
+        for attempt in (1, 2):
+            try:
+                with session_factory() as session, session.begin():
+                    return _ingest(session, settings, inbound_email_id, email, now or utcnow(), started)
+            except IntegrityError:
+                # A concurrent copy of the same email committed first (unique Message-ID per
+                # thread); the second pass sees its row and records a duplicate.
+                if attempt == 2:
+                    raise
+    except Exception as error:
+        if is_transient(error):
+            _release_claim(session_factory, inbound_email_id)  # the task's retry may start at once
+        raise
     return None  # pragma: no cover  (the loop returns or raises)
+
+
+def claim_email(
+    session_factory: sessionmaker[Session], inbound_email_id: int, now: datetime
+) -> tuple[str, bytes, str | None] | None:
+    """Take the lease on a `received` email nobody holds; its (envelope_to, raw, dedupe id).
+
+    None when the email is gone, already processed, or held by a live worker (its lease
+    has not run out): that worker finishes it, and a second run beside it would only
+    repeat the work. One short write transaction, before any parsing.
+    """
+    with session_factory() as session, session.begin():
+        found = session.execute(
+            update(InboundEmail)
+            .where(
+                InboundEmail.id == inbound_email_id,
+                InboundEmail.outcome == "received",
+                or_(InboundEmail.claimed_until.is_(None), InboundEmail.claimed_until <= now),
+            )
+            .values(claimed_until=now + LEASE)
+            .returning(InboundEmail.envelope_to, InboundEmail.raw, InboundEmail.message_id_header)
+        ).first()
+    if found is None:
+        logger.debug("inbound %d is processed or held by another worker", inbound_email_id)
+        return None
+    return found.envelope_to, found.raw, found.message_id_header
+
+
+def _release_claim(session_factory: sessionmaker[Session], inbound_email_id: int) -> None:
+    """Give the lease back after a transient fault; if the database is still away, it expires."""
+    try:
+        with session_factory() as session, session.begin():
+            session.execute(
+                update(InboundEmail)
+                .where(InboundEmail.id == inbound_email_id, InboundEmail.outcome == "received")
+                .values(claimed_until=None)
+            )
+    except Exception:
+        logger.info("inbound %d keeps its lease until it expires (database unavailable)", inbound_email_id)
 
 
 def _mark_failed(session_factory: sessionmaker[Session], inbound_email_id: int, reason: str, started: float) -> Outcome | None:
@@ -221,19 +271,22 @@ def _prepare(envelope_to: str, raw: bytes, dedupe_id: str | None, settings: Sett
     except UnparseableEmail:
         parsed = None
     kind, reason, summary, failures = "reply", None, None, ()
+    reply = None
     if parsed is not None:
         result = classify(parsed, reply_domain=settings.reply_domain, own_addresses=(settings.notifications_address,))
         kind, reason, summary = result.kind.value, result.reason, result.summary
         failures = tuple(
             (storable(f.address), storable(f.status or "unknown status"), f.permanent) for f in result.failed_recipients
         )
+        if kind == "reply":
+            reply = extract_parsed(parsed)
     return _Email(
         rcpt_tos=tuple(a for a in envelope_to.split(", ") if a),
-        raw=raw,
         parsed=parsed,
         # Stored at accept time from the header block; the same id the parse finds.
         dedupe_id=dedupe_id or email_dedupe_id(parsed.message_id if parsed else None, raw),
         kind=kind,
+        reply=reply,
         reason=reason,
         summary=summary,
         failures=failures,
@@ -415,27 +468,78 @@ def _record_reply(session: Session, settings: Settings, row: InboundEmail, email
     if check.author is None:
         _finish(row, "quarantined", check.reason)
         return
+    limited = rate_limited(session, row, thread, settings.inbound_rate_per_minute)
+    if limited is not None:
+        # Held, never dropped: a mail loop or a flood stops filling the thread, and the
+        # quarantine review can still release any of it.
+        logger.warning("inbound %d held: %s", row.id, limited)
+        _finish(row, "quarantined", limited)
+        return
     # A copy that committed after our first look makes the insert below fail on the
     # unique (thread, Message-ID); `process_stored_email` retries and records a duplicate.
     try:
-        message = post_parsed(session, thread, check, parsed, email.dedupe_id, now)
+        message = post_parsed(session, thread, check, parsed, email.dedupe_id, now, email.reply)
     except EmptyMessage:
         _finish(row, "rejected", "no text or attachment left after removing quoted history")
         return
     _finish(row, "posted", None, message.id)
 
 
+def extract_parsed(parsed: ParsedEmail) -> Reply:
+    """The words to post from a parsed email: CPU-bound, so never run inside a write transaction."""
+    return extract_reply(parsed.text, parsed.html, sender=parsed.sender_name or parsed.sender_address)
+
+
+def rate_limited(session: Session, row: InboundEmail, thread: Thread, per_minute: int) -> str | None:
+    """Why this email is over the rate limit, or None: at most `per_minute` emails a minute
+    into one thread, and from one sender into the business (Zulip's gateway value: 50).
+
+    Counted from the emails received in the minute before this one (by the time the
+    server stored them, so a backlog processed late is judged as it arrived), whatever
+    became of them: a loop or a flood is held for as long as it keeps coming.
+    """
+    since = row.received_at - RATE_WINDOW
+    earlier = (
+        InboundEmail.id < row.id,
+        InboundEmail.received_at > since,
+        InboundEmail.outcome != "duplicate",
+    )
+    in_thread = session.scalar(select(func.count()).where(InboundEmail.thread_id == thread.id, *earlier))
+    if (in_thread or 0) >= per_minute:
+        return f"{RATE_LIMITED}: more than {per_minute} emails a minute into this conversation"
+    if row.sender:
+        from_sender = session.scalar(
+            select(func.count()).where(
+                InboundEmail.sender == row.sender, InboundEmail.business_id == row.business_id, *earlier
+            )
+        )
+        if (from_sender or 0) >= per_minute:
+            return f"{RATE_LIMITED}: more than {per_minute} emails a minute from this sender"
+    return None
+
+
 def post_parsed(
-    session: Session, thread: Thread, check: AuthorCheck, parsed: ParsedEmail, dedupe_id: str, now: datetime
+    session: Session,
+    thread: Thread,
+    check: AuthorCheck,
+    parsed: ParsedEmail,
+    dedupe_id: str,
+    now: datetime,
+    reply: Reply | None = None,
 ) -> Message:
     """Post the visible part of a parsed email as `check.author` and settle their read cursor.
 
-    Shared by the ingest and by quarantine release. Raises `EmptyMessage` when nothing
-    visible is left, `IntegrityError` when this Message-ID is already in the thread.
+    Shared by the ingest (which passes the `reply` it extracted before its transaction)
+    and by quarantine release. Raises `EmptyMessage` when nothing visible is left,
+    `IntegrityError` when this Message-ID is already in the thread. A visible text beyond
+    `MAX_VISIBLE_TEXT` is cut and the message marked `truncated`; the raw email keeps it all.
     """
     author = check.author
     assert author is not None
-    reply = extract_reply(parsed.text, parsed.html, sender=parsed.sender_name or parsed.sender_address)
+    if reply is None:
+        reply = extract_parsed(parsed)
+    visible, cut = cap_text(reply.visible)
+    trimmed, cut_trimmed = cap_text(reply.trimmed)
     attachments = [
         NewAttachment(
             filename=a.filename[:255] or "attachment",
@@ -452,11 +556,12 @@ def post_parsed(
         session,
         thread,
         author,
-        reply.visible,
+        visible,
         attachments,
         source="email",
-        trimmed=reply.trimmed or None,
+        trimmed=trimmed or None,
         email_message_id=dedupe_id,
+        truncated=cut or cut_trimmed or bool(getattr(reply, "truncated", False)),
         now=now,
     )
     settle_read_cursor(session, thread, author, message, before, seen)

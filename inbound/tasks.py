@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from huey import crontab
 from huey.storage import MemoryStorage
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from inbound.ingest import process_stored_email
@@ -84,13 +84,20 @@ def dispatch(inbound_email_ids: Sequence[int], sessions: sessionmaker[Session], 
 def requeue_stuck(session: Session, now: datetime) -> list[int]:
     """Enqueue again the emails still `received` STUCK_AFTER after their 250; their ids.
 
-    The oldest first, at most REPAIR_LIMIT per run. During a long backlog a row may be
-    queued twice; the task is idempotent, so the second run only reads the row.
+    An email a live worker holds (its lease, `inbound.ingest.LEASE`, has not run out) is
+    never among them: run beside that worker it would only be done twice. Once a worker
+    died holding it, the lease runs out and the email comes back here. The oldest first,
+    at most REPAIR_LIMIT per run. During a long backlog a row may be queued twice; the
+    task is idempotent, and the lease keeps a second run from starting on it.
     """
     ids = list(
         session.scalars(
             select(InboundEmail.id)
-            .where(InboundEmail.outcome == "received", InboundEmail.received_at < now - STUCK_AFTER)
+            .where(
+                InboundEmail.outcome == "received",
+                InboundEmail.received_at < now - STUCK_AFTER,
+                or_(InboundEmail.claimed_until.is_(None), InboundEmail.claimed_until <= now),
+            )
             .order_by(InboundEmail.id)
             .limit(REPAIR_LIMIT)
         )
