@@ -73,11 +73,14 @@ INLINE_ACCEPT_BYTES = 256 * 1024
 # One email makes one post; more recipients than this is a mailing, not a reply.
 MAX_RECIPIENTS = 20
 DEFAULT_DRAIN_SECONDS = 30.0
-# Bounds on what one client can hold. Each DATA in flight holds up to the size limit in
-# memory (25 MB, more while it is joined and stored), so their number bounds the server's
-# memory: 45 at once made `pawpost smtp` peak at 5.45 GB.
-MAX_DATA_IN_FLIGHT = 8
-MAX_SESSIONS_PER_CLIENT = 10
+# Bounds on what clients can hold. Each DATA in flight holds up to the size limit in
+# memory (25 MB, more while it is joined and stored): 45 at once made `pawpost smtp` peak
+# at 5.45 GB. So at most this many transfers at once, and at most this many bytes of
+# transfers whose sender declared their size (`MAIL FROM:<…> SIZE=n`, as MTAs do).
+MAX_DATA_IN_FLIGHT = 32
+MAX_DATA_BYTES_IN_FLIGHT = 256 * 1024 * 1024
+# Postfix's default (smtpd_client_connection_count_limit).
+MAX_SESSIONS_PER_CLIENT = 50
 # A session ends after this long whatever it does (aiosmtpd's timeout is per command, so
 # a NOOP every few minutes kept one open forever) ...
 MAX_SESSION_SECONDS = 15 * 60
@@ -116,6 +119,7 @@ class InboundHandler:
         self.recipients = RecipientChecker(link_for(engine, "pawpost-smtp-rcpt"), settings.reply_domain)
         self.stopping = False
         self._in_flight = 0
+        self._bytes_in_flight = 0
         self._drained: asyncio.Event | None = None
         self.sessions_per_client: dict[str, int] = {}
 
@@ -213,9 +217,19 @@ class InboundHandler:
         else:
             self.sessions_per_client.pop(client, None)
 
-    def data_allowed(self) -> bool:
-        """Whether one more DATA transfer may start now (MAX_DATA_IN_FLIGHT)."""
-        return self._in_flight < MAX_DATA_IN_FLIGHT
+    def reserve_transfer(self, declared: int) -> bool:
+        """Take a slot for one more DATA transfer of `declared` bytes (0: not declared);
+        False beyond MAX_DATA_IN_FLIGHT or MAX_DATA_BYTES_IN_FLIGHT. A transfer alone
+        always fits the byte budget: the size limit already bounds it."""
+        if self._in_flight >= MAX_DATA_IN_FLIGHT:
+            return False
+        if self._bytes_in_flight and self._bytes_in_flight + declared > MAX_DATA_BYTES_IN_FLIGHT:
+            return False
+        self._bytes_in_flight += declared
+        return True
+
+    def release_transfer(self, declared: int) -> None:
+        self._bytes_in_flight -= declared
 
     # Graceful stop: the server counts DATA commands in flight and waits for them.
 
@@ -298,14 +312,27 @@ class PawpostSMTP(SMTP):
 
     async def smtp_DATA(self, arg: str) -> None:
         handler = self.event_handler
-        if self.envelope is not None and self.envelope.rcpt_tos and not arg and not handler.data_allowed():
-            await self.push(TOO_MANY_TRANSFERS)
-            return
+        declared = 0
+        if self.envelope is not None and self.envelope.rcpt_tos and not arg:
+            declared = _declared_size(self.envelope.mail_options)
+            if not handler.reserve_transfer(declared):
+                await self.push(TOO_MANY_TRANSFERS)
+                return
         handler.data_started()
         try:
             await super().smtp_DATA(arg)
         finally:
+            handler.release_transfer(declared)
             handler.data_finished()
+
+
+def _declared_size(mail_options: list[str]) -> int:
+    """The SIZE=n of MAIL FROM (RFC 1870), 0 when absent or malformed."""
+    for option in mail_options:
+        name, _, value = option.partition("=")
+        if name.upper() == "SIZE" and value.isdigit():
+            return int(value)
+    return 0
 
 
 def _recipients(envelope: Envelope) -> list[Recipient]:

@@ -138,3 +138,29 @@ def test_a_session_over_its_command_budget_is_closed_with_421(smtp: tuple[str, i
     with pytest.raises(smtplib.SMTPServerDisconnected):
         client.noop()
     client.close()
+
+
+def test_declared_sizes_beyond_the_bytes_in_flight_budget_are_deferred_with_451(
+    settings: Settings, world: World, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MTAs declare each email's size at MAIL (RFC 1870): big transfers at once are held to a byte budget."""
+    monkeypatch.setattr(inbound.server, "MAX_DATA_BYTES_IN_FLIGHT", 100_000)
+    with running_smtp_server(settings) as (host, port):
+        big = smtplib.SMTP(host, port, timeout=30)
+        big.ehlo("tests.local")
+        assert big.mail(world.primary_email, ["SIZE=80000"])[0] == 250 and big.rcpt(world.reply_to)[0] == 250
+        big.putcmd("data")
+        assert big.getreply()[0] == 354
+        other = smtplib.SMTP(host, port, timeout=30)
+        other.ehlo("tests.local")
+        assert other.mail(world.secondary_email, ["SIZE=50000"])[0] == 250 and other.rcpt(world.reply_to)[0] == 250
+        code, text = other.docmd("DATA")
+        assert (code, text.decode()[:5]) == (451, "4.3.2")
+        small = reply_email(world.secondary_email, world.reply_to, "A small one fits")
+        assert send(host, port, world.secondary_email, world.reply_to, small)[0] == 250  # undeclared: counted, not weighed
+        raw = reply_email(world.primary_email, world.reply_to, "The big one")
+        big.send(raw + b"\r\n.\r\n")
+        assert big.getreply()[0] == 250
+        big.quit()
+        other.quit()
+    assert sorted(m.body for m in queries.messages(engine, world.thread_id)) == ["A small one fits", "The big one"]
