@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, func, or_, select, text, update
+from sqlalchemy import exists, func, literal, or_, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -33,7 +33,7 @@ from inbound.route import (
     find_author,
     thread_for_references,
 )
-from outbound.notify import message_posted
+from outbound.notify import alerts_decided, message_posted, plan_new_message_alerts
 from pawpost.settings import Settings
 from threads.directory import contact_for_address, find_staff_by_email
 from threads.errors import EmptyMessage
@@ -69,6 +69,15 @@ _HANDLED = ("posted", "quarantined", "auto_reply", "bounce", "loop", "rejected",
 
 
 @dataclass(frozen=True)
+class AlertsDecided:
+    """The staff alerts of a posted message, decided in the ingest's own transaction."""
+
+    author_type: str
+    created_at: datetime
+    alert_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What became of one stored email."""
 
@@ -77,6 +86,7 @@ class Outcome:
     thread_id: int | None
     message_id: int | None
     reason: str | None = None
+    alerts: AlertsDecided | None = None  # None: outbound decides them in its own task
 
 
 @dataclass(frozen=True)
@@ -134,7 +144,11 @@ def process_stored_email(
         int((time.perf_counter() - started) * 1000),
     )
     if outcome.outcome == "posted" and outcome.message_id is not None:
-        notify_posted(outcome.message_id)
+        if outcome.alerts is not None and outcome.thread_id is not None:
+            alerts = outcome.alerts
+            alerts_decided(outcome.thread_id, alerts.author_type, alerts.created_at, alerts.alert_ids)
+        else:
+            notify_posted(outcome.message_id)
     return outcome
 
 
@@ -308,6 +322,7 @@ def _ingest(
         row.sender = (email.parsed.sender_address or "")[:320] or None
         row.subject = (email.parsed.subject or "")[:1000] or None
     original = _already_handled(session, email.dedupe_id, thread, business_id) if business_id is not None else None
+    alerts: AlertsDecided | None = None
     if original is not None:
         # Stored once: the resend keeps its envelope for the record, not a second copy.
         row.raw = b""
@@ -325,10 +340,11 @@ def _ingest(
     elif email.kind == "auto_reply":
         _record_auto_reply(session, row, email, thread, now)
     else:
-        _record_reply(session, settings, row, email, thread, now)
+        alerts = _record_reply(session, settings, row, email, thread, now)
     row.processing_ms = int((time.perf_counter() - started) * 1000)
     session.flush()
-    return Outcome(row.outcome, row.id, row.thread_id, row.posted_message_id if row.outcome == "posted" else None, row.reason)
+    posted = row.posted_message_id if row.outcome == "posted" else None
+    return Outcome(row.outcome, row.id, row.thread_id, posted, row.reason, alerts if posted is not None else None)
 
 
 def _finish(row: InboundEmail, outcome: str, reason: str | None, posted_message_id: int | None = None) -> None:
@@ -458,31 +474,50 @@ def _noted_today(session: Session, thread: Thread, sender: str, now: datetime) -
     )
 
 
-def _record_reply(session: Session, settings: Settings, row: InboundEmail, email: _Email, thread: Thread, now: datetime) -> None:
+def _record_reply(
+    session: Session, settings: Settings, row: InboundEmail, email: _Email, thread: Thread, now: datetime
+) -> AlertsDecided | None:
     parsed = email.parsed
     assert parsed is not None
     if dmarc_failed(parsed.headers, settings.trusted_authserv_id):
         _finish(row, "quarantined", f"DMARC failed at {settings.trusted_authserv_id}")
-        return
+        return None
     check = find_author(session, thread, parsed.sender_address, now)
     if check.author is None:
         _finish(row, "quarantined", check.reason)
-        return
+        return None
     limited = rate_limited(session, row, thread, settings.inbound_rate_per_minute)
     if limited is not None:
         # Held, never dropped: a mail loop or a flood stops filling the thread, and the
         # quarantine review can still release any of it.
         logger.warning("inbound %d held: %s", row.id, limited)
         _finish(row, "quarantined", limited)
-        return
+        return None
     # A copy that committed after our first look makes the insert below fail on the
     # unique (thread, Message-ID); `process_stored_email` retries and records a duplicate.
     try:
         message = post_parsed(session, thread, check, parsed, email.dedupe_id, now, email.reply)
     except EmptyMessage:
         _finish(row, "rejected", "no text or attachment left after removing quoted history")
-        return
+        return None
     _finish(row, "posted", None, message.id)
+    return _decide_alerts(session, settings, message, thread, now)
+
+
+def _decide_alerts(session: Session, settings: Settings, message: Message, thread: Thread, now: datetime) -> AlertsDecided | None:
+    """Rule 4's alerts for the message just posted, in this transaction: the thread, family
+    and author are at hand, so outbound's own task (a transaction that reloads them all) is
+    saved. A fault here never costs the post: it is rolled back to a savepoint and the
+    alerts are left to outbound (its task, or its sweep), as for any other post."""
+    if message.author_type != "contact":
+        return AlertsDecided(message.author_type, message.created_at, ())
+    try:
+        with session.begin_nested():
+            alert_ids = plan_new_message_alerts(session, settings, message, thread, now)
+    except Exception:
+        logger.exception("deciding the alerts of message %d failed; outbound decides them", message.id)
+        return None
+    return AlertsDecided(message.author_type, message.created_at, tuple(alert_ids))
 
 
 def extract_parsed(parsed: ParsedEmail) -> Reply:
@@ -499,22 +534,18 @@ def rate_limited(session: Session, row: InboundEmail, thread: Thread, per_minute
     became of them: a loop or a flood is held for as long as it keeps coming.
     """
     since = row.received_at - RATE_WINDOW
-    earlier = (
-        InboundEmail.id < row.id,
-        InboundEmail.received_at > since,
-        InboundEmail.outcome != "duplicate",
+    earlier = (InboundEmail.id < row.id, InboundEmail.received_at > since, InboundEmail.outcome != "duplicate")
+    in_thread = select(func.count()).where(InboundEmail.thread_id == thread.id, *earlier).scalar_subquery()
+    from_sender = (
+        select(func.count())
+        .where(InboundEmail.sender == row.sender, InboundEmail.business_id == row.business_id, *earlier)
+        .scalar_subquery()
     )
-    in_thread = session.scalar(select(func.count()).where(InboundEmail.thread_id == thread.id, *earlier))
-    if (in_thread or 0) >= per_minute:
+    counts = session.execute(select(in_thread, from_sender if row.sender else literal(0))).one()  # one round trip
+    if counts[0] >= per_minute:
         return f"{RATE_LIMITED}: more than {per_minute} emails a minute into this conversation"
-    if row.sender:
-        from_sender = session.scalar(
-            select(func.count()).where(
-                InboundEmail.sender == row.sender, InboundEmail.business_id == row.business_id, *earlier
-            )
-        )
-        if (from_sender or 0) >= per_minute:
-            return f"{RATE_LIMITED}: more than {per_minute} emails a minute from this sender"
+    if counts[1] >= per_minute:
+        return f"{RATE_LIMITED}: more than {per_minute} emails a minute from this sender"
     return None
 
 

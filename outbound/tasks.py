@@ -92,9 +92,24 @@ def run_posted_message(message_id: int, now: datetime | None = None) -> None:
         logger.warning("message %s vanished before its notifications", message_id)
         return
     thread_id, author_type, created_at = found
-    settings = configured_settings()
     if author_type == "contact":
         _deliver(_transaction(lambda session, settings: notify.plan_alerts(session, settings, message_id, moment)), now)
+    _schedule_followups(thread_id, author_type, created_at)
+
+
+def run_after_post(thread_id: int, author_type: str, created_at: datetime, alert_ids: Sequence[int]) -> None:
+    """What follows a post whose alerts were already decided in the posting transaction
+    (the email ingest does, saving this task's own transaction and reads): send those
+    alerts, then the digest and escalation checks at their time. Never reads the database."""
+    if alert_ids:
+        ids = list(alert_ids)
+        _enqueue_quietly(lambda: deliver_emails(ids))
+    _schedule_followups(thread_id, author_type, created_at)
+
+
+def _schedule_followups(thread_id: int, author_type: str, created_at: datetime) -> None:
+    settings = configured_settings()
+    if author_type == "contact":
         escalate_at = created_at + timedelta(minutes=settings.escalate_after_minutes)
         _enqueue_quietly(lambda: escalate_threads.schedule(args=([thread_id],), eta=escalate_at))
     if author_type != "system":
