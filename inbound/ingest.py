@@ -316,32 +316,37 @@ def _ingest(
     _lock_message_id(session, email.dedupe_id)
     thread, outbox = _target(session, row, email)
     business_id = thread.business_id if thread is not None else outbox.business_id if outbox is not None else row.business_id
-    row.business_id = business_id
-    row.thread_id = thread.id if thread is not None else None
-    if email.parsed is not None:
-        row.sender = (email.parsed.sender_address or "")[:320] or None
-        row.subject = (email.parsed.subject or "")[:1000] or None
-    original = _already_handled(session, email.dedupe_id, thread, business_id) if business_id is not None else None
-    alerts: AlertsDecided | None = None
-    if original is not None:
-        # Stored once: the resend keeps its envelope for the record, not a second copy.
-        row.raw = b""
-        _finish(row, "duplicate", f"same Message-ID as inbound email {original.id}", original.posted_message_id)
-    elif email.parsed is None:
-        _finish(row, "failed", "unparseable: no email in the data")
-    elif email.kind == "loop":
-        # Mail Pawpost itself sent, coming back: acting on it would ping-pong forever.
-        _finish(row, "loop", email.reason)
-    elif email.kind == "bounce":
-        _record_bounce(session, row, email, outbox, business_id, now)
-    elif thread is None:
-        # Accepted for a thread that has since been deactivated: kept, never posted.
-        _finish(row, "failed", "no active conversation for this email")
-    elif email.kind == "auto_reply":
-        _record_auto_reply(session, row, email, thread, now)
-    else:
-        alerts = _record_reply(session, settings, row, email, thread, now)
-    row.processing_ms = int((time.perf_counter() - started) * 1000)
+    # The row's own changes wait for one flush (the post's, or the last): no query below
+    # reads them, and each early flush was a round trip of its own.
+    with session.no_autoflush:
+        row.business_id = business_id
+        row.thread_id = thread.id if thread is not None else None
+        sender = ((email.parsed.sender_address or "")[:320] or None) if email.parsed is not None else None
+        original = _already_handled(session, email.dedupe_id, thread, business_id) if business_id is not None else None
+        message: Message | None = None
+        if original is not None:
+            # Stored once: the resend keeps its envelope for the record, not a second copy.
+            row.raw = b""
+            _finish(row, "duplicate", f"same Message-ID as inbound email {original.id}", original.posted_message_id)
+        elif email.parsed is None:
+            _finish(row, "failed", "unparseable: no email in the data")
+        elif email.kind == "loop":
+            # Mail Pawpost itself sent, coming back: acting on it would ping-pong forever.
+            _finish(row, "loop", email.reason)
+        elif email.kind == "bounce":
+            _record_bounce(session, row, email, outbox, business_id, now)
+        elif thread is None:
+            # Accepted for a thread that has since been deactivated: kept, never posted.
+            _finish(row, "failed", "no active conversation for this email")
+        elif email.kind == "auto_reply":
+            _record_auto_reply(session, row, email, thread, now)
+        else:
+            message = _record_reply(session, settings, row, email, thread, now, sender)
+        if email.parsed is not None:  # after the post's flush: one UPDATE of the row with its outcome
+            row.sender = sender
+            row.subject = (email.parsed.subject or "")[:1000] or None
+        row.processing_ms = int((time.perf_counter() - started) * 1000)
+    alerts = _decide_alerts(session, settings, message, thread, now) if message is not None and thread is not None else None
     session.flush()
     posted = row.posted_message_id if row.outcome == "posted" else None
     return Outcome(row.outcome, row.id, row.thread_id, posted, row.reason, alerts if posted is not None else None)
@@ -475,8 +480,9 @@ def _noted_today(session: Session, thread: Thread, sender: str, now: datetime) -
 
 
 def _record_reply(
-    session: Session, settings: Settings, row: InboundEmail, email: _Email, thread: Thread, now: datetime
-) -> AlertsDecided | None:
+    session: Session, settings: Settings, row: InboundEmail, email: _Email, thread: Thread, now: datetime, sender: str | None
+) -> Message | None:
+    """Post the reply (or hold or reject it); the message posted, if any."""
     parsed = email.parsed
     assert parsed is not None
     if dmarc_failed(parsed.headers, settings.trusted_authserv_id):
@@ -486,7 +492,7 @@ def _record_reply(
     if check.author is None:
         _finish(row, "quarantined", check.reason)
         return None
-    limited = rate_limited(session, row, thread, settings.inbound_rate_per_minute)
+    limited = rate_limited(session, row, thread, sender, settings.inbound_rate_per_minute)
     if limited is not None:
         # Held, never dropped: a mail loop or a flood stops filling the thread, and the
         # quarantine review can still release any of it.
@@ -501,7 +507,7 @@ def _record_reply(
         _finish(row, "rejected", "no text or attachment left after removing quoted history")
         return None
     _finish(row, "posted", None, message.id)
-    return _decide_alerts(session, settings, message, thread, now)
+    return message
 
 
 def _decide_alerts(session: Session, settings: Settings, message: Message, thread: Thread, now: datetime) -> AlertsDecided | None:
@@ -525,7 +531,7 @@ def extract_parsed(parsed: ParsedEmail) -> Reply:
     return extract_reply(parsed.text, parsed.html, sender=parsed.sender_name or parsed.sender_address)
 
 
-def rate_limited(session: Session, row: InboundEmail, thread: Thread, per_minute: int) -> str | None:
+def rate_limited(session: Session, row: InboundEmail, thread: Thread, sender: str | None, per_minute: int) -> str | None:
     """Why this email is over the rate limit, or None: at most `per_minute` emails a minute
     into one thread, and from one sender into the business (Zulip's gateway value: 50).
 
@@ -538,10 +544,10 @@ def rate_limited(session: Session, row: InboundEmail, thread: Thread, per_minute
     in_thread = select(func.count()).where(InboundEmail.thread_id == thread.id, *earlier).scalar_subquery()
     from_sender = (
         select(func.count())
-        .where(InboundEmail.sender == row.sender, InboundEmail.business_id == row.business_id, *earlier)
+        .where(InboundEmail.sender == sender, InboundEmail.business_id == thread.business_id, *earlier)
         .scalar_subquery()
     )
-    counts = session.execute(select(in_thread, from_sender if row.sender else literal(0))).one()  # one round trip
+    counts = session.execute(select(in_thread, from_sender if sender else literal(0))).one()  # one round trip
     if counts[0] >= per_minute:
         return f"{RATE_LIMITED}: more than {per_minute} emails a minute into this conversation"
     if counts[1] >= per_minute:
