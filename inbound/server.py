@@ -37,6 +37,7 @@ from inbound.route import ForeignDomain, NoThreadMatched, Recipient, RoutingErro
 from inbound.batching import GroupCommitWriter, QueuePusher, RecipientChecker
 from inbound.links import link_for
 from inbound.tasks import dispatch, queue_is_local
+from pawpost.heap import give_back_memory, map_big_allocations
 from pawpost.settings import Settings
 from threads.db import make_engine, make_session_factory
 from threads.types import utcnow
@@ -79,6 +80,9 @@ DEFAULT_DRAIN_SECONDS = 30.0
 # transfers whose sender declared their size (`MAIL FROM:<…> SIZE=n`, as MTAs do).
 MAX_DATA_IN_FLIGHT = 32
 MAX_DATA_BYTES_IN_FLIGHT = 256 * 1024 * 1024
+# After this many bytes of mail, once no DATA is in flight, free heap pages go back to
+# the system (malloc_trim): what a burst of big emails left behind is not kept for good.
+TRIM_AFTER_BYTES = 64 * 1024 * 1024
 # Postfix's default (smtpd_client_connection_count_limit).
 MAX_SESSIONS_PER_CLIENT = 50
 # A session ends after this long whatever it does (aiosmtpd's timeout is per command, so
@@ -120,6 +124,7 @@ class InboundHandler:
         self.stopping = False
         self._in_flight = 0
         self._bytes_in_flight = 0
+        self._bytes_since_trim = 0
         self._drained: asyncio.Event | None = None
         self.sessions_per_client: dict[str, int] = {}
 
@@ -184,6 +189,7 @@ class InboundHandler:
         except Exception as error:  # anything else is transient for the sender: retry later
             return await self.handle_exception(error)
         logger.debug("inbound stored %d (%d bytes)", inbound_email_id, len(raw))
+        self._bytes_since_trim += len(raw)
         return ACCEPTED
 
     def _received_row(self, envelope_from: str, recipients: list[Recipient], raw: bytes) -> dict[str, Any]:
@@ -238,6 +244,11 @@ class InboundHandler:
 
     def data_finished(self) -> None:
         self._in_flight -= 1
+        if self._in_flight == 0 and self._bytes_since_trim >= TRIM_AFTER_BYTES:
+            self._bytes_since_trim = 0
+            # The bytes are released once their sessions let go; trimming in a thread
+            # keeps the loop free (it takes a few ms on a big heap).
+            asyncio.get_running_loop().run_in_executor(None, give_back_memory)
         if self._in_flight == 0 and self._drained is not None:
             self._drained.set()
 
@@ -486,6 +497,7 @@ def serve_forever(settings: Settings, *, drain_seconds: float = DEFAULT_DRAIN_SE
         stop.set()
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    map_big_allocations()
     controller, cleanup = start_smtp_server(settings)
     try:
         logger.info(
