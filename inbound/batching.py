@@ -43,6 +43,8 @@ MAX_BATCH = 200
 # emails of 24 MB in one INSERT answered 43 of them 451), and the batch's bytes are held
 # two or three times over while it is sent; a single email bigger than this goes alone.
 MAX_BATCH_BYTES = 64 * 1024 * 1024
+# A batch bigger than this is not kept referenced by the link until the next one.
+FORGET_AFTER_BYTES = 1024 * 1024
 # How long the queue pusher gathers committed ids before one push carries them all.
 PUSH_LINGER_SECONDS = 0.02
 
@@ -198,8 +200,11 @@ class GroupCommitWriter:
         if self.link.dialect == "postgresql":
             arrays = {name: [row[name] for row in rows] for name in _COLUMNS}
             ids = sorted(row[0] for row in await self.link.rows(_INSERT_ARRAYS, arrays))
+            del arrays
         else:
             ids = [row[0] for row in await self.link.rows(_INSERT_ROWS, rows)]
+        if sum(len(row["raw"]) for row in rows) > FORGET_AFTER_BYTES:
+            self.link.forget_parameters()
         if self.answer_after_hook:
             await asyncio.get_running_loop().run_in_executor(None, self._committed, ids)
         return ids
