@@ -39,6 +39,12 @@ logger = logging.getLogger(__name__)
 # Enough to absorb a burst from every session at once; one INSERT of this many ~1 KB
 # emails is still a small statement.
 MAX_BATCH = 200
+# The raw bytes one group commit may carry. PostgreSQL refuses a message over 1 GB (45
+# emails of 24 MB in one INSERT answered 43 of them 451), and the batch's bytes are held
+# two or three times over while it is sent; a single email bigger than this goes alone.
+MAX_BATCH_BYTES = 64 * 1024 * 1024
+# A batch bigger than this is not kept referenced by the link until the next one.
+FORGET_AFTER_BYTES = 1024 * 1024
 # How long the queue pusher gathers committed ids before one push carries them all.
 PUSH_LINGER_SECONDS = 0.02
 
@@ -70,7 +76,8 @@ class Batcher(Generic[Request, Answer]):
     `handle(requests)` returns one answer (or the error for that request) per request,
     in order; raising fails the whole batch. It runs on the loop, so it must await its
     I/O (an `inbound.links.Link` does). `after_answer` runs once the batch's futures are
-    resolved, for work no session should wait for.
+    resolved, for work no session should wait for. With `weigh`, a batch also stops
+    before its requests' weights pass `max_weight` (at least one request per batch).
     """
 
     def __init__(
@@ -80,11 +87,16 @@ class Batcher(Generic[Request, Answer]):
         *,
         after_answer: Callable[[Answers], None] | None = None,
         max_batch: int = MAX_BATCH,
+        weigh: Callable[[Request], int] | None = None,
+        max_weight: int = 0,
     ) -> None:
         self.name = name
         self._handle = handle
         self._after_answer = after_answer
         self.max_batch = max_batch
+        self._weigh = weigh
+        self.max_weight = max_weight
+        self.heaviest_batch = 0  # the largest total weight one batch carried (for the bench and tests)
         self._waiting: list[tuple[Request, asyncio.Future[Answer]]] = []
         self._flushing: asyncio.Task[None] | None = None
         self._closed = False
@@ -107,11 +119,27 @@ class Batcher(Generic[Request, Answer]):
     async def _flush(self) -> None:
         try:
             while self._waiting:
-                batch = self._waiting[: self.max_batch]
-                del self._waiting[: self.max_batch]
+                size = self._batch_size()
+                batch = self._waiting[:size]
+                del self._waiting[:size]
                 await self._answer(batch)
+                del batch  # the requests (raw emails) go as soon as they are answered
         finally:
             self._flushing = None
+
+    def _batch_size(self) -> int:
+        """How many waiting requests the next batch takes: MAX_BATCH, and within max_weight."""
+        if self._weigh is None:
+            return min(self.max_batch, len(self._waiting))
+        total = count = 0
+        for request, _future in self._waiting[: self.max_batch]:
+            weight = self._weigh(request)
+            if count and total + weight > self.max_weight:
+                break
+            total += weight
+            count += 1
+        self.heaviest_batch = max(self.heaviest_batch, total)
+        return count
 
     async def _answer(self, batch: list[tuple[Request, asyncio.Future[Answer]]]) -> None:
         answers: Answers
@@ -153,7 +181,11 @@ class GroupCommitWriter:
         self.after_commit = after_commit
         self.answer_after_hook = answer_after_hook
         self.batcher: Batcher[dict[str, Any], int] = Batcher(
-            "pawpost-smtp-writer", self._store, after_answer=None if answer_after_hook else self._committed
+            "pawpost-smtp-writer",
+            self._store,
+            after_answer=None if answer_after_hook else self._committed,
+            weigh=_raw_size,
+            max_weight=MAX_BATCH_BYTES,
         )
 
     async def ask(self, row: dict[str, Any]) -> int:
@@ -168,8 +200,11 @@ class GroupCommitWriter:
         if self.link.dialect == "postgresql":
             arrays = {name: [row[name] for row in rows] for name in _COLUMNS}
             ids = sorted(row[0] for row in await self.link.rows(_INSERT_ARRAYS, arrays))
+            del arrays
         else:
             ids = [row[0] for row in await self.link.rows(_INSERT_ROWS, rows)]
+        if sum(len(row["raw"]) for row in rows) > FORGET_AFTER_BYTES:
+            self.link.forget_parameters()
         if self.answer_after_hook:
             await asyncio.get_running_loop().run_in_executor(None, self._committed, ids)
         return ids
@@ -182,6 +217,10 @@ class GroupCommitWriter:
             self.after_commit(stored)
         except Exception:
             logger.exception("after-commit hook failed for %d stored email(s)", len(stored))
+
+
+def _raw_size(row: dict[str, Any]) -> int:
+    return len(row["raw"])
 
 
 @cache

@@ -16,17 +16,17 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import exists, select, text, update
+from sqlalchemy import exists, func, literal, or_, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from inbound.bounces import record_bounce, signed_outbox
 from inbound.classify import Kind, classify
-from inbound.parse import ParsedEmail, UnparseableEmail, parse_email
 from inbound.html_text import bounded_html
-from inbound.reply_text import extract_reply
+from inbound.parse import ParsedEmail, UnparseableEmail, parse_email
+from inbound.reply_text import Reply, extract_reply
 from inbound.route import (
     AuthorCheck,
     answered_up_to,
@@ -35,12 +35,13 @@ from inbound.route import (
     thread_for_references,
     untrusted_sender,
 )
-from outbound.notify import message_posted
+from outbound.notify import alerts_decided, message_posted, plan_new_message_alerts
 from pawpost.settings import Settings
 from threads.auto_replies import claim_daily_note, record_note
 from threads.bounces import clear_bouncing
 from threads.directory import contact_for_address, find_staff_by_email
 from threads.errors import EmptyMessage
+from threads.limits import cap_text
 from threads.models import (
     Contact,
     InboundEmail,
@@ -56,8 +57,25 @@ from threads.types import utcnow
 
 logger = logging.getLogger(__name__)
 
+# How long a worker holds a stored email it started on. Far longer than processing one
+# email may take (2 s of CPU): the repair step re-queues an email only once its lease ran
+# out, so a live worker's email is never run a second time beside it.
+LEASE = timedelta(minutes=10)
+# The window of the per-thread and per-sender rate limit (`Settings.inbound_rate_per_minute`).
+RATE_WINDOW = timedelta(minutes=1)
+RATE_LIMITED = "rate_limited"
+
 # Outcomes that mean "this Message-ID was already handled here": a resend is a duplicate.
 _HANDLED = ("posted", "quarantined", "auto_reply", "bounce", "loop", "rejected", "failed", "released", "discarded")
+
+
+@dataclass(frozen=True)
+class AlertsDecided:
+    """The staff alerts of a posted message, decided in the ingest's own transaction."""
+
+    author_type: str
+    created_at: datetime
+    alert_ids: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -69,6 +87,7 @@ class Outcome:
     thread_id: int | None
     message_id: int | None
     reason: str | None = None
+    alerts: AlertsDecided | None = None  # None: outbound decides them in its own task
 
 
 @dataclass(frozen=True)
@@ -76,10 +95,10 @@ class _Email:
     """The pure part of an email, computed once outside the transaction."""
 
     rcpt_tos: tuple[str, ...]
-    raw: bytes
     parsed: ParsedEmail | None
     dedupe_id: str
     kind: str  # reply | auto_reply | bounce | loop (inbound.classify)
+    reply: Reply | None  # the words to post, extracted before the write transaction
     reason: str | None
     summary: str | None
     failures: tuple[tuple[str, str, bool], ...]  # (address, status, permanent)
@@ -126,38 +145,79 @@ def process_stored_email(
         int((time.perf_counter() - started) * 1000),
     )
     if outcome.outcome == "posted" and outcome.message_id is not None:
-        notify_posted(outcome.message_id)
+        if outcome.alerts is not None and outcome.thread_id is not None:
+            alerts = outcome.alerts
+            alerts_decided(outcome.thread_id, alerts.author_type, alerts.created_at, alerts.alert_ids)
+        else:
+            notify_posted(outcome.message_id)
     return outcome
 
 
 def _process(
     session_factory: sessionmaker[Session], settings: Settings, inbound_email_id: int, now: datetime | None, started: float
 ) -> Outcome | None:
-    # Read and parse outside the write transaction: on SQLite it would hold the one
-    # writer lock (and so every SMTP accept) for the length of a parse.
-    with session_factory() as session:
-        found = session.execute(
-            select(
-                InboundEmail.outcome,
-                InboundEmail.envelope_from,
-                InboundEmail.envelope_to,
-                InboundEmail.message_id_header,
-                InboundEmail.raw,
-            ).where(InboundEmail.id == inbound_email_id)
-        ).first()
-    if found is None or found.outcome != "received":
+    found = claim_email(session_factory, inbound_email_id, now or utcnow())
+    if found is None:
         return None
-    email = _prepare(found.envelope_from, found.envelope_to, found.raw, found.message_id_header, settings)
-    for attempt in (1, 2):
-        try:
-            with session_factory() as session, session.begin():
-                return _ingest(session, settings, inbound_email_id, email, now or utcnow(), started)
-        except IntegrityError:
-            # A concurrent copy of the same email committed first (unique Message-ID per
-            # thread); the second pass sees its row and records a duplicate.
-            if attempt == 2:
-                raise
+    envelope_from, envelope_to, raw, message_id_header = found
+    try:
+        # Parse, classify and extract outside the write transaction: on SQLite it would
+        # hold the one writer lock (and so every SMTP accept) for the whole extraction.
+        email = _prepare(envelope_from, envelope_to, raw, message_id_header, settings)
+        del raw, found  # the parsed email holds what is needed; give the bytes back early
+        for attempt in (1, 2):
+            try:
+                with session_factory() as session, session.begin():
+                    return _ingest(session, settings, inbound_email_id, email, now or utcnow(), started)
+            except IntegrityError:
+                # A concurrent copy of the same email committed first (unique Message-ID per
+                # thread); the second pass sees its row and records a duplicate.
+                if attempt == 2:
+                    raise
+    except Exception as error:
+        if is_transient(error):
+            _release_claim(session_factory, inbound_email_id)  # the task's retry may start at once
+        raise
     return None  # pragma: no cover  (the loop returns or raises)
+
+
+def claim_email(
+    session_factory: sessionmaker[Session], inbound_email_id: int, now: datetime
+) -> tuple[str, str, bytes, str | None] | None:
+    """Take the lease on a `received` email nobody holds; its (envelope_from, envelope_to, raw, dedupe id).
+
+    None when the email is gone, already processed, or held by a live worker (its lease
+    has not run out): that worker finishes it, and a second run beside it would only
+    repeat the work. One short write transaction, before any parsing.
+    """
+    with session_factory() as session, session.begin():
+        found = session.execute(
+            update(InboundEmail)
+            .where(
+                InboundEmail.id == inbound_email_id,
+                InboundEmail.outcome == "received",
+                or_(InboundEmail.claimed_until.is_(None), InboundEmail.claimed_until <= now),
+            )
+            .values(claimed_until=now + LEASE)
+            .returning(InboundEmail.envelope_from, InboundEmail.envelope_to, InboundEmail.raw, InboundEmail.message_id_header)
+        ).first()
+    if found is None:
+        logger.debug("inbound %d is processed or held by another worker", inbound_email_id)
+        return None
+    return found.envelope_from, found.envelope_to, found.raw, found.message_id_header
+
+
+def _release_claim(session_factory: sessionmaker[Session], inbound_email_id: int) -> None:
+    """Give the lease back after a transient fault; if the database is still away, it expires."""
+    try:
+        with session_factory() as session, session.begin():
+            session.execute(
+                update(InboundEmail)
+                .where(InboundEmail.id == inbound_email_id, InboundEmail.outcome == "received")
+                .values(claimed_until=None)
+            )
+    except Exception:
+        logger.info("inbound %d keeps its lease until it expires (database unavailable)", inbound_email_id)
 
 
 def _mark_failed(session_factory: sessionmaker[Session], inbound_email_id: int, reason: str, started: float) -> Outcome | None:
@@ -226,6 +286,7 @@ def _prepare(envelope_from: str, envelope_to: str, raw: bytes, dedupe_id: str | 
     except UnparseableEmail:
         parsed = None
     kind, reason, summary, failures = "reply", None, None, ()
+    reply = None
     if parsed is not None:
         result = classify(
             parsed,
@@ -241,13 +302,15 @@ def _prepare(envelope_from: str, envelope_to: str, raw: bytes, dedupe_id: str | 
             # A text report that names nobody we can read still says what became of the
             # one email its VERP address identifies: "" is that email's own recipient.
             failures = (("", result.status, result.status.startswith("5")),)
+        if kind == "reply":
+            reply = extract_parsed(parsed)
     return _Email(
         rcpt_tos=tuple(a for a in envelope_to.split(", ") if a),
-        raw=raw,
         parsed=parsed,
         # Stored at accept time from the header block; the same id the parse finds.
         dedupe_id=dedupe_id or email_dedupe_id(parsed.message_id if parsed else None, raw),
         kind=kind,
+        reply=reply,
         reason=reason,
         summary=summary,
         failures=failures,
@@ -263,33 +326,40 @@ def _ingest(
     _lock_message_id(session, email.dedupe_id)
     thread, outbox = _target(session, row, email, settings.secret_key)
     business_id = thread.business_id if thread is not None else outbox.business_id if outbox is not None else row.business_id
-    row.business_id = business_id
-    row.thread_id = thread.id if thread is not None else None
-    if email.parsed is not None:
-        row.sender = (email.parsed.sender_address or "")[:320] or None
-        row.subject = (email.parsed.subject or "")[:1000] or None
-    original = _already_handled(session, email.dedupe_id, thread, business_id) if business_id is not None else None
-    if original is not None:
-        # Stored once: the resend keeps its envelope for the record, not a second copy.
-        row.raw = b""
-        _finish(row, "duplicate", f"same Message-ID as inbound email {original.id}", original.posted_message_id)
-    elif email.parsed is None:
-        _finish(row, "failed", "unparseable: no email in the data")
-    elif email.kind == "loop":
-        # Mail Pawpost itself sent, coming back: acting on it would ping-pong forever.
-        _finish(row, "loop", email.reason)
-    elif email.kind == "bounce":
-        _record_bounce(session, row, email, signed_outbox(outbox, email.rcpt_tos, settings.secret_key), business_id, now)
-    elif thread is None:
-        # Accepted for a thread that has since been deactivated: kept, never posted.
-        _finish(row, "failed", "no active conversation for this email")
-    elif email.kind == "auto_reply":
-        _record_auto_reply(session, row, email, thread, now)
-    else:
-        _record_reply(session, settings, row, email, thread, now)
-    row.processing_ms = int((time.perf_counter() - started) * 1000)
+    # The row's own changes wait for one flush (the post's, or the last): no query below
+    # reads them, and each early flush was a round trip of its own.
+    with session.no_autoflush:
+        row.business_id = business_id
+        row.thread_id = thread.id if thread is not None else None
+        sender = ((email.parsed.sender_address or "")[:320] or None) if email.parsed is not None else None
+        original = _already_handled(session, email.dedupe_id, thread, business_id) if business_id is not None else None
+        message: Message | None = None
+        if original is not None:
+            # Stored once: the resend keeps its envelope for the record, not a second copy.
+            row.raw = b""
+            _finish(row, "duplicate", f"same Message-ID as inbound email {original.id}", original.posted_message_id)
+        elif email.parsed is None:
+            _finish(row, "failed", "unparseable: no email in the data")
+        elif email.kind == "loop":
+            # Mail Pawpost itself sent, coming back: acting on it would ping-pong forever.
+            _finish(row, "loop", email.reason)
+        elif email.kind == "bounce":
+            _record_bounce(session, row, email, signed_outbox(outbox, email.rcpt_tos, settings.secret_key), business_id, now)
+        elif thread is None:
+            # Accepted for a thread that has since been deactivated: kept, never posted.
+            _finish(row, "failed", "no active conversation for this email")
+        elif email.kind == "auto_reply":
+            _record_auto_reply(session, row, email, thread, now)
+        else:
+            message = _record_reply(session, settings, row, email, thread, now, sender)
+        if email.parsed is not None:  # after the post's flush: one UPDATE of the row with its outcome
+            row.sender = sender
+            row.subject = (email.parsed.subject or "")[:1000] or None
+        row.processing_ms = int((time.perf_counter() - started) * 1000)
+    alerts = _decide_alerts(session, settings, message, thread, now) if message is not None and thread is not None else None
     session.flush()
-    return Outcome(row.outcome, row.id, row.thread_id, row.posted_message_id if row.outcome == "posted" else None, row.reason)
+    posted = row.posted_message_id if row.outcome == "posted" else None
+    return Outcome(row.outcome, row.id, row.thread_id, posted, row.reason, alerts if posted is not None else None)
 
 
 def _finish(row: InboundEmail, outcome: str, reason: str | None, posted_message_id: int | None = None) -> None:
@@ -387,40 +457,107 @@ def _known_name(session: Session, thread: Thread, sender: str | None) -> str | N
     return staff.name if staff is not None else None
 
 
-def _record_reply(session: Session, settings: Settings, row: InboundEmail, email: _Email, thread: Thread, now: datetime) -> None:
+def _record_reply(
+    session: Session, settings: Settings, row: InboundEmail, email: _Email, thread: Thread, now: datetime, sender: str | None
+) -> Message | None:
+    """Post the reply (or hold or reject it); the message posted, if any."""
     parsed = email.parsed
     assert parsed is not None
     refusal = untrusted_sender(parsed, settings.trusted_authserv_id)
     if refusal is not None:
         _finish(row, "quarantined", refusal)
-        return
+        return None
     check = find_author(session, thread, parsed.sender_address, now)
     if check.author is None:
         _finish(row, "quarantined", check.reason)
-        return
+        return None
+    limited = rate_limited(session, row, thread, sender, settings.inbound_rate_per_minute)
+    if limited is not None:
+        # Held, never dropped: a mail loop or a flood stops filling the thread, and the
+        # quarantine review can still release any of it.
+        logger.warning("inbound %d held: %s", row.id, limited)
+        _finish(row, "quarantined", limited)
+        return None
     # A copy that committed after our first look makes the insert below fail on the
     # unique (thread, Message-ID); `process_stored_email` retries and records a duplicate.
     try:
-        message = post_parsed(session, thread, check, parsed, email.dedupe_id, now)
+        message = post_parsed(session, thread, check, parsed, email.dedupe_id, now, email.reply)
     except EmptyMessage:
         _finish(row, "rejected", "empty reply")
-        return
+        return None
     # Mail from the address shows it works again: its bounce flag (if any) clears.
     clear_bouncing(session, thread.business_id, parsed.sender_address or "")
     _finish(row, "posted", None, message.id)
+    return message
+
+
+def _decide_alerts(session: Session, settings: Settings, message: Message, thread: Thread, now: datetime) -> AlertsDecided | None:
+    """Rule 4's alerts for the message just posted, in this transaction: the thread, family
+    and author are at hand, so outbound's own task (a transaction that reloads them all) is
+    saved. A fault here never costs the post: it is rolled back to a savepoint and the
+    alerts are left to outbound (its task, or its sweep), as for any other post."""
+    if message.author_type != "contact":
+        return AlertsDecided(message.author_type, message.created_at, ())
+    try:
+        with session.begin_nested():
+            alert_ids = plan_new_message_alerts(session, settings, message, thread, now)
+    except Exception:
+        logger.exception("deciding the alerts of message %d failed; outbound decides them", message.id)
+        return None
+    return AlertsDecided(message.author_type, message.created_at, tuple(alert_ids))
+
+
+def extract_parsed(parsed: ParsedEmail) -> Reply:
+    """The words to post from a parsed email: CPU-bound, so never run inside a write transaction."""
+    return extract_reply(parsed.text, parsed.html, sender=parsed.sender_name or parsed.sender_address)
+
+
+def rate_limited(session: Session, row: InboundEmail, thread: Thread, sender: str | None, per_minute: int) -> str | None:
+    """Why this email is over the rate limit, or None: at most `per_minute` emails a minute
+    into one thread, and from one sender into the business (Zulip's gateway value: 50).
+
+    Counted from the emails received in the minute before this one (by the time the
+    server stored them, so a backlog processed late is judged as it arrived), whatever
+    became of them: a loop or a flood is held for as long as it keeps coming.
+    """
+    since = row.received_at - RATE_WINDOW
+    earlier = (InboundEmail.id < row.id, InboundEmail.received_at > since, InboundEmail.outcome != "duplicate")
+    in_thread = select(func.count()).where(InboundEmail.thread_id == thread.id, *earlier).scalar_subquery()
+    from_sender = (
+        select(func.count())
+        .where(InboundEmail.sender == sender, InboundEmail.business_id == thread.business_id, *earlier)
+        .scalar_subquery()
+    )
+    counts = session.execute(select(in_thread, from_sender if sender else literal(0))).one()  # one round trip
+    if counts[0] >= per_minute:
+        return f"{RATE_LIMITED}: more than {per_minute} emails a minute into this conversation"
+    if counts[1] >= per_minute:
+        return f"{RATE_LIMITED}: more than {per_minute} emails a minute from this sender"
+    return None
 
 
 def post_parsed(
-    session: Session, thread: Thread, check: AuthorCheck, parsed: ParsedEmail, dedupe_id: str, now: datetime
+    session: Session,
+    thread: Thread,
+    check: AuthorCheck,
+    parsed: ParsedEmail,
+    dedupe_id: str,
+    now: datetime,
+    reply: Reply | None = None,
 ) -> Message:
     """Post the visible part of a parsed email as `check.author` and settle their read cursor.
 
-    Shared by the ingest and by quarantine release. Raises `EmptyMessage` when nothing
-    visible is left, `IntegrityError` when this Message-ID is already in the thread.
+    Shared by the ingest (which passes the `reply` it extracted before its transaction)
+    and by quarantine release. Raises `EmptyMessage` when nothing visible is left,
+    `IntegrityError` when this Message-ID is already in the thread. A visible text beyond
+    `MAX_VISIBLE_TEXT` is cut and the message marked `truncated`; the raw email keeps it all.
     """
     author = check.author
     assert author is not None
-    reply = extract_reply(parsed.text, parsed.html, sender=parsed.sender_name or parsed.sender_address)
+    if reply is None:
+        reply = extract_parsed(parsed)
+    visible, cut = cap_text(reply.visible)
+    trimmed, cut_trimmed = cap_text(reply.trimmed)
     attachments = [
         NewAttachment(
             filename=a.filename[:255] or "attachment",
@@ -437,12 +574,13 @@ def post_parsed(
         session,
         thread,
         author,
-        reply.visible,
+        visible,
         attachments,
         source="email",
-        trimmed=reply.trimmed or None,
+        trimmed=trimmed or None,
         html=bounded_html(parsed.html) or None if parsed.html else None,  # "show original formatting"
         email_message_id=dedupe_id,
+        truncated=cut or cut_trimmed or bool(getattr(reply, "truncated", False)),
         now=now,
     )
     settle_read_cursor(session, thread, author, message, before, seen)

@@ -49,6 +49,8 @@ class Link(Protocol):
 
     async def rows(self, statement: Executable, parameters: Parameters) -> list[tuple[Any, ...]]: ...
 
+    def forget_parameters(self) -> None: ...
+
     async def close(self) -> None: ...
 
 
@@ -143,6 +145,12 @@ class PsycopgLink:
     async def close(self) -> None:
         await self._drop()
 
+    def forget_parameters(self) -> None:
+        """Let go of the last statement's parameters: the kept cursor holds them (psycopg keeps
+        the query it ran) until the next statement, which after a big batch is megabytes of
+        raw email held for as long as the server is idle."""
+        self._cursor = None
+
     def _compile(self, statement: Executable) -> _Compiled:
         # Keyed by identity, with the statement kept alive: the callers pass module constants.
         found = self._compiled.get(id(statement))
@@ -193,6 +201,9 @@ class ThreadLink:
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._thread, self._drop)
         self._thread.shutdown(wait=False)
+
+    def forget_parameters(self) -> None:
+        """Nothing to do: SQLAlchemy closes the cursor, and its parameters, with each result."""
 
     def _rows(self, statement: Executable, parameters: Parameters) -> list[tuple[Any, ...]]:
         reused = self._connection is not None and not self._connection.closed and not self._connection.invalidated

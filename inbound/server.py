@@ -37,6 +37,7 @@ from inbound.route import ForeignDomain, NoThreadMatched, Recipient, RoutingErro
 from inbound.batching import GroupCommitWriter, QueuePusher, RecipientChecker
 from inbound.links import link_for
 from inbound.tasks import dispatch, queue_is_local
+from pawpost.heap import give_back_memory, map_big_allocations
 from pawpost.settings import Settings
 from threads.db import make_engine, make_session_factory
 from threads.types import utcnow
@@ -47,6 +48,12 @@ ACCEPTED = "250 2.0.0 Message accepted"
 TEMPORARY_FAILURE = "451 4.3.0 Temporary failure, please try again later"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down, please try again later"
 TOO_BIG = "552 5.3.4 Message too big for system"
+# RFC 3463: 4.7.0 (a security policy: too many connections from one client, too many
+# commands), 4.3.2 (the system is not accepting more messages right now), 4.4.2 (the
+# connection is closed: the session went on too long). All temporary: an MTA retries.
+TOO_MANY_SESSIONS = "421 4.7.0 Too many connections from your address, please try again later"
+TOO_MANY_TRANSFERS = "451 4.3.2 Too many messages in transfer, please try again later"
+SESSION_TOO_LONG = "421 4.4.2 Session too long, closing connection"
 
 # The one table from typed routing errors to SMTP answers (RFC 5321 / RFC 3463).
 ROUTING_REPLIES: dict[type[RoutingError], str] = {
@@ -67,6 +74,24 @@ INLINE_ACCEPT_BYTES = 256 * 1024
 # One email makes one post; more recipients than this is a mailing, not a reply.
 MAX_RECIPIENTS = 20
 DEFAULT_DRAIN_SECONDS = 30.0
+# Bounds on what clients can hold. Each DATA in flight holds up to the size limit in
+# memory (25 MB, more while it is joined and stored): 45 at once made `pawpost smtp` peak
+# at 5.45 GB. So at most this many transfers at once, and at most this many bytes of
+# transfers whose sender declared their size (`MAIL FROM:<…> SIZE=n`, as MTAs do).
+MAX_DATA_IN_FLIGHT = 32
+MAX_DATA_BYTES_IN_FLIGHT = 256 * 1024 * 1024
+# After this many bytes of mail, once no DATA is in flight, free heap pages go back to
+# the system (malloc_trim): what a burst of big emails left behind is not kept for good.
+TRIM_AFTER_BYTES = 64 * 1024 * 1024
+# Postfix's default (smtpd_client_connection_count_limit).
+MAX_SESSIONS_PER_CLIENT = 50
+# A session ends after this long whatever it does (aiosmtpd's timeout is per command, so
+# a NOOP every few minutes kept one open forever) ...
+MAX_SESSION_SECONDS = 15 * 60
+# ... and after this many of one command (aiosmtpd's `command_call_limit` answers
+# `421 4.7.0 <command> sent too many times` and closes). Generous for a real MTA: a
+# hundred emails in one session, each to up to MAX_RECIPIENTS.
+COMMAND_LIMITS = {"MAIL": 100, "RCPT": 2000, "DATA": 100, "RSET": 100, "NOOP": 20, "*": 20}
 CLOSE_DATABASE_SECONDS = 10.0
 
 
@@ -100,7 +125,10 @@ class InboundHandler:
         )
         self.stopping = False
         self._in_flight = 0
+        self._bytes_in_flight = 0
+        self._bytes_since_trim = 0
         self._drained: asyncio.Event | None = None
+        self.sessions_per_client: dict[str, int] = {}
 
     def start(self) -> None:
         self.pusher.start()
@@ -163,6 +191,7 @@ class InboundHandler:
         except Exception as error:  # anything else is transient for the sender: retry later
             return await self.handle_exception(error)
         logger.debug("inbound stored %d (%d bytes)", inbound_email_id, len(raw))
+        self._bytes_since_trim += len(raw)
         return ACCEPTED
 
     def _received_row(self, envelope_from: str, recipients: list[Recipient], raw: bytes) -> dict[str, Any]:
@@ -179,6 +208,37 @@ class InboundHandler:
         logger.error("smtp transient failure (%s), answered 451", type(error).__name__, exc_info=error)
         return TEMPORARY_FAILURE
 
+    # Bounds: sessions per client address, DATA transfers in flight.
+
+    def session_opened(self, client: str) -> bool:
+        """Count a new session from `client`; False (and not counted) beyond the limit."""
+        open_now = self.sessions_per_client.get(client, 0)
+        if open_now >= MAX_SESSIONS_PER_CLIENT:
+            return False
+        self.sessions_per_client[client] = open_now + 1
+        return True
+
+    def session_closed(self, client: str) -> None:
+        left = self.sessions_per_client.get(client, 0) - 1
+        if left > 0:
+            self.sessions_per_client[client] = left
+        else:
+            self.sessions_per_client.pop(client, None)
+
+    def reserve_transfer(self, declared: int) -> bool:
+        """Take a slot for one more DATA transfer of `declared` bytes (0: not declared);
+        False beyond MAX_DATA_IN_FLIGHT or MAX_DATA_BYTES_IN_FLIGHT. A transfer alone
+        always fits the byte budget: the size limit already bounds it."""
+        if self._in_flight >= MAX_DATA_IN_FLIGHT:
+            return False
+        if self._bytes_in_flight and self._bytes_in_flight + declared > MAX_DATA_BYTES_IN_FLIGHT:
+            return False
+        self._bytes_in_flight += declared
+        return True
+
+    def release_transfer(self, declared: int) -> None:
+        self._bytes_in_flight -= declared
+
     # Graceful stop: the server counts DATA commands in flight and waits for them.
 
     def data_started(self) -> None:
@@ -186,6 +246,11 @@ class InboundHandler:
 
     def data_finished(self) -> None:
         self._in_flight -= 1
+        if self._in_flight == 0 and self._bytes_since_trim >= TRIM_AFTER_BYTES:
+            self._bytes_since_trim = 0
+            # The bytes are released once their sessions let go; trimming in a thread
+            # keeps the loop free (it takes a few ms on a big heap).
+            asyncio.get_running_loop().run_in_executor(None, give_back_memory)
         if self._in_flight == 0 and self._drained is not None:
             self._drained.set()
 
@@ -203,7 +268,55 @@ class InboundHandler:
 
 
 class PawpostSMTP(SMTP):
-    """aiosmtpd's protocol with the design's wording and in-flight DATA counting."""
+    """aiosmtpd's protocol with the design's wording, in-flight DATA counting and the
+    per-client bounds: sessions per address, DATA in flight, a session's total length."""
+
+    event_handler: InboundHandler
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("command_call_limit", COMMAND_LIMITS)
+        super().__init__(*args, **kwargs)
+        self._client: str | None = None
+        self._refused = False
+        self._deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._client is None and not self._refused:  # not again after STARTTLS
+            peer = transport.get_extra_info("peername")
+            client = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+            if self.event_handler.session_opened(client):
+                self._client = client
+                self._deadline = self.loop.call_later(MAX_SESSION_SECONDS, self._session_over)
+            else:
+                self._refused = True
+                logger.warning("smtp refused a session: too many from one client")
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._client is not None:
+            self.event_handler.session_closed(self._client)
+            self._client = None
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        super().connection_lost(error)
+
+    async def _handle_client(self) -> None:
+        if self._refused:
+            await self.push(TOO_MANY_SESSIONS)
+            if self.transport is not None:
+                self.transport.close()
+            return
+        await super()._handle_client()
+
+    def _session_over(self) -> None:
+        """The session's total deadline: say why, then close (from a timer, not a command)."""
+        self._deadline = None
+        if self.transport is None or self.transport.is_closing():
+            return
+        logger.info("smtp closed a session that went on for %d s", MAX_SESSION_SECONDS)
+        self._writer.write(SESSION_TOO_LONG.encode("ascii") + b"\r\n")
+        self.transport.close()
 
     async def push(self, status: AnyStr) -> None:
         if isinstance(status, str):
@@ -212,11 +325,27 @@ class PawpostSMTP(SMTP):
 
     async def smtp_DATA(self, arg: str) -> None:
         handler = self.event_handler
+        declared = 0
+        if self.envelope is not None and self.envelope.rcpt_tos and not arg:
+            declared = _declared_size(self.envelope.mail_options)
+            if not handler.reserve_transfer(declared):
+                await self.push(TOO_MANY_TRANSFERS)
+                return
         handler.data_started()
         try:
             await super().smtp_DATA(arg)
         finally:
+            handler.release_transfer(declared)
             handler.data_finished()
+
+
+def _declared_size(mail_options: list[str]) -> int:
+    """The SIZE=n of MAIL FROM (RFC 1870), 0 when absent or malformed."""
+    for option in mail_options:
+        name, _, value = option.partition("=")
+        if name.upper() == "SIZE" and value.isdigit():
+            return int(value)
+    return 0
 
 
 def _recipients(envelope: Envelope) -> list[Recipient]:
@@ -370,6 +499,7 @@ def serve_forever(settings: Settings, *, drain_seconds: float = DEFAULT_DRAIN_SE
         stop.set()
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    map_big_allocations()
     controller, cleanup = start_smtp_server(settings)
     try:
         logger.info(

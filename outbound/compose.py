@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from pawpost.settings import Settings
@@ -10,9 +10,14 @@ from outbound import ids
 from outbound.links import attachment_url, thread_url
 from outbound.render import Envelope, FileLink, InlineImage, ShownMessage, local_time, thread_subject
 from threads.addresses import reply_address
+from threads.limits import cap_text
 from threads.models import Business, Family, Message, Thread
 
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+# One message's text in an email; the rest stays in the conversation. (Messages posted
+# since `threads.limits.MAX_VISIBLE_TEXT` are shorter; older ones may be megabytes.)
+MAX_EMAIL_MESSAGE_CHARS = 20_000
+CUT_NOTE = "[…] This message is too long for an email: the team has the rest of it."
 
 
 class AttachmentBudget:
@@ -28,8 +33,20 @@ class AttachmentBudget:
         return True
 
 
-def shown_message(settings: Settings, message: Message, timezone: str, budget: AttachmentBudget) -> ShownMessage:
-    """One message as an email shows it: staff images attached while they fit, the rest linked."""
+def email_body(body: str) -> str:
+    """A message's text as an email carries it: at most MAX_EMAIL_MESSAGE_CHARS, then a note."""
+    shown, cut = cap_text(body, MAX_EMAIL_MESSAGE_CHARS)
+    return f"{shown}\n\n{CUT_NOTE}" if cut else body
+
+
+def shown_message(
+    settings: Settings, message: Message, timezone: str, budget: AttachmentBudget, body: str | None = None
+) -> ShownMessage:
+    """One message as an email shows it: staff images attached while they fit, the rest linked.
+
+    `body`, when given, is the message's text as already read (digests read at most
+    MAX_EMAIL_MESSAGE_CHARS + 1 characters of each, never a whole huge body).
+    """
     images: list[InlineImage] = []
     links: list[FileLink] = []
     for attachment in message.attachments:
@@ -50,15 +67,20 @@ def shown_message(settings: Settings, message: Message, timezone: str, budget: A
     return ShownMessage(
         author_name=message.author_name,
         when=local_time(message.created_at, timezone),
-        body=message.body,
+        body=email_body(message.body if body is None else body),
         images=tuple(images),
         links=tuple(links),
     )
 
 
-def shown_messages(settings: Settings, messages: Sequence[Message], business: Business) -> tuple[ShownMessage, ...]:
+def shown_messages(
+    settings: Settings, messages: Sequence[Message], business: Business, bodies: Mapping[int, str] | None = None
+) -> tuple[ShownMessage, ...]:
     budget = AttachmentBudget(settings.attachment_email_cap_bytes)
-    return tuple(shown_message(settings, m, business.timezone, budget) for m in messages)
+    return tuple(
+        shown_message(settings, m, business.timezone, budget, None if bodies is None else bodies.get(m.id, ""))
+        for m in messages
+    )
 
 
 def pet_names(family: Family) -> str:

@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, defer, selectinload
 
 from outbound import compose, outbox
 from outbound.render import DigestContent, ShownMessage, render_digest
@@ -32,6 +32,13 @@ from threads.models import Contact, ContactAddress, Family, Message, NotifiedCur
 from threads.types import utcnow
 
 logger = logging.getLogger(__name__)
+
+# What one digest holds: at most this many messages and this much text (each message's
+# text already capped at compose.MAX_EMAIL_MESSAGE_CHARS). Owed messages beyond it stay
+# owed (the notified cursor stops at the last one shown) and go in the next digest, which
+# the sweep sends. 22 messages of 24 MB in one digest exceeded what PostgreSQL accepts.
+MAX_DIGEST_MESSAGES = 30
+MAX_DIGEST_TEXT_CHARS = 200_000
 
 # A digest task that wakes a moment before its message is old enough (the web host's clock
 # a little ahead of the worker's) still sends instead of leaving it to the sweep.
@@ -53,6 +60,7 @@ class _Owed:
     contact: Contact
     address: str
     messages: list[Message]
+    more: int = 0  # owed beyond this digest's messages
 
 
 def deliverable_address(contact: Contact) -> ContactAddress | None:
@@ -84,9 +92,73 @@ def plan_digest_batch(
             due.append(item)
     if not due:
         return decision
-    decision.outbox_ids = outbox.add_emails(session, settings, _emails(settings, due, now), now)
+    bodies = _bodies(session, due)
+    due = [_windowed(item, bodies) for item in due]
+    decision.outbox_ids = outbox.add_emails(session, settings, _emails(settings, due, now, bodies), now)
     _advance_notified(session, due)
     return decision
+
+
+def record_unbuildable(session: Session, settings: Settings, thread_id: int, now: datetime, reason: str) -> list[int]:
+    """The digests of this thread that could not be built, recorded as `failed` with `reason`.
+
+    A digest that fails to build (not a database outage) would fail the same way on every
+    try: retried by the sweep forever, it also held back every other digest of its thread.
+    Each owed contact gets a failed outbox row (nothing is sent) and their notified cursor
+    moves on, so the next message starts a fresh digest. Never commits.
+    """
+    threads = lock_threads(session, [thread_id], wait=True)
+    due = [item for item in _owed_digests(session, threads) if item.messages[0].created_at <= now + DUE_SLACK]
+    if not due:
+        return []
+    failed = outbox.add_failed_emails(
+        session,
+        settings,
+        [
+            outbox.NewEmail(
+                business_id=item.thread.business_id,
+                thread_id=item.thread.id,
+                kind="digest",
+                dedupe_key=f"digest:{item.thread.id}:{item.contact.id}:{item.messages[-1].id}",
+                recipient_kind="contact",
+                recipient_id=item.contact.id,
+                recipient_email=item.address,
+                subject=compose.subject_for(item.thread),
+                message_ids=(),
+                render=_unbuildable,
+            )
+            for item in due
+        ],
+        now,
+        reason,
+    )
+    _advance_notified(session, due)
+    return failed
+
+
+def _unbuildable(message_id: str):  # type: ignore[no-untyped-def]
+    raise RuntimeError("an unbuildable digest is never rendered")
+
+
+def _bodies(session: Session, due: Sequence[_Owed]) -> dict[int, str]:
+    """The text of the messages digests may show, each read only up to what an email
+    carries: a message of megabytes is never loaded whole."""
+    wanted = sorted({m.id for item in due for m in item.messages[:MAX_DIGEST_MESSAGES]})
+    limit = compose.MAX_EMAIL_MESSAGE_CHARS + 1
+    return dict(session.execute(select(Message.id, func.substr(Message.body, 1, limit)).where(Message.id.in_(wanted))).all())
+
+
+def _windowed(item: _Owed, bodies: dict[int, str]) -> _Owed:
+    """The owed messages one digest holds (the oldest first, at least one), and how many wait."""
+    shown: list[Message] = []
+    chars = 0
+    for message in item.messages[:MAX_DIGEST_MESSAGES]:
+        size = min(len(bodies.get(message.id, "")), compose.MAX_EMAIL_MESSAGE_CHARS)
+        if shown and chars + size > MAX_DIGEST_TEXT_CHARS:
+            break
+        shown.append(message)
+        chars += size
+    return _Owed(item.thread, item.contact, item.address, shown, len(item.messages) - len(shown))
 
 
 def lock_threads(session: Session, thread_ids: Sequence[int], *, wait: bool, active_only: bool = True) -> list[Thread]:
@@ -144,7 +216,15 @@ def _owed_digests(session: Session, threads: Sequence[Thread]) -> list[_Owed]:
         by_floor[position].append(thread_id)
     messages = session.scalars(
         select(Message)
-        .options(selectinload(Message.attachments), selectinload(Message.staff), selectinload(Message.contact))
+        .options(
+            # The texts are read apart, cut to what an email carries (`_bodies`).
+            defer(Message.body),
+            defer(Message.trimmed),
+            defer(Message.html),
+            selectinload(Message.attachments),
+            selectinload(Message.staff),
+            selectinload(Message.contact),
+        )
         .where(
             or_(*(and_(Message.thread_id.in_(ids), Message.id > floor) for floor, ids in sorted(by_floor.items()))),
             Message.author_type != "system",
@@ -177,14 +257,14 @@ def _positions(session: Session, thread_ids: set[int]) -> dict[tuple[int, int], 
     return positions
 
 
-def _emails(settings: Settings, due: Sequence[_Owed], now: datetime) -> list[outbox.NewEmail]:
+def _emails(settings: Settings, due: Sequence[_Owed], now: datetime, bodies: dict[int, str]) -> list[outbox.NewEmail]:
     # Both parents of a family are usually owed the same messages: show them once.
     shown: dict[tuple[int, ...], tuple[ShownMessage, ...]] = {}
     emails = []
     for item in due:
         key = tuple(m.id for m in item.messages)
         if key not in shown:
-            shown[key] = compose.shown_messages(settings, item.messages, item.thread.business)
+            shown[key] = compose.shown_messages(settings, item.messages, item.thread.business, bodies)
         emails.append(
             outbox.NewEmail(
                 business_id=item.thread.business_id,
@@ -221,6 +301,7 @@ def _renderer(settings: Settings, item: _Owed, shown: tuple[ShownMessage, ...], 
                 family_name=thread.family.name,
                 recipient_name=contact.name.split(" ", 1)[0] or contact.name,
                 messages=shown,
+                more_messages=item.more,
             ),
         )
 

@@ -44,6 +44,17 @@ def message_posted(message_id: int) -> None:
         logger.exception("could not enqueue notifications for message %s; the sweep will catch up", message_id)
 
 
+def alerts_decided(thread_id: int, author_type: str, created_at: datetime, alert_ids: Sequence[int]) -> None:
+    """After the commit of a post whose alerts `plan_alerts` decided in the same transaction:
+    send them and schedule the digest and escalation checks. Never raises (the sweep repairs)."""
+    try:
+        from outbound.tasks import run_after_post
+
+        run_after_post(thread_id, author_type, created_at, alert_ids)
+    except Exception:
+        logger.exception("could not hand on the alerts of a post in thread %s; the sweep will catch up", thread_id)
+
+
 @dataclass(frozen=True)
 class DigestDecision:
     """For one thread: the emails written now, and when to look again (a message not yet due)."""
@@ -89,6 +100,13 @@ def plan_alerts(session: Session, settings: Settings, message_id: int, now: date
     session.refresh(message, ["alerted_at"])
     if thread is None or message.alerted_at is not None:
         return []
+    return plan_new_message_alerts(session, settings, message, thread, now)
+
+
+def plan_new_message_alerts(session: Session, settings: Settings, message: Message, thread: Thread, now: datetime) -> list[int]:
+    """`plan_alerts` for a contact's message posted in this very transaction (the email
+    ingest): the message and its thread are at hand and the thread row is already written
+    (so held) by the post, so nothing is loaded or locked again."""
     family, business = thread.family, thread.business
     day = business_today(business, message.created_at)
     author_addresses = {a.email for a in message.contact.addresses} if message.contact else set()

@@ -37,6 +37,10 @@ SEND_WINDOW = LEASE / 4
 MAX_ATTEMPTS = 10
 FIRST_RETRY = timedelta(seconds=30)
 LONGEST_RETRY = timedelta(hours=1)
+# An email bigger than this is never queued (its row is `failed` with the reason): no
+# relay takes it, and PostgreSQL refuses a statement over 1 GB. Digests stay far below
+# (their text and images are capped); this bounds whatever slips through.
+MAX_EMAIL_BYTES = 24 * 1024 * 1024
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -69,7 +73,21 @@ def add_emails(session: Session, settings: Settings, emails: Sequence[NewEmail],
 
     One multi-row INSERT … RETURNING gives the ids, rendering follows (the Message-ID holds
     the id), then one executemany UPDATE stores each email and one INSERT its message links.
+    An email that cannot be rendered, or renders over MAX_EMAIL_BYTES, would fail the same
+    way on every try: its row is written `failed` with the reason instead, and the other
+    emails go on.
     """
+    return _add(session, settings, emails, now, None)
+
+
+def add_failed_emails(
+    session: Session, settings: Settings, emails: Sequence[NewEmail], now: datetime, reason: str
+) -> list[int]:
+    """Record emails that could not be built as `failed` rows with `reason`; nothing is rendered or sent."""
+    return _add(session, settings, emails, now, reason)
+
+
+def _add(session: Session, settings: Settings, emails: Sequence[NewEmail], now: datetime, failed: str | None) -> list[int]:
     if not emails:
         return []
     tokens = [ids.new_token() for _ in emails]
@@ -100,7 +118,19 @@ def add_emails(session: Session, settings: Settings, emails: Sequence[NewEmail],
     finished = []
     for email, token, outbox_id in zip(emails, tokens, new_ids, strict=True):
         message_id = ids.outbox_message_id(outbox_id, token, settings.mail_domain)
-        finished.append({"id": outbox_id, "message_id_header": message_id, "raw": to_bytes(email.render(message_id))})
+        raw, reason = (None, failed) if failed is not None else _rendered(email, message_id)
+        finished.append(
+            {
+                "id": outbox_id,
+                "message_id_header": message_id,
+                "raw": raw,
+                "state": "queued" if reason is None else "failed",
+                "last_error": None if reason is None else reason[:1000],
+                "next_attempt_at": now if reason is None else None,
+            }
+        )
+        if reason is not None:
+            logger.warning("%s email %d not sent: %s", email.kind, outbox_id, reason)
     session.execute(update(OutboundEmail), finished)
     links = [
         {"outbound_email_id": outbox_id, "message_id": message_id}
@@ -110,6 +140,17 @@ def add_emails(session: Session, settings: Settings, emails: Sequence[NewEmail],
     if links:
         session.execute(insert(outbound_email_messages), links)
     return new_ids
+
+
+def _rendered(email: NewEmail, message_id: str) -> tuple[bytes | None, str | None]:
+    """(the email's bytes, None), or (None, why it cannot be sent)."""
+    try:
+        raw = to_bytes(email.render(message_id))
+    except (MemoryError, RecursionError, ValueError, TypeError, LookupError, UnicodeError) as error:
+        return None, f"could not be built ({type(error).__name__})"
+    if len(raw) > MAX_EMAIL_BYTES:
+        return None, f"too big to send ({len(raw)} bytes, the limit is {MAX_EMAIL_BYTES})"
+    return raw, None
 
 
 def add_email(

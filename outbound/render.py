@@ -110,6 +110,8 @@ class DigestContent:
     family_name: str
     recipient_name: str
     messages: tuple[ShownMessage, ...]
+    # Owed messages beyond what one digest holds: they follow in the next digest.
+    more_messages: int = 0
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from outbound import digests, notify, outbox, sweep
@@ -91,9 +92,24 @@ def run_posted_message(message_id: int, now: datetime | None = None) -> None:
         logger.warning("message %s vanished before its notifications", message_id)
         return
     thread_id, author_type, created_at = found
-    settings = configured_settings()
     if author_type == "contact":
         _deliver(_transaction(lambda session, settings: notify.plan_alerts(session, settings, message_id, moment)), now)
+    _schedule_followups(thread_id, author_type, created_at)
+
+
+def run_after_post(thread_id: int, author_type: str, created_at: datetime, alert_ids: Sequence[int]) -> None:
+    """What follows a post whose alerts were already decided in the posting transaction
+    (the email ingest does, saving this task's own transaction and reads): send those
+    alerts, then the digest and escalation checks at their time. Never reads the database."""
+    if alert_ids:
+        ids = list(alert_ids)
+        _enqueue_quietly(lambda: deliver_emails(ids))
+    _schedule_followups(thread_id, author_type, created_at)
+
+
+def _schedule_followups(thread_id: int, author_type: str, created_at: datetime) -> None:
+    settings = configured_settings()
+    if author_type == "contact":
         escalate_at = created_at + timedelta(minutes=settings.escalate_after_minutes)
         _enqueue_quietly(lambda: escalate_threads.schedule(args=([thread_id],), eta=escalate_at))
     if author_type != "system":
@@ -122,13 +138,31 @@ def run_digests(thread_ids: Sequence[int], now: datetime | None = None) -> list[
     return created
 
 
+def _transient(error: BaseException) -> bool:
+    """A fault that retrying later can cure: the database went away or timed out."""
+    if isinstance(error, OperationalError):
+        return True
+    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
+
+
 def _digests_one_by_one(thread_ids: Sequence[int], now: datetime) -> digests.BatchDecision:
+    """Each thread in its own transaction. A thread whose digests cannot be built (any
+    fault but a database outage) gets them recorded `failed`, so the sweep does not retry
+    it forever and its other parent's next digests go out."""
     total = digests.BatchDecision()
     for thread_id in thread_ids:
         try:
             one = _transaction(lambda session, settings: digests.plan_digest_batch(session, settings, [thread_id], now))
-        except Exception:
-            logger.exception("digest decision for thread %s failed; the sweep retries it", thread_id)
+        except Exception as error:
+            if _transient(error):
+                logger.exception("digest decision for thread %s failed; the sweep retries it", thread_id)
+                continue
+            logger.exception("the digests of thread %s cannot be built; recorded as failed", thread_id)
+            reason = f"digest could not be built ({type(error).__name__})"
+            try:
+                _transaction(lambda session, settings: digests.record_unbuildable(session, settings, thread_id, now, reason))
+            except Exception:
+                logger.exception("recording the unbuildable digests of thread %s failed; the sweep retries it", thread_id)
             continue
         total.outbox_ids += one.outbox_ids
         total.next_due.update(one.next_due)

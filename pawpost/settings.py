@@ -41,6 +41,8 @@ class Settings:
     tls_key: Path | None
     trusted_authserv_id: str | None
     attachment_email_cap_bytes: int
+    # Emails a minute into one thread, and from one sender; the excess is held in quarantine.
+    inbound_rate_per_minute: int = 50
 
     @property
     def secret_key_is_default(self) -> bool:
@@ -86,6 +88,7 @@ class Settings:
             "ESCALATE_AFTER_MINUTES": str(self.escalate_after_minutes),
             "MAX_MESSAGE_BYTES": str(self.max_message_bytes),
             "ATTACHMENT_EMAIL_CAP_BYTES": str(self.attachment_email_cap_bytes),
+            "INBOUND_RATE_PER_MINUTE": str(self.inbound_rate_per_minute),
             **{name: str(value) for name, value in optional.items() if value is not None},
         }
         return {f"PAWPOST_{name}": value for name, value in values.items()}
@@ -138,6 +141,9 @@ class Settings:
                 "PAWPOST_ATTACHMENT_EMAIL_CAP_BYTES",
                 get("ATTACHMENT_EMAIL_CAP_BYTES", str(5 * 1024 * 1024)),
                 0,
+            ),
+            inbound_rate_per_minute=_int(
+                "PAWPOST_INBOUND_RATE_PER_MINUTE", get("INBOUND_RATE_PER_MINUTE", "50"), 1
             ),
         )
 

@@ -52,6 +52,7 @@ class MessageView:
     html: Markup | None
     images: tuple[AttachmentRow, ...]
     files: tuple[AttachmentRow, ...]
+    truncated: bool = False  # the portal links the whole email ("show the full email")
     emailed_to: tuple[str, ...] = field(default=())
     read_by: tuple[str, ...] = field(default=())
 
@@ -166,6 +167,7 @@ def message_views(messages: list[MessageRow], me: Staff, parents: list[ParentSta
                 html=clean_email_html(message.html) if message.html else None,
                 images=images,
                 files=files,
+                truncated=message.truncated,
                 **receipts,
             )
         )

@@ -12,14 +12,19 @@ from typing import Any
 from flask import Blueprint, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import select
 from werkzeug.datastructures import FileStorage
+from werkzeug.wrappers import Response
+
+from inbound.parse import UnparseableEmail, parse_email
 
 from outbound.notify import message_posted
 from portal.auth import current_staff, requires
 from portal.conversation import message_views, parent_states
 from portal.runtime import db, now, settings
 from portal.scope import family_for, thread_for
+from portal.security import ATTACHMENT_POLICY
 from threads.directory import ensure_thread
-from threads.models import Message, Staff, Thread
+from threads.errors import UnknownThread
+from threads.models import InboundEmail, Message, Staff, Thread
 from threads.posting import NewAttachment, post_message
 from threads.pages import messages_after, thread_page
 from threads.reading import mark_read
@@ -71,6 +76,44 @@ def newer(thread_id: int) -> Any:
     html = render_template("_messages.html", messages=message_views(messages, staff, parents))
     db().commit()
     return jsonify(html=html, last_id=messages[-1].id)
+
+
+@bp.get("/messages/<int:message_id>/email")
+@requires()
+def full_email(message_id: int) -> Response:
+    """The whole text of the email a (truncated) message came from, for staff who may open
+    its thread: plain text, never a live page. Other businesses' ids are unknown (404)."""
+    staff = current_staff()
+    thread_id = db().scalar(select(Message.thread_id).where(Message.id == message_id))
+    if thread_id is None:
+        raise UnknownThread(f"no message {message_id}")
+    thread = thread_for(staff, thread_id)
+    raw = db().scalar(
+        select(InboundEmail.raw)
+        .where(
+            InboundEmail.posted_message_id == message_id,
+            InboundEmail.business_id == thread.business_id,
+            InboundEmail.outcome.in_(("posted", "released")),
+        )
+        .order_by(InboundEmail.id)
+        .limit(1)
+    )
+    if raw is None:
+        raise UnknownThread(f"message {message_id} did not come from a stored email")
+    response = Response(_full_text(raw), mimetype="text/plain")
+    response.headers["Content-Security-Policy"] = ATTACHMENT_POLICY
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response
+
+
+def _full_text(raw: bytes) -> str:
+    """The email's text part (or its HTML part's source, shown as text), else its raw bytes."""
+    try:
+        parsed = parse_email(raw)
+    except UnparseableEmail:
+        return raw.decode("utf-8", "replace")
+    return parsed.text or parsed.html or raw.decode("utf-8", "replace")
 
 
 @bp.post("/threads/<int:thread_id>/messages")

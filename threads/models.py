@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -335,6 +336,9 @@ class Message(Base):
     # Set once the staff alerts for this (contact) message were decided, so the outbound
     # sweep re-derives only the alerts a lost queue push never decided.
     alerted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The body was cut at `threads.limits.MAX_VISIBLE_TEXT`; the whole email stays stored
+    # with the inbound email this message came from ("show the full email").
+    truncated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     thread: Mapped[Thread] = relationship()
     staff: Mapped[Staff | None] = relationship()
@@ -413,6 +417,9 @@ class InboundEmail(Base):
         CheckConstraint(_in("outcome", INBOUND_OUTCOMES), name="outcome"),
         Index("ix_inbound_emails_business_id_outcome", "business_id", "outcome"),
         Index("ix_inbound_emails_message_id_header", "message_id_header"),
+        # The rate limit counts a thread's and a sender's emails of the last minute.
+        Index("ix_inbound_emails_thread_id_received_at", "thread_id", "received_at"),
+        Index("ix_inbound_emails_sender_received_at", "sender", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -430,6 +437,9 @@ class InboundEmail(Base):
     reason: Mapped[str | None] = mapped_column(String(1000))
     posted_message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
     processing_ms: Mapped[int | None] = mapped_column(Integer)
+    # A worker that starts on a `received` email holds it until then (a lease far longer
+    # than processing takes); the repair step leaves a held email alone.
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     reviewed_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

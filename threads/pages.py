@@ -15,6 +15,7 @@ from functools import cache
 from sqlalchemy import Select, bindparam, func, literal, select
 from sqlalchemy.orm import Session
 
+from threads.limits import MAX_VISIBLE_TEXT
 from threads.models import Attachment, Contact, Message, Staff
 
 
@@ -40,6 +41,9 @@ class MessageRow:
     body: str
     trimmed: str | None
     html: str | None
+    # Cut at MAX_VISIBLE_TEXT when posted, or (older messages) when read here: a page never
+    # carries megabytes of one message. The whole email stays with its inbound email.
+    truncated: bool
     attachments: tuple[AttachmentRow, ...]
 
 
@@ -62,7 +66,20 @@ def _with_attachments(session: Session, rows: list) -> list[MessageRow]:  # type
     by_message: dict[int, list[AttachmentRow]] = {}
     for message_id, *attachment in session.execute(_attachments(), {"ids": [row.id for row in rows]}):
         by_message.setdefault(message_id, []).append(AttachmentRow(*attachment))
-    return [MessageRow(*row, attachments=tuple(by_message.get(row.id, ()))) for row in rows]
+    return [_row(row, tuple(by_message.get(row.id, ()))) for row in rows]
+
+
+def _row(row, attachments: tuple[AttachmentRow, ...]) -> MessageRow:  # type: ignore[no-untyped-def]
+    *columns, body, trimmed, html, truncated = row
+    long_body, long_trimmed = len(body) > MAX_VISIBLE_TEXT, trimmed is not None and len(trimmed) > MAX_VISIBLE_TEXT
+    return MessageRow(
+        *columns,
+        body=body[:MAX_VISIBLE_TEXT] if long_body else body,
+        trimmed=trimmed[:MAX_VISIBLE_TEXT] if long_trimmed else trimmed,
+        html=html,
+        truncated=bool(truncated) or long_body or long_trimmed,
+        attachments=attachments,
+    )
 
 
 def _columns() -> Select:  # type: ignore[type-arg]
@@ -70,7 +87,11 @@ def _columns() -> Select:  # type: ignore[type-arg]
     return (
         select(
             Message.id, Message.author_type, author.label("author_name"), Message.staff_id, Message.contact_id,
-            Message.source, Message.created_at, Message.body, Message.trimmed, Message.html,
+            Message.source, Message.created_at,
+            # One character more than is shown tells a longer text from one that fits.
+            func.substr(Message.body, 1, MAX_VISIBLE_TEXT + 1).label("body"),
+            func.substr(Message.trimmed, 1, MAX_VISIBLE_TEXT + 1).label("trimmed"),
+            Message.html, Message.truncated,
         )
         .outerjoin(Staff, Staff.id == Message.staff_id)
         .outerjoin(Contact, Contact.id == Message.contact_id)

@@ -41,6 +41,7 @@ def post_message(
     trimmed: str | None = None,
     html: str | None = None,
     email_message_id: str | None = None,
+    truncated: bool = False,
     now: datetime | None = None,
 ) -> Message:
     """Add a message to `thread` (rule 2: the poster has read what they posted).
@@ -66,6 +67,7 @@ def post_message(
         html=html,
         source=source,
         email_message_id=email_message_id,
+        truncated=truncated,
         created_at=now or utcnow(),
         attachments=[
             Attachment(

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from inbound.ingest import process_stored_email
+from inbound.ingest import LEASE, claim_email, process_stored_email
 from inbound.server import running_smtp_server
 from inbound.tasks import process_inbound_email, queue_is_local, requeue_stuck
 from outbound.queue import configure_queue, huey
@@ -161,3 +161,31 @@ def test_a_received_row_processed_twice_posts_once(worker_settings: Settings, wo
     assert sorted(outcomes, key=str) == [None, "posted"]  # one run posted, the other found it done
     assert len(queries.messages(engine, world.thread_id)) == 1
     assert [r.outcome for r in queries.inbound(engine)] == ["posted"]
+
+
+def test_the_repair_step_never_requeues_an_email_a_live_worker_holds(
+    worker_settings: Settings, world: World, engine: Engine
+) -> None:
+    """A worker's lease keeps the repair step (and a duplicate task) off its email until it expires."""
+    with running_smtp_server(worker_settings) as (host, port):
+        assert send(host, port, world.primary_email, world.reply_to, reply_email(world.primary_email, world.reply_to))[0] == 250
+    huey.flush()
+    [row] = queries.inbound(engine)
+    now = utcnow()
+    sessions = make_session_factory(engine)
+    assert claim_email(sessions, row.id, now) is not None  # a live worker starts on it
+
+    with Session(engine) as session:
+        assert requeue_stuck(session, now + timedelta(seconds=31)) == []  # long past STUCK_AFTER, still held
+    # A second task for the same email (a duplicate push) leaves it to the holder.
+    assert process_stored_email(sessions, worker_settings, row.id, now + timedelta(seconds=31)) is None
+    assert [r.outcome for r in queries.inbound(engine)] == ["received"]
+    assert queries.messages(engine, world.thread_id) == []
+
+    expired = now + LEASE + timedelta(seconds=1)  # the worker died: its lease runs out
+    with Session(engine) as session:
+        assert requeue_stuck(session, expired) == [row.id]
+    huey.flush()
+    outcome = process_stored_email(sessions, worker_settings, row.id, expired)
+    assert outcome is not None and outcome.outcome == "posted"
+    assert len(queries.messages(engine, world.thread_id)) == 1
