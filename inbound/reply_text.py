@@ -429,7 +429,7 @@ def _is_dated_address_line(line: str) -> bool:
     Read without backtracking: the last address on the line, and what surrounds it.
     """
     line = line.strip(" >*")
-    if not line.endswith(":") or len(line) > _SPLITTER_MAX_CHARS:
+    if not line.endswith(":") or "@" not in line or len(line) > _SPLITTER_MAX_CHARS:
         return False
     last = None
     for last in _ADDRESS_RE.finditer(line):
@@ -737,10 +737,10 @@ def _select(lines: list[str], markers: list[str]) -> list[bool]:
         return [True] * n
     keep = [True] * n
     # A splitter followed by unquoted text (Outlook): everything from it is history.
-    cut = re.search(r"s[se]*[tf]", flat)
+    cut = _splitter_before_text(flat)
     end = n
-    if cut:
-        end = cut.start()
+    if cut is not None:
+        end = cut
         for i in range(end, n):
             keep[i] = False
     last_quote = max((i for i in range(first_quote, end) if markers[i] in "sm"), default=None)
@@ -759,6 +759,23 @@ def _select(lines: list[str], markers: list[str]) -> list[bool]:
     for i in range(first_quote, last_quote + 1):
         keep[i] = False
     return keep
+
+
+def _splitter_before_text(flat: str) -> int | None:
+    """Where the first splitter followed by text (only splitters and blanks between) starts.
+
+    One pass over the markers (a regex search such as ``s[se]*[tf]`` would rescan each run
+    of splitters from every one of its lines: quadratic on thousands of header lines).
+    """
+    i = flat.find("s")
+    while i >= 0:
+        j = i
+        while j < len(flat) and flat[j] in "se":
+            j += 1
+        if j < len(flat) and flat[j] in "tf":
+            return i
+        i = flat.find("s", j)
+    return None
 
 
 def _text_segments(markers: list[str], start: int, end: int) -> list[tuple[int, int]]:
