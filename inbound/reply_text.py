@@ -398,8 +398,8 @@ _HEADER_WORD_RE = re.compile(
 _RULE_RE = re.compile(r"^\s*(?:[-_=]{3,}|\*\s\*\s\*)\s*$")
 # "-------- Oprindelig besked --------", "===== Original =====": a title between rules.
 _FRAMED_TITLE_RE = re.compile(r"^\s*[-_=*]{2,}\s*[^-_=*\s][^-_=*]{0,60}[-_=*]{2,}\s*$")
-# "Message du : 12/12/2016 13:20": a label of a few words, a colon, a date or time.
-_DATED_LABEL_RE = re.compile(r"^\s*[^\W\d][\w'’]*(?: [\w'’]+){0,3} ?: .{0,80}\d")
+# "Message du : 12/12/2016 13:20": a label of a few words, a colon, then only a date and time.
+_DATED_LABEL_RE = re.compile(r"^[^\W\d][\w'’]*(?: [\w'’]+){0,3} ?: ?\d[\d/.:, -]{4,40}(?: ?[AaPp]\.?[Mm]\.?)?$")
 _LINK_RE = re.compile(r"<(https?://[^>]*)>")
 _SPLITTER_MAX_LINES = 6
 # Clients wrap quoted text at 72-78 columns; a quoted line this long was likely cut there.
@@ -699,9 +699,10 @@ def _extend_splitters_over_rules(lines: list[str], markers: list[str]) -> None:
                 j -= 1
             if j < 0 or markers[j] != "t" or len(lines[j]) > _SPLITTER_MAX_CHARS:
                 break
-            touching = j == top - 1
-            if not (_RULE_RE.match(lines[j]) or _FRAMED_TITLE_RE.match(lines[j])
-                    or (touching and _DATED_LABEL_RE.match(lines[j]))):
+            # A dated label only tops a header block written flush left (never a quoted one:
+            # "Note: back at 6" typed right above bsd-mailx's TAB-quoted headers is the reply).
+            label = j == top - 1 and lines[i][:1] not in " \t>" and _DATED_LABEL_RE.match(lines[j].strip())
+            if not (_RULE_RE.match(lines[j]) or _FRAMED_TITLE_RE.match(lines[j]) or label):
                 break
             top = j
             j -= 1

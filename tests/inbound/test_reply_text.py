@@ -89,6 +89,9 @@ def test_a_word_separator_with_nothing_before_it_is_not_a_quote() -> None:
 MUA_REPLIES = {
     "mua_mailx_text.eml": ("Thanks, see you at 9!", []),  # ~m: TAB-quoted headers and MIME
     "mua_mailx_empty.eml": ("", []),
+    # Sent through Postfix: a typed "Label: value with a digit" line right above the TAB-quoted
+    # headers is the reply (an intro-line rule once took it for part of the header block).
+    "mua_mailx_label.eml": ("Pickup: 6 pm tomorrow, Liam will come.", []),
     "mua_mblaze_photo.eml": ("", ["bella.jpg"]),
     "mua_mutt_empty.eml": ("", []),
     "mua_neomutt_photo.eml": ("", ["bella.jpg"]),
@@ -385,6 +388,14 @@ def test_a_localised_outlook_line_and_its_header_block_go() -> None:
         "À : Emma\nObjet : New messages" + ORIGINAL
     )
     assert extract_reply(text, None).visible == "See you Friday."
+
+
+@pytest.mark.parametrize("indent", ["\t", "> "])
+def test_a_typed_label_line_above_a_quoted_header_block_stays(indent: str) -> None:
+    quoted = "\n".join(indent + line for line in ("From: Happy Tails <n@reply.test>", "Date: 03/06/2024 09:12",
+                                                  "Subject: New messages", "", "Bella had a great walk today!"))
+    for typed in ("Pickup: 6 pm tomorrow.", "Pickup: 04/06/2024 18:00"):
+        assert extract_reply(typed + "\n" + quoted + "\n", None).visible == typed
 
 
 def test_a_forward_under_a_device_line_is_content() -> None:
