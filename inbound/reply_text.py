@@ -629,16 +629,20 @@ def _mark_rewrapped_quote_lines(lines: list[str], markers: list[str]) -> None:
     """A line without '>' squeezed between two quoted lines is a quoted line a client
     re-wrapped, when it reads as the rest of the line above: it starts in lower case, or
     the line above ran to the wrap width mid-sentence. An answer between quotes starts its
-    own sentence, and usually its own paragraph."""
+    own sentence, and usually its own paragraph. Never all of the text: a reply of short
+    answers between quotes ("yes", "no") must not become quote-only."""
+    wrapped: list[int] = []
     for i in range(1, len(lines) - 1):
         if markers[i] != "t" or markers[i - 1] != "m" or markers[i + 1] != "m":
             continue
         above = lines[i - 1].lstrip(" >").rstrip()
-        if not above:
-            continue
-        first = lines[i].lstrip()[:1]
-        wrapped = len(lines[i - 1]) >= _WRAP_WIDTH and above[-1:] not in ".?!:;"
-        if first.islower() or wrapped:
+        if len(lines[i - 1]) < _WRAP_WIDTH // 2:
+            continue  # a short quoted line was not cut by wrapping
+        lower = lines[i].lstrip()[:1].islower()
+        if lower or (len(lines[i - 1]) >= _WRAP_WIDTH and above[-1:] not in ".?!:;"):
+            wrapped.append(i)
+    if len(wrapped) < sum(1 for i, m in enumerate(markers) if m in "tf" and _WORDS_RE.search(lines[i])):
+        for i in wrapped:
             markers[i] = "m"
 
 

@@ -450,3 +450,16 @@ def test_an_outlook_html_reply_with_nothing_typed_stays_empty() -> None:
 def test_an_emoji_is_a_reply() -> None:
     reply = extract_reply("\N{PARTY POPPER}\n\nOn Mon, 3 Jun 2024 at 09:12, Happy Tails <n@reply.test> wrote:\n> Bella", None)
     assert reply.visible == "\N{PARTY POPPER}"
+
+
+def test_short_lower_case_answers_between_quotes_are_answers() -> None:
+    """Phone-typed answers with no capital and no blank line are not re-wrapped quote lines."""
+    text = "> Can Bella come at 9\nyes\n> Does she need her harness\nno, the collar is enough\n>\n"
+    reply = extract_reply(text, None)
+    assert "yes" in reply.visible and "no, the collar is enough" in reply.visible
+
+
+def test_rewrapping_never_leaves_a_reply_without_its_words() -> None:
+    long_question = "> Could you tell me whether Bella is allowed a chew in the evening after her dinner"
+    reply = extract_reply(long_question + "\nsure, one small one\n>\n", None)
+    assert "sure, one small one" in reply.visible
