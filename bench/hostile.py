@@ -74,6 +74,13 @@ def huge_text(size: int) -> bytes:
     return (HEAD + "Content-Type: text/plain; charset=utf-8\r\n\r\nHello\r\n" + _fill(unit, size)).encode()
 
 
+def header_lines(size: int) -> bytes:
+    """A text body of nothing but header-block lines: one long run of splitters (a regex
+    search for "splitter, then text" rescanned it from each line: 4.9 s at 320 KB)."""
+    unit = "From: x\r\nDate: y\r\n"
+    return (HEAD + "Content-Type: text/plain; charset=utf-8\r\n\r\nHello\r\n\r\n" + _fill(unit, size)).encode()
+
+
 def many_parts(size: int) -> bytes:
     """Thousands of small MIME parts (a 100-byte part per ~140 bytes of email)."""
     part = "--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
@@ -110,8 +117,8 @@ def big_attachment(size: int) -> bytes:
 
 SHAPES = {
     f.__name__: f
-    for f in (plain, quadratic_html, deep_html, many_elements, quote_markers, huge_text, many_parts, deep_multipart,
-              huge_headers, big_attachment)
+    for f in (plain, quadratic_html, deep_html, many_elements, quote_markers, huge_text, header_lines, many_parts,
+              deep_multipart, huge_headers, big_attachment)
 }
 
 

@@ -58,15 +58,12 @@ def extract_reply(text: str | None, html: str | None, *, sender: str | None = No
     photo-only reply) the visible text is empty: quoted history is never posted.
     """
     removed: list[str] = []
-    body, strip_quotes, truncated = _choose_body(text, html, removed)
+    body, from_html, truncated = _choose_body(text, html, removed)
     scanned_part = len(body) > SCAN_CHARS
     if scanned_part:
         body = body[: body.rfind("\n", 0, SCAN_CHARS) + 1 or SCAN_CHARS]
     lines = _split_lines(body)
-    if strip_quotes:
-        kept, cut = _strip_quotes(lines)
-    else:
-        kept, cut = lines, []
+    kept, cut = _strip_quotes(lines, from_html=from_html)
     if scanned_part and _last_words(kept) and _last_words(kept) == _last_words(lines):
         truncated = True  # the person's words run on past what was read (not just the quote)
     if not _has_words(kept):
@@ -110,8 +107,8 @@ def html_to_text(html: str) -> str:
 
 
 def _choose_body(text: str | None, html: str | None, removed: list[str]) -> tuple[str, bool, bool]:
-    """Pick the body to read; return it, whether text-level quote stripping applies, and
-    whether the HTML was too large to read whole."""
+    """Pick the body to read; return it, whether it was rendered from HTML, and whether
+    the HTML was too large to read whole."""
     if html and html.strip():
         document = parse_html(html[:HTML_SCAN_CHARS])
         index = TextIndex(document.root)
@@ -120,7 +117,7 @@ def _choose_body(text: str | None, html: str | None, removed: list[str]) -> tupl
             rendered, full = render(document.root)
             removed.extend(render(node)[0] for node in cut_nodes)
             return rendered, True, document.truncated or full or len(html) > HTML_SCAN_CHARS
-    return text or "", True, False
+    return text or "", False, False
 
 
 # --------------------------------------------------------------------------- HTML quotes
@@ -318,7 +315,14 @@ def _join(lines: list[str]) -> str:
 
 
 def _has_words(lines: list[str]) -> bool:
-    return any(re.search(r"\w", line) for line in lines)
+    """Whether any line says something: a letter or digit, or a symbol such as an emoji
+    (a reply of just "🎉" is a reply)."""
+    return any(_WORDS_RE.search(line) for line in lines)
+
+
+# Letters and digits, or pictographs (arrows, symbols, dingbats, emoji); not the dashes
+# and box-drawing rules clients draw separators with.
+_WORDS_RE = re.compile("[^\\W_]|[\u2190-\u21ff\u2600-\u27bf\U0001f000-\U0001faff]")
 
 
 # --------------------------------------------------------------------------- splitters
@@ -326,10 +330,11 @@ def _has_words(lines: list[str]) -> bool:
 _WROTE_VERBS = (
     r"wrote|writes|sent|a écrit|a ecrit|écrit|napisał|napisała|napisal|schreef|verzond|"
     r"het volgende geschreven|geschreven|schrieb|escreveu|escribió|escribio|ha scritto|scrisse|"
-    r"skrev|kirjoitti|đã viết|napsal|napsala|написал|написала|пишет|yazdı|írta|έγραψε"
+    r"skrev|kirjoitti|đã viết|napsal|napsala|написал|написала|пишет|yazdı|írta|έγραψε|"
+    r"ha escrit|escrit|pisze|napisał\(a\)|写道|寫道|작성|のメッセージ"
 )
 _LEAD_WORDS = (
-    r"On|Le|Am|Op|El|Em|Il giorno|Il|W dniu|Den|På|Vào|Dne|Dana|Pada|В"
+    r"On|Le|Am|Op|El|Em|Il giorno|Il|W dniu|Dnia|Den|På|Vào|Dne|Dana|Pada|В|在"
 )
 _VERB = rf"(?i:{_WROTE_VERBS})"
 # "On <date>, <name> wrote:" and its translations, possibly joined from several lines.
@@ -391,19 +396,53 @@ _HEADER_WORD_RE = re.compile(
     rf"(?:^|\n|\s)\*?(?:{_FROM_WORDS}|{_DATE_WORDS}|{_OTHER_WORDS})\*?[ \t]?:(?:\s|$)"
 )
 _RULE_RE = re.compile(r"^\s*(?:[-_=]{3,}|\*\s\*\s\*)\s*$")
+# "-------- Oprindelig besked --------", "===== Original =====": a title between rules.
+_FRAMED_TITLE_RE = re.compile(r"^\s*[-_=*]{2,}\s*[^-_=*\s][^-_=*]{0,60}[-_=*]{2,}\s*$")
+# "Message du : 12/12/2016 13:20": a label of a few words, a colon, then only a date and time.
+_DATED_LABEL_RE = re.compile(r"^[^\W\d][\w'’]*(?: [\w'’]+){0,3} ?: ?\d[\d/.:, -]{4,40}(?: ?[AaPp]\.?[Mm]\.?)?$")
 _LINK_RE = re.compile(r"<(https?://[^>]*)>")
 _SPLITTER_MAX_LINES = 6
+# Clients wrap quoted text at 72-78 columns; a quoted line this long was likely cut there.
+_WRAP_WIDTH = 70
 _SPLITTER_MAX_CHARS = 400
 
 
 def _is_wrote_header(joined: str) -> bool:
+    joined = joined.replace("\uff1a", ":")  # the full-width colon of Chinese and Japanese clients
     match = _ON_WROTE_RE.match(joined)
     if match:
         middle = match.group("middle")
-        return bool(re.search(r"\d", middle)) and bool(
-            re.search(r",|@|\d:\d\d|użytkownik", middle)
-        )
-    return bool(_DATE_EMAIL_RE.match(joined) or _EMAIL_WROTE_RE.match(joined))
+        if re.search(r"\d", middle) and re.search(r",|@|\d[:.]\d\d|użytkownik", joined):
+            return True
+    return bool(_DATE_EMAIL_RE.match(joined) or _EMAIL_WROTE_RE.match(joined) or _is_dated_address_line(joined))
+
+
+_ADDRESS_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_YEAR_OR_TIME_RE = re.compile(r"(?<!\d)(?:(?:19|20)\d\d|\d{1,2}[:.]\d\d)(?!\d)")
+
+
+def _is_dated_address_line(line: str) -> bool:
+    """An attribution in any language: a date or time, then the sender's address, then at
+    most a verb before the closing colon ("11:00 AM, May 17, 2021, "Ann" <a@b.example>:",
+    "2016/11/08 14:26、Ann <a@b.example> のメッセージ:", "W dniu 2015-01-07 14:23, a@b.example pisze:").
+
+    Read without backtracking: the last address on the line, and what surrounds it.
+    """
+    line = line.strip(" >*")
+    if not line.endswith(":") or "@" not in line or len(line) > _SPLITTER_MAX_CHARS:
+        return False
+    last = None
+    for last in _ADDRESS_RE.finditer(line):
+        pass
+    if last is None:
+        return False
+    tail = line[last.end():-1].strip(" >)]\"'")
+    if len(tail) > 24 or len(tail.split()) > 2 or not _YEAR_OR_TIME_RE.search(line, 0, last.start()):
+        return False
+    # Shaped like a client's line, not a sentence ending "... on 3 June 2024 at ann@x.example:":
+    # it opens with the date or a lead word, or gives the address in brackets as clients do.
+    bracketed = line[last.start() - 1:last.start()] in ("<", "(")
+    return line[:1].isdigit() or bracketed or bool(re.match(rf"(?:{_LEAD_WORDS})\s", line))
 
 
 def _splitter_length(lines: list[str], i: int) -> int:
@@ -553,9 +592,12 @@ def _mark_tab_quote(lines: list[str], markers: list[str], i: int) -> int:
     return k
 
 
-def _mark(lines: list[str]) -> list[str]:
+def _mark(lines: list[str], *, top_block_is_content: bool = True) -> list[str]:
     markers = ["t"] * len(lines)
     i = 0
+    if top_block_is_content:
+        i = _skip_top_header_block(lines)
+        markers[:i] = ["t" if line.strip() else "e" for line in lines[:i]]
     while i < len(lines):
         line = lines[i]
         if not line.strip():
@@ -574,10 +616,63 @@ def _mark(lines: list[str]) -> list[str]:
                     markers[j] = "s"
                 i = _mark_tab_quote(lines, markers, i + length)
                 continue
+            if _ends_with_device_line(lines, i):
+                markers[i] = "s"
         i += 1
     _mark_link_continuations(lines, markers)
+    _mark_rewrapped_quote_lines(lines, markers)
     _extend_splitters_over_rules(lines, markers)
     return markers
+
+
+def _mark_rewrapped_quote_lines(lines: list[str], markers: list[str]) -> None:
+    """A line without '>' squeezed between two quoted lines is a quoted line a client
+    re-wrapped, when it reads as the rest of the line above: it starts in lower case, or
+    the line above ran to the wrap width mid-sentence. An answer between quotes starts its
+    own sentence, and usually its own paragraph. Never all of the text: a reply of short
+    answers between quotes ("yes", "no") must not become quote-only."""
+    wrapped: list[int] = []
+    for i in range(1, len(lines) - 1):
+        if markers[i] != "t" or markers[i - 1] != "m" or markers[i + 1] != "m":
+            continue
+        above = lines[i - 1].lstrip(" >").rstrip()
+        if len(lines[i - 1]) < _WRAP_WIDTH // 2:
+            continue  # a short quoted line was not cut by wrapping
+        lower = lines[i].lstrip()[:1].islower()
+        if lower or (len(lines[i - 1]) >= _WRAP_WIDTH and above[-1:] not in ".?!:;"):
+            wrapped.append(i)
+    if len(wrapped) < sum(1 for i, m in enumerate(markers) if m in "tf" and _WORDS_RE.search(lines[i])):
+        for i in wrapped:
+            markers[i] = "m"
+
+
+def _skip_top_header_block(lines: list[str]) -> int:
+    """A plain-text body that opens with a From:/Date: block, no separator above it, is an
+    email pasted or forwarded as the message (clients quoting put their separator or an
+    attribution first). Its header lines are content; return where marking resumes."""
+    first = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if first is None or not _FROM_BLOCK_START_RE.match(lines[first]):
+        return 0
+    return first + _from_block_length(lines, first)
+
+
+def _ends_with_device_line(lines: list[str], i: int) -> bool:
+    """A client's device line ("Sent from my iPhone", "Télécharger Outlook pour iOS") with
+    more after it: the client put it under what was typed, so what follows is the original
+    it did not quote (never a forward, which stays content)."""
+    line = _restore_links(lines[i]).strip()
+    line = _LINK_RE.sub("", line).strip()
+    if len(line) > 100 or "," in line or not _DEVICE_RE.match(line) or not _DEVICE_CLIENT_RE.search(line):
+        return False
+    following = next((j for j in range(i + 1, min(len(lines), i + 20)) if lines[j].strip()), None)
+    if following is None:
+        return False
+    text = lines[following]
+    # A quote, an attribution or a separator after it: the quote rules take it from there.
+    return not (
+        re.match(r"^\s*>", text) or _FWD_RE.match(text) or _RULE_RE.match(text)
+        or _DEVICE_RE.match(text.strip()) or _splitter_length(lines, following)
+    )
 
 
 def _mark_link_continuations(lines: list[str], markers: list[str]) -> None:
@@ -595,21 +690,38 @@ def _mark_link_continuations(lines: list[str], markers: list[str]) -> None:
 
 
 def _extend_splitters_over_rules(lines: list[str], markers: list[str]) -> None:
+    """The separator and intro lines just above a splitter belong to it: a rule, a framed
+    title in any language ("-------- Oprindelig besked --------"), or a dated label line
+    touching a header block ("Message du : 12/12/2016 13:20")."""
     for i in range(1, len(markers)):
-        if markers[i] == "s" and markers[i - 1] != "s":
-            j = i - 1
+        if markers[i] != "s" or markers[i - 1] == "s":
+            continue
+        top = i
+        j = i - 1
+        for _ in range(_SPLITTER_MAX_LINES):
             while j >= 0 and markers[j] == "e":
                 j -= 1
-            if j >= 0 and markers[j] == "t" and _RULE_RE.match(lines[j]):
-                for k in range(j, i):
-                    markers[k] = "s"
+            if j < 0 or markers[j] != "t" or len(lines[j]) > _SPLITTER_MAX_CHARS:
+                break
+            # A dated label only tops a header block written flush left (never a quoted one:
+            # "Note: back at 6" typed right above bsd-mailx's TAB-quoted headers is the reply).
+            label = j == top - 1 and lines[i][:1] not in " \t>" and _DATED_LABEL_RE.match(lines[j].strip())
+            if not (_RULE_RE.match(lines[j]) or _FRAMED_TITLE_RE.match(lines[j]) or label):
+                break
+            top = j
+            j -= 1
+        for k in range(top, i):
+            markers[k] = "s"
 
 
-def _strip_quotes(raw_lines: list[str]) -> tuple[list[str], list[str]]:
-    """Split lines into (kept, removed) by quote structure."""
+def _strip_quotes(raw_lines: list[str], *, from_html: bool = False) -> tuple[list[str], list[str]]:
+    """Split lines into (kept, removed) by quote structure.
+
+    ``from_html``: the lines were rendered from HTML, where a header block at the very top
+    is Outlook's quote under an empty reply (its separator is a border, not a line)."""
     protected = _protect_links("\n".join(raw_lines)).split("\n")
     lines = _preprocess(protected)
-    markers = _mark(lines)
+    markers = _mark(lines, top_block_is_content=not from_html)
     restored = [_restore_links(line) for line in lines]
     keep = _select(restored, markers)
     kept = [line for line, k in zip(restored, keep) if k]
@@ -630,10 +742,10 @@ def _select(lines: list[str], markers: list[str]) -> list[bool]:
         return [True] * n
     keep = [True] * n
     # A splitter followed by unquoted text (Outlook): everything from it is history.
-    cut = re.search(r"s[se]*[tf]", flat)
+    cut = _splitter_before_text(flat)
     end = n
-    if cut:
-        end = cut.start()
+    if cut is not None:
+        end = cut
         for i in range(end, n):
             keep[i] = False
     last_quote = max((i for i in range(first_quote, end) if markers[i] in "sm"), default=None)
@@ -652,6 +764,23 @@ def _select(lines: list[str], markers: list[str]) -> list[bool]:
     for i in range(first_quote, last_quote + 1):
         keep[i] = False
     return keep
+
+
+def _splitter_before_text(flat: str) -> int | None:
+    """Where the first splitter followed by text (only splitters and blanks between) starts.
+
+    One pass over the markers (a regex search such as ``s[se]*[tf]`` would rescan each run
+    of splitters from every one of its lines: quadratic on thousands of header lines).
+    """
+    i = flat.find("s")
+    while i >= 0:
+        j = i
+        while j < len(flat) and flat[j] in "se":
+            j += 1
+        if j < len(flat) and flat[j] in "tf":
+            return i
+        i = flat.find("s", j)
+    return None
 
 
 def _text_segments(markers: list[str], start: int, end: int) -> list[tuple[int, int]]:
@@ -702,10 +831,24 @@ _DEVICE_RE = re.compile(
     r"|inviato da .{1,60}|verzonden (?:vanaf|met|van) .{1,60}|verstuurd (?:vanaf|met|van) .{1,60}"
     r"|skickat från .{1,60}|sendt fra .{1,60}|lähetetty .{1,60}|wysłane z .{1,60}"
     r"|отправлено (?:с|из) .{1,60}|sent from my .{1,60}"
+    r"|wysłano z .{1,60}|odesláno z .{1,60}|.{1,40}から送信|发自我的.{1,40}|從我的.{1,40}傳送"
+    r"|.{1,40}에서 보냄|.{1,40}(?:dan|den|tan|ten) gönderildi"
+    r"|(?:télécharger|obtenir) outlook pour \w+.*|outlook für \w+ herunterladen.*"
+    r"|(?:descargar|obtener) outlook para \w+.*|(?:scarica|ottieni) outlook per \w+.*"
+    r"|(?:baixe|obter) o outlook para \w+.*|outlook voor \w+ (?:downloaden|ophalen).*"
     r")$",
     re.I,
 )
+# A device line written by the client, not a sentence: it names the device or app, or
+# says "my" in one of the languages above. What follows it was not typed (issue 11).
+_DEVICE_CLIENT_RE = re.compile(
+    r"\b(?:my|mon|ma|mi|mio|mia|meinem|mijn|min|mitt|meu|minha|mojego|iphone|ipad|android|samsung|"
+    r"galaxy|blackberry|outlook|mobile|phone|smartphone|tablet|handy)\b|から送信|发自我的|從我的|에서 보냄|gönderildi",
+    re.I,
+)
 _DELIMITER_RE = re.compile(r"^(?:--|---|—|__|[-_=]{5,}|\*\s\*\s\*)$")
+# The signature separators clients write ("-- " per RFC 3676, and its dash variants).
+_SIG_DASHES_RE = re.compile(r"^(?:--|---|—)$")
 _DASH_NAME_RE = re.compile(r"^\s*--?\s?[A-Za-z][\w.'’]*(?:\s[A-Za-z][\w.'’]*){0,2}\.?\s*$")
 _CONTACT_RE = re.compile(
     r"(?:https?://|www\.|[\w.+-]+@[\w-]+\.[\w.-]+|\+?\(?\d[\d\s().-]{6,}\d|\b(?:tel|phone|fax|mobile|cell)\b)",
@@ -784,7 +927,15 @@ def _signature_from(lines: list[str], i: int, after: list[str], sender: tuple[st
     """
     line = lines[i].strip()
     if _DELIMITER_RE.match(line):
-        return len(after) <= 12
+        if _SIG_DASHES_RE.match(line):
+            return len(after) <= 12
+        # A longer rule divides a message as often as it opens a signature (a divider
+        # between two parts of a reply, a table's rule): only contact details make it one.
+        return (
+            len(after) <= 12
+            and all(_short(a) or _CONTACT_RE.search(a) for a in after)
+            and any(_CONTACT_RE.search(a) for a in after)
+        )
     if _DEVICE_RE.match(line) and "," not in line and len(line.split()) <= 12:
         return all(_DEVICE_RE.match(a.strip()) or _short(a) for a in after) and len(after) <= 2
     if _SIGN_OFF_RE.match(line):

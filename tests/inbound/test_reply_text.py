@@ -89,6 +89,9 @@ def test_a_word_separator_with_nothing_before_it_is_not_a_quote() -> None:
 MUA_REPLIES = {
     "mua_mailx_text.eml": ("Thanks, see you at 9!", []),  # ~m: TAB-quoted headers and MIME
     "mua_mailx_empty.eml": ("", []),
+    # Sent through Postfix: a typed "Label: value with a digit" line right above the TAB-quoted
+    # headers is the reply (an intro-line rule once took it for part of the header block).
+    "mua_mailx_label.eml": ("Pickup: 6 pm tomorrow, Liam will come.", []),
     "mua_mblaze_photo.eml": ("", ["bella.jpg"]),
     "mua_mutt_empty.eml": ("", []),
     "mua_neomutt_photo.eml": ("", ["bella.jpg"]),
@@ -292,3 +295,171 @@ def test_a_long_quote_past_what_is_read_is_not_called_truncated() -> None:
     quote = "> Bella had a great walk today and met a new friend at the park.\n" * 6_000
     reply = extract_reply("See you at 9.\n\nOn Mon, 3 Jun 2024 at 09:12, Ann <a@b.example> wrote:\n" + quote, None)
     assert (reply.visible, reply.truncated) == ("See you at 9.", False)
+
+
+# --------------------------------------------------------------------------- mail nobody tuned for
+# Shapes seen in other projects' suites (issue 11, "Measure"): each rule is general, so
+# these emails are our own, written the way each client writes them.
+
+ORIGINAL = "\n\nBella had a great walk today!\nShe met two new friends at the park.\n"
+
+
+@pytest.mark.parametrize(
+    "attribution",
+    [
+        "Den 3. jun. 2024 kl. 09.12 skrev Happy Tails <n@reply.test>:",  # Danish / Norwegian Apple Mail
+        "El dl., 3 de juny 2024 a les 9:12, Happy Tails (<n@reply.test>) ha escrit:",  # Catalan Gmail
+        "W dniu 3.06.2024 o 09:12, n@reply.test pisze:",  # Polish Thunderbird
+        "Dnia 3 czerwca 2024 09:12 Happy Tails <n@reply.test> napisał(a):",  # Polish webmail
+        "在 2024年6月3日，上午9:12，Happy Tails <n@reply.test> 写道：",  # Chinese Apple Mail
+        "2024. 6. 3. 오전 9:12 Happy Tails <n@reply.test> 작성:",  # Korean Apple Mail
+        "2024/06/03 9:12、Happy Tails <n@reply.test> のメッセージ:",  # Japanese Apple Mail
+        '9:12 AM, June 3, 2024, "Happy Tails" <n@reply.test>:',  # no verb at all
+        "Op 3 juni 2024 09:12 schreef Happy Tails <\nn@reply.test>:",  # address wrapped onto a second line
+    ],
+)
+def test_an_attribution_in_any_language_starts_the_history_even_unquoted(attribution: str) -> None:
+    """Without '>' under it, a missed attribution posted the whole old email."""
+    reply = extract_reply("See you Friday.\n\n" + attribution + ORIGINAL, None)
+    assert reply.visible == "See you Friday."
+    assert "Bella had a great walk" in reply.trimmed
+
+
+def test_a_sentence_ending_in_an_address_and_a_colon_is_not_an_attribution() -> None:
+    text = "I asked the vet on 3 June 2024 at 9:30 by mail to records@oak.example:\n\nIs Bella due for her booster?"
+    assert extract_reply(text, None).visible == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # A divider between two parts of a reply.
+        "Morning walk: 8 to 9.\n\n" + "_" * 80 + "\n\nEvening walk: 6 to 7.\n\nThanks,\nEmma",
+        # A table's rule under its heading.
+        "Your bookings:\n\nDog     Date        Service\n----------------------------------\n"
+        "Bella   3 June 2024  Walk\nBella   5 June 2024  Grooming\n\nReply to change a booking.",
+    ],
+)
+def test_a_rule_inside_a_reply_is_not_a_cut(text: str) -> None:
+    assert extract_reply(text, None).visible == text
+
+
+def test_a_rule_with_contact_details_under_it_is_a_signature() -> None:
+    text = "See you at 9.\n\n----------\nLiam Baker\nBaker & Co\n+44 20 7946 0018\nwww.baker.example"
+    assert extract_reply(text, None).visible == "See you at 9."
+
+
+@pytest.mark.parametrize(
+    "separator",
+    [
+        "-------- Oprindelig besked --------\nFra: Happy Tails <n@reply.test>\nDato: 03.06.2024 09.12 (GMT+01:00)\n"
+        "Til: emma@example.com\nEmne: New messages",
+        "====\n\nMessage du : 03/06/2024 09:12\nDe : \"Happy Tails\" <n@reply.test>\nA : emma@example.com\n"
+        "Sujet : New messages",
+        "===== Ursprüngliche =====\nVon: Happy Tails <n@reply.test>\nGesendet: Montag, 3. Juni 2024 09:12\nAn: Emma",
+    ],
+)
+def test_the_separator_above_a_header_block_goes_with_it(separator: str) -> None:
+    reply = extract_reply("See you Friday.\n\n" + separator + ORIGINAL, None)
+    assert reply.visible == "See you Friday."
+
+
+@pytest.mark.parametrize(
+    "device",
+    [
+        "Sent from my Fairphone 5",
+        "Envoyé de mon iPhone",
+        "Von meinem Samsung Galaxy Smartphone gesendet",
+        "iPhoneから送信",
+    ],
+)
+def test_an_unquoted_original_under_a_device_line_is_history(device: str) -> None:
+    """Some mobile clients put the original under the device line without quoting it."""
+    original = ORIGINAL + "Sarah\nHappy Tails\n\nReply to this email to answer Sarah, or open the thread in the portal.\n"
+    reply = extract_reply("See you Friday.\n\n" + device + original, None)
+    assert reply.visible == "See you Friday."
+    assert "Bella had a great walk" in reply.trimmed
+
+
+def test_a_localised_outlook_line_and_its_header_block_go() -> None:
+    text = (
+        "See you Friday.\n\nTélécharger Outlook pour Android<https://aka.ms/ghei36>\n"
+        "________________________________\nDe : Happy Tails <n@reply.test>\nEnvoyé : lundi 3 juin 2024 09:12\n"
+        "À : Emma\nObjet : New messages" + ORIGINAL
+    )
+    assert extract_reply(text, None).visible == "See you Friday."
+
+
+@pytest.mark.parametrize("indent", ["\t", "> "])
+def test_a_typed_label_line_above_a_quoted_header_block_stays(indent: str) -> None:
+    quoted = "\n".join(indent + line for line in ("From: Happy Tails <n@reply.test>", "Date: 03/06/2024 09:12",
+                                                  "Subject: New messages", "", "Bella had a great walk today!"))
+    for typed in ("Pickup: 6 pm tomorrow.", "Pickup: 04/06/2024 18:00"):
+        assert extract_reply(typed + "\n" + quoted + "\n", None).visible == typed
+
+
+def test_a_forward_under_a_device_line_is_content() -> None:
+    text = (
+        "For Bella's file.\n\nSent from my iPhone\n\nBegin forwarded message:\n\n"
+        "From: Oak Street Vets <records@oak.example>\nDate: 3 June 2024\n\nRabies booster done."
+    )
+    assert "Rabies booster done." in extract_reply(text, None).visible
+
+
+def test_rewrapped_quote_lines_stay_in_the_quote() -> None:
+    """A client re-wrapping long quoted lines leaves their ends without '>'."""
+    text = (
+        "See you Friday.\n\nIl giorno lun 3 giu 2024 alle 09:12, Happy Tails <n@reply.test>\nha scritto:\n"
+        "> Bella had a great walk today! She met two new friends at the park and played\n"
+        "fetch for an hour.\n>\n> Sarah\n> Happy Tails, 12 Oak Street, open every day from 7 in the\n"
+        "morning\n>\n"
+    )
+    reply = extract_reply(text, None)
+    assert reply.visible == "See you Friday."
+    assert "fetch for an hour." in reply.trimmed
+
+
+def test_an_answer_between_quotes_is_still_an_answer() -> None:
+    text = "> Can Bella come at 9?\nYes, 9 is fine.\n> Does she need her harness?\nNo, the collar is enough."
+    assert extract_reply(text, None).visible == text
+
+
+def test_a_header_block_at_the_very_top_of_a_plain_body_is_content() -> None:
+    """A pasted email, or a client printing headers first: nothing of it was quoted."""
+    text = (
+        "Od: Jan Kowalski <jan@example.pl>\nWysłano: poniedziałek, 3 czerwca 2024 09:12\n"
+        "Do: Happy Tails <n@reply.test>\nTemat: Re: Spacer\n\nCześć,\n\nBella może wyjść o 9.\n\n"
+        "Dnia 3 czerwca 2024 08:00 Happy Tails <n@reply.test> napisał(a):\n> Czy Bella może wyjść o 9?\n"
+    )
+    visible = extract_reply(text, None).visible
+    assert "Bella może wyjść o 9." in visible
+    assert "Czy Bella" not in visible and "napisał" not in visible
+
+
+def test_an_outlook_html_reply_with_nothing_typed_stays_empty() -> None:
+    """In HTML the block at the top is Outlook's quote (its separator is a border)."""
+    html = (
+        "<div style='border:none;border-top:solid #E1E1E1 1.0pt;padding:3.0pt 0cm 0cm 0cm'>"
+        "<p><b>From:</b> Happy Tails &lt;n@reply.test&gt;<br><b>Sent:</b> Monday, 3 June 2024 09:12<br>"
+        "<b>To:</b> Emma<br><b>Subject:</b> New messages</p></div><p>Bella had a great walk today!</p>"
+    )
+    text = "From: Happy Tails <n@reply.test>\nSent: Monday, 3 June 2024 09:12\nTo: Emma\nSubject: New messages" + ORIGINAL
+    assert extract_reply(text, html).visible == ""
+
+
+def test_an_emoji_is_a_reply() -> None:
+    reply = extract_reply("\N{PARTY POPPER}\n\nOn Mon, 3 Jun 2024 at 09:12, Happy Tails <n@reply.test> wrote:\n> Bella", None)
+    assert reply.visible == "\N{PARTY POPPER}"
+
+
+def test_short_lower_case_answers_between_quotes_are_answers() -> None:
+    """Phone-typed answers with no capital and no blank line are not re-wrapped quote lines."""
+    text = "> Can Bella come at 9\nyes\n> Does she need her harness\nno, the collar is enough\n>\n"
+    reply = extract_reply(text, None)
+    assert "yes" in reply.visible and "no, the collar is enough" in reply.visible
+
+
+def test_rewrapping_never_leaves_a_reply_without_its_words() -> None:
+    long_question = "> Could you tell me whether Bella is allowed a chew in the evening after her dinner"
+    reply = extract_reply(long_question + "\nsure, one small one\n>\n", None)
+    assert "sure, one small one" in reply.visible
