@@ -26,13 +26,16 @@ from dataclasses import dataclass
 from lxml import etree
 
 from inbound.html_text import HtmlDocument, TextIndex, cut_from, parse_html, remove, render
+from threads.limits import MAX_VISIBLE_TEXT
 
 logger = logging.getLogger(__name__)
 
 # 64 KiB of visible text is ~10,000 words, twenty-odd printed pages: far beyond any reply
 # a person types, small enough that a thread page or a digest of twenty such messages
-# stays light. The raw email keeps everything.
+# stays light. The raw email keeps everything. It stays under the cap on any stored
+# message (`threads.limits.MAX_VISIBLE_TEXT`), so the note is never cut off again there.
 VISIBLE_CHARS = 64 * 1024
+assert VISIBLE_CHARS + 1000 < MAX_VISIBLE_TEXT
 # What the line-by-line rules read of a body (they are linear; this bounds the constant):
 # four times the visible cap, so a long reply still has its quote found after it.
 SCAN_CHARS = 256 * 1024
