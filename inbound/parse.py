@@ -244,7 +244,8 @@ def _parse_headers_slowly(block: bytes) -> HeaderSummary:
     message_ids = _ids(_raw_header(msg, "Message-ID"))
     reply_ids = _ids(_raw_header(msg, "In-Reply-To"))
     try:
-        content_type = (msg.get_content_type() or "text/plain").lower()
+        # Unfolded, as the fast path reads it: a folded type must not read two ways.
+        content_type = _unfold(msg.get_content_type() or "text/plain").lower()
     except Exception:  # a header block odd enough to break the stdlib: treat as plain
         content_type = "text/plain"
     return HeaderSummary(

@@ -53,7 +53,8 @@ def sender_from_headers(raw_values: Sequence[str]) -> Sender:
         return Sender(None, "", "the From header cannot be read")
     if not mailboxes:
         return Sender(None, "", "the From header has no address")
-    name = mailboxes[0].display_name or ""
+    # An encoded-word in an unknown charset decodes to surrogates: never let them out.
+    name = _as_text(mailboxes[0].display_name or "")
     if len(mailboxes) > 1:
         return Sender(None, name, f"the From header has {len(mailboxes)} addresses")
     if any(group.display_name is not None for group in groups):

@@ -220,6 +220,8 @@ def test_a_forwarded_email_is_one_whole_attachment() -> None:
         b"From: a@b.example\nContent-Type: text/plain; charset=utf-7\n\n+2AA-hi\n",
         b"From: a@b.example\nContent-Type: text/plain; charset=unicode-escape\n\n\\ud800hi\n",
         b"From: =?unicode-escape?q?\\ud800?= <a@b.example>\nSubject: =?utf-7?q?+2AA-?=\n\nhi\n",
+        # an 8-bit byte inside an encoded-word's charset, in the From display name
+        b"From: =?iso-8\xe9859-1?Q?Am=E9lie_Laurent?= <amelie@orange.example>\n\nMerci !\n",
     ],
 )
 def test_no_surrogate_ever_leaves_the_parser(raw: bytes) -> None:
