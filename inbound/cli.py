@@ -26,7 +26,7 @@ def smtp_command(ctx: click.Context, drain_seconds: float) -> None:
 
     Each email is stored and answered `250`; `pawpost worker` parses and posts it.
     """
-    settings = load_settings(ctx)
+    settings = load_settings(ctx).with_secret_key()
     configure_queue(settings)
     serve_forever(settings, drain_seconds=drain_seconds)
 

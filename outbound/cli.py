@@ -106,7 +106,7 @@ def worker_command(ctx: click.Context, workers: int, processes: int, sweep_secon
     """Run the outbound queue consumer (digests, staff alerts, escalations, the sweep)."""
     from pawpost.cli import load_settings
 
-    settings = load_settings(ctx)
+    settings = load_settings(ctx).with_secret_key()
     consumer = build_consumer(
         settings, workers=processes or workers, sweep_seconds=sweep_seconds, processes=processes > 0
     )

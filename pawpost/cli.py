@@ -103,8 +103,13 @@ def db_upgrade(ctx: click.Context) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def demo(ctx: click.Context, as_json: bool) -> None:
-    """Seed (or refresh) the demo business and print its sign-ins and reply addresses."""
-    settings = load_settings(ctx)
+    """Seed (or refresh) the demo business and print its sign-ins and reply addresses.
+
+    Like `pawpost up`, a development command: without PAWPOST_SECRET_KEY it uses the
+    development key under the data directory, so the passwords it prints are the ones
+    `pawpost up` accepts.
+    """
+    settings = load_settings(ctx).with_secret_key(development=True)
     migrate.upgrade(settings.database_url)
     now = utcnow()
     with session_scope(settings) as session:
@@ -263,7 +268,7 @@ def up_command(ctx: click.Context) -> None:
     """Run everything in one process on the embedded default: SMTP, worker and portal."""
     from pawpost.up import run_up
 
-    run_up(load_settings(ctx))
+    run_up(load_settings(ctx).with_secret_key(development=True))
 
 
 @main.command("doctor")

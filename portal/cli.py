@@ -23,9 +23,7 @@ ROLES = ("basic", "senior", "admin")
 @click.pass_context
 def web_command(ctx: click.Context, workers: int | None, threads: int) -> None:
     """Serve the web portal on PAWPOST_WEB_LISTEN with gunicorn; SIGTERM stops it gracefully."""
-    settings = load_settings(ctx)
-    if settings.secret_key_is_default:
-        click.echo("warning: PAWPOST_SECRET_KEY is the development default; set it before going live", err=True)
+    settings = load_settings(ctx).with_secret_key()
     serve(settings, workers=workers, threads=threads)
 
 
