@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import click
+
+from clikit import business_by_slug, emit, load_settings, session_scope
 from sqlalchemy.orm import Session
 
 from inbound.ingest import notify_posted
@@ -11,7 +13,6 @@ from inbound.quarantine import QuarantineError, discard, quarantined_emails, rel
 from inbound.reply_text import extract_reply
 from inbound.server import serve_forever
 from outbound.queue import configure_queue
-from pawpost.cli import business_by_slug, emit, load_settings, session_scope
 from threads.directory import find_staff_by_email
 from threads.errors import AccessDenied
 from threads.models import Contact, InboundEmail, Staff, Thread

@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 
 import click
+
+from clikit import business_by_slug, emit, load_settings, session_scope
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pawpost.cli import business_by_slug, emit, load_settings, session_scope
 from portal.server import serve
 from threads.directory import find_staff_by_email, normalise_email
 from threads.models import Business, Staff

@@ -1,4 +1,4 @@
-"""Long-running processes: keep the garbage collector off what was loaded at start-up."""
+"""Long-running processes (`pawpost web` workers): keep the garbage collector off what start-up loaded."""
 
 from __future__ import annotations
 
