@@ -34,6 +34,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         quarantine,
         schedule,
         security,
+        staff,
         threads,
         views,
     )
@@ -62,6 +63,6 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     security.install(app)
     errors.install(app)
     views.install(app)
-    for module in (auth, health, metrics, inbox, threads, schedule, attachments, quarantine, devmail):
+    for module in (auth, health, metrics, inbox, threads, schedule, attachments, quarantine, devmail, staff):
         app.register_blueprint(module.bp)
     return app

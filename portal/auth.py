@@ -1,8 +1,10 @@
 """Signing staff in and out, who is asking, and the role checks every view declares.
 
-The Flask session cookie holds only the staff id and a fingerprint of their password hash,
-so resetting a password or deactivating someone ends their sessions on the next request.
-Failed sign-ins are rows in `sign_in_failures`, so the rate limit holds across workers.
+The Flask session cookie holds only a random token naming a `staff_sessions` row and a
+fingerprint of the password hash. Signing out ends the row, so a copy of the cookie stops
+working at once; a new password or deactivation ends every row of that person (and the
+fingerprint catches a password changed behind the portal's back). Failed sign-ins are rows
+in `sign_in_failures`, so the rate limit holds across workers.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, g, jsonify, redirect, render_template, request, session, url_for
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import joinedload
 from werkzeug.wrappers import Response
 
 from portal.runtime import db, now, settings
+from threads.accounts import end_session, live_session, start_staff_session, touch_session
 from threads.directory import normalise_email
 from threads.models import SignInFailure, Staff
 from threads.passwords import hash_password, verify_password
@@ -47,26 +49,42 @@ def session_fingerprint(staff: Staff) -> str:
 
 
 def start_session(staff: Staff) -> None:
+    """Open a server-side session for `staff` and point the cookie at it; the caller commits."""
+    _row, token = start_staff_session(
+        db(), staff, now(), remote_addr=request.remote_addr, user_agent=request.headers.get("User-Agent")
+    )
     session.clear()
     session.permanent = True
-    session["staff_id"] = staff.id
+    session["sid"] = token
     session["auth"] = session_fingerprint(staff)
 
 
 @bp.before_app_request
 def load_signed_in_staff() -> None:
-    """Set `g.staff` for the request, dropping sessions of deactivated or re-passworded staff."""
+    """Set `g.staff` for the request from a session the server still holds open.
+
+    A session ended (sign-out, an admin, a new password, deactivation), expired, or whose
+    password fingerprint no longer matches signs the browser out.
+    """
     g.staff = None
+    g.staff_session = None
     if request.endpoint in ("static", "health.healthz"):
         return
-    staff_id = session.get("staff_id")
-    if staff_id is None:
+    token = session.get("sid")
+    if not isinstance(token, str):
+        if session:
+            session.clear()
         return
-    staff = db().scalar(select(Staff).options(joinedload(Staff.business)).where(Staff.id == staff_id))
-    if staff is None or not staff.active or session.get("auth") != session_fingerprint(staff):
+    moment = now()
+    row = live_session(db(), token, moment)
+    if row is None or session.get("auth") != session_fingerprint(row.staff):
         session.clear()
+        db().rollback()
         return
-    g.staff = staff
+    if touch_session(db(), row, moment):
+        db().commit()
+    g.staff = row.staff
+    g.staff_session = row
 
 
 def current_staff() -> Staff:
@@ -91,7 +109,7 @@ def requires(role: str = "any", *, api: bool = False) -> Callable[[View], View]:
                 if api:
                     return jsonify(error="signed out"), 401
                 return redirect(url_for("auth.sign_in", next=request.full_path.rstrip("?")))
-            if role == "senior" and not staff.is_senior:
+            if (role == "senior" and not staff.is_senior) or (role == "admin" and staff.role != "admin"):
                 return render_template("error.html", status=403, title="Not for your role"), 403
             return view(*args, **kwargs)
 
@@ -124,14 +142,18 @@ def sign_in_post() -> Any:
         error = "That email and password do not match an active account."
         return render_template("signin.html", email=email, next=target, error=error), 401
     db().execute(delete(SignInFailure).where(SignInFailure.email == email))
-    db().commit()
     start_session(staff)
+    db().commit()
     logger.info("staff %s signed in", staff.id)
     return redirect(target or home_url(staff))
 
 
 @bp.post("/signout")
 def sign_out() -> Response:
+    """End the session on the server too: the cookie, wherever copied, stops working."""
+    if g.staff_session is not None:
+        end_session(db(), g.staff_session, now())
+        db().commit()
     session.clear()
     return redirect(url_for("auth.sign_in"))
 

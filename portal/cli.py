@@ -11,9 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.server import serve
+from threads.accounts import set_active, set_password_hash
 from threads.directory import find_staff_by_email, normalise_email
 from threads.models import Business, Staff
 from threads.passwords import WeakPassword, hash_password
+from threads.types import utcnow
 
 ROLES = ("basic", "senior", "admin")
 
@@ -108,7 +110,7 @@ def staff_set_password(ctx: click.Context, email: str, slug: str | None, from_st
     password_hash = _hash(_password(from_stdin))
     with session_scope(settings) as session:
         staff = _one_staff(session, email, slug)
-        staff.password_hash = password_hash
+        set_password_hash(session, staff, password_hash, utcnow())
         name = staff.email
     click.echo(f"password set for {name}")
 
@@ -133,7 +135,7 @@ def staff_activate(ctx: click.Context, email: str, slug: str | None) -> None:
 
 def _set_active(ctx: click.Context, email: str, slug: str | None, *, active: bool) -> None:
     with session_scope(load_settings(ctx)) as session:
-        _one_staff(session, email, slug).active = active
+        set_active(session, _one_staff(session, email, slug), active, utcnow())
     click.echo(f"{'activated' if active else 'deactivated'} {normalise_email(email)}")
 
 

@@ -19,6 +19,10 @@ class UnknownFamily(PawpostError):
     """No family of this business has this id."""
 
 
+class UnknownStaff(PawpostError):
+    """No staff member (or staff session) of this business has this id."""
+
+
 class EmptyMessage(PawpostError):
     """A message needs text or at least one attachment."""
 

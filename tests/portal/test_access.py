@@ -15,9 +15,12 @@ from sqlalchemy.orm import Session
 from outbound.links import attachment_token
 from tests.portal.conftest import SECRET, World, csrf_token, sign_in_as
 
-ROLES = ("signed_out", "basic", "senior", "admin", "foreign")
+ROLES = ("signed_out", "basic", "senior", "admin", "foreign", "foreign_admin")
+# Admin pages answer 403 to every other role; another business's ids answer 404 to an admin.
+ADMIN_ONLY = {"signed_out": 302, "basic": 403, "senior": 403, "foreign": 403}
 
-# (method, path template, {role: status}); "*" is the status for every role not listed.
+# (method, path template, {role: status}); "*" is the status for every role not listed, and
+# "foreign_admin" (another business's admin) falls back to what "foreign" gets.
 MATRIX: list[tuple[str, str, dict[str, int]]] = [
     ("GET", "/messages", {"signed_out": 302, "basic": 403, "*": 200}),
     ("GET", "/messages/rows", {"signed_out": 401, "basic": 403, "*": 200}),
@@ -47,6 +50,13 @@ MATRIX: list[tuple[str, str, dict[str, int]]] = [
     ("POST", "/quarantine/{held}/release", {"signed_out": 302, "basic": 403, "foreign": 404, "*": 302}),
     ("POST", "/quarantine/{held2}/discard", {"signed_out": 302, "basic": 403, "foreign": 404, "*": 302}),
     ("POST", "/dev/mailbox/1700000000.M1P1.host/reply", {"signed_out": 302, "basic": 403, "*": 404}),
+    ("GET", "/staff", {**ADMIN_ONLY, "foreign_admin": 200, "*": 200}),
+    ("GET", "/staff/{senior2}", {**ADMIN_ONLY, "foreign_admin": 404, "*": 200}),
+    ("GET", "/staff/{foreign_senior}", {**ADMIN_ONLY, "admin": 404, "foreign_admin": 200}),
+    ("POST", "/staff/{senior2}/sessions/{senior2_session}/end", {**ADMIN_ONLY, "foreign_admin": 404, "*": 302}),
+    ("POST", "/staff/{foreign_senior}/sessions/{senior2_session}/end", {**ADMIN_ONLY, "foreign_admin": 404, "*": 404}),
+    ("POST", "/staff/{senior2}/sessions/end", {**ADMIN_ONLY, "foreign_admin": 404, "*": 302}),
+    ("POST", "/staff/{foreign_senior}/sessions/end", {**ADMIN_ONLY, "admin": 404, "foreign_admin": 302}),
     ("POST", "/signout", {"*": 302}),
 ]
 
@@ -61,6 +71,9 @@ def _ids(world: World) -> dict[str, int]:
         "other_image": world.other_image.id,
         "held": world.held.id,
         "held2": world.held2.id,
+        "senior2": world.senior2.id,
+        "foreign_senior": world.foreign_senior.id,
+        "senior2_session": world.senior2_session_id,
         "image_link": f"{world.image.id}/{attachment_token(SECRET, world.image.id)}",
         "bad_token": attachment_token("another-secret", world.image.id),
     }
@@ -68,7 +81,13 @@ def _ids(world: World) -> dict[str, int]:
 
 @pytest.mark.parametrize("role", ROLES)
 def test_access_matrix(role: str, app: Flask, client: FlaskClient, world: World, db: Session) -> None:
-    staff = {"basic": world.basic, "senior": world.senior, "admin": world.admin, "foreign": world.foreign_senior}.get(role)
+    staff = {
+        "basic": world.basic,
+        "senior": world.senior,
+        "admin": world.admin,
+        "foreign": world.foreign_senior,
+        "foreign_admin": world.foreign_admin,
+    }.get(role)
     contact_id = world.scheduled.contacts[0].id
     ids = _ids(world)
     db.rollback()
@@ -82,7 +101,7 @@ def test_access_matrix(role: str, app: Flask, client: FlaskClient, world: World,
         else:
             data = {"csrf_token": csrf_token(client), "body": f"hello from {role}", "contact_id": str(contact_id), "from": "x@y.test"}
             response = client.post(path, data=data)
-        want = expected.get(role, expected.get("*"))
+        want = expected.get(role, expected.get("foreign") if role == "foreign_admin" and "foreign" in expected else expected.get("*"))
         if response.status_code != want:
             failures.append(f"{method} {path}: {response.status_code}, expected {want}")
     assert not failures, "\n".join(failures)
