@@ -45,6 +45,7 @@ class Settings:
     attachment_email_cap_bytes: int
     development: bool = False
     metrics_token: str | None = None
+    trusted_proxies: int = 0
 
     @property
     def secret_key_is_default(self) -> bool:
@@ -96,6 +97,7 @@ class Settings:
             "ESCALATE_AFTER_MINUTES": str(self.escalate_after_minutes),
             "MAX_MESSAGE_BYTES": str(self.max_message_bytes),
             "ATTACHMENT_EMAIL_CAP_BYTES": str(self.attachment_email_cap_bytes),
+            "TRUSTED_PROXIES": str(self.trusted_proxies),
             **{name: str(value) for name, value in optional.items() if value is not None},
         }
         return {f"PAWPOST_{name}": value for name, value in values.items()}
@@ -151,6 +153,7 @@ class Settings:
             ),
             development=_flag("PAWPOST_DEV", get("DEV", "0")),
             metrics_token=get("METRICS_TOKEN"),
+            trusted_proxies=_int("PAWPOST_TRUSTED_PROXIES", get("TRUSTED_PROXIES", "0"), 0),
         )
 
     def with_secret_key(self, *, development: bool = False) -> Settings:

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from pawpost.settings import Settings
 from threads.db import make_engine, make_session_factory
@@ -58,6 +59,10 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         settings=settings, engine=engine, sessions=make_session_factory(engine), clock=clock
     )
     configure_queue(settings)
+    if settings.trusted_proxies:
+        # Only the hops the operator vouches for: X-Forwarded-For values beyond them are the
+        # client's own words (anyone can send the header), so they never pick the address.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)  # type: ignore[method-assign]
     CSRFProtect(app)
     app.teardown_appcontext(close_db)
     security.install(app)

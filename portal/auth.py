@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import ipaddress
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -34,8 +35,11 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
 
 FAILURE_WINDOW = timedelta(minutes=15)
-MAX_FAILURES_PER_EMAIL = 5
-MAX_FAILURES_PER_ADDRESS = 50
+# Guessing one account from one client stops here; the owner, elsewhere, is never locked out
+# by someone else's guesses.
+MAX_FAILURES_PER_ACCOUNT_AND_CLIENT = 5
+# One client guessing across many accounts stops here.
+MAX_FAILURES_PER_CLIENT = 50
 # Rows older than this are deleted as new failures arrive; they no longer count for anything.
 FAILURE_RETENTION = timedelta(days=1)
 
@@ -131,7 +135,7 @@ def sign_in_post() -> Any:
     password = request.form.get("password", "")
     target = _safe_next(request.form.get("next"))
     moment = now()
-    address = request.remote_addr or ""
+    address = client_key(request.remote_addr)
     if _locked_out(email, address, moment):
         logger.warning("sign-in refused: too many failures for %s from %s", email, address)
         error = "Too many failed sign-ins. Wait 15 minutes, then try again."
@@ -141,7 +145,7 @@ def sign_in_post() -> Any:
         _record_failure(email, address, moment)
         error = "That email and password do not match an active account."
         return render_template("signin.html", email=email, next=target, error=error), 401
-    db().execute(delete(SignInFailure).where(SignInFailure.email == email))
+    db().execute(delete(SignInFailure).where(SignInFailure.email == email, SignInFailure.remote_addr == address))
     start_session(staff)
     db().commit()
     logger.info("staff %s signed in", staff.id)
@@ -178,19 +182,28 @@ def _authenticate(email: str, password: str) -> Staff | None:
     return None
 
 
-def _locked_out(email: str, address: str, moment: datetime) -> bool:
+def client_key(remote_addr: str | None) -> str:
+    """Who is asking, for rate limits: the client's address (from `PAWPOST_TRUSTED_PROXIES`
+    hops of X-Forwarded-For behind a proxy), an IPv6 client by its /64, which one host
+    usually holds whole."""
+    try:
+        address = ipaddress.ip_address((remote_addr or "").strip())
+    except ValueError:
+        return (remote_addr or "unknown")[:64]
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+def _locked_out(email: str, client: str, moment: datetime) -> bool:
+    """Too many recent failures for this account from this client, or from this client at all."""
     since = moment - FAILURE_WINDOW
-    by_email = db().scalar(
-        select(func.count()).select_from(SignInFailure).where(SignInFailure.email == email, SignInFailure.at > since)
-    )
-    if (by_email or 0) >= MAX_FAILURES_PER_EMAIL:
+    recent = select(func.count()).select_from(SignInFailure).where(SignInFailure.remote_addr == client, SignInFailure.at > since)
+    if (db().scalar(recent.where(SignInFailure.email == email)) or 0) >= MAX_FAILURES_PER_ACCOUNT_AND_CLIENT:
         return True
-    by_address = db().scalar(
-        select(func.count())
-        .select_from(SignInFailure)
-        .where(SignInFailure.remote_addr == address, SignInFailure.at > since)
-    )
-    return (by_address or 0) >= MAX_FAILURES_PER_ADDRESS
+    return (db().scalar(recent) or 0) >= MAX_FAILURES_PER_CLIENT
 
 
 def _record_failure(email: str, address: str, moment: datetime) -> None:

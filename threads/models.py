@@ -462,7 +462,11 @@ class SignInFailure(Base):
     """A failed portal sign-in, kept briefly to rate-limit guessing across processes."""
 
     __tablename__ = "sign_in_failures"
-    __table_args__ = (Index("ix_sign_in_failures_email_at", "email", "at"),)
+    __table_args__ = (
+        Index("ix_sign_in_failures_email_at", "email", "at"),
+        # The per-client limit counts one client's failures across every account.
+        Index("ix_sign_in_failures_remote_addr_at", "remote_addr", "at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320))
