@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import click
-
-from clikit import business_by_slug, emit, load_settings, session_scope
 from sqlalchemy.orm import Session
 
+from clikit import business_by_slug, emit, load_settings, session_scope
 from inbound.ingest import notify_posted
 from inbound.parse import UnparseableEmail, parse_email
 from inbound.quarantine import QuarantineError, discard, quarantined_emails, release

@@ -25,6 +25,14 @@ def thread_url(settings: Settings, thread_id: int) -> str:
     return f"{settings.public_url}/threads/{thread_id}"
 
 
+def invite_url(settings: Settings, token: str) -> str:
+    return f"{settings.public_url}/invite/{token}"
+
+
+def password_reset_url(settings: Settings, token: str) -> str:
+    return f"{settings.public_url}/reset/{token}"
+
+
 def _serializer(secret_key: str, now: datetime) -> URLSafeTimedSerializer:
     """Signs and checks at `now` (the caller's clock, so tests can move time)."""
     moment = int(now.timestamp())

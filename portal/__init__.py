@@ -25,6 +25,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     from outbound.queue import configure_queue
 
     from portal import (
+        accounts,
         attachments,
         auth,
         devmail,
@@ -68,6 +69,6 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     security.install(app)
     errors.install(app)
     views.install(app)
-    for module in (auth, health, metrics, inbox, threads, schedule, attachments, quarantine, devmail, staff):
+    for module in (auth, health, metrics, inbox, threads, schedule, attachments, quarantine, devmail, staff, accounts):
         app.register_blueprint(module.bp)
     return app

@@ -76,8 +76,9 @@ def load_signed_in_staff() -> None:
         return
     token = session.get("sid")
     if not isinstance(token, str):
-        if session:
-            session.clear()
+        # Signed out (the session may still hold a CSRF token for the sign-in form); a cookie
+        # from before server-side sessions (a bare staff id) signs in nobody.
+        session.pop("staff_id", None)
         return
     moment = now()
     row = live_session(db(), token, moment)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import sys
 
 import click
-
-from clikit import business_by_slug, emit, load_settings, session_scope
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from clikit import business_by_slug, emit, load_settings, session_scope
+from outbound.accounts import queue_invitation, send_soon
+from outbound.links import invite_url
+from outbound.queue import configure_queue
 from portal.server import serve
-from threads.accounts import set_active, set_password_hash
+from threads.accounts import StaffProblems, invite_staff, issue_token, set_active, set_password_hash
 from threads.directory import find_staff_by_email, normalise_email
 from threads.models import Business, Staff
 from threads.passwords import WeakPassword, hash_password
@@ -97,6 +99,31 @@ def staff_add(ctx: click.Context, email: str, name: str, role: str, slug: str | 
         session.flush()
         data = {"id": staff.id, "email": address, "name": name, "role": role, "business": business.slug}
     emit(data, False, f"added {role} {name} <{address}> to {data['business']}")
+
+
+@staff_command.command("invite")
+@click.argument("email")
+@click.option("--name", required=True, help="Full name, as parents and colleagues see it.")
+@click.option("--role", type=click.Choice(ROLES), default="basic", show_default=True)
+@business_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def staff_invite(ctx: click.Context, email: str, name: str, role: str, slug: str | None, as_json: bool) -> None:
+    """Invite a staff member: email them a single-use link (7 days) to choose a password, and print it."""
+    settings = load_settings(ctx)
+    now = utcnow()
+    with session_scope(settings) as session:
+        business = _business(session, slug)
+        try:
+            staff = invite_staff(session, business.id, name=name, email=email, role=role)
+        except StaffProblems as error:
+            raise click.ClickException("; ".join(f"{field}: {text}" for field, text in error.problems.items())) from None
+        token_row, token = issue_token(session, staff, "invite", now)
+        outbox_id = queue_invitation(session, settings, token_row, token, now)
+        data = {"email": staff.email, "invite_url": invite_url(settings, token), "expires_at": token_row.expires_at.isoformat()}
+    configure_queue(settings)
+    send_soon([outbox_id])
+    emit(data, as_json, f"invited {role} {name} <{data['email']}> to {business.slug}; the link (also emailed) works once until {data['expires_at']}:\n{data['invite_url']}")
 
 
 @staff_command.command("set-password")

@@ -1,4 +1,4 @@
-"""Staff accounts: signed-in sessions the server can end, passwords, deactivation.
+"""Staff accounts: sessions the server can end, passwords, invitations and reset links.
 
 A browser's session is a row (`StaffSession`) named by a random token in the signed cookie;
 signing out, changing a password or deactivating someone ends rows, so a copied cookie stops
@@ -15,7 +15,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, joinedload
 
-from threads.models import Staff, StaffSession
+from threads.directory import find_staff_by_email, normalise_email
+from threads.errors import PawpostError
+from threads.importing import validate_staff_member
+from threads.models import ROLES, Staff, StaffSession, StaffToken
 
 SESSION_LIFETIME = timedelta(hours=14)
 # How stale "last seen" may get before a request writes it again: one write per session per
@@ -104,3 +107,90 @@ def set_active(session: Session, staff: Staff, active: bool, now: datetime) -> N
     staff.active = active
     if not active:
         end_all_sessions(session, staff.id, now)
+
+
+INVITE_LIFETIME = timedelta(days=7)
+PASSWORD_RESET_LIFETIME = timedelta(hours=1)
+TOKEN_LIFETIMES = {"invite": INVITE_LIFETIME, "password_reset": PASSWORD_RESET_LIFETIME}
+
+
+class StaffProblems(PawpostError):
+    """A staff form or command was refused; `problems` maps each field to what is wrong."""
+
+    def __init__(self, problems: dict[str, str]):
+        super().__init__("; ".join(f"{field}: {text}" for field, text in problems.items()))
+        self.problems = problems
+
+
+def issue_token(session: Session, staff: Staff, purpose: str, now: datetime) -> tuple[StaffToken, str]:
+    """A new single-use link token for `staff` (shown only once); earlier unused ones of the
+    same purpose stop working, so only the newest email's link does."""
+    session.execute(
+        update(StaffToken)
+        .where(StaffToken.staff_id == staff.id, StaffToken.purpose == purpose, StaffToken.used_at.is_(None))
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    token = secrets.token_urlsafe(32)
+    row = StaffToken(
+        business_id=staff.business_id,
+        staff_id=staff.id,
+        purpose=purpose,
+        token_hash=token_hash(token),
+        created_at=now,
+        expires_at=now + TOKEN_LIFETIMES[purpose],
+    )
+    session.add(row)
+    session.flush()
+    return row, token
+
+
+def valid_token(session: Session, token: str, purpose: str, now: datetime) -> StaffToken | None:
+    """The unused, unexpired token of this purpose, for an active staff member; else None."""
+    row = session.scalar(
+        select(StaffToken)
+        .options(joinedload(StaffToken.staff).joinedload(Staff.business))
+        .where(StaffToken.token_hash == token_hash(token), StaffToken.purpose == purpose)
+    )
+    if row is None or row.used_at is not None or row.expires_at <= now or not row.staff.active:
+        return None
+    return row
+
+
+def redeem_token(session: Session, row: StaffToken, password_hash: str, now: datetime) -> Staff:
+    """Use the link: set the password (ending every session) and retire every open link."""
+    staff = row.staff
+    set_password_hash(session, staff, password_hash, now)
+    session.execute(
+        update(StaffToken)
+        .where(StaffToken.staff_id == staff.id, StaffToken.used_at.is_(None))
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    row.used_at = now
+    return staff
+
+
+def invite_staff(session: Session, business_id: int, *, name: str, email: str, role: str) -> Staff:
+    """A new staff member without a password (they choose one from the invitation).
+
+    The import's rules decide what is valid (`validate_staff_member`); an address already on
+    the team is refused. Raises `StaffProblems` with each problem by field.
+    """
+    entry = {"name": name.strip(), "email": email.strip(), "role": role}
+    problems = validate_staff_member(entry)
+    address = normalise_email(email)
+    if "email" not in problems and find_staff_by_email(session, business_id, address) is not None:
+        problems["email"] = f"{address} is already on the team"
+    if problems:
+        raise StaffProblems(problems)
+    staff = Staff(business_id=business_id, name=entry["name"], email=address, role=role, password_hash=None, active=True)
+    session.add(staff)
+    session.flush()
+    return staff
+
+
+def change_role(staff: Staff, role: str) -> None:
+    if role not in ROLES:
+        raise StaffProblems({"role": f"must be one of {', '.join(ROLES)}"})
+    staff.role = role

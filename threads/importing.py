@@ -119,6 +119,28 @@ class _Validator:
         return seen
 
 
+def _check_staff_member(check: _Validator, member: dict[str, Any], path: str) -> None:
+    check.text(member, "name", path)
+    check.email(member.get("email"), f"{path}.email")
+    if member.get("role") not in ROLES:
+        check.fail(f"{path}.role", f"must be one of {', '.join(ROLES)}")
+
+
+def validate_staff_member(member: dict[str, Any]) -> dict[str, str]:
+    """The import's rules for one staff member (name, email, role), keyed by field.
+
+    The portal's Staff form and `pawpost staff invite` use this, so a person the form accepts
+    is one an import accepts, and each problem can be shown next to its field.
+    """
+    check = _Validator()
+    _check_staff_member(check, member, "staff")
+    problems: dict[str, str] = {}
+    for problem in check.problems:
+        where, _, text = problem.partition(": ")
+        problems.setdefault(where.removeprefix("staff."), text)
+    return problems
+
+
 def validate_directory(data: Any) -> list[str]:
     """Every problem in the file, each with its path (e.g. `families[2].contacts[0].email`)."""
     check = _Validator()
@@ -144,14 +166,11 @@ def validate_directory(data: Any) -> list[str]:
     staff_emails: set[str] = set()
     for index, member in enumerate(staff):
         path = f"staff[{index}]"
-        check.text(member, "name", path)
-        check.email(member.get("email"), f"{path}.email")
+        _check_staff_member(check, member, path)
         email = normalise_email(member.get("email") or "")
         if email in staff_emails:
             check.fail(f"{path}.email", f"{email!r} is used by another staff member")
         staff_emails.add(email)
-        if member.get("role") not in ROLES:
-            check.fail(f"{path}.role", f"must be one of {', '.join(ROLES)}")
         if "active" in member and not isinstance(member["active"], bool):
             check.fail(f"{path}.active", "must be true or false")
         password = member.get("password")

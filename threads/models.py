@@ -56,7 +56,8 @@ INBOUND_OUTCOMES = (
     "discarded",
 )
 OUTBOX_STATES = ("queued", "sent", "failed", "bounced")
-OUTBOX_KINDS = ("digest", "alert", "escalation")
+OUTBOX_KINDS = ("digest", "alert", "escalation", "invite", "password_reset")
+STAFF_TOKEN_PURPOSES = ("invite", "password_reset")
 
 PersonKind = Literal["staff", "contact"]
 
@@ -496,3 +497,40 @@ class StaffSession(Base):
     user_agent: Mapped[str | None] = mapped_column(String(255))
 
     staff: Mapped[Staff] = relationship()
+
+
+class StaffToken(Base):
+    """A single-use link sent to a staff member: an invitation or a password reset.
+
+    Only the SHA-256 of the token is stored; `used_at` makes it single-use and is also set
+    when a newer link of the same purpose replaces it.
+    """
+
+    __tablename__ = "staff_tokens"
+    __table_args__ = (
+        CheckConstraint(_in("purpose", STAFF_TOKEN_PURPOSES), name="purpose"),
+        Index("ix_staff_tokens_staff_id_purpose", "staff_id", "purpose"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"))
+    purpose: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    staff: Mapped[Staff] = relationship()
+
+
+class RateLimitHit(Base):
+    """One counted attempt in a named bucket (e.g. password resets asked for one address),
+    kept briefly, so a limit holds across processes."""
+
+    __tablename__ = "rate_limit_hits"
+    __table_args__ = (Index("ix_rate_limit_hits_bucket_at", "bucket", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(400))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

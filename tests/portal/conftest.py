@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -135,6 +135,29 @@ def build_world(session: Session) -> World:
 @pytest.fixture
 def portal_settings(database_url: str, tmp_path: Path) -> Settings:
     return portal_settings_for(database_url, tmp_path)
+
+
+class Clock:
+    """A clock the test moves: `create_app(settings, clock=...)` reads it for every request."""
+
+    def __init__(self) -> None:
+        self.at = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def timed_app(database_url: str, tmp_path: Path, clock: Clock) -> Iterator[Flask]:
+    """The portal on a clock the test moves, with links to https://portal.test."""
+    app = create_app(portal_settings_for(database_url, tmp_path, PAWPOST_PUBLIC_URL="https://portal.test"), clock=clock)
+    yield app
+    app.extensions["pawpost"].engine.dispose()
 
 
 @pytest.fixture

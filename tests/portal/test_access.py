@@ -57,6 +57,20 @@ MATRIX: list[tuple[str, str, dict[str, int]]] = [
     ("POST", "/staff/{foreign_senior}/sessions/{senior2_session}/end", {**ADMIN_ONLY, "foreign_admin": 404, "*": 404}),
     ("POST", "/staff/{senior2}/sessions/end", {**ADMIN_ONLY, "foreign_admin": 404, "*": 302}),
     ("POST", "/staff/{foreign_senior}/sessions/end", {**ADMIN_ONLY, "admin": 404, "foreign_admin": 302}),
+    # The matrix's form has no name or email: admins get the form back with its errors.
+    ("POST", "/staff/invite", {**ADMIN_ONLY, "foreign_admin": 400, "*": 400}),
+    ("POST", "/staff/{senior2}/role", {**ADMIN_ONLY, "foreign_admin": 404, "*": 302}),
+    ("POST", "/staff/{senior2}/resend", {**ADMIN_ONLY, "foreign_admin": 404, "*": 302}),
+    ("POST", "/staff/{senior2}/deactivate", {**ADMIN_ONLY, "foreign_admin": 404, "*": 302}),
+    ("POST", "/staff/{senior2}/activate", {**ADMIN_ONLY, "foreign_admin": 404, "*": 302}),
+    ("POST", "/staff/{foreign_senior}/deactivate", {**ADMIN_ONLY, "admin": 404, "foreign_admin": 302}),
+    ("POST", "/staff/{foreign_senior}/activate", {**ADMIN_ONLY, "admin": 404, "foreign_admin": 302}),
+    ("GET", "/forgot", {"*": 200}),
+    ("POST", "/forgot", {"*": 400}),  # no email in the matrix's form
+    ("GET", "/invite/not-a-real-token", {"*": 404}),
+    ("POST", "/invite/not-a-real-token", {"*": 404}),
+    ("GET", "/reset/not-a-real-token", {"*": 404}),
+    ("POST", "/reset/not-a-real-token", {"*": 404}),
     ("POST", "/signout", {"*": 302}),
 ]
 

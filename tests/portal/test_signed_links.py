@@ -4,39 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterator
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 
-import pytest
 from flask import Flask
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy.orm import Session
 
 from outbound.links import attachment_token
-from portal import create_app
-from tests.portal.conftest import PNG, SECRET, World, portal_settings_for
-from threads.types import utcnow
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.at = utcnow()
-
-    def __call__(self) -> datetime:
-        return self.at
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def timed_app(database_url: str, tmp_path: Path, clock: Clock) -> Iterator[Flask]:
-    app = create_app(portal_settings_for(database_url, tmp_path), clock=clock)
-    yield app
-    app.extensions["pawpost"].engine.dispose()
+from tests.portal.conftest import PNG, SECRET, Clock, World
 
 
 def test_a_link_opens_the_attachment_for_thirty_days_then_never(timed_app: Flask, world: World, clock: Clock) -> None:

@@ -1,0 +1,122 @@
+"""Accounts in Debian's Chromium: invite → set password → signed in; forgot → reset → signed in."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from portal import create_app
+from tests.browser import launched_chromium
+from tests.factories import PASSWORD
+from tests.portal.auth_helpers import link_path, outbox
+from tests.portal.conftest import World, build_world, portal_settings_for
+from threads.db import make_engine, make_session_factory
+
+try:
+    from playwright.sync_api import Browser, Page, expect
+except ImportError:  # `launched_chromium` reports it
+    pass
+
+pytestmark = pytest.mark.browser
+
+
+@dataclass
+class Live:
+    base_url: str
+    world: World
+    database_url: str
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def newest_link(self, kind: str, path_kind: str) -> str:
+        engine = make_engine(self.database_url)
+        try:
+            with make_session_factory(engine)() as session:
+                return link_path(outbox(session, kind)[-1], path_kind)
+        finally:
+            engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with launched_chromium() as browser:
+        yield browser
+
+
+@pytest.fixture(scope="module")
+def live(browser: Browser, sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    from werkzeug.serving import make_server
+
+    data_dir = tmp_path_factory.mktemp("accounts")
+    shutil.copy(sqlite_template, data_dir / "pawpost.sqlite3")
+    database_url = f"sqlite:///{data_dir / 'pawpost.sqlite3'}"
+    engine = make_engine(database_url)
+    with make_session_factory(engine)() as session:
+        world = build_world(session)
+        session.expunge_all()
+    engine.dispose()
+    app = create_app(portal_settings_for(database_url, data_dir, PAWPOST_PUBLIC_URL="https://portal.test"))
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield Live(f"http://127.0.0.1:{server.server_port}", world, database_url)
+    server.shutdown()
+    server.server_close()
+    app.extensions["pawpost"].engine.dispose()
+
+
+def sign_in(page: Page, live: Live, email: str, password: str) -> None:
+    page.goto(live.url("/signin"))
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def choose_password(page: Page, password: str) -> None:
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_label("Confirm password").fill(password)
+    page.get_by_role("button", name="Set password").click()
+
+
+def test_an_admin_invites_a_walker_who_sets_a_password_and_is_signed_in(browser: Browser, live: Live) -> None:
+    admin = browser.new_context().new_page()
+    sign_in(admin, live, "ada@a.test", PASSWORD)
+    admin.get_by_role("link", name="Staff").click()
+    admin.get_by_label("Name").fill("Wren Walker")
+    admin.get_by_label("Email").fill("wren@a.test")
+    admin.get_by_label("Role").select_option("basic")
+    admin.get_by_role("button", name="Send invitation").click()
+    expect(admin.get_by_role("status")).to_contain_text("Invitation sent to Wren Walker")
+    expect(admin.locator("tr", has_text="Wren Walker")).to_contain_text("invited")
+
+    walker = browser.new_context().new_page()
+    walker.goto(live.url(live.newest_link("invite", "invite")))
+    expect(walker.get_by_role("heading", name="Welcome to Pawpost")).to_be_visible()
+    choose_password(walker, "wren's own long password")
+    expect(walker).to_have_url(re.compile(r"/today$"))
+    expect(walker.locator(".whoami")).to_contain_text("Wren Walker")
+    walker.goto(live.url(live.newest_link("invite", "invite")))
+    expect(walker.get_by_role("alert")).to_contain_text("expired or was already used")
+
+
+def test_a_forgotten_password_is_reset_from_the_emailed_link(browser: Browser, live: Live) -> None:
+    page = browser.new_context().new_page()
+    page.goto(live.url("/signin"))
+    page.get_by_role("link", name="Forgot password?").click()
+    page.get_by_label("Email").fill("sky@a.test")
+    page.get_by_role("button", name="Email me a link").click()
+    expect(page.get_by_role("status")).to_contain_text("If sky@a.test belongs to a Pawpost account")
+    page.goto(live.url(live.newest_link("password_reset", "reset")))
+    choose_password(page, "sky's brand new password")
+    expect(page).to_have_url(re.compile(r"/messages$"))
+    expect(page.locator(".whoami")).to_contain_text("Sky Senior")
+    other = browser.new_context().new_page()
+    sign_in(other, live, "sky@a.test", "sky's brand new password")
+    expect(other).to_have_url(re.compile(r"/messages$"))
