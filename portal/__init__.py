@@ -38,6 +38,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         security,
         staff,
         threads,
+        two_factor,
         views,
     )
     from portal.runtime import EXTENSION, PortalState, close_db
@@ -69,6 +70,6 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     security.install(app)
     errors.install(app)
     views.install(app)
-    for module in (auth, health, metrics, inbox, threads, schedule, attachments, quarantine, devmail, staff, accounts):
+    for module in (auth, health, metrics, inbox, threads, schedule, attachments, quarantine, devmail, staff, accounts, two_factor):
         app.register_blueprint(module.bp)
     return app

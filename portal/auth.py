@@ -103,8 +103,15 @@ def home_url(staff: Staff) -> str:
     return url_for("inbox.messages") if staff.is_senior else url_for("schedule.today")
 
 
-def requires(role: str = "any", *, api: bool = False) -> Callable[[View], View]:
-    """Guard a view: signed in (else sign-in page, or 401 for the JSON API), and senior if asked."""
+def must_enrol_two_factor(staff: Staff) -> bool:
+    """An admin of a business that requires two-factor sign-in, who has not turned it on."""
+    return staff.role == "admin" and staff.business.require_admin_two_factor and not staff.has_two_factor
+
+
+def requires(role: str = "any", *, api: bool = False, enrolment: bool = False) -> Callable[[View], View]:
+    """Guard a view: signed in (else sign-in page, or 401 for the JSON API), the role asked
+    for, and two-factor sign-in turned on where the business requires it (`enrolment` marks
+    the pages that turn it on)."""
 
     def decorate(view: View) -> View:
         @functools.wraps(view)
@@ -114,6 +121,10 @@ def requires(role: str = "any", *, api: bool = False) -> Callable[[View], View]:
                 if api:
                     return jsonify(error="signed out"), 401
                 return redirect(url_for("auth.sign_in", next=request.full_path.rstrip("?")))
+            if not enrolment and must_enrol_two_factor(staff):
+                if api:
+                    return jsonify(error="turn on two-factor sign-in first"), 403
+                return redirect(url_for("two_factor.setup"))
             if (role == "senior" and not staff.is_senior) or (role == "admin" and staff.role != "admin"):
                 return render_template("error.html", status=403, title="Not for your role"), 403
             return view(*args, **kwargs)
@@ -127,26 +138,32 @@ def requires(role: str = "any", *, api: bool = False) -> Callable[[View], View]:
 def sign_in() -> Any:
     if g.staff is not None:
         return redirect(home_url(g.staff))
-    return render_template("signin.html", email="", next=_safe_next(request.args.get("next")))
+    return render_template("signin.html", email="", next=safe_next(request.args.get("next")))
 
 
 @bp.post("/signin")
 def sign_in_post() -> Any:
     email = normalise_email(request.form.get("email", ""))[:320]
     password = request.form.get("password", "")
-    target = _safe_next(request.form.get("next"))
+    target = safe_next(request.form.get("next"))
     moment = now()
     address = client_key(request.remote_addr)
-    if _locked_out(email, address, moment):
+    if locked_out(email, address, moment):
         logger.warning("sign-in refused: too many failures for %s from %s", email, address)
         error = "Too many failed sign-ins. Wait 15 minutes, then try again."
         return render_template("signin.html", email=email, next=target, error=error), 429
     staff = _authenticate(email, password)
     if staff is None:
-        _record_failure(email, address, moment)
+        record_failure(email, address, moment)
         error = "That email and password do not match an active account."
         return render_template("signin.html", email=email, next=target, error=error), 401
     db().execute(delete(SignInFailure).where(SignInFailure.email == email, SignInFailure.remote_addr == address))
+    if staff.has_two_factor:
+        db().commit()
+        # Half signed in: the password was right; the code page finishes (within 5 minutes).
+        session.clear()
+        session["second_factor"] = {"staff_id": staff.id, "auth": session_fingerprint(staff), "at": moment.timestamp(), "next": target}
+        return redirect(url_for("two_factor.code"))
     start_session(staff)
     db().commit()
     logger.info("staff %s signed in", staff.id)
@@ -198,7 +215,7 @@ def client_key(remote_addr: str | None) -> str:
     return str(address)
 
 
-def _locked_out(email: str, client: str, moment: datetime) -> bool:
+def locked_out(email: str, client: str, moment: datetime) -> bool:
     """Too many recent failures for this account from this client, or from this client at all."""
     since = moment - FAILURE_WINDOW
     recent = select(func.count()).select_from(SignInFailure).where(SignInFailure.remote_addr == client, SignInFailure.at > since)
@@ -207,7 +224,7 @@ def _locked_out(email: str, client: str, moment: datetime) -> bool:
     return (db().scalar(recent) or 0) >= MAX_FAILURES_PER_CLIENT
 
 
-def _record_failure(email: str, address: str, moment: datetime) -> None:
+def record_failure(email: str, address: str, moment: datetime) -> None:
     session_db = db()
     session_db.execute(delete(SignInFailure).where(SignInFailure.at < moment - FAILURE_RETENTION))
     session_db.add(SignInFailure(email=email, remote_addr=address[:64], at=moment))
@@ -215,7 +232,7 @@ def _record_failure(email: str, address: str, moment: datetime) -> None:
     logger.info("failed sign-in for %s from %s", email, address)
 
 
-def _safe_next(value: str | None) -> str | None:
+def safe_next(value: str | None) -> str | None:
     """Only same-site paths: a `next` pointing elsewhere would make the form an open redirect."""
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
         return None

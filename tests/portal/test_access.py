@@ -71,6 +71,14 @@ MATRIX: list[tuple[str, str, dict[str, int]]] = [
     ("POST", "/invite/not-a-real-token", {"*": 404}),
     ("GET", "/reset/not-a-real-token", {"*": 404}),
     ("POST", "/reset/not-a-real-token", {"*": 404}),
+    ("GET", "/account/two-factor", {"signed_out": 302, "*": 200}),
+    ("POST", "/account/two-factor/enable", {"*": 302}),  # nothing set up yet: back to the page
+    ("POST", "/account/two-factor/recovery-codes", {"*": 302}),
+    ("POST", "/account/two-factor/disable", {"*": 302}),
+    ("GET", "/signin/code", {"*": 302}),  # no password given just before
+    ("POST", "/signin/code", {"*": 302}),
+    ("GET", "/settings/security", {**ADMIN_ONLY, "foreign_admin": 200, "*": 200}),
+    ("POST", "/settings/security", {**ADMIN_ONLY, "foreign_admin": 302, "*": 302}),
     ("POST", "/signout", {"*": 302}),
 ]
 

@@ -120,3 +120,42 @@ def test_a_forgotten_password_is_reset_from_the_emailed_link(browser: Browser, l
     other = browser.new_context().new_page()
     sign_in(other, live, "sky@a.test", "sky's brand new password")
     expect(other).to_have_url(re.compile(r"/messages$"))
+
+
+def test_two_factor_enrolment_then_sign_in_with_a_code_and_with_a_recovery_code(browser: Browser, live: Live) -> None:
+    import time
+
+    import pyotp
+
+    page = browser.new_context().new_page()
+    sign_in(page, live, "sam@a.test", PASSWORD)
+    page.locator(".whoami").click()
+    expect(page.get_by_role("heading", name="Two-factor sign-in")).to_be_visible()
+    expect(page.get_by_role("img", name="QR code for your authenticator app")).to_be_visible()
+    totp = pyotp.TOTP(page.locator("#totp-secret").inner_text().strip())
+    page.get_by_label("Code from the app").fill(totp.now())
+    page.get_by_role("button", name="Turn on").click()
+    expect(page.get_by_role("heading", name="Your recovery codes")).to_be_visible()
+    codes = page.locator(".recovery-codes code").all_inner_texts()
+    assert len(codes) == 10
+    page.get_by_role("link", name="I saved them").click()
+    page.get_by_role("button", name="Sign out").click()
+
+    sign_in(page, live, "sam@a.test", PASSWORD)
+    expect(page).to_have_url(re.compile(r"/signin/code$"))
+    # The code used to turn it on is spent: the next 30-second step's code (accepted one step early).
+    page.get_by_label("Authentication code").fill(totp.at(time.time() + 30))
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"/messages$"))
+    page.get_by_role("button", name="Sign out").click()
+
+    sign_in(page, live, "sam@a.test", PASSWORD)
+    page.get_by_label("Authentication code").fill(codes[3])
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"/messages$"))
+    page.get_by_role("button", name="Sign out").click()
+
+    sign_in(page, live, "sam@a.test", PASSWORD)
+    page.get_by_label("Authentication code").fill(codes[3])
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("That code is not right")
