@@ -30,6 +30,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         auth,
         devmail,
         errors,
+        families,
         health,
         inbox,
         metrics,
@@ -70,6 +71,6 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     security.install(app)
     errors.install(app)
     views.install(app)
-    for module in (auth, health, metrics, inbox, threads, schedule, attachments, quarantine, devmail, staff, accounts, two_factor):
+    for module in (auth, health, metrics, inbox, threads, schedule, attachments, quarantine, devmail, staff, accounts, two_factor, families):
         app.register_blueprint(module.bp)
     return app

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, joinedload
 
 from threads.directory import find_staff_by_email, normalise_email
-from threads.errors import PawpostError
+from threads.errors import FieldProblems
 from threads.importing import validate_staff_member
 from threads.models import ROLES, Staff, StaffSession, StaffToken
 
@@ -114,12 +114,8 @@ PASSWORD_RESET_LIFETIME = timedelta(hours=1)
 TOKEN_LIFETIMES = {"invite": INVITE_LIFETIME, "password_reset": PASSWORD_RESET_LIFETIME}
 
 
-class StaffProblems(PawpostError):
+class StaffProblems(FieldProblems):
     """A staff form or command was refused; `problems` maps each field to what is wrong."""
-
-    def __init__(self, problems: dict[str, str]):
-        super().__init__("; ".join(f"{field}: {text}" for field, text in problems.items()))
-        self.problems = problems
 
 
 def issue_token(session: Session, staff: Staff, purpose: str, now: datetime) -> tuple[StaffToken, str]:

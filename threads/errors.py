@@ -27,6 +27,14 @@ class EmptyMessage(PawpostError):
     """A message needs text or at least one attachment."""
 
 
+class FieldProblems(PawpostError):
+    """A form's values were refused; `problems` maps each field to what is wrong with it."""
+
+    def __init__(self, problems: dict[str, str]):
+        super().__init__("; ".join(f"{field}: {text}" for field, text in problems.items()))
+        self.problems = problems
+
+
 class DirectoryError(PawpostError):
     """An imported directory is invalid; `problems` lists each one with its path."""
 

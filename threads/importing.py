@@ -126,6 +126,54 @@ def _check_staff_member(check: _Validator, member: dict[str, Any], path: str) ->
         check.fail(f"{path}.role", f"must be one of {', '.join(ROLES)}")
 
 
+def _check_contact(check: _Validator, contact: dict[str, Any], c_path: str) -> None:
+    check.text(contact, "name", c_path)
+    emails = contact.get("emails", [contact["email"]] if "email" in contact else None)
+    if not isinstance(emails, list) or not emails:
+        check.fail(f"{c_path}.email", "is required")
+    else:
+        for e_index, address in enumerate(emails):
+            check.email(address, f"{c_path}.emails[{e_index}]" if "emails" in contact else f"{c_path}.email")
+    if "primary" in contact and not isinstance(contact["primary"], bool):
+        check.fail(f"{c_path}.primary", "must be true or false")
+
+
+def _check_pet(check: _Validator, pet: dict[str, Any], p_path: str) -> None:
+    check.text(pet, "name", p_path, limit=100)
+    check.text(pet, "species", p_path, required=False, limit=50)
+    check.text(pet, "breed", p_path, required=False, limit=100)
+
+
+def _by_field(check: _Validator, prefix: str) -> dict[str, str]:
+    """Problems keyed by field ("email"), for forms that show each next to its field."""
+    problems: dict[str, str] = {}
+    for problem in check.problems:
+        where, _, text = problem.partition(": ")
+        problems.setdefault(where.removeprefix(prefix + ".").split("[", 1)[0], text)
+    return problems
+
+
+def validate_family_fields(family: dict[str, Any]) -> dict[str, str]:
+    """The import's rules for a family's own fields (its name), keyed by field."""
+    check = _Validator()
+    check.text(family, "name", "family")
+    return _by_field(check, "family")
+
+
+def validate_contact_fields(contact: dict[str, Any]) -> dict[str, str]:
+    """The import's rules for one contact (name, email or emails, primary), keyed by field."""
+    check = _Validator()
+    _check_contact(check, contact, "contact")
+    return _by_field(check, "contact")
+
+
+def validate_pet_fields(pet: dict[str, Any]) -> dict[str, str]:
+    """The import's rules for one pet (name, species, breed), keyed by field."""
+    check = _Validator()
+    _check_pet(check, pet, "pet")
+    return _by_field(check, "pet")
+
+
 def validate_staff_member(member: dict[str, Any]) -> dict[str, str]:
     """The import's rules for one staff member (name, email, role), keyed by field.
 
@@ -134,11 +182,7 @@ def validate_staff_member(member: dict[str, Any]) -> dict[str, str]:
     """
     check = _Validator()
     _check_staff_member(check, member, "staff")
-    problems: dict[str, str] = {}
-    for problem in check.problems:
-        where, _, text = problem.partition(": ")
-        problems.setdefault(where.removeprefix("staff."), text)
-    return problems
+    return _by_field(check, "staff")
 
 
 def validate_directory(data: Any) -> list[str]:
@@ -190,23 +234,11 @@ def validate_directory(data: Any) -> list[str]:
         if contacts and primaries > 1:
             check.fail(f"{path}.contacts", "has more than one primary contact")
         for c_index, contact in enumerate(contacts):
-            c_path = f"{path}.contacts[{c_index}]"
-            check.text(contact, "name", c_path)
-            emails = contact.get("emails", [contact["email"]] if "email" in contact else None)
-            if not isinstance(emails, list) or not emails:
-                check.fail(f"{c_path}.email", "is required")
-            else:
-                for e_index, address in enumerate(emails):
-                    check.email(address, f"{c_path}.emails[{e_index}]" if "emails" in contact else f"{c_path}.email")
-            if "primary" in contact and not isinstance(contact["primary"], bool):
-                check.fail(f"{c_path}.primary", "must be true or false")
+            _check_contact(check, contact, f"{path}.contacts[{c_index}]")
         pets = check.records(family, "pets", f"{path}.")
         check.unique_ids(pets, f"{path}.pets", required=False)
         for p_index, pet in enumerate(pets):
-            p_path = f"{path}.pets[{p_index}]"
-            check.text(pet, "name", p_path, limit=100)
-            check.text(pet, "species", p_path, required=False, limit=50)
-            check.text(pet, "breed", p_path, required=False, limit=100)
+            _check_pet(check, pet, f"{path}.pets[{p_index}]")
 
     appointments = check.records(data, "appointments", "")
     check.unique_ids(appointments, "appointments")
