@@ -28,6 +28,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         accounts,
         attachments,
         auth,
+        calendar,
         devmail,
         errors,
         families,
@@ -71,6 +72,6 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     security.install(app)
     errors.install(app)
     views.install(app)
-    for module in (auth, health, metrics, inbox, threads, schedule, attachments, quarantine, devmail, staff, accounts, two_factor, families):
+    for module in (auth, health, metrics, inbox, threads, schedule, attachments, quarantine, devmail, staff, accounts, two_factor, families, calendar):
         app.register_blueprint(module.bp)
     return app

@@ -243,24 +243,36 @@ def validate_directory(data: Any) -> list[str]:
     appointments = check.records(data, "appointments", "")
     check.unique_ids(appointments, "appointments")
     for index, appointment in enumerate(appointments):
-        path = f"appointments[{index}]"
-        if appointment.get("family") not in family_ids:
-            check.fail(f"{path}.family", f"{appointment.get('family')!r} is not a family id in this file")
-        assigned = appointment.get("staff")
-        if not isinstance(assigned, list) or not assigned:
-            check.fail(f"{path}.staff", "must list at least one staff id")
-        else:
-            for s_index, ident in enumerate(assigned):
-                if ident not in staff_ids:
-                    check.fail(f"{path}.staff[{s_index}]", f"{ident!r} is not a staff id in this file")
-        start = check.moment(appointment.get("start"), f"{path}.start")
-        end = check.moment(appointment.get("end"), f"{path}.end")
-        if start and end and end <= start:
-            check.fail(f"{path}.end", "must be after start")
-        if appointment.get("status", "scheduled") not in APPOINTMENT_STATUSES:
-            check.fail(f"{path}.status", f"must be one of {', '.join(APPOINTMENT_STATUSES)}")
-        check.text(appointment, "service", path, required=False, limit=100)
+        _check_appointment(check, appointment, f"appointments[{index}]", family_ids, staff_ids, "in this file")
     return check.problems
+
+
+def _check_appointment(
+    check: _Validator, appointment: dict[str, Any], path: str, family_ids: set[str], staff_ids: set[str], where: str
+) -> None:
+    if appointment.get("family") not in family_ids:
+        check.fail(f"{path}.family", f"{appointment.get('family')!r} is not a family id {where}")
+    assigned = appointment.get("staff")
+    if not isinstance(assigned, list) or not assigned:
+        check.fail(f"{path}.staff", "must list at least one staff id")
+    else:
+        for s_index, ident in enumerate(assigned):
+            if ident not in staff_ids:
+                check.fail(f"{path}.staff[{s_index}]", f"{ident!r} is not a staff id {where}")
+    start = check.moment(appointment.get("start"), f"{path}.start")
+    end = check.moment(appointment.get("end"), f"{path}.end")
+    if start and end and end <= start:
+        check.fail(f"{path}.end", "must be after start")
+    if appointment.get("status", "scheduled") not in APPOINTMENT_STATUSES:
+        check.fail(f"{path}.status", f"must be one of {', '.join(APPOINTMENT_STATUSES)}")
+    check.text(appointment, "service", path, required=False, limit=100)
+
+
+def validate_appointment_fields(appointment: dict[str, Any], family_ids: set[str], staff_ids: set[str]) -> dict[str, str]:
+    """The import's rules for one appointment, keyed by field; ids are the business's, as strings."""
+    check = _Validator()
+    _check_appointment(check, appointment, "appointment", family_ids, staff_ids, "of this business")
+    return _by_field(check, "appointment")
 
 
 def import_directory(session: Session, data: Any, *, mail_domain: str) -> ImportReport:

@@ -90,6 +90,8 @@ class World:
     foreign_senior: Staff
     foreign_admin: Staff
     senior2_session_id: int
+    appointment_id: int
+    foreign_appointment_id: int
     foreign_family: Family
     foreign_thread: Thread
     foreign_image: Attachment
@@ -105,7 +107,7 @@ def build_world(session: Session) -> World:
     basic = make_staff(session, business, role="basic", name="Bo Basic", email="bo@a.test")
     scheduled = make_family(session, business, name="Johnson family", contacts=("Emma Johnson", "Liam Johnson"), pets=("Bella",))
     other = make_family(session, business, name="Garcia family", contacts=("Sofia Garcia",), pets=("Luna",))
-    make_appointment(session, scheduled, [basic], start=now - timedelta(minutes=30), hours=1)
+    appointment = make_appointment(session, scheduled, [basic], start=now - timedelta(minutes=30), hours=1)
     make_appointment(session, other, [senior], start=now - timedelta(minutes=30), hours=1)
     thread, other_thread = thread_of(session, scheduled), thread_of(session, other)
     first = post_message(session, thread, scheduled.contacts[0], "Bella ate well", [NewAttachment("bella.png", "image/png", PNG)], source="email")
@@ -119,6 +121,7 @@ def build_world(session: Session) -> World:
     senior2_session, _token = start_staff_session(session, senior2, now, user_agent="Sky's phone")
     foreign_family = make_family(session, foreign, name="Bellamy family", contacts=("Bea Bellamy",), pets=("Bella",))
     foreign_thread = thread_of(session, foreign_family)
+    foreign_appointment = make_appointment(session, foreign_family, [foreign_senior], start=now + timedelta(days=1), hours=1)
     third = post_message(session, foreign_thread, foreign_family.contacts[0], "Hi B", [NewAttachment("b.png", "image/png", PNG)], source="email")
     foreign_held = held_email(session, foreign, foreign_thread, "x@else.test", "Hello")
     session.commit()
@@ -127,6 +130,7 @@ def build_world(session: Session) -> World:
         scheduled=scheduled, other=other, thread=thread, other_thread=other_thread,
         image=first.attachments[0], other_image=second.attachments[0], held=held, held2=held2,
         foreign_senior=foreign_senior, foreign_admin=foreign_admin, senior2_session_id=senior2_session.id,
+        appointment_id=appointment.id, foreign_appointment_id=foreign_appointment.id,
         foreign_family=foreign_family, foreign_thread=foreign_thread,
         foreign_image=third.attachments[0], foreign_held=foreign_held,
     )

@@ -95,6 +95,15 @@ MATRIX: list[tuple[str, str, dict[str, int]]] = [
     ("POST", "/families/{scheduled}/pets/{foreign_pet}/remove", {"signed_out": 302, "basic": 403, "*": 404}),
     ("POST", "/families/{other}/deactivate", {"signed_out": 302, "basic": 403, "foreign": 404, "*": 302}),
     ("POST", "/families/{other}/activate", {"signed_out": 302, "basic": 403, "foreign": 404, "*": 302}),
+    ("GET", "/schedule", {"signed_out": 302, "basic": 403, "*": 200}),
+    ("GET", "/schedule?view=day&by=family", {"signed_out": 302, "basic": 403, "*": 200}),
+    ("GET", "/schedule/appointments/new", {**ADMIN_ONLY, "foreign_admin": 200, "*": 200}),
+    ("POST", "/schedule/appointments", {**ADMIN_ONLY, "foreign_admin": 400, "*": 400}),  # the matrix's form has no times
+    ("GET", "/schedule/appointments/{appointment}", {**ADMIN_ONLY, "foreign_admin": 404, "*": 200}),
+    ("GET", "/schedule/appointments/{foreign_appointment}", {**ADMIN_ONLY, "admin": 404, "foreign_admin": 200}),
+    ("POST", "/schedule/appointments/{appointment}", {**ADMIN_ONLY, "foreign_admin": 404, "*": 400}),
+    ("POST", "/schedule/appointments/{appointment}/cancel", {**ADMIN_ONLY, "foreign_admin": 404, "*": 302}),
+    ("POST", "/schedule/appointments/{foreign_appointment}/cancel", {**ADMIN_ONLY, "admin": 404, "foreign_admin": 302}),
     ("POST", "/signout", {"*": 302}),
 ]
 
@@ -116,6 +125,8 @@ def _ids(world: World) -> dict[str, int]:
         "address": world.scheduled.contacts[0].addresses[0].id,
         "foreign_address": world.foreign_family.contacts[0].addresses[0].id,
         "pet": world.scheduled.pets[0].id,
+        "appointment": world.appointment_id,
+        "foreign_appointment": world.foreign_appointment_id,
         "foreign_pet": world.foreign_family.pets[0].id,
         "image_link": f"{world.image.id}/{attachment_token(SECRET, world.image.id)}",
         "bad_token": attachment_token("another-secret", world.image.id),

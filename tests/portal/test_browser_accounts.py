@@ -1,4 +1,5 @@
-"""Accounts in Debian's Chromium: invite → set password → signed in; forgot → reset → signed in."""
+"""Running the business in Debian's Chromium: invite → set password → signed in; forgot → reset →
+signed in; two-factor enrolment and sign-in; a new family and appointment reach the walker."""
 
 from __future__ import annotations
 
@@ -159,3 +160,46 @@ def test_two_factor_enrolment_then_sign_in_with_a_code_and_with_a_recovery_code(
     page.get_by_label("Authentication code").fill(codes[3])
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_contain_text("That code is not right")
+
+
+def test_an_admin_adds_a_family_and_an_appointment_and_the_walker_sees_it_today(browser: Browser, live: Live) -> None:
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    admin = browser.new_context().new_page()
+    sign_in(admin, live, "ada@a.test", PASSWORD)
+    admin.get_by_role("link", name="Families").click()
+    admin.get_by_label("Family name").fill("Okafor family")
+    admin.get_by_label("Primary contact").fill("Ada Okafor")
+    admin.get_by_label("Their email").fill("ada.okafor@example.com")
+    admin.get_by_role("button", name="Add family").click()
+    expect(admin.get_by_role("status")).to_contain_text("Added Okafor family")
+    admin.get_by_label("Name", exact=True).last.fill("Pepper")
+    admin.locator("#new-pet-species").fill("dog")
+    admin.get_by_role("button", name="Add pet").click()
+    expect(admin.get_by_role("status")).to_contain_text("Added Pepper")
+
+    admin.get_by_role("link", name="Schedule").click()
+    admin.get_by_role("link", name="Add appointment").click()
+    admin.get_by_label("Family").select_option(label="Okafor family")
+    admin.get_by_label("Bo Basic").check()
+    admin.get_by_label("Service").fill("walk")
+    local = datetime.now(ZoneInfo("America/New_York"))
+    start = local.replace(hour=0, minute=0) if local.hour == 0 else local - timedelta(hours=1)
+    end = local + timedelta(minutes=30)
+    admin.locator("#start_date").fill(start.date().isoformat())
+    admin.locator("#start_time").fill(start.strftime("%H:%M"))
+    admin.locator("#end_date").fill(end.date().isoformat())
+    admin.locator("#end_time").fill(end.strftime("%H:%M"))
+    admin.get_by_role("button", name="Add appointment").click()
+    expect(admin.get_by_role("status")).to_contain_text("Appointment added")
+    expect(admin.locator("table.calendar")).to_contain_text("Okafor family")
+
+    walker = browser.new_context().new_page()
+    sign_in(walker, live, "bo@a.test", PASSWORD)
+    expect(walker).to_have_url(re.compile(r"/today$"))
+    walker.get_by_role("link", name=re.compile("Okafor family")).click()
+    expect(walker.get_by_role("heading", name="Okafor family")).to_be_visible()
+    expect(walker.locator(".pets-list")).to_contain_text("Pepper")
+    walker.get_by_role("link", name="Message Ada Okafor").click()
+    expect(walker).to_have_url(re.compile(r"/threads/\d+$"))

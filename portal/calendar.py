@@ -1,0 +1,156 @@
+"""The Schedule pages: a day and a week of appointments, by staff member or by family, in the
+business's time zone (senior staff and admins), and the appointment form (admins): add,
+edit, reassign, cancel. A change holds at once for access and alerts (see threads.appointments).
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from portal.auth import current_staff, requires
+from portal.runtime import db, now
+from threads.appointments import (
+    AppointmentForm,
+    appointments_between,
+    cancel_appointment,
+    create_appointment,
+    overlaps_day,
+    update_appointment,
+)
+from threads.errors import FieldProblems, UnknownFamily
+from threads.models import Appointment, Family, Staff
+from threads.schedule import business_today
+
+bp = Blueprint("calendar", __name__)
+
+
+def _day(value: str | None) -> date:
+    try:
+        return date.fromisoformat(value or "")
+    except ValueError:
+        return business_today(current_staff().business, now())
+
+
+@bp.get("/schedule")
+@requires("senior")
+def week() -> str:
+    business = current_staff().business
+    view = "day" if request.args.get("view") == "day" else "week"
+    by = "family" if request.args.get("by") == "family" else "staff"
+    anchor = _day(request.args.get("date"))
+    first = anchor if view == "day" else anchor - timedelta(days=anchor.weekday())
+    days = [first + timedelta(days=n) for n in range(1 if view == "day" else 7)]
+    appointments = appointments_between(db(), business, first, len(days))
+    if by == "staff":
+        people = db().scalars(select(Staff).where(Staff.business_id == business.id, Staff.active).order_by(Staff.name)).all()
+        rows = [(p.name, [[a for a in appointments if p in a.staff and overlaps_day(business, a, d)] for d in days]) for p in people]
+    else:
+        families = sorted({a.family for a in appointments}, key=lambda f: (f.name, f.id))
+        rows = [(f.name, [[a for a in appointments if a.family_id == f.id and overlaps_day(business, a, d)] for d in days]) for f in families]
+    step = timedelta(days=1 if view == "day" else 7)
+    return render_template(
+        "schedule.html", view=view, by=by, days=days, rows=rows, today=business_today(business, now()),
+        previous=(first - step).isoformat(), following=(first + step).isoformat(), anchor=anchor.isoformat(),
+        zone=business.timezone,
+    )
+
+
+def _form() -> AppointmentForm:
+    return AppointmentForm(
+        family_id=request.form.get("family", "")[:20],
+        staff_ids=[value[:20] for value in request.form.getlist("staff")[:50]],
+        service=request.form.get("service", "")[:200],
+        start_date=request.form.get("start_date", "")[:20],
+        start_time=request.form.get("start_time", "")[:20],
+        end_date=request.form.get("end_date", "")[:20],
+        end_time=request.form.get("end_time", "")[:20],
+    )
+
+
+def _editor(appointment: Appointment | None, form: AppointmentForm | None = None, errors: dict[str, str] | None = None) -> str:
+    business = current_staff().business
+    zone = ZoneInfo(business.timezone)
+    if form is None and appointment is not None:
+        start, end = appointment.starts_at.astimezone(zone), appointment.ends_at.astimezone(zone)
+        form = AppointmentForm(
+            str(appointment.family_id), [str(s.id) for s in appointment.staff], appointment.service,
+            start.date().isoformat(), start.strftime("%H:%M"), end.date().isoformat(), end.strftime("%H:%M"),
+        )
+    if form is None:
+        day = _day(request.args.get("date")).isoformat()
+        form = AppointmentForm(request.args.get("family", ""), [], "visit", day, "09:00", day, "10:00")
+    families = db().scalars(select(Family).where(Family.business_id == business.id).order_by(Family.name)).all()
+    staff = db().scalars(select(Staff).where(Staff.business_id == business.id, Staff.active).order_by(Staff.name)).all()
+    return render_template(
+        "appointment.html", appointment=appointment, form=form, errors=errors or {}, families=families, staff_list=staff, zone=business.timezone
+    )
+
+
+def _appointment(appointment_id: int) -> Appointment:
+    found = db().scalar(
+        select(Appointment).where(Appointment.id == appointment_id, Appointment.business_id == current_staff().business_id)
+    )
+    if found is None:
+        raise UnknownFamily(f"no appointment {appointment_id} in business {current_staff().business_id}")
+    return found
+
+
+def _back(appointment: Appointment) -> Response:
+    day = appointment.starts_at.astimezone(ZoneInfo(current_staff().business.timezone)).date()
+    return redirect(url_for("calendar.week", date=day.isoformat()))
+
+
+@bp.get("/schedule/appointments/new")
+@requires("admin")
+def new() -> str:
+    return _editor(None)
+
+
+@bp.post("/schedule/appointments")
+@requires("admin")
+def create() -> Any:
+    form = _form()
+    try:
+        appointment = create_appointment(db(), current_staff().business, form)
+    except FieldProblems as error:
+        db().rollback()
+        return _editor(None, form, error.problems), 400
+    db().commit()
+    flash("Appointment added.")
+    return _back(appointment)
+
+
+@bp.get("/schedule/appointments/<int:appointment_id>")
+@requires("admin")
+def edit(appointment_id: int) -> str:
+    return _editor(_appointment(appointment_id))
+
+
+@bp.post("/schedule/appointments/<int:appointment_id>")
+@requires("admin")
+def update(appointment_id: int) -> Any:
+    appointment, form = _appointment(appointment_id), _form()
+    try:
+        update_appointment(db(), appointment, current_staff().business, form)
+    except FieldProblems as error:
+        db().rollback()
+        return _editor(_appointment(appointment_id), form, error.problems), 400
+    db().commit()
+    flash("Appointment saved.")
+    return _back(appointment)
+
+
+@bp.post("/schedule/appointments/<int:appointment_id>/cancel")
+@requires("admin")
+def cancel(appointment_id: int) -> Response:
+    appointment = _appointment(appointment_id)
+    cancel_appointment(appointment)
+    db().commit()
+    flash("Appointment cancelled.")
+    return _back(appointment)
