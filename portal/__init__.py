@@ -29,6 +29,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         attachments,
         auth,
         calendar,
+        csv_import,
         devmail,
         errors,
         families,
@@ -72,6 +73,6 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     security.install(app)
     errors.install(app)
     views.install(app)
-    for module in (auth, health, metrics, inbox, threads, schedule, attachments, quarantine, devmail, staff, accounts, two_factor, families, calendar):
+    for module in (auth, health, metrics, inbox, threads, schedule, attachments, quarantine, devmail, staff, accounts, two_factor, families, calendar, csv_import):
         app.register_blueprint(module.bp)
     return app

@@ -104,6 +104,10 @@ MATRIX: list[tuple[str, str, dict[str, int]]] = [
     ("POST", "/schedule/appointments/{appointment}", {**ADMIN_ONLY, "foreign_admin": 404, "*": 400}),
     ("POST", "/schedule/appointments/{appointment}/cancel", {**ADMIN_ONLY, "foreign_admin": 404, "*": 302}),
     ("POST", "/schedule/appointments/{foreign_appointment}/cancel", {**ADMIN_ONLY, "admin": 404, "foreign_admin": 302}),
+    ("GET", "/import", {**ADMIN_ONLY, "foreign_admin": 200, "*": 200}),
+    ("GET", "/import/families.csv", {**ADMIN_ONLY, "foreign_admin": 200, "*": 200}),
+    ("GET", "/import/appointments.csv", {**ADMIN_ONLY, "foreign_admin": 200, "*": 200}),
+    ("POST", "/import", {**ADMIN_ONLY, "foreign_admin": 400, "*": 400}),  # no file in the matrix's form
     ("POST", "/signout", {"*": 302}),
 ]
 

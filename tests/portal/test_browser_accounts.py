@@ -203,3 +203,33 @@ def test_an_admin_adds_a_family_and_an_appointment_and_the_walker_sees_it_today(
     expect(walker.locator(".pets-list")).to_contain_text("Pepper")
     walker.get_by_role("link", name="Message Ada Okafor").click()
     expect(walker).to_have_url(re.compile(r"/threads/\d+$"))
+
+
+def test_the_csv_preview_shows_row_errors_and_applies_nothing(browser: Browser, live: Live) -> None:
+    from sqlalchemy import func, select
+
+    from threads.csv_import import FAMILY_COLUMNS
+    from threads.models import Family
+
+    def families() -> int:
+        engine = make_engine(live.database_url)
+        try:
+            with make_session_factory(engine)() as session:
+                return session.scalar(select(func.count()).select_from(Family)) or 0
+        finally:
+            engine.dispose()
+
+    before = families()
+    text = ",".join(FAMILY_COLUMNS) + "\nbaker,Baker family,Bea Baker,bea@example.com,yes,Toby,dog,\nlee,Lee family,Lou Lee,not-an-address,,,,\n"
+    admin = browser.new_context().new_page()
+    sign_in(admin, live, "ada@a.test", PASSWORD)
+    admin.goto(live.url("/import"))
+    admin.get_by_label("The file holds").select_option("families")
+    admin.get_by_label("CSV file").set_input_files({"name": "families.csv", "mimeType": "text/csv", "buffer": text.encode()})
+    admin.get_by_role("button", name="Preview").click()
+    problems = admin.get_by_role("table", name="Problems by row")
+    expect(problems).to_contain_text("contact_email")
+    expect(problems.locator("tbody tr").first).to_contain_text("3")
+    expect(admin.get_by_role("alert")).to_contain_text("Nothing was imported")
+    expect(admin.get_by_role("button", name=re.compile(r"^Import "))).to_have_count(0)
+    assert families() == before
