@@ -23,11 +23,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from threads.directory import ensure_thread, normalise_email
+from threads.directory import normalise_email
 from threads.importing import (
     ImportReport,
-    _upsert_appointment,
-    _upsert_family,
+    upsert_appointments,
+    upsert_families,
     validate_appointment_fields,
     validate_directory,
 )
@@ -97,6 +97,7 @@ def import_csv(session: Session, business: Business, kind: str, text: str, *, ma
 
 def _families(session: Session, business: Business, rows: list[tuple[int, dict[str, str]]], report: CsvReport, mail_domain: str, apply: bool) -> None:
     families: dict[str, dict[str, Any]] = {}
+    positions: dict[str, int] = {}
     where: dict[tuple[int, str | None, int | None], int] = {}  # (family, part, index) → row
     for number, row in rows:
         ident = row["family_id"]
@@ -104,10 +105,11 @@ def _families(session: Session, business: Business, rows: list[tuple[int, dict[s
             report.problems.append(RowProblem(number, "family_id", "is required"))
             continue
         if ident not in families:
+            positions[ident] = len(families)
             families[ident] = {"id": ident, "name": row["family_name"] or None, "contacts": [], "pets": []}
-            where[(len(families) - 1, None, None)] = number
+            where[(positions[ident], None, None)] = number
         entry = families[ident]
-        position = list(families).index(ident)
+        position = positions[ident]
         if row["family_name"] and entry["name"] and row["family_name"] != entry["name"]:
             report.problems.append(RowProblem(number, "family_name", f"differs from an earlier row of {ident!r}"))
         if row["contact_name"] or row["contact_email"]:
@@ -145,9 +147,7 @@ def _families(session: Session, business: Business, rows: list[tuple[int, dict[s
     report.updated["families"] = len(existing)
     if apply and not report.problems:
         imported = ImportReport()
-        for entry in data["families"]:
-            family = _upsert_family(session, business, entry, imported)
-            ensure_thread(session, family, mail_domain)
+        upsert_families(session, business, data["families"], mail_domain, imported)
         report.created, report.updated = imported.created, imported.updated
 
 
@@ -155,6 +155,7 @@ def _appointments(session: Session, business: Business, rows: list[tuple[int, di
     zone = ZoneInfo(business.timezone)
     families = {f.external_id: f for f in session.scalars(select(Family).where(Family.business_id == business.id))}
     staff = {s.email: s for s in session.scalars(select(Staff).where(Staff.business_id == business.id, Staff.active))}
+    family_ids, staff_emails = set(families), set(staff)
     entries: list[tuple[int, dict[str, Any]]] = []
     seen: dict[str, int] = {}
     for number, row in rows:
@@ -168,7 +169,7 @@ def _appointments(session: Session, business: Business, rows: list[tuple[int, di
             "end": _local_iso(row["end"], zone),
             "status": row["status"] or "scheduled",
         }
-        problems = validate_appointment_fields(entry, set(families), set(staff))
+        problems = validate_appointment_fields(entry, family_ids, staff_emails)
         if not entry["id"]:
             problems["appointment_id"] = "is required"
         elif entry["id"] in seen:
@@ -189,8 +190,7 @@ def _appointments(session: Session, business: Business, rows: list[tuple[int, di
     report.updated["appointments"] = len(existing)
     if apply and not report.problems:
         imported = ImportReport()
-        for _, entry in entries:
-            _upsert_appointment(session, business, entry, families, staff, imported)  # type: ignore[arg-type]
+        upsert_appointments(session, business, [entry for _, entry in entries], families, staff, imported)
         session.flush()
         report.created, report.updated = imported.created, imported.updated
 

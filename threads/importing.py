@@ -15,15 +15,17 @@ file changes nothing. Existing rows are updated, new ones added; nothing is dele
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, selectinload
 
-from threads.directory import ensure_thread, normalise_email, refresh_search_terms
+from threads.addresses import new_reply_token
+from threads.directory import ensure_thread, normalise_email, refresh_search_terms, search_term_rows
 from threads.errors import DirectoryError
 from threads.models import (
     APPOINTMENT_STATUSES,
@@ -34,7 +36,10 @@ from threads.models import (
     ContactAddress,
     Family,
     Pet,
+    SearchTerm,
     Staff,
+    Thread,
+    appointment_staff,
 )
 from threads.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
 
@@ -283,16 +288,86 @@ def import_directory(session: Session, data: Any, *, mail_domain: str) -> Import
     report = ImportReport()
     business = _upsert_business(session, data["business"], report)
     staff_by_id = {m["id"]: _upsert_staff(session, business, m, report) for m in data.get("staff", [])}
-    families_by_id = {}
-    for entry in data.get("families", []):
-        family = _upsert_family(session, business, entry, report)
-        ensure_thread(session, family, mail_domain)
-        families_by_id[entry["id"]] = family
-    for entry in data.get("appointments", []):
-        _upsert_appointment(session, business, entry, families_by_id, staff_by_id, report)
+    families_by_id = upsert_families(session, business, data.get("families", []), mail_domain, report)
+    upsert_appointments(session, business, data.get("appointments", []), families_by_id, staff_by_id, report)
     session.flush()
     report.business_id = business.id
     return report
+
+
+def upsert_families(
+    session: Session, business: Business, entries: list[dict[str, Any]], mail_domain: str, report: ImportReport
+) -> dict[str, Family]:
+    """Validated family entries written: known ones updated one by one, new ones in bulk;
+    each with its thread. The families by external id."""
+    existing = _existing_family_ids(session, business.id, [entry["id"] for entry in entries])
+    families_by_id = {}
+    for entry in entries:
+        if entry["id"] in existing:
+            family = _upsert_family(session, business, entry, report)
+            ensure_thread(session, family, mail_domain)
+            families_by_id[entry["id"]] = family
+    new = [entry for entry in entries if entry["id"] not in existing]
+    if new:
+        insert_new_families(session, business.id, new, mail_domain, report)
+        for start in range(0, len(new), 5000):
+            chunk = [e["id"] for e in new[start : start + 5000]]
+            families_by_id.update(
+                (f.external_id, f)
+                for f in session.scalars(select(Family).where(Family.business_id == business.id, Family.external_id.in_(chunk)))
+            )
+    return families_by_id
+
+
+def _existing_family_ids(session: Session, business_id: int, external_ids: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(external_ids), 5000):  # bounded IN lists
+        chunk = external_ids[start : start + 5000]
+        found.update(session.scalars(select(Family.external_id).where(Family.business_id == business_id, Family.external_id.in_(chunk))))
+    return found
+
+
+def insert_new_families(session: Session, business_id: int, entries: list[dict[str, Any]], mail_domain: str, report: ImportReport) -> None:
+    """Families not in the directory yet, with contacts, addresses, pets, threads and search
+    words, in a few multi-row INSERTs whatever their number (a business moving in brings
+    thousands). The same rows `_upsert_family` and `ensure_thread` would write one by one."""
+    family_ids = list(
+        session.scalars(
+            insert(Family).returning(Family.id, sort_by_parameter_order=True),
+            [{"business_id": business_id, "external_id": e["id"], "name": e["name"].strip(), "notes": None} for e in entries],
+        )
+    )
+    contacts, addresses_of, pets, terms, threads = [], [], [], [], []
+    for entry, family_id in zip(entries, family_ids, strict=True):
+        items = entry.get("contacts", [])
+        has_primary = any(c.get("primary") is True for c in items)
+        for index, item in enumerate(items):
+            contacts.append({
+                "family_id": family_id, "external_id": item.get("id"), "name": item["name"].strip(),
+                "is_primary": item.get("primary", False) if has_primary else index == 0, "phone": None,
+            })
+            addresses_of.append(list(dict.fromkeys(normalise_email(e) for e in item.get("emails", [item.get("email")]))))
+        for item in entry.get("pets", []):
+            pets.append({"family_id": family_id, "external_id": item.get("id"), "name": item["name"].strip(), "species": item.get("species"), "breed": item.get("breed")})
+        terms += search_term_rows(
+            business_id, family_id, entry["name"].strip(), [c["name"].strip() for c in items], [p["name"].strip() for p in entry.get("pets", [])]
+        )
+        threads.append({
+            "business_id": business_id, "family_id": family_id, "reply_token": new_reply_token(),
+            "root_message_id": f"thread.{secrets.token_hex(12)}@{mail_domain}", "active": True, "message_count": 0,
+        })
+    contact_ids = list(session.scalars(insert(Contact).returning(Contact.id, sort_by_parameter_order=True), contacts)) if contacts else []
+    addresses = [
+        {"contact_id": contact_id, "email": email, "verified": True, "bouncing": False}
+        for contact_id, emails in zip(contact_ids, addresses_of, strict=True)
+        for email in emails
+    ]
+    for rows, model in ((addresses, ContactAddress), (pets, Pet), (terms, SearchTerm), (threads, Thread)):
+        if rows:
+            session.execute(insert(model), rows)
+    for kind, count in (("families", len(entries)), ("contacts", len(contacts)), ("pets", len(pets))):
+        if count:
+            report.created[kind] = report.created.get(kind, 0) + count
 
 
 def _upsert_business(session: Session, entry: dict[str, Any], report: ImportReport) -> Business:
@@ -381,6 +456,54 @@ def _match_contact(family: Family, item: dict[str, Any], emails: list[str]) -> C
         if found is not None:
             return found
     return next((c for c in family.contacts if {a.email for a in c.addresses} & set(emails)), None)
+
+
+def upsert_appointments(
+    session: Session,
+    business: Business,
+    entries: list[dict[str, Any]],
+    families: dict[str, Family],
+    staff: dict[str, Staff],
+    report: ImportReport,
+) -> None:
+    """Validated appointment entries written: known ones updated one by one, new ones (and
+    their staff links) in two multi-row INSERTs."""
+    ids = [entry["id"] for entry in entries]
+    existing: set[str] = set()
+    for start in range(0, len(ids), 5000):
+        chunk = ids[start : start + 5000]
+        existing.update(session.scalars(select(Appointment.external_id).where(Appointment.business_id == business.id, Appointment.external_id.in_(chunk))))
+    for entry in entries:
+        if entry["id"] in existing:
+            _upsert_appointment(session, business, entry, families, staff, report)
+    new = [entry for entry in entries if entry["id"] not in existing]
+    if not new:
+        return
+    appointment_ids = list(
+        session.scalars(
+            insert(Appointment).returning(Appointment.id, sort_by_parameter_order=True),
+            [
+                {
+                    "business_id": business.id,
+                    "family_id": families[e["family"]].id,
+                    "external_id": e["id"],
+                    "service": e.get("service") or "visit",
+                    "starts_at": datetime.fromisoformat(e["start"]),
+                    "ends_at": datetime.fromisoformat(e["end"]),
+                    "status": e.get("status", "scheduled"),
+                }
+                for e in new
+            ],
+        )
+    )
+    links = [
+        {"appointment_id": appointment_id, "staff_id": staff_id}
+        for entry, appointment_id in zip(new, appointment_ids, strict=True)
+        for staff_id in dict.fromkeys(staff[ident].id for ident in entry["staff"])
+    ]
+    if links:
+        session.execute(insert(appointment_staff), links)
+    report.created["appointments"] = report.created.get("appointments", 0) + len(new)
 
 
 def _upsert_appointment(
