@@ -137,7 +137,8 @@ def plan_escalation(session: Session, settings: Settings, thread_id: int, now: d
     thread = lock_thread(session, thread_id)
     if thread is None:
         return []
-    cutoff = now - timedelta(minutes=settings.escalate_after_minutes)
+    delay = thread.business.escalation_delay(settings.escalate_after_minutes)
+    cutoff = now - delay
     messages = list(
         session.scalars(
             select(Message)
@@ -179,7 +180,7 @@ def plan_escalation(session: Session, settings: Settings, thread_id: int, now: d
                 business_name=business.name,
                 family_name=family.name,
                 pet_names=pets,
-                minutes=settings.escalate_after_minutes,
+                minutes=int(delay.total_seconds() // 60),
                 messages=shown_all,
                 portal_url=compose.thread_link(settings, thread.id),
                 recipient_name=staff.name,

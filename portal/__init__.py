@@ -37,6 +37,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         inbox,
         metrics,
         quarantine,
+        reply_address,
         schedule,
         security,
         staff,
@@ -73,6 +74,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     security.install(app)
     errors.install(app)
     views.install(app)
-    for module in (auth, health, metrics, inbox, threads, schedule, attachments, quarantine, devmail, staff, accounts, two_factor, families, calendar, csv_import):
+    blueprints = (auth, health, metrics, inbox, threads, schedule, attachments, quarantine, devmail)
+    blueprints += (staff, accounts, two_factor, families, calendar, csv_import, reply_address)
+    for module in blueprints:
         app.register_blueprint(module.bp)
     return app

@@ -1,5 +1,5 @@
-"""Two-factor sign-in pages: the code step of signing in, turning TOTP on and off, and the
-business's "admins must use it" setting.
+"""Two-factor sign-in pages (the code step of signing in, turning TOTP on and off) and the
+business's settings (admins): names, time zone, delays, and "admins must use two-factor".
 
 Setting up keeps the proposed secret in the signed session cookie until a code proves the
 authenticator holds it; only then is it stored. The code step accepts a TOTP code or a
@@ -28,7 +28,9 @@ from portal.auth import (
     session_fingerprint,
     start_session,
 )
-from portal.runtime import db, now
+from portal.runtime import db, now, settings
+from threads.business_settings import update_business
+from threads.errors import FieldProblems
 from threads.models import Staff
 from threads.two_factor import (
     disable,
@@ -171,3 +173,33 @@ def security_settings_post() -> Response:
     logger.info("staff %s set require_admin_two_factor=%s for business %s", admin.id, required, admin.business_id)
     flash("Admins must now use two-factor sign-in." if required else "Two-factor sign-in is optional for admins.")
     return redirect(url_for("two_factor.security_settings"))
+
+
+@bp.get("/settings")
+@requires("admin")
+def business_settings(form: dict[str, str] | None = None, errors: dict[str, str] | None = None) -> str:
+    business = current_staff().business
+    values = form or {
+        "name": business.name,
+        "sender_name": business.sender_name,
+        "timezone": business.timezone,
+        "notify_delay_seconds": "" if business.notify_delay_seconds is None else str(business.notify_delay_seconds),
+        "escalate_after_minutes": "" if business.escalate_after_minutes is None else str(business.escalate_after_minutes),
+    }
+    return render_template("business_settings.html", form=values, errors=errors or {}, defaults=settings())
+
+
+@bp.post("/settings")
+@requires("admin")
+def business_settings_post() -> Any:
+    admin = current_staff()
+    form = {key: request.form.get(key, "")[:200] for key in ("name", "sender_name", "timezone", "notify_delay_seconds", "escalate_after_minutes")}
+    try:
+        update_business(admin.business, **form)
+    except FieldProblems as error:
+        db().rollback()
+        return business_settings(form, error.problems), 400
+    db().commit()
+    logger.info("staff %s changed the settings of business %s", admin.id, admin.business_id)
+    flash("Settings saved.")
+    return redirect(url_for("two_factor.business_settings"))

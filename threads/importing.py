@@ -124,6 +124,25 @@ class _Validator:
         return seen
 
 
+def _check_business(check: _Validator, business: dict[str, Any]) -> None:
+    check.text(business, "name", "business")
+    check.text(business, "sender_name", "business", required=False)
+    zone = business.get("timezone")
+    try:
+        ZoneInfo(zone) if isinstance(zone, str) and zone else None
+        if not isinstance(zone, str) or not zone:
+            check.fail("business.timezone", "is required (an IANA zone such as America/New_York)")
+    except (ZoneInfoNotFoundError, ValueError):
+        check.fail("business.timezone", f"{zone!r} is not an IANA time zone")
+
+
+def validate_business_fields(business: dict[str, Any]) -> dict[str, str]:
+    """The import's rules for a business's name, sender name and time zone, keyed by field."""
+    check = _Validator()
+    _check_business(check, business)
+    return _by_field(check, "business")
+
+
 def _check_staff_member(check: _Validator, member: dict[str, Any], path: str) -> None:
     check.text(member, "name", path)
     check.email(member.get("email"), f"{path}.email")
@@ -200,15 +219,7 @@ def validate_directory(data: Any) -> list[str]:
         check.fail("business", "is required (an object)")
     else:
         check.text(business, "id", "business", limit=64)
-        check.text(business, "name", "business")
-        check.text(business, "sender_name", "business", required=False)
-        zone = business.get("timezone")
-        try:
-            ZoneInfo(zone) if isinstance(zone, str) and zone else None
-            if not isinstance(zone, str) or not zone:
-                check.fail("business.timezone", "is required (an IANA zone such as America/New_York)")
-        except (ZoneInfoNotFoundError, ValueError):
-            check.fail("business.timezone", f"{zone!r} is not an IANA time zone")
+        _check_business(check, business)
 
     staff = check.records(data, "staff", "")
     staff_ids = check.unique_ids(staff, "staff")

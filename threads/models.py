@@ -8,7 +8,7 @@ read and notified cursors rely on: "newer" means a larger id.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import (
@@ -91,6 +91,18 @@ class Business(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # Admins must sign in with a second factor (TOTP) before they can use the portal.
     require_admin_two_factor: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The business's own delays; None follows the deployment's PAWPOST_NOTIFY_DELAY_SECONDS
+    # and PAWPOST_ESCALATE_AFTER_MINUTES.
+    notify_delay_seconds: Mapped[int | None] = mapped_column(Integer)
+    escalate_after_minutes: Mapped[int | None] = mapped_column(Integer)
+
+    def notify_delay(self, default_seconds: int) -> timedelta:
+        """How long a team message waits before a parent's digest, for this business."""
+        return timedelta(seconds=self.notify_delay_seconds if self.notify_delay_seconds is not None else default_seconds)
+
+    def escalation_delay(self, default_minutes: int) -> timedelta:
+        """How long a parent message may sit unread by every staff member, for this business."""
+        return timedelta(minutes=self.escalate_after_minutes if self.escalate_after_minutes is not None else default_minutes)
 
 
 class Staff(Base):

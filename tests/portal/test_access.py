@@ -108,6 +108,10 @@ MATRIX: list[tuple[str, str, dict[str, int]]] = [
     ("GET", "/import/families.csv", {**ADMIN_ONLY, "foreign_admin": 200, "*": 200}),
     ("GET", "/import/appointments.csv", {**ADMIN_ONLY, "foreign_admin": 200, "*": 200}),
     ("POST", "/import", {**ADMIN_ONLY, "foreign_admin": 400, "*": 400}),  # no file in the matrix's form
+    ("GET", "/settings", {**ADMIN_ONLY, "foreign_admin": 200, "*": 200}),
+    ("POST", "/settings", {**ADMIN_ONLY, "foreign_admin": 400, "*": 400}),  # no name in the matrix's form
+    ("GET", "/threads/{thread}/reply-address", {**ADMIN_ONLY, "foreign_admin": 404, "*": 200}),
+    ("POST", "/threads/{other_thread}/reply-address", {**ADMIN_ONLY, "foreign_admin": 404, "*": 302}),
     ("POST", "/signout", {"*": 302}),
 ]
 
