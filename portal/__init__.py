@@ -27,6 +27,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     from portal import (
         accounts,
         attachments,
+        audit,
         auth,
         calendar,
         csv_import,
@@ -75,7 +76,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     errors.install(app)
     views.install(app)
     blueprints = (auth, health, metrics, inbox, threads, schedule, attachments, quarantine, devmail)
-    blueprints += (staff, accounts, two_factor, families, calendar, csv_import, reply_address)
+    blueprints += (staff, accounts, two_factor, families, calendar, csv_import, reply_address, audit)
     for module in blueprints:
         app.register_blueprint(module.bp)
     return app

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from outbound.accounts import queue_password_reset, send_soon
+from portal.audit import note
 from portal.auth import client_key, home_url, start_session
 from portal.runtime import db, now, settings
 from threads.accounts import issue_token, redeem_token, valid_token
@@ -79,6 +80,7 @@ def _set_password(purpose: str, token: str) -> Any:
         db().rollback()
         return _password_page(purpose, token, errors, 400)
     staff = redeem_token(db(), row, password_hash, now())
+    note(f"account.{purpose}.used", f"{staff.name} set a password from {'an invitation' if purpose == 'invite' else 'a reset link'}", staff_id=staff.id, actor=staff)
     start_session(staff)
     db().commit()
     logger.info("staff %s set a password from a %s link", staff.id, purpose)

@@ -13,6 +13,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
+from portal.audit import note
 from portal.auth import current_staff, requires
 from portal.runtime import db, now
 from threads.appointments import (
@@ -92,6 +93,24 @@ def _editor(appointment: Appointment | None, form: AppointmentForm | None = None
     )
 
 
+def _snapshot(appointment: Appointment) -> dict[str, object]:
+    zone = ZoneInfo(current_staff().business.timezone)
+    return {
+        "family": appointment.family.name if appointment.family else appointment.family_id,
+        "staff": ", ".join(s.name for s in appointment.staff),
+        "service": appointment.service,
+        "starts": appointment.starts_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+        "ends": appointment.ends_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+        "status": appointment.status,
+    }
+
+
+def _audit(action: str, summary: str, appointment: Appointment, before: dict[str, object] | None) -> None:
+    db().flush()
+    db().refresh(appointment)
+    note(action, summary, family_id=appointment.family_id, before=before, after=_snapshot(appointment))
+
+
 def _appointment(appointment_id: int) -> Appointment:
     found = db().scalar(
         select(Appointment).where(Appointment.id == appointment_id, Appointment.business_id == current_staff().business_id)
@@ -121,6 +140,7 @@ def create() -> Any:
     except FieldProblems as error:
         db().rollback()
         return _editor(None, form, error.problems), 400
+    _audit("appointment.create", "Added an appointment", appointment, None)
     db().commit()
     flash("Appointment added.")
     return _back(appointment)
@@ -136,11 +156,13 @@ def edit(appointment_id: int) -> str:
 @requires("admin")
 def update(appointment_id: int) -> Any:
     appointment, form = _appointment(appointment_id), _form()
+    before = _snapshot(appointment)
     try:
         update_appointment(db(), appointment, current_staff().business, form)
     except FieldProblems as error:
         db().rollback()
         return _editor(_appointment(appointment_id), form, error.problems), 400
+    _audit("appointment.update", "Changed an appointment", appointment, before)
     db().commit()
     flash("Appointment saved.")
     return _back(appointment)
@@ -150,7 +172,9 @@ def update(appointment_id: int) -> Any:
 @requires("admin")
 def cancel(appointment_id: int) -> Response:
     appointment = _appointment(appointment_id)
+    before = _snapshot(appointment)
     cancel_appointment(appointment)
+    _audit("appointment.cancel", "Cancelled an appointment", appointment, before)
     db().commit()
     flash("Appointment cancelled.")
     return _back(appointment)

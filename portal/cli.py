@@ -14,6 +14,7 @@ from outbound.links import invite_url
 from outbound.queue import configure_queue
 from portal.server import serve
 from threads.accounts import StaffProblems, invite_staff, issue_token, set_active, set_password_hash
+from threads.audit import record
 from threads.directory import find_staff_by_email, normalise_email
 from threads.models import Business, Staff
 from threads.passwords import WeakPassword, hash_password
@@ -120,6 +121,8 @@ def staff_invite(ctx: click.Context, email: str, name: str, role: str, slug: str
             raise click.ClickException("; ".join(f"{field}: {text}" for field, text in error.problems.items())) from None
         token_row, token = issue_token(session, staff, "invite", now)
         outbox_id = queue_invitation(session, settings, token_row, token, now)
+        record(session, business.id, None, "staff.invite", f"Invited {staff.name} <{staff.email}> as {role}", now, staff_id=staff.id,
+               after={"name": staff.name, "email": staff.email, "role": role, "link expires": token_row.expires_at})
         data = {"email": staff.email, "invite_url": invite_url(settings, token), "expires_at": token_row.expires_at.isoformat()}
     configure_queue(settings)
     send_soon([outbox_id])
@@ -138,6 +141,7 @@ def staff_set_password(ctx: click.Context, email: str, slug: str | None, from_st
     with session_scope(settings) as session:
         staff = _one_staff(session, email, slug)
         set_password_hash(session, staff, password_hash, utcnow())
+        record(session, staff.business_id, None, "staff.password", f"Set a new password for {staff.name}", utcnow(), staff_id=staff.id)
         name = staff.email
     click.echo(f"password set for {name}")
 
@@ -162,7 +166,12 @@ def staff_activate(ctx: click.Context, email: str, slug: str | None) -> None:
 
 def _set_active(ctx: click.Context, email: str, slug: str | None, *, active: bool) -> None:
     with session_scope(load_settings(ctx)) as session:
-        set_active(session, _one_staff(session, email, slug), active, utcnow())
+        staff = _one_staff(session, email, slug)
+        before = staff.active
+        set_active(session, staff, active, utcnow())
+        record(session, staff.business_id, None, "staff.activate" if active else "staff.deactivate",
+               f"{'Reactivated' if active else 'Deactivated'} {staff.name}", utcnow(), staff_id=staff.id,
+               before={"active": before}, after={"active": active})
     click.echo(f"{'activated' if active else 'deactivated'} {normalise_email(email)}")
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 
+from portal.audit import note
 from portal.auth import current_staff, requires
 from portal.runtime import db, settings
 from threads.csv_import import import_csv, template
@@ -58,6 +59,7 @@ def run() -> Any:
     apply = request.form.get("action") == "apply"
     report = import_csv(db(), current_staff().business, kind, text, mail_domain=settings().mail_domain, apply=apply)
     if apply and not report.problems:
+        note(f"import.{kind}", f"Imported {report.rows} {kind} row(s) from CSV", after={"created": report.created, "updated": report.updated})
         db().commit()
         logger.info("staff %s imported %d %s row(s) from CSV", current_staff().id, report.rows, kind)
         flash(f"Imported {report.rows} row(s): created {_counts(report.created)}, updated {_counts(report.updated)}.")

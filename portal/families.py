@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
+from portal.audit import note
 from portal.auth import current_staff, requires
 from portal.runtime import db, settings
 from portal.scope import family_for
@@ -62,6 +63,7 @@ def create() -> Any:
     except FieldProblems as error:
         db().rollback()
         return index(form, error.problems), 400
+    _audit_family(family.id, f"Added {family.name}", None)
     db().commit()
     flash(f"Added {family.name}.")
     return redirect(url_for("families.edit", family_id=family.id))
@@ -83,15 +85,25 @@ def _page(family: Family, section: str = "", form: dict[str, str] | None = None,
 def _change(family_id: int, section: str, fields: tuple[str, ...], work: Callable[[Family, dict[str, str]], str]) -> Any:
     """Run one change; the page again with the problems by field, or back to it with a note."""
     family = family_for(current_staff(), family_id)
+    before, name = directory.family_snapshot(family), family.name
     form = _form(*fields)
     try:
-        note = work(family, form)
+        done = work(family, form)
     except FieldProblems as error:
         db().rollback()
         return _page(family_for(current_staff(), family_id), section, form, error.problems), 400
+    _audit_family(family_id, f"{name}: {done}", before)
     db().commit()
-    flash(note)
+    flash(done)
     return redirect(url_for("families.edit", family_id=family_id) + (f"#{section}" if section else ""))
+
+
+def _audit_family(family_id: int, summary: str, before: dict[str, object] | None) -> None:
+    """Record the change with the family as it was and as it is now (read back after the flush)."""
+    db().flush()
+    db().expire_all()
+    after = directory.family_snapshot(family_for(current_staff(), family_id))
+    note("family.change" if before else "family.create", summary, family_id=family_id, before=before, after=after)
 
 
 def _contact(family: Family, contact_id: int) -> Contact:
@@ -238,7 +250,9 @@ def activate(family_id: int) -> Response:
 
 def _set_active(family_id: int, active: bool) -> Response:
     family = family_for(current_staff(), family_id)
+    before = directory.family_snapshot(family)
     directory.set_family_active(db(), family, active, settings().mail_domain)
+    _audit_family(family_id, f"{'Reactivated' if active else 'Deactivated'} {family.name}", before)
     db().commit()
     flash(f"{family.name} is active again: its reply address works." if active else f"{family.name} is deactivated: its reply address now refuses mail.")
     return redirect(url_for("families.edit", family_id=family.id))

@@ -11,6 +11,7 @@ import logging
 from flask import Blueprint, flash, redirect, render_template, url_for
 from werkzeug.wrappers import Response
 
+from portal.audit import note
 from portal.auth import current_staff, requires
 from portal.runtime import db, settings
 from portal.scope import thread_for
@@ -33,6 +34,7 @@ def confirm(thread_id: int) -> str:
 def rotate(thread_id: int) -> Response:
     thread = thread_for(current_staff(), thread_id)
     rotate_reply_token(db(), thread)
+    note("thread.reply_address.rotate", f"Rotated the reply address of {thread.family.name}'s thread", family_id=thread.family_id)
     db().commit()
     logger.info("staff %s rotated the reply address of thread %s", current_staff().id, thread.id)
     flash(f"New reply address: {reply_address(thread, settings().reply_domain)}. The old one now refuses mail.")

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
 from outbound.accounts import queue_invitation, send_soon
+from portal.audit import note
 from portal.auth import current_staff, requires
 from portal.runtime import db, now, settings
 from threads.accounts import (
@@ -87,6 +88,10 @@ def _send_invitation(person: Staff) -> None:
     moment = now()
     token_row, token = issue_token(db(), person, "invite", moment)
     outbox_id = queue_invitation(db(), settings(), token_row, token, moment, invited_by=current_staff().name)
+    note(
+        "staff.invite", f"Invited {person.name} <{person.email}> as {person.role}", staff_id=person.id,
+        after={"name": person.name, "email": person.email, "role": person.role, "link expires": token_row.expires_at},
+    )
     db().commit()
     send_soon([outbox_id])
     logger.info("staff %s invited staff %s", current_staff().id, person.id)
@@ -111,12 +116,14 @@ def set_role(staff_id: int) -> Any:
     if person.id == current_staff().id:
         flash("You cannot change your own role; ask another admin.", "error")
         return redirect(url_for("staff.show", staff_id=person.id))
+    before = person.role
     try:
         change_role(person, request.form.get("role", ""))
     except StaffProblems:
         db().rollback()
         flash("Choose basic, senior or admin.", "error")
         return redirect(url_for("staff.show", staff_id=person.id))
+    note("staff.role", f"Changed {person.name}'s role", staff_id=person.id, before={"role": before}, after={"role": person.role})
     db().commit()
     flash(f"{person.name} is now {person.role} staff.")
     return redirect(url_for("staff.show", staff_id=person.id))
@@ -139,7 +146,12 @@ def _set_active(staff_id: int, active: bool) -> Response:
     if person.id == current_staff().id:
         flash("You cannot deactivate yourself; ask another admin.", "error")
         return redirect(url_for("staff.show", staff_id=person.id))
+    before = person.active
     set_active(db(), person, active, now())
+    note(
+        "staff.activate" if active else "staff.deactivate", f"{'Reactivated' if active else 'Deactivated'} {person.name}",
+        staff_id=person.id, before={"active": before}, after={"active": active},
+    )
     db().commit()
     logger.info("staff %s %s staff %s", current_staff().id, "activated" if active else "deactivated", person.id)
     flash(f"{person.name} can sign in again." if active else f"{person.name} is deactivated and signed out everywhere.")
@@ -162,6 +174,7 @@ def end_one(staff_id: int, session_id: int) -> Response:
     if row is None:
         raise UnknownStaff(f"no session {session_id} of staff {person.id}")
     end_session(db(), row, now())
+    note("staff.session.end", f"Ended a session of {person.name}", staff_id=person.id, before={"session": row.id, "browser": row.user_agent})
     db().commit()
     logger.info("staff %s ended session %s of staff %s", current_staff().id, row.id, person.id)
     flash(f"Signed {person.name} out of that browser.")
@@ -173,6 +186,7 @@ def end_one(staff_id: int, session_id: int) -> Response:
 def end_all(staff_id: int) -> Response:
     person = staff_of_my_business(staff_id)
     ended = end_all_sessions(db(), person.id, now())
+    note("staff.session.end_all", f"Signed {person.name} out everywhere ({ended} session(s))", staff_id=person.id)
     db().commit()
     logger.info("staff %s ended %d session(s) of staff %s", current_staff().id, ended, person.id)
     flash(f"Signed {person.name} out everywhere ({ended} session{'s' if ended != 1 else ''}).")

@@ -28,6 +28,7 @@ from portal.auth import (
     session_fingerprint,
     start_session,
 )
+from portal.audit import note
 from portal.runtime import db, now, settings
 from threads.business_settings import update_business
 from threads.errors import FieldProblems
@@ -117,6 +118,7 @@ def turn_on() -> Any:
         db().rollback()
         error = "That code is not right: check the time on your phone and type the newest code."
         return render_template("two_factor.html", secret=secret, qr=qr_data_uri(provisioning_uri(secret, staff)), error=error), 400
+    note("account.two_factor.on", f"{staff.name} turned on two-factor sign-in", staff_id=staff.id)
     db().commit()
     session.pop("totp_setup", None)
     logger.info("staff %s turned on two-factor sign-in", staff.id)
@@ -132,6 +134,7 @@ def new_codes() -> Any:
         flash("That code is not right.", "error")
         return redirect(url_for("two_factor.setup"))
     codes = replace_recovery_codes(db(), staff, now())
+    note("account.two_factor.codes", f"{staff.name} made new recovery codes", staff_id=staff.id)
     db().commit()
     return render_template("two_factor_codes.html", codes=codes)
 
@@ -148,6 +151,7 @@ def turn_off() -> Response:
         flash("That code is not right.", "error")
         return redirect(url_for("two_factor.setup"))
     disable(db(), staff)
+    note("account.two_factor.off", f"{staff.name} turned off two-factor sign-in", staff_id=staff.id)
     db().commit()
     logger.info("staff %s turned off two-factor sign-in", staff.id)
     flash("Two-factor sign-in is off.")
@@ -168,7 +172,9 @@ def security_settings_post() -> Response:
     if required and not admin.has_two_factor:
         flash("Turn on two-factor sign-in for yourself first.", "error")
         return redirect(url_for("two_factor.security_settings"))
+    before = admin.business.require_admin_two_factor
     admin.business.require_admin_two_factor = required
+    note("settings.security", "Changed whether admins must use two-factor sign-in", before={"admins must use two-factor": before}, after={"admins must use two-factor": required})
     db().commit()
     logger.info("staff %s set require_admin_two_factor=%s for business %s", admin.id, required, admin.business_id)
     flash("Admins must now use two-factor sign-in." if required else "Two-factor sign-in is optional for admins.")
@@ -194,11 +200,15 @@ def business_settings(form: dict[str, str] | None = None, errors: dict[str, str]
 def business_settings_post() -> Any:
     admin = current_staff()
     form = {key: request.form.get(key, "")[:200] for key in ("name", "sender_name", "timezone", "notify_delay_seconds", "escalate_after_minutes")}
+    business = admin.business
+    before = {k: getattr(business, k) for k in ("name", "sender_name", "timezone", "notify_delay_seconds", "escalate_after_minutes")}
     try:
         update_business(admin.business, **form)
     except FieldProblems as error:
         db().rollback()
         return business_settings(form, error.problems), 400
+    after = {k: getattr(business, k) for k in before}
+    note("settings.business", "Changed the business settings", before=before, after=after)
     db().commit()
     logger.info("staff %s changed the settings of business %s", admin.id, admin.business_id)
     flash("Settings saved.")

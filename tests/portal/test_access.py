@@ -112,6 +112,8 @@ MATRIX: list[tuple[str, str, dict[str, int]]] = [
     ("POST", "/settings", {**ADMIN_ONLY, "foreign_admin": 400, "*": 400}),  # no name in the matrix's form
     ("GET", "/threads/{thread}/reply-address", {**ADMIN_ONLY, "foreign_admin": 404, "*": 200}),
     ("POST", "/threads/{other_thread}/reply-address", {**ADMIN_ONLY, "foreign_admin": 404, "*": 302}),
+    ("GET", "/audit", {**ADMIN_ONLY, "foreign_admin": 200, "*": 200}),
+    ("GET", "/audit?family={scheduled}&person={senior2}", {**ADMIN_ONLY, "foreign_admin": 200, "*": 200}),
     ("POST", "/signout", {"*": 302}),
 ]
 
