@@ -17,7 +17,7 @@ from threads.models import Family, Staff
 
 bp = Blueprint("audit", __name__)
 
-PAGE = 100
+PAGE = 50
 
 
 def note(
@@ -62,9 +62,10 @@ def index() -> str:
     person_id, family_id, before_id = _int("person"), _int("family"), _int("before")
     rows = audit.entries(db(), business_id, person_id=person_id, family_id=family_id, before_id=before_id, limit=PAGE)
     people = db().scalars(select(Staff).where(Staff.business_id == business_id).order_by(Staff.name)).all()
-    families = db().execute(select(Family.id, Family.name).where(Family.business_id == business_id).order_by(Family.name)).all()
-    names = {f.id: f.name for f in families}
+    # Only the families these entries name (a business may have thousands).
+    wanted = {e.family_id for e in rows if e.family_id} | ({family_id} if family_id else set())
+    names = dict(db().execute(select(Family.id, Family.name).where(Family.business_id == business_id, Family.id.in_(wanted))).all()) if wanted else {}
     return render_template(
-        "audit.html", rows=rows, people=people, families=families, family_names=names, staff_names={p.id: p.name for p in people},
+        "audit.html", rows=rows, people=people, family_names=names, staff_names={p.id: p.name for p in people},
         person_id=person_id, family_id=family_id, older=rows[-1].id if len(rows) == PAGE else None, values_of=audit.values_of,
     )

@@ -5,7 +5,7 @@ edit, reassign, cancel. A change holds at once for access and alerts (see thread
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,17 +18,21 @@ from portal.auth import current_staff, requires
 from portal.runtime import db, now
 from threads.appointments import (
     AppointmentForm,
-    appointments_between,
+    Slot,
+    slots_between,
     cancel_appointment,
     create_appointment,
-    overlaps_day,
     update_appointment,
 )
 from threads.errors import FieldProblems, UnknownFamily
 from threads.models import Appointment, Family, Staff
-from threads.schedule import business_today
+from threads.schedule import business_today, day_bounds
 
 bp = Blueprint("calendar", __name__)
+
+# Rows (staff members or families) per page of the Schedule: a week of a big business holds
+# thousands of appointments.
+ROWS_PER_PAGE = 15
 
 
 def _day(value: str | None) -> date:
@@ -47,19 +51,46 @@ def week() -> str:
     anchor = _day(request.args.get("date"))
     first = anchor if view == "day" else anchor - timedelta(days=anchor.weekday())
     days = [first + timedelta(days=n) for n in range(1 if view == "day" else 7)]
-    appointments = appointments_between(db(), business, first, len(days))
+    slots = slots_between(db(), business, first, len(days))
+    zone = ZoneInfo(business.timezone)
+    # Each appointment into the cells of the days it covers, once: (row key, day index) → slots.
+    cells: dict[tuple[int, int], list[Slot]] = {}
+    bounds = [day_bounds(business, d) for d in days]
+    labels: dict[int, str] = {}
+    for slot in slots:
+        labels[slot.id] = _label(slot, zone)
+        keys = slot.staff_ids if by == "staff" else [slot.family_id]
+        for index, (start, end) in enumerate(bounds):
+            if slot.starts_at < end and slot.ends_at > start:
+                for key in keys:
+                    cells.setdefault((key, index), []).append(slot)
+    names = dict(db().execute(select(Staff.id, Staff.name).where(Staff.business_id == business.id)).all())
     if by == "staff":
-        people = db().scalars(select(Staff).where(Staff.business_id == business.id, Staff.active).order_by(Staff.name)).all()
-        rows = [(p.name, [[a for a in appointments if p in a.staff and overlaps_day(business, a, d)] for d in days]) for p in people]
+        heads = [(i, names[i]) for i in db().scalars(select(Staff.id).where(Staff.business_id == business.id, Staff.active).order_by(Staff.name, Staff.id))]
     else:
-        families = sorted({a.family for a in appointments}, key=lambda f: (f.name, f.id))
-        rows = [(f.name, [[a for a in appointments if a.family_id == f.id and overlaps_day(business, a, d)] for d in days]) for f in families]
+        heads = sorted({(s.family_id, s.family_name) for s in slots}, key=lambda head: (head[1], head[0]))
+    page = max(0, int(request.args.get("page", "0"))) if request.args.get("page", "0").isdigit() else 0
+    shown = heads[page * ROWS_PER_PAGE : (page + 1) * ROWS_PER_PAGE]
+    rows = [(name, [cells.get((key, index), []) for index in range(len(days))]) for key, name in shown]
     step = timedelta(days=1 if view == "day" else 7)
     return render_template(
-        "schedule.html", view=view, by=by, days=days, rows=rows, today=business_today(business, now()),
+        "schedule.html", view=view, by=by, days=days, rows=rows, today=business_today(business, now()), labels=labels, names=names,
+        page=page, pages=max(1, -(-len(heads) // ROWS_PER_PAGE)),
         previous=(first - step).isoformat(), following=(first + step).isoformat(), anchor=anchor.isoformat(),
         zone=business.timezone,
     )
+
+
+def _label(slot: Slot, zone: ZoneInfo) -> str:
+    """"9:00 AM – 10:00 AM", or with the days for a stay (computed once per appointment)."""
+    first, last = slot.starts_at.astimezone(zone), slot.ends_at.astimezone(zone)
+
+    def clock(moment: datetime) -> str:
+        return f"{moment.hour % 12 or 12}:{moment:%M %p}"
+
+    if first.date() == last.date():
+        return f"{clock(first)} – {clock(last)}"
+    return f"{first:%a} {first.day} {first:%b} {clock(first)} – {last:%a} {last.day} {last:%b} {clock(last)}"
 
 
 def _form() -> AppointmentForm:

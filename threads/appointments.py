@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session, selectinload
 
 from threads.errors import FieldProblems
 from threads.importing import validate_appointment_fields
-from threads.models import Appointment, Business, Family, Staff
+from threads.models import Appointment, Business, Family, Staff, appointment_staff
 from threads.schedule import day_bounds
 
 
@@ -90,26 +90,43 @@ def cancel_appointment(appointment: Appointment) -> None:
     appointment.status = "cancelled"
 
 
-def appointments_between(session: Session, business: Business, first: date, days: int) -> list[Appointment]:
-    """Non-cancelled appointments overlapping `days` days from `first` (business zone), with
-    their family and staff, earliest first."""
+@dataclass
+class Slot:
+    """One appointment as the Schedule page shows it (plain values: a week may hold thousands)."""
+
+    id: int
+    family_id: int
+    family_name: str
+    service: str
+    starts_at: datetime
+    ends_at: datetime
+    staff_ids: list[int]
+
+
+def slots_between(session: Session, business: Business, first: date, days: int) -> list[Slot]:
+    """Non-cancelled appointments overlapping `days` days from `first` (business zone), earliest
+    first, as plain rows in two statements (no ORM objects per row)."""
     start, _ = day_bounds(business, first)
     _, end = day_bounds(business, first + timedelta(days=days - 1))
-    return list(
-        session.scalars(
-            select(Appointment)
-            .options(selectinload(Appointment.staff), selectinload(Appointment.family))
-            .where(
-                Appointment.business_id == business.id,
-                Appointment.status != "cancelled",
-                Appointment.starts_at < end,
-                Appointment.ends_at > start,
-            )
-            .order_by(Appointment.starts_at, Appointment.id)
-        )
+    overlapping = and_(
+        Appointment.business_id == business.id,
+        Appointment.status != "cancelled",
+        Appointment.starts_at < end,
+        Appointment.ends_at > start,
     )
-
-
-def overlaps_day(business: Business, appointment: Appointment, day: date) -> bool:
-    start, end = day_bounds(business, day)
-    return appointment.starts_at < end and appointment.ends_at > start
+    rows = session.execute(
+        select(Appointment.id, Appointment.family_id, Family.name, Appointment.service, Appointment.starts_at, Appointment.ends_at)
+        .join(Family, Family.id == Appointment.family_id)
+        .where(overlapping)
+        .order_by(Appointment.starts_at, Appointment.id)
+    ).all()
+    slots = {row[0]: Slot(*row, staff_ids=[]) for row in rows}
+    if slots:
+        links = session.execute(
+            select(appointment_staff.c.appointment_id, appointment_staff.c.staff_id)
+            .join(Appointment, Appointment.id == appointment_staff.c.appointment_id)
+            .where(overlapping)
+        )
+        for appointment_id, staff_id in links:
+            slots[appointment_id].staff_ids.append(staff_id)
+    return list(slots.values())

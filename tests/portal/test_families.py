@@ -87,3 +87,22 @@ def test_deactivating_a_family_stops_its_reply_address_until_reactivated(app: Fl
     post(senior, f"/families/{world.scheduled.id}/activate")
     assert db.scalar(select(Thread.active).where(Thread.id == world.thread.id)) is True
     db.rollback()
+
+
+def test_the_families_list_pages_by_name_without_skipping_namesakes(app: Flask, world: World, db: Session) -> None:
+    from tests.factories import make_family
+
+    business = db.merge(world.business)
+    for n in range(105):
+        make_family(db, business, name="Smith family" if n < 3 else f"Family {n:03d}", contacts=("Pat",))
+    db.commit()
+    senior = app.test_client()
+    sign_in_as(app, senior, world.senior)
+    seen: list[str] = []
+    path: str | None = "/families"
+    while path:
+        page = senior.get(path).get_data(as_text=True)
+        seen += [line.split('">', 1)[1].split("</a>", 1)[0] for line in page.split('<th scope="row"><a href="/families/')[1:]]
+        more = page.split('href="/families?', 1)
+        path = "/families?" + more[1].split('"', 1)[0].replace("&amp;", "&") if len(more) > 1 and "More families" in page else None
+    assert len(seen) == 107 and seen.count("Smith family") == 3
