@@ -11,6 +11,7 @@ RUN useradd --system --home /var/lib/pawpost --create-home pawpost
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY pawpost ./pawpost
+COPY clikit ./clikit
 COPY threads ./threads
 COPY inbound ./inbound
 COPY outbound ./outbound

@@ -326,6 +326,7 @@ def main() -> None:
             PAWPOST_QUEUE_URL=args.queue_url,
             PAWPOST_REPLY_DOMAIN=REPLY_DOMAIN,
             PAWPOST_SMTP_LISTEN="127.0.0.1:0",
+            PAWPOST_SECRET_KEY="bench-inbound-secret-key-0123456789",
         )
         pawpost_bin = str(Path(sys.executable).with_name("pawpost"))
         server, port = start_process([pawpost_bin, "smtp"], env)

@@ -271,6 +271,7 @@ def main() -> None:
             "PAWPOST_OUTBOUND_URL": f"smtp://127.0.0.1:{port}",
             "PAWPOST_REPLY_DOMAIN": DOMAIN,
             "PAWPOST_NOTIFY_DELAY_SECONDS": "2",
+            "PAWPOST_SECRET_KEY": "bench-notify-secret-key-0123456789",
         }
     )
     configure_queue(settings)

@@ -213,6 +213,44 @@ def run_load(
     return samples
 
 
+AUDIT_ENTRIES = 100_000
+
+
+def fill_audit_log(url: str, business_id: int, families: int) -> None:
+    """A year of changes for the Audit page to page through (once per database)."""
+    from sqlalchemy import func, insert, select
+
+    from threads.db import make_engine, make_session_factory
+    from threads.models import AuditEntry, Staff
+
+    engine = make_engine(url)
+    try:
+        with make_session_factory(engine)() as session, session.begin():
+            if session.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.business_id == business_id)):
+                return
+            staff = list(session.scalars(select(Staff.id).where(Staff.business_id == business_id)))
+            start = datetime.now(UTC) - timedelta(days=365)
+            rows = [
+                {
+                    "business_id": business_id,
+                    "actor_id": staff[n % len(staff)],
+                    "actor_name": f"Staff {n % len(staff)}",
+                    "action": "family.change",
+                    "summary": f"Family {n % families}: Name saved.",
+                    "family_id": 1 + n % families,
+                    "staff_id": staff[(n * 7) % len(staff)] if n % 5 == 0 else None,
+                    "before": '{"name": "Before"}',
+                    "after": '{"name": "After"}',
+                    "at": start + timedelta(seconds=n * 300),
+                }
+                for n in range(AUDIT_ENTRIES)
+            ]
+            for chunk in range(0, len(rows), 10_000):
+                session.execute(insert(AuditEntry), rows[chunk : chunk + 10_000])
+    finally:
+        engine.dispose()
+
+
 def build_cases(seed: dict[str, object], rng: random.Random) -> list[Case]:
     search = str(seed.get("search_term") or "sha")
     prefixes = [search, search[:2], "bel", "max", "em", "li", "ch", "ro", "ma", "sa", "jo", "lu", "da", "ol"]
@@ -227,6 +265,10 @@ def build_cases(seed: dict[str, object], rng: random.Random) -> list[Case]:
         Case("search endpoint (as you type)", "senior", [f"/api/search?q={p}" for p in prefixes]),
         Case("unread-dot endpoint (senior with unread)", "senior", [f"/api/unread?ids={ids}"]),
         Case("unread-dot endpoint (senior, all read)", "inbox_zero", [f"/api/unread?ids={ids}"]),
+        Case("staff page (admin)", "admin", ["/staff"]),
+        Case("families page (first 50 by name)", "admin", ["/families", "/families?q=fam", "/families?q=son"]),
+        Case("schedule page (week, by staff)", "admin", ["/schedule", "/schedule?by=family"]),
+        Case("audit page (newest 50)", "admin", ["/audit", f"/audit?person={seed['senior_id']}"]),
     ]
 
 
@@ -245,7 +287,9 @@ def benchmark(args: argparse.Namespace) -> int:
     sessions = {
         "senior": (str(seed["senior_email"]), password),
         "inbox_zero": (str(seed["inbox_zero_senior_emails"][0]), password),  # type: ignore[index]
+        "admin": (str(seed["admin_email"]), password),
     }
+    fill_audit_log(url, int(seed["business_id"]), int(seed["families"]))  # type: ignore[arg-type]
     cases = build_cases(seed, random.Random(7))
     workers = args.workers or max(2, (os.cpu_count() or 1) * 2)
     load_before = round(os.getloadavg()[0], 1)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import click
 from sqlalchemy.orm import Session
 
+from clikit import business_by_slug, emit, load_settings, session_scope
 from inbound.ingest import notify_posted
 from inbound.parse import UnparseableEmail, parse_email
 from inbound.quarantine import QuarantineError, discard, quarantined_emails, release, sender_staff
 from inbound.reply_text import extract_reply
 from inbound.server import serve_forever
 from outbound.queue import configure_queue
-from pawpost.cli import business_by_slug, emit, load_settings, session_scope
 from threads.directory import find_staff_by_email
 from threads.errors import AccessDenied, StaffAddress
 from threads.models import Contact, InboundEmail, Staff, Thread
@@ -26,7 +26,7 @@ def smtp_command(ctx: click.Context, drain_seconds: float) -> None:
 
     Each email is stored and answered `250`; `pawpost worker` parses and posts it.
     """
-    settings = load_settings(ctx)
+    settings = load_settings(ctx).with_secret_key()
     configure_queue(settings)
     serve_forever(settings, drain_seconds=drain_seconds)
 

@@ -76,6 +76,8 @@ class AlertsDecided:
     author_type: str
     created_at: datetime
     alert_ids: tuple[int, ...]
+    digest_delay: timedelta  # the business's own delays (`Business.notify_delay`)
+    escalation_delay: timedelta
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,14 @@ def process_stored_email(
     if outcome.outcome == "posted" and outcome.message_id is not None:
         if outcome.alerts is not None and outcome.thread_id is not None:
             alerts = outcome.alerts
-            alerts_decided(outcome.thread_id, alerts.author_type, alerts.created_at, alerts.alert_ids)
+            alerts_decided(
+                outcome.thread_id,
+                alerts.author_type,
+                alerts.created_at,
+                alerts.alert_ids,
+                alerts.digest_delay,
+                alerts.escalation_delay,
+            )
         else:
             notify_posted(outcome.message_id)
     return outcome
@@ -496,15 +505,20 @@ def _decide_alerts(session: Session, settings: Settings, message: Message, threa
     and author are at hand, so outbound's own task (a transaction that reloads them all) is
     saved. A fault here never costs the post: it is rolled back to a savepoint and the
     alerts are left to outbound (its task, or its sweep), as for any other post."""
+    business = thread.business
+    delays = (
+        business.notify_delay(settings.notify_delay_seconds),
+        business.escalation_delay(settings.escalate_after_minutes),
+    )
     if message.author_type != "contact":
-        return AlertsDecided(message.author_type, message.created_at, ())
+        return AlertsDecided(message.author_type, message.created_at, (), *delays)
     try:
         with session.begin_nested():
             alert_ids = plan_new_message_alerts(session, settings, message, thread, now)
     except Exception:
         logger.exception("deciding the alerts of message %d failed; outbound decides them", message.id)
         return None
-    return AlertsDecided(message.author_type, message.created_at, tuple(alert_ids))
+    return AlertsDecided(message.author_type, message.created_at, tuple(alert_ids), *delays)
 
 
 def extract_parsed(parsed: ParsedEmail) -> Reply:

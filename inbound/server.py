@@ -37,7 +37,7 @@ from inbound.route import ForeignDomain, NoThreadMatched, Recipient, RoutingErro
 from inbound.batching import GroupCommitWriter, QueuePusher, RecipientChecker
 from inbound.links import link_for
 from inbound.tasks import dispatch, queue_is_local
-from pawpost.heap import give_back_memory, map_big_allocations
+from clikit.heap import give_back_memory, map_big_allocations
 from pawpost.settings import Settings
 from threads.db import make_engine, make_session_factory
 from threads.types import utcnow

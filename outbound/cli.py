@@ -10,6 +10,8 @@ from typing import Any
 import click
 from huey.consumer import Consumer, Scheduler
 
+from clikit import load_settings
+
 from outbound.queue import configure_queue
 from pawpost.settings import Settings
 from threads.types import utcnow
@@ -104,9 +106,7 @@ def build_consumer(
 @click.pass_context
 def worker_command(ctx: click.Context, workers: int, processes: int, sweep_seconds: int) -> None:
     """Run the outbound queue consumer (digests, staff alerts, escalations, the sweep)."""
-    from pawpost.cli import load_settings
-
-    settings = load_settings(ctx)
+    settings = load_settings(ctx).with_secret_key()
     consumer = build_consumer(
         settings, workers=processes or workers, sweep_seconds=sweep_seconds, processes=processes > 0
     )

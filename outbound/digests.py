@@ -81,10 +81,9 @@ def plan_digest_batch(
     if len(threads) < len(wanted):
         decision.busy = _held_elsewhere(session, set(wanted) - {t.id for t in threads})
     owed = _owed_digests(session, threads)
-    delay = timedelta(seconds=settings.notify_delay_seconds)
     due: list[_Owed] = []
     for item in owed:
-        due_at = item.messages[0].created_at + delay
+        due_at = item.messages[0].created_at + item.thread.business.notify_delay(settings.notify_delay_seconds)
         if due_at > now + DUE_SLACK:
             known = decision.next_due.get(item.thread.id)
             decision.next_due[item.thread.id] = due_at if known is None else min(known, due_at)

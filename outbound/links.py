@@ -1,30 +1,69 @@
 """Links inside emails: the portal page of a thread and signed links to attachments.
 
 Attachments too big to attach (or not images) are linked. Pet parents have no portal
-sign-in, so the link carries an HMAC of the attachment id under the deployment's secret;
-the portal serves `/attachments/<id>/<token>` after `verify_attachment_token`.
+sign-in, so the link itself is the key: an itsdangerous token that names what it is for
+(its salt, so no other signed value of Pawpost passes for it), the attachment id and when
+it was made. The portal serves `/attachments/<id>/<token>` while `verify_attachment_token`
+accepts it: under this deployment's secret, for this attachment, younger than 30 days.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
+from datetime import datetime, timedelta
+
+from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
 
 from pawpost.settings import Settings
+from threads.types import utcnow
+
+ATTACHMENT_LINK_PURPOSE = "pawpost.attachment-link"
+ATTACHMENT_LINK_LIFETIME = timedelta(days=30)
 
 
 def thread_url(settings: Settings, thread_id: int) -> str:
     return f"{settings.public_url}/threads/{thread_id}"
 
 
-def attachment_token(secret_key: str, attachment_id: int) -> str:
-    digest = hmac.new(secret_key.encode(), f"attachment:{attachment_id}".encode(), hashlib.sha256)
-    return digest.hexdigest()[:32]
+def invite_url(settings: Settings, token: str) -> str:
+    return f"{settings.public_url}/invite/{token}"
 
 
-def verify_attachment_token(secret_key: str, attachment_id: int, token: str) -> bool:
-    return hmac.compare_digest(attachment_token(secret_key, attachment_id), token)
+def password_reset_url(settings: Settings, token: str) -> str:
+    return f"{settings.public_url}/reset/{token}"
 
 
-def attachment_url(settings: Settings, attachment_id: int) -> str:
-    return f"{settings.public_url}/attachments/{attachment_id}/{attachment_token(settings.secret_key, attachment_id)}"
+def _serializer(secret_key: str, now: datetime) -> URLSafeTimedSerializer:
+    """Signs and checks at `now` (the caller's clock, so tests can move time)."""
+    moment = int(now.timestamp())
+
+    class SignerAtNow(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return moment
+
+    return URLSafeTimedSerializer(
+        secret_key,
+        salt=ATTACHMENT_LINK_PURPOSE,
+        signer=SignerAtNow,
+        signer_kwargs={"digest_method": hashlib.sha256},
+    )
+
+
+def attachment_token(secret_key: str, attachment_id: int, *, now: datetime | None = None) -> str:
+    return _serializer(secret_key, now or utcnow()).dumps(attachment_id)
+
+
+def verify_attachment_token(secret_key: str, attachment_id: int, token: str, *, now: datetime | None = None) -> bool:
+    """True for a token made by `attachment_token` for this id, within its lifetime."""
+    try:
+        signed_id = _serializer(secret_key, now or utcnow()).loads(
+            token, max_age=int(ATTACHMENT_LINK_LIFETIME.total_seconds())
+        )
+    except BadSignature:  # a forgery, another purpose's token, or an expired link
+        return False
+    return signed_id == attachment_id
+
+
+def attachment_url(settings: Settings, attachment_id: int, *, now: datetime | None = None) -> str:
+    token = attachment_token(settings.secret_key, attachment_id, now=now)
+    return f"{settings.public_url}/attachments/{attachment_id}/{token}"

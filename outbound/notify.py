@@ -44,13 +44,20 @@ def message_posted(message_id: int) -> None:
         logger.exception("could not enqueue notifications for message %s; the sweep will catch up", message_id)
 
 
-def alerts_decided(thread_id: int, author_type: str, created_at: datetime, alert_ids: Sequence[int]) -> None:
+def alerts_decided(
+    thread_id: int,
+    author_type: str,
+    created_at: datetime,
+    alert_ids: Sequence[int],
+    digest_delay: timedelta,
+    escalation_delay: timedelta,
+) -> None:
     """After the commit of a post whose alerts `plan_alerts` decided in the same transaction:
     send them and schedule the digest and escalation checks. Never raises (the sweep repairs)."""
     try:
         from outbound.tasks import run_after_post
 
-        run_after_post(thread_id, author_type, created_at, alert_ids)
+        run_after_post(thread_id, author_type, created_at, alert_ids, digest_delay, escalation_delay)
     except Exception:
         logger.exception("could not hand on the alerts of a post in thread %s; the sweep will catch up", thread_id)
 
@@ -155,7 +162,8 @@ def plan_escalation(session: Session, settings: Settings, thread_id: int, now: d
     thread = lock_thread(session, thread_id)
     if thread is None:
         return []
-    cutoff = now - timedelta(minutes=settings.escalate_after_minutes)
+    delay = thread.business.escalation_delay(settings.escalate_after_minutes)
+    cutoff = now - delay
     messages = list(
         session.scalars(
             select(Message)
@@ -197,7 +205,7 @@ def plan_escalation(session: Session, settings: Settings, thread_id: int, now: d
                 business_name=business.name,
                 family_name=family.name,
                 pet_names=pets,
-                minutes=settings.escalate_after_minutes,
+                minutes=int(delay.total_seconds() // 60),
                 messages=shown_all,
                 portal_url=compose.thread_link(settings, thread.id),
                 recipient_name=staff.name,

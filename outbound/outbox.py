@@ -57,7 +57,7 @@ class NewEmail:
     """
 
     business_id: int
-    thread_id: int
+    thread_id: int | None
     kind: str
     dedupe_key: str
     recipient_kind: str

@@ -175,12 +175,34 @@ def render_escalation(envelope: Envelope, content: EscalationContent) -> Message
     return _build(envelope, "escalation", context)
 
 
+def render_invitation(envelope: Envelope, content: AccountContent) -> Message:
+    """To a new staff member: a single-use link to choose a password and sign in."""
+    return _build(envelope, "invite", {"c": content, "images": []})
+
+
+def render_password_reset(envelope: Envelope, content: AccountContent) -> Message:
+    """To a staff member who asked: a single-use link, valid an hour, to choose a new password."""
+    return _build(envelope, "password_reset", {"c": content, "images": []})
+
+
 def to_bytes(message: Message) -> bytes:
     """The email as it goes on the wire (CRLF line ends)."""
     return message.as_bytes(policy=_WIRE)
 
 
 @lru_cache(maxsize=1)
+@dataclass(frozen=True)
+class AccountContent:
+    """An invitation or a password reset: who, for which business, the link and its expiry."""
+
+    business_name: str
+    recipient_name: str
+    link: str
+    expires: str
+    role: str = ""
+    invited_by: str = ""
+
+
 def _templates() -> Environment:
     return Environment(
         loader=PackageLoader("outbound", "templates"),
@@ -258,13 +280,15 @@ def _set_headers(message: Message, envelope: Envelope) -> None:
     # policy's parsed header objects, and `header_text`/`_address` already did the checks.
     message["From"] = _named(envelope.from_name, envelope.from_address)
     message["To"] = _named(envelope.to_name, envelope.to_address)
-    message["Reply-To"] = _address(envelope.reply_to)
+    if envelope.reply_to:  # account emails belong to no thread: nothing to reply to
+        message["Reply-To"] = _address(envelope.reply_to)
     message["Subject"] = _text_header(envelope.subject)
     message["Date"] = format_datetime(envelope.date)
     message["Message-ID"] = f"<{_address(envelope.message_id)}>"
-    message["In-Reply-To"] = f"<{_address(envelope.root_message_id)}>"
-    message["References"] = f"<{_address(envelope.root_message_id)}>"
-    message["Thread-Topic"] = _text_header(envelope.subject)
-    message["Thread-Index"] = envelope.thread_index
+    if envelope.root_message_id:
+        message["In-Reply-To"] = f"<{_address(envelope.root_message_id)}>"
+        message["References"] = f"<{_address(envelope.root_message_id)}>"
+        message["Thread-Topic"] = _text_header(envelope.subject)
+        message["Thread-Index"] = envelope.thread_index
     message["Auto-Submitted"] = "auto-generated"
     message["X-Auto-Response-Suppress"] = "All"

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, aliased
 
 from pawpost.settings import Settings
 from outbound import outbox
-from threads.models import Contact, ContactAddress, Message, NotifiedCursor, ReadCursor, Staff, Thread
+from threads.models import Business, Contact, ContactAddress, Message, NotifiedCursor, ReadCursor, Staff, Thread
 
 # How far back each repair looks. A digest is still worth sending after a long outage; an
 # alert ("at once") or an escalation older than this would only confuse.
@@ -57,7 +57,10 @@ def due_digest_threads(session: Session, settings: Settings, now: datetime) -> l
     read, notified, message = aliased(ReadCursor), aliased(NotifiedCursor), aliased(Message)
     read_floor = func.coalesce(read.message_id, 0)
     notified_floor = func.coalesce(notified.message_id, 0)
-    cutoff = now - timedelta(seconds=settings.notify_delay_seconds)
+    # The shortest delay any business uses: a superset, each thread's own delay is applied
+    # when its digests are planned.
+    shortest = session.scalar(select(func.min(Business.notify_delay_seconds)))
+    cutoff = now - timedelta(seconds=min(settings.notify_delay_seconds, shortest if shortest is not None else settings.notify_delay_seconds))
     query = (
         select(Thread.id)
         .distinct()
@@ -110,7 +113,8 @@ def undecided_alerts(session: Session, now: datetime) -> list[int]:
 
 def due_escalations(session: Session, settings: Settings, now: datetime) -> list[int]:
     """Threads with a contact message no active staff member read within the escalation delay."""
-    cutoff = now - timedelta(minutes=settings.escalate_after_minutes)
+    shortest = session.scalar(select(func.min(Business.escalate_after_minutes)))
+    cutoff = now - timedelta(minutes=min(settings.escalate_after_minutes, shortest if shortest is not None else settings.escalate_after_minutes))
     read_by_staff = exists().where(
         ReadCursor.thread_id == Message.thread_id,
         ReadCursor.person_kind == "staff",

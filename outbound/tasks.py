@@ -20,7 +20,7 @@ from outbound import digests, notify, outbox, sweep
 from outbound.queue import configured_settings, huey, session_factory
 from outbound.transport import parse_outbound_url
 from pawpost.settings import Settings
-from threads.models import Message
+from threads.models import Business, Message, Thread
 from threads.types import utcnow
 
 logger = logging.getLogger(__name__)
@@ -85,35 +85,54 @@ def run_posted_message(message_id: int, now: datetime | None = None) -> None:
     moment = now or utcnow()
     found = _transaction(
         lambda session, _settings: session.execute(
-            select(Message.thread_id, Message.author_type, Message.created_at).where(Message.id == message_id)
+            select(Message.thread_id, Message.author_type, Message.created_at, Business)
+            .join(Thread, Thread.id == Message.thread_id)
+            .join(Business, Business.id == Thread.business_id)
+            .where(Message.id == message_id)
         ).first()
     )
     if found is None:
         logger.warning("message %s vanished before its notifications", message_id)
         return
-    thread_id, author_type, created_at = found
+    thread_id, author_type, created_at, business = found
+    settings = configured_settings()
     if author_type == "contact":
         _deliver(_transaction(lambda session, settings: notify.plan_alerts(session, settings, message_id, moment)), now)
-    _schedule_followups(thread_id, author_type, created_at)
+    _schedule_followups(
+        thread_id,
+        author_type,
+        created_at,
+        business.notify_delay(settings.notify_delay_seconds),
+        business.escalation_delay(settings.escalate_after_minutes),
+    )
 
 
-def run_after_post(thread_id: int, author_type: str, created_at: datetime, alert_ids: Sequence[int]) -> None:
+def run_after_post(
+    thread_id: int,
+    author_type: str,
+    created_at: datetime,
+    alert_ids: Sequence[int],
+    digest_delay: timedelta,
+    escalation_delay: timedelta,
+) -> None:
     """What follows a post whose alerts were already decided in the posting transaction
     (the email ingest does, saving this task's own transaction and reads): send those
-    alerts, then the digest and escalation checks at their time. Never reads the database."""
+    alerts, then the digest and escalation checks at their time (the business's delays,
+    read by the caller). Never reads the database."""
     if alert_ids:
         ids = list(alert_ids)
         _enqueue_quietly(lambda: deliver_emails(ids))
-    _schedule_followups(thread_id, author_type, created_at)
+    _schedule_followups(thread_id, author_type, created_at, digest_delay, escalation_delay)
 
 
-def _schedule_followups(thread_id: int, author_type: str, created_at: datetime) -> None:
-    settings = configured_settings()
+def _schedule_followups(
+    thread_id: int, author_type: str, created_at: datetime, digest_delay: timedelta, escalation_delay: timedelta
+) -> None:
     if author_type == "contact":
-        escalate_at = created_at + timedelta(minutes=settings.escalate_after_minutes)
+        escalate_at = created_at + escalation_delay
         _enqueue_quietly(lambda: escalate_threads.schedule(args=([thread_id],), eta=escalate_at))
     if author_type != "system":
-        digest_at = created_at + timedelta(seconds=settings.notify_delay_seconds)
+        digest_at = created_at + digest_delay
         _enqueue_quietly(lambda: send_thread_digests.schedule(args=(thread_id,), eta=digest_at, priority=PRIORITY_DUE))
 
 

@@ -5,17 +5,21 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import selectinload
 
+from clikit import business_by_slug, emit, load_settings, session_scope
+from inbound.cli import quarantine_command, smtp_command
+from inbound.cli_parse import parse_command
+import inbound.tasks  # noqa: F401  (every pawpost process, the worker included, knows inbound's tasks)
+from outbound.cli import worker_command
 from pawpost.settings import ConfigError, Settings
+from portal.cli import staff_command, web_command
 from threads import migrate
 from threads.addresses import reply_address, rotate_reply_token
 from threads.bounces import unbounce
@@ -39,38 +43,6 @@ class PawpostGroup(click.Group):
         except OperationalError as error:
             reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
             raise click.ClickException(f"database unreachable or not migrated: {reason}") from None
-
-
-def load_settings(ctx: click.Context) -> Settings:
-    """The settings, built once per command from the environment."""
-    root = ctx.find_root()
-    if "settings" not in root.meta:
-        root.meta["settings"] = Settings.from_env()
-    return root.meta["settings"]
-
-
-@contextmanager
-def session_scope(settings: Settings) -> Iterator[Session]:
-    """One transaction for one command: commit on success, roll back on any error."""
-    engine = make_engine(settings.database_url)
-    try:
-        with make_session_factory(engine)() as session, session.begin():
-            yield session
-    finally:
-        engine.dispose()
-
-
-def business_by_slug(session: Session, slug: str) -> Business:
-    """The business a `--business SLUG` option names, or one clear line listing the known ones."""
-    business = session.scalar(select(Business).where(Business.slug == slug))
-    if business is None:
-        known = ", ".join(session.scalars(select(Business.slug).order_by(Business.slug))) or "none"
-        raise click.ClickException(f"no business {slug!r}; known: {known}")
-    return business
-
-
-def emit(data: Any, as_json: bool, human: str) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str) if as_json else human)
 
 
 @click.group(cls=PawpostGroup)
@@ -104,8 +76,13 @@ def db_upgrade(ctx: click.Context) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def demo(ctx: click.Context, as_json: bool) -> None:
-    """Seed (or refresh) the demo business and print its sign-ins and reply addresses."""
-    settings = load_settings(ctx)
+    """Seed (or refresh) the demo business and print its sign-ins and reply addresses.
+
+    Like `pawpost up`, a development command: without PAWPOST_SECRET_KEY it uses the
+    development key under the data directory, so the passwords it prints are the ones
+    `pawpost up` accepts.
+    """
+    settings = load_settings(ctx).with_secret_key(development=True)
     migrate.upgrade(settings.database_url)
     now = utcnow()
     with session_scope(settings) as session:
@@ -288,21 +265,10 @@ def messages_command(ctx: click.Context, thread_id: int, as_json: bool) -> None:
     emit(rows, as_json, human or "no messages")
 
 
-from inbound.cli import quarantine_command, smtp_command  # noqa: E402
-from inbound.cli_parse import parse_command  # noqa: E402
-import inbound.tasks  # noqa: E402,F401  (every pawpost process, the worker included, knows inbound's tasks)
-
 main.add_command(smtp_command)
 main.add_command(parse_command)
 main.add_command(quarantine_command)
-
-
-from outbound.cli import worker_command  # noqa: E402
-
 main.add_command(worker_command)
-
-from portal.cli import staff_command, web_command  # noqa: E402
-
 main.add_command(web_command)
 main.add_command(staff_command)
 
@@ -313,7 +279,7 @@ def up_command(ctx: click.Context) -> None:
     """Run everything in one process on the embedded default: SMTP, worker and portal."""
     from pawpost.up import run_up
 
-    run_up(load_settings(ctx))
+    run_up(load_settings(ctx).with_secret_key(development=True))
 
 
 @main.command("doctor")

@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from outbound.queue import configure_queue
 from outbound.transport import check_relay
-from pawpost.settings import Settings
+from pawpost.settings import Settings, random_secret
 from threads import migrate
 from threads.db import make_engine
 
@@ -34,7 +34,11 @@ class Check:
 
 def check_secret(settings: Settings) -> Check:
     if settings.secret_key_is_default:
-        return Check("secret key", "fail", "PAWPOST_SECRET_KEY is the development default: set a long random value")
+        return Check(
+            "secret key",
+            "fail",
+            f"PAWPOST_SECRET_KEY is not set, so web, smtp and worker refuse to start: set a long random value, e.g. {random_secret()}",
+        )
     if len(settings.secret_key) < 32:
         return Check("secret key", "warn", "PAWPOST_SECRET_KEY is shorter than 32 characters")
     return Check("secret key", "ok", "set")

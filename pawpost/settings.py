@@ -14,6 +14,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 DEFAULT_SECRET_KEY = "pawpost-development-secret-key-change-me"
+# Where development mode keeps the random key it made (under PAWPOST_DATA_DIR).
+DEVELOPMENT_KEY_FILE = "secret_key"
 
 
 class ConfigError(ValueError):
@@ -43,6 +45,9 @@ class Settings:
     attachment_email_cap_bytes: int
     # Emails a minute into one thread, and from one sender; the excess is held in quarantine.
     inbound_rate_per_minute: int = 50
+    development: bool = False
+    metrics_token: str | None = None
+    trusted_proxies: int = 0
 
     @property
     def secret_key_is_default(self) -> bool:
@@ -72,7 +77,13 @@ class Settings:
         For starting another Pawpost process (a worker, a test's subprocess) on exactly
         the settings this one runs with.
         """
-        optional = {"TLS_CERT": self.tls_cert, "TLS_KEY": self.tls_key, "TRUSTED_AUTHSERV_ID": self.trusted_authserv_id}
+        optional = {
+            "TLS_CERT": self.tls_cert,
+            "TLS_KEY": self.tls_key,
+            "TRUSTED_AUTHSERV_ID": self.trusted_authserv_id,
+            "METRICS_TOKEN": self.metrics_token,
+            "DEV": "1" if self.development else None,
+        }
         values = {
             "DATA_DIR": str(self.data_dir),
             "DATABASE_URL": self.database_url,
@@ -89,6 +100,7 @@ class Settings:
             "MAX_MESSAGE_BYTES": str(self.max_message_bytes),
             "ATTACHMENT_EMAIL_CAP_BYTES": str(self.attachment_email_cap_bytes),
             "INBOUND_RATE_PER_MINUTE": str(self.inbound_rate_per_minute),
+            "TRUSTED_PROXIES": str(self.trusted_proxies),
             **{name: str(value) for name, value in optional.items() if value is not None},
         }
         return {f"PAWPOST_{name}": value for name, value in values.items()}
@@ -145,7 +157,53 @@ class Settings:
             inbound_rate_per_minute=_int(
                 "PAWPOST_INBOUND_RATE_PER_MINUTE", get("INBOUND_RATE_PER_MINUTE", "50"), 1
             ),
+            development=_flag("PAWPOST_DEV", get("DEV", "0")),
+            metrics_token=get("METRICS_TOKEN"),
+            trusted_proxies=_int("PAWPOST_TRUSTED_PROXIES", get("TRUSTED_PROXIES", "0"), 0),
         )
+
+    def with_secret_key(self, *, development: bool = False) -> Settings:
+        """These settings with a key fit to sign sessions and links, or a ConfigError.
+
+        A key set in the environment always wins. Without one, development mode (`pawpost up`,
+        or `PAWPOST_DEV=1` for the separate processes) uses a random key kept under the data
+        directory, made on first use; anything else refuses to start: with a key everyone can
+        read, anyone could forge sessions and attachment links.
+        """
+        if not self.secret_key_is_default:
+            return self
+        if development or self.development:
+            return self.replace(secret_key=development_secret_key(self.data_dir))
+        raise ConfigError(
+            "PAWPOST_SECRET_KEY is not set: set it to a long random value "
+            "(`pawpost doctor` suggests one), or PAWPOST_DEV=1 for development"
+        )
+
+
+def development_secret_key(data_dir: Path) -> str:
+    """The development key under `data_dir`, created (readable by its owner only) on first use."""
+    path = data_dir / DEVELOPMENT_KEY_FILE
+    try:
+        existing = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        existing = ""
+    if existing:
+        return existing
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = random_secret()
+    # Written aside, then linked into place: of two processes starting at once, one key wins
+    # and both read it whole.
+    draft = data_dir / f".{DEVELOPMENT_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="ascii") as file:
+        file.write(key + "\n")
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        key = path.read_text(encoding="ascii").strip()
+    finally:
+        draft.unlink()
+    return key
 
 
 def random_secret() -> str:
@@ -171,6 +229,15 @@ def _listen(name: str, value: str | None) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ConfigError(f"{name}={value!r} must look like HOST:PORT, e.g. 127.0.0.1:2525")
     return host.strip("[]"), int(port)
+
+
+def _flag(name: str, value: str | None) -> bool:
+    text = (value or "").strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name}={value!r} must be 1 or 0")
 
 
 def _int(name: str, value: str | None, minimum: int) -> int:

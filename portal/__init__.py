@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from pawpost.settings import Settings
 from threads.db import make_engine, make_session_factory
@@ -24,17 +25,25 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     from outbound.queue import configure_queue
 
     from portal import (
+        accounts,
         attachments,
+        audit,
         auth,
+        calendar,
+        csv_import,
         devmail,
         errors,
+        families,
         health,
         inbox,
         metrics,
         quarantine,
+        reply_address,
         schedule,
         security,
+        staff,
         threads,
+        two_factor,
         views,
     )
     from portal.runtime import EXTENSION, PortalState, close_db
@@ -57,11 +66,17 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         settings=settings, engine=engine, sessions=make_session_factory(engine), clock=clock
     )
     configure_queue(settings)
+    if settings.trusted_proxies:
+        # Only the hops the operator vouches for: X-Forwarded-For values beyond them are the
+        # client's own words (anyone can send the header), so they never pick the address.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)  # type: ignore[method-assign]
     CSRFProtect(app)
     app.teardown_appcontext(close_db)
     security.install(app)
     errors.install(app)
     views.install(app)
-    for module in (auth, health, metrics, inbox, threads, schedule, attachments, quarantine, devmail):
+    blueprints = (auth, health, metrics, inbox, threads, schedule, attachments, quarantine, devmail)
+    blueprints += (staff, accounts, two_factor, families, calendar, csv_import, reply_address, audit)
+    for module in blueprints:
         app.register_blueprint(module.bp)
     return app

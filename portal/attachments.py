@@ -58,8 +58,8 @@ def download(attachment_id: int) -> Response:
 
 @bp.get("/attachments/<int:attachment_id>/<token>")
 def download_by_link(attachment_id: int, token: str) -> Response:
-    """The signed link in a parent's digest: parents have no sign-in, the HMAC is the key."""
-    if not verify_attachment_token(settings().secret_key, attachment_id, token):
+    """The signed link in a parent's digest: parents have no sign-in, the signed token is the key."""
+    if not verify_attachment_token(settings().secret_key, attachment_id, token, now=now()):
         raise UnknownThread(f"bad link for attachment {attachment_id}")
     attachment = db().scalar(select(Attachment).options(undefer(Attachment.content)).where(Attachment.id == attachment_id))
     if attachment is None:

@@ -1,8 +1,10 @@
 """Signing staff in and out, who is asking, and the role checks every view declares.
 
-The Flask session cookie holds only the staff id and a fingerprint of their password hash,
-so resetting a password or deactivating someone ends their sessions on the next request.
-Failed sign-ins are rows in `sign_in_failures`, so the rate limit holds across workers.
+The Flask session cookie holds only a random token naming a `staff_sessions` row and a
+fingerprint of the password hash. Signing out ends the row, so a copy of the cookie stops
+working at once; a new password or deactivation ends every row of that person (and the
+fingerprint catches a password changed behind the portal's back). Failed sign-ins are rows
+in `sign_in_failures`, so the rate limit holds across workers.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import ipaddress
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -19,10 +22,10 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, g, jsonify, redirect, render_template, request, session, url_for
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import joinedload
 from werkzeug.wrappers import Response
 
 from portal.runtime import db, now, settings
+from threads.accounts import end_session, live_session, start_staff_session, touch_session
 from threads.directory import normalise_email
 from threads.models import SignInFailure, Staff
 from threads.passwords import hash_password, verify_password
@@ -32,8 +35,11 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
 
 FAILURE_WINDOW = timedelta(minutes=15)
-MAX_FAILURES_PER_EMAIL = 5
-MAX_FAILURES_PER_ADDRESS = 50
+# Guessing one account from one client stops here; the owner, elsewhere, is never locked out
+# by someone else's guesses.
+MAX_FAILURES_PER_ACCOUNT_AND_CLIENT = 5
+# One client guessing across many accounts stops here.
+MAX_FAILURES_PER_CLIENT = 50
 # Rows older than this are deleted as new failures arrive; they no longer count for anything.
 FAILURE_RETENTION = timedelta(days=1)
 
@@ -47,26 +53,43 @@ def session_fingerprint(staff: Staff) -> str:
 
 
 def start_session(staff: Staff) -> None:
+    """Open a server-side session for `staff` and point the cookie at it; the caller commits."""
+    _row, token = start_staff_session(
+        db(), staff, now(), remote_addr=request.remote_addr, user_agent=request.headers.get("User-Agent")
+    )
     session.clear()
     session.permanent = True
-    session["staff_id"] = staff.id
+    session["sid"] = token
     session["auth"] = session_fingerprint(staff)
 
 
 @bp.before_app_request
 def load_signed_in_staff() -> None:
-    """Set `g.staff` for the request, dropping sessions of deactivated or re-passworded staff."""
+    """Set `g.staff` for the request from a session the server still holds open.
+
+    A session ended (sign-out, an admin, a new password, deactivation), expired, or whose
+    password fingerprint no longer matches signs the browser out.
+    """
     g.staff = None
+    g.staff_session = None
     if request.endpoint in ("static", "health.healthz"):
         return
-    staff_id = session.get("staff_id")
-    if staff_id is None:
+    token = session.get("sid")
+    if not isinstance(token, str):
+        # Signed out (the session may still hold a CSRF token for the sign-in form); a cookie
+        # from before server-side sessions (a bare staff id) signs in nobody.
+        session.pop("staff_id", None)
         return
-    staff = db().scalar(select(Staff).options(joinedload(Staff.business)).where(Staff.id == staff_id))
-    if staff is None or not staff.active or session.get("auth") != session_fingerprint(staff):
+    moment = now()
+    row = live_session(db(), token, moment)
+    if row is None or session.get("auth") != session_fingerprint(row.staff):
         session.clear()
+        db().rollback()
         return
-    g.staff = staff
+    if touch_session(db(), row, moment):
+        db().commit()
+    g.staff = row.staff
+    g.staff_session = row
 
 
 def current_staff() -> Staff:
@@ -80,8 +103,15 @@ def home_url(staff: Staff) -> str:
     return url_for("inbox.messages") if staff.is_senior else url_for("schedule.today")
 
 
-def requires(role: str = "any", *, api: bool = False) -> Callable[[View], View]:
-    """Guard a view: signed in (else sign-in page, or 401 for the JSON API), and senior if asked."""
+def must_enrol_two_factor(staff: Staff) -> bool:
+    """An admin of a business that requires two-factor sign-in, who has not turned it on."""
+    return staff.role == "admin" and staff.business.require_admin_two_factor and not staff.has_two_factor
+
+
+def requires(role: str = "any", *, api: bool = False, enrolment: bool = False) -> Callable[[View], View]:
+    """Guard a view: signed in (else sign-in page, or 401 for the JSON API), the role asked
+    for, and two-factor sign-in turned on where the business requires it (`enrolment` marks
+    the pages that turn it on)."""
 
     def decorate(view: View) -> View:
         @functools.wraps(view)
@@ -91,7 +121,11 @@ def requires(role: str = "any", *, api: bool = False) -> Callable[[View], View]:
                 if api:
                     return jsonify(error="signed out"), 401
                 return redirect(url_for("auth.sign_in", next=request.full_path.rstrip("?")))
-            if role == "senior" and not staff.is_senior:
+            if not enrolment and must_enrol_two_factor(staff):
+                if api:
+                    return jsonify(error="turn on two-factor sign-in first"), 403
+                return redirect(url_for("two_factor.setup"))
+            if (role == "senior" and not staff.is_senior) or (role == "admin" and staff.role != "admin"):
                 return render_template("error.html", status=403, title="Not for your role"), 403
             return view(*args, **kwargs)
 
@@ -104,34 +138,44 @@ def requires(role: str = "any", *, api: bool = False) -> Callable[[View], View]:
 def sign_in() -> Any:
     if g.staff is not None:
         return redirect(home_url(g.staff))
-    return render_template("signin.html", email="", next=_safe_next(request.args.get("next")))
+    return render_template("signin.html", email="", next=safe_next(request.args.get("next")))
 
 
 @bp.post("/signin")
 def sign_in_post() -> Any:
     email = normalise_email(request.form.get("email", ""))[:320]
     password = request.form.get("password", "")
-    target = _safe_next(request.form.get("next"))
+    target = safe_next(request.form.get("next"))
     moment = now()
-    address = request.remote_addr or ""
-    if _locked_out(email, address, moment):
+    address = client_key(request.remote_addr)
+    if locked_out(email, address, moment):
         logger.warning("sign-in refused: too many failures for %s from %s", email, address)
         error = "Too many failed sign-ins. Wait 15 minutes, then try again."
         return render_template("signin.html", email=email, next=target, error=error), 429
     staff = _authenticate(email, password)
     if staff is None:
-        _record_failure(email, address, moment)
+        record_failure(email, address, moment)
         error = "That email and password do not match an active account."
         return render_template("signin.html", email=email, next=target, error=error), 401
-    db().execute(delete(SignInFailure).where(SignInFailure.email == email))
-    db().commit()
+    db().execute(delete(SignInFailure).where(SignInFailure.email == email, SignInFailure.remote_addr == address))
+    if staff.has_two_factor:
+        db().commit()
+        # Half signed in: the password was right; the code page finishes (within 5 minutes).
+        session.clear()
+        session["second_factor"] = {"staff_id": staff.id, "auth": session_fingerprint(staff), "at": moment.timestamp(), "next": target}
+        return redirect(url_for("two_factor.code"))
     start_session(staff)
+    db().commit()
     logger.info("staff %s signed in", staff.id)
     return redirect(target or home_url(staff))
 
 
 @bp.post("/signout")
 def sign_out() -> Response:
+    """End the session on the server too: the cookie, wherever copied, stops working."""
+    if g.staff_session is not None:
+        end_session(db(), g.staff_session, now())
+        db().commit()
     session.clear()
     return redirect(url_for("auth.sign_in"))
 
@@ -156,22 +200,31 @@ def _authenticate(email: str, password: str) -> Staff | None:
     return None
 
 
-def _locked_out(email: str, address: str, moment: datetime) -> bool:
+def client_key(remote_addr: str | None) -> str:
+    """Who is asking, for rate limits: the client's address (from `PAWPOST_TRUSTED_PROXIES`
+    hops of X-Forwarded-For behind a proxy), an IPv6 client by its /64, which one host
+    usually holds whole."""
+    try:
+        address = ipaddress.ip_address((remote_addr or "").strip())
+    except ValueError:
+        return (remote_addr or "unknown")[:64]
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+def locked_out(email: str, client: str, moment: datetime) -> bool:
+    """Too many recent failures for this account from this client, or from this client at all."""
     since = moment - FAILURE_WINDOW
-    by_email = db().scalar(
-        select(func.count()).select_from(SignInFailure).where(SignInFailure.email == email, SignInFailure.at > since)
-    )
-    if (by_email or 0) >= MAX_FAILURES_PER_EMAIL:
+    recent = select(func.count()).select_from(SignInFailure).where(SignInFailure.remote_addr == client, SignInFailure.at > since)
+    if (db().scalar(recent.where(SignInFailure.email == email)) or 0) >= MAX_FAILURES_PER_ACCOUNT_AND_CLIENT:
         return True
-    by_address = db().scalar(
-        select(func.count())
-        .select_from(SignInFailure)
-        .where(SignInFailure.remote_addr == address, SignInFailure.at > since)
-    )
-    return (by_address or 0) >= MAX_FAILURES_PER_ADDRESS
+    return (db().scalar(recent) or 0) >= MAX_FAILURES_PER_CLIENT
 
 
-def _record_failure(email: str, address: str, moment: datetime) -> None:
+def record_failure(email: str, address: str, moment: datetime) -> None:
     session_db = db()
     session_db.execute(delete(SignInFailure).where(SignInFailure.at < moment - FAILURE_RETENTION))
     session_db.add(SignInFailure(email=email, remote_addr=address[:64], at=moment))
@@ -179,7 +232,7 @@ def _record_failure(email: str, address: str, moment: datetime) -> None:
     logger.info("failed sign-in for %s from %s", email, address)
 
 
-def _safe_next(value: str | None) -> str | None:
+def safe_next(value: str | None) -> str | None:
     """Only same-site paths: a `next` pointing elsewhere would make the form an open redirect."""
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
         return None

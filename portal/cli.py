@@ -8,11 +8,17 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pawpost.cli import business_by_slug, emit, load_settings, session_scope
+from clikit import business_by_slug, emit, load_settings, session_scope
+from outbound.accounts import queue_invitation, send_soon
+from outbound.links import invite_url
+from outbound.queue import configure_queue
 from portal.server import serve
+from threads.accounts import StaffProblems, invite_staff, issue_token, set_active, set_password_hash
+from threads.audit import record
 from threads.directory import find_staff_by_email, normalise_email
 from threads.models import Business, Staff
 from threads.passwords import WeakPassword, hash_password
+from threads.types import utcnow
 
 ROLES = ("basic", "senior", "admin")
 
@@ -23,9 +29,7 @@ ROLES = ("basic", "senior", "admin")
 @click.pass_context
 def web_command(ctx: click.Context, workers: int | None, threads: int) -> None:
     """Serve the web portal on PAWPOST_WEB_LISTEN with gunicorn; SIGTERM stops it gracefully."""
-    settings = load_settings(ctx)
-    if settings.secret_key_is_default:
-        click.echo("warning: PAWPOST_SECRET_KEY is the development default; set it before going live", err=True)
+    settings = load_settings(ctx).with_secret_key()
     serve(settings, workers=workers, threads=threads)
 
 
@@ -98,6 +102,33 @@ def staff_add(ctx: click.Context, email: str, name: str, role: str, slug: str | 
     emit(data, False, f"added {role} {name} <{address}> to {data['business']}")
 
 
+@staff_command.command("invite")
+@click.argument("email")
+@click.option("--name", required=True, help="Full name, as parents and colleagues see it.")
+@click.option("--role", type=click.Choice(ROLES), default="basic", show_default=True)
+@business_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def staff_invite(ctx: click.Context, email: str, name: str, role: str, slug: str | None, as_json: bool) -> None:
+    """Invite a staff member: email them a single-use link (7 days) to choose a password, and print it."""
+    settings = load_settings(ctx)
+    now = utcnow()
+    with session_scope(settings) as session:
+        business = _business(session, slug)
+        try:
+            staff = invite_staff(session, business.id, name=name, email=email, role=role)
+        except StaffProblems as error:
+            raise click.ClickException("; ".join(f"{field}: {text}" for field, text in error.problems.items())) from None
+        token_row, token = issue_token(session, staff, "invite", now)
+        outbox_id = queue_invitation(session, settings, token_row, token, now)
+        record(session, business.id, None, "staff.invite", f"Invited {staff.name} <{staff.email}> as {role}", now, staff_id=staff.id,
+               after={"name": staff.name, "email": staff.email, "role": role, "link expires": token_row.expires_at})
+        data = {"email": staff.email, "invite_url": invite_url(settings, token), "expires_at": token_row.expires_at.isoformat()}
+    configure_queue(settings)
+    send_soon([outbox_id])
+    emit(data, as_json, f"invited {role} {name} <{data['email']}> to {business.slug}; the link (also emailed) works once until {data['expires_at']}:\n{data['invite_url']}")
+
+
 @staff_command.command("set-password")
 @click.argument("email")
 @business_option
@@ -109,7 +140,8 @@ def staff_set_password(ctx: click.Context, email: str, slug: str | None, from_st
     password_hash = _hash(_password(from_stdin))
     with session_scope(settings) as session:
         staff = _one_staff(session, email, slug)
-        staff.password_hash = password_hash
+        set_password_hash(session, staff, password_hash, utcnow())
+        record(session, staff.business_id, None, "staff.password", f"Set a new password for {staff.name}", utcnow(), staff_id=staff.id)
         name = staff.email
     click.echo(f"password set for {name}")
 
@@ -134,7 +166,12 @@ def staff_activate(ctx: click.Context, email: str, slug: str | None) -> None:
 
 def _set_active(ctx: click.Context, email: str, slug: str | None, *, active: bool) -> None:
     with session_scope(load_settings(ctx)) as session:
-        _one_staff(session, email, slug).active = active
+        staff = _one_staff(session, email, slug)
+        before = staff.active
+        set_active(session, staff, active, utcnow())
+        record(session, staff.business_id, None, "staff.activate" if active else "staff.deactivate",
+               f"{'Reactivated' if active else 'Deactivated'} {staff.name}", utcnow(), staff_id=staff.id,
+               before={"active": before}, after={"active": active})
     click.echo(f"{'activated' if active else 'deactivated'} {normalise_email(email)}")
 
 

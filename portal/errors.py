@@ -14,7 +14,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from threads.errors import AccessDenied, EmptyMessage, PawpostError, UnknownFamily, UnknownThread
+from threads.errors import AccessDenied, EmptyMessage, PawpostError, UnknownFamily, UnknownStaff, UnknownThread
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +22,7 @@ STATUS_FOR_ERROR: dict[type[PawpostError], tuple[int, str]] = {
     AccessDenied: (403, "You can only open families you are scheduled with today."),
     UnknownThread: (404, "There is no such conversation."),
     UnknownFamily: (404, "There is no such family."),
+    UnknownStaff: (404, "There is no such staff member."),
     EmptyMessage: (400, "Write something or attach a file."),
 }
 

@@ -2,14 +2,17 @@
 
 Counting from the tables (not from in-process counters) gives the same answer from every
 gunicorn worker and survives restarts; every figure is an aggregate, never a name or a body.
+The figures span every business, so only the scraper holding `PAWPOST_METRICS_TOKEN` reads
+them (`Authorization: Bearer …`); without a token configured the page does not exist.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Iterator
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, abort, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -17,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from outbound.queue import huey
-from portal.runtime import db, now
+from portal.runtime import db, now, settings
 from threads.models import INBOUND_OUTCOMES, OUTBOX_KINDS, OUTBOX_STATES, InboundEmail, OutboundEmail
 
 logger = logging.getLogger(__name__)
@@ -72,8 +75,18 @@ class DatabaseCollector(Collector):
             yield pending
 
 
+def bearer_token_matches(expected: str) -> bool:
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected.encode())
+
+
 @bp.get("/metrics")
 def metrics() -> Response:
+    expected = settings().metrics_token
+    if not expected:
+        abort(404)
+    if not bearer_token_matches(expected):
+        return Response("a bearer token is required\n", 401, {"WWW-Authenticate": 'Bearer realm="metrics"'}, mimetype="text/plain")
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DatabaseCollector(db()))
     body = generate_latest(registry)

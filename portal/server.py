@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 from flask import Flask
 
-from pawpost.heap import freeze_startup_heap
+from clikit.heap import freeze_startup_heap
 from pawpost.settings import Settings
 from portal import create_app
 

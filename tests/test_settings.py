@@ -66,3 +66,25 @@ def test_environment_round_trips(tmp_path: Path) -> None:
         }
     )
     assert Settings.from_env(settings.environment()) == settings
+
+
+def test_a_missing_secret_key_is_refused_outside_development(tmp_path: Path) -> None:
+    settings = Settings.from_env({"PAWPOST_DATA_DIR": str(tmp_path)})
+    with pytest.raises(ConfigError, match="PAWPOST_SECRET_KEY is not set"):
+        settings.with_secret_key()
+    assert not (tmp_path / "secret_key").exists()
+    own = Settings.from_env({"PAWPOST_DATA_DIR": str(tmp_path), "PAWPOST_SECRET_KEY": "k" * 40})
+    assert own.with_secret_key() is own and own.with_secret_key(development=True) is own
+
+
+def test_development_mode_makes_one_random_key_and_reuses_it(tmp_path: Path) -> None:
+    settings = Settings.from_env({"PAWPOST_DATA_DIR": str(tmp_path / "data"), "PAWPOST_DEV": "1"})
+    first = settings.with_secret_key()
+    again = Settings.from_env({"PAWPOST_DATA_DIR": str(tmp_path / "data")}).with_secret_key(development=True)
+    assert first.secret_key == again.secret_key and len(first.secret_key) >= 40
+    assert not first.secret_key_is_default
+    key_file = tmp_path / "data" / "secret_key"
+    assert key_file.read_text().strip() == first.secret_key
+    assert key_file.stat().st_mode & 0o077 == 0  # readable by its owner only
+    other = Settings.from_env({"PAWPOST_DATA_DIR": str(tmp_path / "elsewhere"), "PAWPOST_DEV": "1"}).with_secret_key()
+    assert other.secret_key != first.secret_key

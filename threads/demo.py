@@ -17,6 +17,7 @@ from threads.addresses import reply_address
 from threads.directory import normalise_words
 from threads.importing import import_directory
 from threads.models import Business, Contact, Family, Staff
+from threads.passwords import verify_password
 from threads.schedule import scheduled_staff
 
 DEMO_SLUG = "happy-tails-demo"
@@ -145,10 +146,21 @@ def seed_demo(session: Session, *, now: datetime, secret_key: str, mail_domain: 
 
 
 def describe_demo(session: Session, business_id: int, *, today: date, secret_key: str, reply_domain: str) -> dict[str, Any]:
-    """The demo's logins, families and reply addresses, as `pawpost demo --json` prints them."""
+    """The demo's logins, families and reply addresses, as `pawpost demo --json` prints them.
+
+    Only the demo's own staff whose password is still the demo's: anyone added later (an
+    invitation, `pawpost staff add`) or who chose a password has no demo password to print.
+    """
     business = session.get(Business, business_id)
     assert business is not None
-    staff = session.scalars(select(Staff).where(Staff.business_id == business_id).order_by(Staff.id)).all()
+    demo_ids = [ident for ident, *_ in _STAFF]
+    staff = [
+        s
+        for s in session.scalars(
+            select(Staff).where(Staff.business_id == business_id, Staff.external_id.in_(demo_ids)).order_by(Staff.id)
+        )
+        if verify_password(s.password_hash, demo_password(secret_key, s.email))
+    ]
     families = session.scalars(
         select(Family)
         .options(selectinload(Family.contacts).selectinload(Contact.addresses), selectinload(Family.pets), selectinload(Family.thread))

@@ -51,18 +51,28 @@ def ensure_thread(session: Session, family: Family, mail_domain: str) -> Thread:
     return thread
 
 
-def refresh_search_terms(session: Session, family: Family) -> None:
-    """Rewrite the family's search words from its name, contacts and pets."""
-    session.execute(delete(SearchTerm).where(SearchTerm.family_id == family.id))
+def search_term_rows(
+    business_id: int, family_id: int, family_name: str, contact_names: list[str], pet_names: list[str]
+) -> list[dict[str, object]]:
+    """The `search_terms` rows of one family: each normalised word once per source."""
     seen: set[tuple[str, str]] = set()
-    sources = [("family", family.name)]
-    sources += [("contact", c.name) for c in family.contacts]
-    sources += [("pet", p.name) for p in family.pets]
+    sources = [("family", family_name)] + [("contact", n) for n in contact_names] + [("pet", n) for n in pet_names]
+    rows: list[dict[str, object]] = []
     for source, text in sources:
         for word in normalise_words(text):
             if (word, source) not in seen:
                 seen.add((word, source))
-                session.add(SearchTerm(business_id=family.business_id, family_id=family.id, term=word[:100], source=source))
+                rows.append({"business_id": business_id, "family_id": family_id, "term": word[:100], "source": source})
+    return rows
+
+
+def refresh_search_terms(session: Session, family: Family) -> None:
+    """Rewrite the family's search words from its name, contacts and pets."""
+    session.execute(delete(SearchTerm).where(SearchTerm.family_id == family.id))
+    rows = search_term_rows(
+        family.business_id, family.id, family.name, [c.name for c in family.contacts], [p.name for p in family.pets]
+    )
+    session.add_all(SearchTerm(**row) for row in rows)
     session.flush()
 
 

@@ -19,8 +19,20 @@ class UnknownFamily(PawpostError):
     """No family of this business has this id."""
 
 
+class UnknownStaff(PawpostError):
+    """No staff member (or staff session) of this business has this id."""
+
+
 class EmptyMessage(PawpostError):
     """A message needs text or at least one attachment."""
+
+
+class FieldProblems(PawpostError):
+    """A form's values were refused; `problems` maps each field to what is wrong with it."""
+
+    def __init__(self, problems: dict[str, str]):
+        super().__init__("; ".join(f"{field}: {text}" for field, text in problems.items()))
+        self.problems = problems
 
 
 class DirectoryError(PawpostError):

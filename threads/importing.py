@@ -15,15 +15,17 @@ file changes nothing. Existing rows are updated, new ones added; nothing is dele
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, selectinload
 
-from threads.directory import ensure_thread, normalise_email, refresh_search_terms
+from threads.addresses import new_reply_token
+from threads.directory import ensure_thread, normalise_email, refresh_search_terms, search_term_rows
 from threads.errors import DirectoryError
 from threads.models import (
     APPOINTMENT_STATUSES,
@@ -34,7 +36,10 @@ from threads.models import (
     ContactAddress,
     Family,
     Pet,
+    SearchTerm,
     Staff,
+    Thread,
+    appointment_staff,
 )
 from threads.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
 
@@ -119,6 +124,91 @@ class _Validator:
         return seen
 
 
+def _check_business(check: _Validator, business: dict[str, Any]) -> None:
+    check.text(business, "name", "business")
+    check.text(business, "sender_name", "business", required=False)
+    zone = business.get("timezone")
+    try:
+        ZoneInfo(zone) if isinstance(zone, str) and zone else None
+        if not isinstance(zone, str) or not zone:
+            check.fail("business.timezone", "is required (an IANA zone such as America/New_York)")
+    except (ZoneInfoNotFoundError, ValueError):
+        check.fail("business.timezone", f"{zone!r} is not an IANA time zone")
+
+
+def validate_business_fields(business: dict[str, Any]) -> dict[str, str]:
+    """The import's rules for a business's name, sender name and time zone, keyed by field."""
+    check = _Validator()
+    _check_business(check, business)
+    return _by_field(check, "business")
+
+
+def _check_staff_member(check: _Validator, member: dict[str, Any], path: str) -> None:
+    check.text(member, "name", path)
+    check.email(member.get("email"), f"{path}.email")
+    if member.get("role") not in ROLES:
+        check.fail(f"{path}.role", f"must be one of {', '.join(ROLES)}")
+
+
+def _check_contact(check: _Validator, contact: dict[str, Any], c_path: str) -> None:
+    check.text(contact, "name", c_path)
+    emails = contact.get("emails", [contact["email"]] if "email" in contact else None)
+    if not isinstance(emails, list) or not emails:
+        check.fail(f"{c_path}.email", "is required")
+    else:
+        for e_index, address in enumerate(emails):
+            check.email(address, f"{c_path}.emails[{e_index}]" if "emails" in contact else f"{c_path}.email")
+    if "primary" in contact and not isinstance(contact["primary"], bool):
+        check.fail(f"{c_path}.primary", "must be true or false")
+
+
+def _check_pet(check: _Validator, pet: dict[str, Any], p_path: str) -> None:
+    check.text(pet, "name", p_path, limit=100)
+    check.text(pet, "species", p_path, required=False, limit=50)
+    check.text(pet, "breed", p_path, required=False, limit=100)
+
+
+def _by_field(check: _Validator, prefix: str) -> dict[str, str]:
+    """Problems keyed by field ("email"), for forms that show each next to its field."""
+    problems: dict[str, str] = {}
+    for problem in check.problems:
+        where, _, text = problem.partition(": ")
+        problems.setdefault(where.removeprefix(prefix + ".").split("[", 1)[0], text)
+    return problems
+
+
+def validate_family_fields(family: dict[str, Any]) -> dict[str, str]:
+    """The import's rules for a family's own fields (its name), keyed by field."""
+    check = _Validator()
+    check.text(family, "name", "family")
+    return _by_field(check, "family")
+
+
+def validate_contact_fields(contact: dict[str, Any]) -> dict[str, str]:
+    """The import's rules for one contact (name, email or emails, primary), keyed by field."""
+    check = _Validator()
+    _check_contact(check, contact, "contact")
+    return _by_field(check, "contact")
+
+
+def validate_pet_fields(pet: dict[str, Any]) -> dict[str, str]:
+    """The import's rules for one pet (name, species, breed), keyed by field."""
+    check = _Validator()
+    _check_pet(check, pet, "pet")
+    return _by_field(check, "pet")
+
+
+def validate_staff_member(member: dict[str, Any]) -> dict[str, str]:
+    """The import's rules for one staff member (name, email, role), keyed by field.
+
+    The portal's Staff form and `pawpost staff invite` use this, so a person the form accepts
+    is one an import accepts, and each problem can be shown next to its field.
+    """
+    check = _Validator()
+    _check_staff_member(check, member, "staff")
+    return _by_field(check, "staff")
+
+
 def validate_directory(data: Any) -> list[str]:
     """Every problem in the file, each with its path (e.g. `families[2].contacts[0].email`)."""
     check = _Validator()
@@ -129,29 +219,18 @@ def validate_directory(data: Any) -> list[str]:
         check.fail("business", "is required (an object)")
     else:
         check.text(business, "id", "business", limit=64)
-        check.text(business, "name", "business")
-        check.text(business, "sender_name", "business", required=False)
-        zone = business.get("timezone")
-        try:
-            ZoneInfo(zone) if isinstance(zone, str) and zone else None
-            if not isinstance(zone, str) or not zone:
-                check.fail("business.timezone", "is required (an IANA zone such as America/New_York)")
-        except (ZoneInfoNotFoundError, ValueError):
-            check.fail("business.timezone", f"{zone!r} is not an IANA time zone")
+        _check_business(check, business)
 
     staff = check.records(data, "staff", "")
     staff_ids = check.unique_ids(staff, "staff")
     staff_emails: set[str] = set()
     for index, member in enumerate(staff):
         path = f"staff[{index}]"
-        check.text(member, "name", path)
-        check.email(member.get("email"), f"{path}.email")
+        _check_staff_member(check, member, path)
         email = normalise_email(member.get("email") or "")
         if email in staff_emails:
             check.fail(f"{path}.email", f"{email!r} is used by another staff member")
         staff_emails.add(email)
-        if member.get("role") not in ROLES:
-            check.fail(f"{path}.role", f"must be one of {', '.join(ROLES)}")
         if "active" in member and not isinstance(member["active"], bool):
             check.fail(f"{path}.active", "must be true or false")
         password = member.get("password")
@@ -171,45 +250,45 @@ def validate_directory(data: Any) -> list[str]:
         if contacts and primaries > 1:
             check.fail(f"{path}.contacts", "has more than one primary contact")
         for c_index, contact in enumerate(contacts):
-            c_path = f"{path}.contacts[{c_index}]"
-            check.text(contact, "name", c_path)
-            emails = contact.get("emails", [contact["email"]] if "email" in contact else None)
-            if not isinstance(emails, list) or not emails:
-                check.fail(f"{c_path}.email", "is required")
-            else:
-                for e_index, address in enumerate(emails):
-                    check.email(address, f"{c_path}.emails[{e_index}]" if "emails" in contact else f"{c_path}.email")
-            if "primary" in contact and not isinstance(contact["primary"], bool):
-                check.fail(f"{c_path}.primary", "must be true or false")
+            _check_contact(check, contact, f"{path}.contacts[{c_index}]")
         pets = check.records(family, "pets", f"{path}.")
         check.unique_ids(pets, f"{path}.pets", required=False)
         for p_index, pet in enumerate(pets):
-            p_path = f"{path}.pets[{p_index}]"
-            check.text(pet, "name", p_path, limit=100)
-            check.text(pet, "species", p_path, required=False, limit=50)
-            check.text(pet, "breed", p_path, required=False, limit=100)
+            _check_pet(check, pet, f"{path}.pets[{p_index}]")
 
     appointments = check.records(data, "appointments", "")
     check.unique_ids(appointments, "appointments")
     for index, appointment in enumerate(appointments):
-        path = f"appointments[{index}]"
-        if appointment.get("family") not in family_ids:
-            check.fail(f"{path}.family", f"{appointment.get('family')!r} is not a family id in this file")
-        assigned = appointment.get("staff")
-        if not isinstance(assigned, list) or not assigned:
-            check.fail(f"{path}.staff", "must list at least one staff id")
-        else:
-            for s_index, ident in enumerate(assigned):
-                if ident not in staff_ids:
-                    check.fail(f"{path}.staff[{s_index}]", f"{ident!r} is not a staff id in this file")
-        start = check.moment(appointment.get("start"), f"{path}.start")
-        end = check.moment(appointment.get("end"), f"{path}.end")
-        if start and end and end <= start:
-            check.fail(f"{path}.end", "must be after start")
-        if appointment.get("status", "scheduled") not in APPOINTMENT_STATUSES:
-            check.fail(f"{path}.status", f"must be one of {', '.join(APPOINTMENT_STATUSES)}")
-        check.text(appointment, "service", path, required=False, limit=100)
+        _check_appointment(check, appointment, f"appointments[{index}]", family_ids, staff_ids, "in this file")
     return check.problems
+
+
+def _check_appointment(
+    check: _Validator, appointment: dict[str, Any], path: str, family_ids: set[str], staff_ids: set[str], where: str
+) -> None:
+    if appointment.get("family") not in family_ids:
+        check.fail(f"{path}.family", f"{appointment.get('family')!r} is not a family id {where}")
+    assigned = appointment.get("staff")
+    if not isinstance(assigned, list) or not assigned:
+        check.fail(f"{path}.staff", "must list at least one staff id")
+    else:
+        for s_index, ident in enumerate(assigned):
+            if ident not in staff_ids:
+                check.fail(f"{path}.staff[{s_index}]", f"{ident!r} is not a staff id {where}")
+    start = check.moment(appointment.get("start"), f"{path}.start")
+    end = check.moment(appointment.get("end"), f"{path}.end")
+    if start and end and end <= start:
+        check.fail(f"{path}.end", "must be after start")
+    if appointment.get("status", "scheduled") not in APPOINTMENT_STATUSES:
+        check.fail(f"{path}.status", f"must be one of {', '.join(APPOINTMENT_STATUSES)}")
+    check.text(appointment, "service", path, required=False, limit=100)
+
+
+def validate_appointment_fields(appointment: dict[str, Any], family_ids: set[str], staff_ids: set[str]) -> dict[str, str]:
+    """The import's rules for one appointment, keyed by field; ids are the business's, as strings."""
+    check = _Validator()
+    _check_appointment(check, appointment, "appointment", family_ids, staff_ids, "of this business")
+    return _by_field(check, "appointment")
 
 
 def import_directory(session: Session, data: Any, *, mail_domain: str) -> ImportReport:
@@ -220,16 +299,86 @@ def import_directory(session: Session, data: Any, *, mail_domain: str) -> Import
     report = ImportReport()
     business = _upsert_business(session, data["business"], report)
     staff_by_id = {m["id"]: _upsert_staff(session, business, m, report) for m in data.get("staff", [])}
-    families_by_id = {}
-    for entry in data.get("families", []):
-        family = _upsert_family(session, business, entry, report)
-        ensure_thread(session, family, mail_domain)
-        families_by_id[entry["id"]] = family
-    for entry in data.get("appointments", []):
-        _upsert_appointment(session, business, entry, families_by_id, staff_by_id, report)
+    families_by_id = upsert_families(session, business, data.get("families", []), mail_domain, report)
+    upsert_appointments(session, business, data.get("appointments", []), families_by_id, staff_by_id, report)
     session.flush()
     report.business_id = business.id
     return report
+
+
+def upsert_families(
+    session: Session, business: Business, entries: list[dict[str, Any]], mail_domain: str, report: ImportReport
+) -> dict[str, Family]:
+    """Validated family entries written: known ones updated one by one, new ones in bulk;
+    each with its thread. The families by external id."""
+    existing = _existing_family_ids(session, business.id, [entry["id"] for entry in entries])
+    families_by_id = {}
+    for entry in entries:
+        if entry["id"] in existing:
+            family = _upsert_family(session, business, entry, report)
+            ensure_thread(session, family, mail_domain)
+            families_by_id[entry["id"]] = family
+    new = [entry for entry in entries if entry["id"] not in existing]
+    if new:
+        insert_new_families(session, business.id, new, mail_domain, report)
+        for start in range(0, len(new), 5000):
+            chunk = [e["id"] for e in new[start : start + 5000]]
+            families_by_id.update(
+                (f.external_id, f)
+                for f in session.scalars(select(Family).where(Family.business_id == business.id, Family.external_id.in_(chunk)))
+            )
+    return families_by_id
+
+
+def _existing_family_ids(session: Session, business_id: int, external_ids: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(external_ids), 5000):  # bounded IN lists
+        chunk = external_ids[start : start + 5000]
+        found.update(session.scalars(select(Family.external_id).where(Family.business_id == business_id, Family.external_id.in_(chunk))))
+    return found
+
+
+def insert_new_families(session: Session, business_id: int, entries: list[dict[str, Any]], mail_domain: str, report: ImportReport) -> None:
+    """Families not in the directory yet, with contacts, addresses, pets, threads and search
+    words, in a few multi-row INSERTs whatever their number (a business moving in brings
+    thousands). The same rows `_upsert_family` and `ensure_thread` would write one by one."""
+    family_ids = list(
+        session.scalars(
+            insert(Family).returning(Family.id, sort_by_parameter_order=True),
+            [{"business_id": business_id, "external_id": e["id"], "name": e["name"].strip(), "notes": None} for e in entries],
+        )
+    )
+    contacts, addresses_of, pets, terms, threads = [], [], [], [], []
+    for entry, family_id in zip(entries, family_ids, strict=True):
+        items = entry.get("contacts", [])
+        has_primary = any(c.get("primary") is True for c in items)
+        for index, item in enumerate(items):
+            contacts.append({
+                "family_id": family_id, "external_id": item.get("id"), "name": item["name"].strip(),
+                "is_primary": item.get("primary", False) if has_primary else index == 0, "phone": None,
+            })
+            addresses_of.append(list(dict.fromkeys(normalise_email(e) for e in item.get("emails", [item.get("email")]))))
+        for item in entry.get("pets", []):
+            pets.append({"family_id": family_id, "external_id": item.get("id"), "name": item["name"].strip(), "species": item.get("species"), "breed": item.get("breed")})
+        terms += search_term_rows(
+            business_id, family_id, entry["name"].strip(), [c["name"].strip() for c in items], [p["name"].strip() for p in entry.get("pets", [])]
+        )
+        threads.append({
+            "business_id": business_id, "family_id": family_id, "reply_token": new_reply_token(),
+            "root_message_id": f"thread.{secrets.token_hex(12)}@{mail_domain}", "active": True, "message_count": 0,
+        })
+    contact_ids = list(session.scalars(insert(Contact).returning(Contact.id, sort_by_parameter_order=True), contacts)) if contacts else []
+    addresses = [
+        {"contact_id": contact_id, "email": email, "verified": True, "bouncing": False}
+        for contact_id, emails in zip(contact_ids, addresses_of, strict=True)
+        for email in emails
+    ]
+    for rows, model in ((addresses, ContactAddress), (pets, Pet), (terms, SearchTerm), (threads, Thread)):
+        if rows:
+            session.execute(insert(model), rows)
+    for kind, count in (("families", len(entries)), ("contacts", len(contacts)), ("pets", len(pets))):
+        if count:
+            report.created[kind] = report.created.get(kind, 0) + count
 
 
 def _upsert_business(session: Session, entry: dict[str, Any], report: ImportReport) -> Business:
@@ -318,6 +467,54 @@ def _match_contact(family: Family, item: dict[str, Any], emails: list[str]) -> C
         if found is not None:
             return found
     return next((c for c in family.contacts if {a.email for a in c.addresses} & set(emails)), None)
+
+
+def upsert_appointments(
+    session: Session,
+    business: Business,
+    entries: list[dict[str, Any]],
+    families: dict[str, Family],
+    staff: dict[str, Staff],
+    report: ImportReport,
+) -> None:
+    """Validated appointment entries written: known ones updated one by one, new ones (and
+    their staff links) in two multi-row INSERTs."""
+    ids = [entry["id"] for entry in entries]
+    existing: set[str] = set()
+    for start in range(0, len(ids), 5000):
+        chunk = ids[start : start + 5000]
+        existing.update(session.scalars(select(Appointment.external_id).where(Appointment.business_id == business.id, Appointment.external_id.in_(chunk))))
+    for entry in entries:
+        if entry["id"] in existing:
+            _upsert_appointment(session, business, entry, families, staff, report)
+    new = [entry for entry in entries if entry["id"] not in existing]
+    if not new:
+        return
+    appointment_ids = list(
+        session.scalars(
+            insert(Appointment).returning(Appointment.id, sort_by_parameter_order=True),
+            [
+                {
+                    "business_id": business.id,
+                    "family_id": families[e["family"]].id,
+                    "external_id": e["id"],
+                    "service": e.get("service") or "visit",
+                    "starts_at": datetime.fromisoformat(e["start"]),
+                    "ends_at": datetime.fromisoformat(e["end"]),
+                    "status": e.get("status", "scheduled"),
+                }
+                for e in new
+            ],
+        )
+    )
+    links = [
+        {"appointment_id": appointment_id, "staff_id": staff_id}
+        for entry, appointment_id in zip(new, appointment_ids, strict=True)
+        for staff_id in dict.fromkeys(staff[ident].id for ident in entry["staff"])
+    ]
+    if links:
+        session.execute(insert(appointment_staff), links)
+    report.created["appointments"] = report.created.get("appointments", 0) + len(new)
 
 
 def _upsert_appointment(

@@ -8,7 +8,7 @@ read and notified cursors rely on: "newer" means a larger id.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import (
@@ -57,7 +57,8 @@ INBOUND_OUTCOMES = (
     "discarded",
 )
 OUTBOX_STATES = ("queued", "sent", "failed", "bounced")
-OUTBOX_KINDS = ("digest", "alert", "escalation")
+OUTBOX_KINDS = ("digest", "alert", "escalation", "invite", "password_reset")
+STAFF_TOKEN_PURPOSES = ("invite", "password_reset")
 
 PersonKind = Literal["staff", "contact"]
 
@@ -88,6 +89,20 @@ class Business(Base):
     timezone: Mapped[str] = mapped_column(String(64))
     sender_name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Admins must sign in with a second factor (TOTP) before they can use the portal.
+    require_admin_two_factor: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The business's own delays; None follows the deployment's PAWPOST_NOTIFY_DELAY_SECONDS
+    # and PAWPOST_ESCALATE_AFTER_MINUTES.
+    notify_delay_seconds: Mapped[int | None] = mapped_column(Integer)
+    escalate_after_minutes: Mapped[int | None] = mapped_column(Integer)
+
+    def notify_delay(self, default_seconds: int) -> timedelta:
+        """How long a team message waits before a parent's digest, for this business."""
+        return timedelta(seconds=self.notify_delay_seconds if self.notify_delay_seconds is not None else default_seconds)
+
+    def escalation_delay(self, default_minutes: int) -> timedelta:
+        """How long a parent message may sit unread by every staff member, for this business."""
+        return timedelta(minutes=self.escalate_after_minutes if self.escalate_after_minutes is not None else default_minutes)
 
 
 class Staff(Base):
@@ -109,12 +124,21 @@ class Staff(Base):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Two-factor sign-in: the TOTP secret (base32), when it was turned on, and the newest
+    # time step a code was accepted for (a code works once).
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
 
     business: Mapped[Business] = relationship()
 
     @property
     def person(self) -> Person:
         return Person("staff", self.id)
+
+    @property
+    def has_two_factor(self) -> bool:
+        return self.totp_enabled_at is not None and bool(self.totp_secret)
 
     @property
     def is_senior(self) -> bool:
@@ -491,9 +515,112 @@ class SignInFailure(Base):
     """A failed portal sign-in, kept briefly to rate-limit guessing across processes."""
 
     __tablename__ = "sign_in_failures"
-    __table_args__ = (Index("ix_sign_in_failures_email_at", "email", "at"),)
+    __table_args__ = (
+        Index("ix_sign_in_failures_email_at", "email", "at"),
+        # The per-client limit counts one client's failures across every account.
+        Index("ix_sign_in_failures_remote_addr_at", "remote_addr", "at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320))
     remote_addr: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class StaffSession(Base):
+    """One signed-in browser of a staff member: the cookie names it, the server can end it.
+
+    The cookie carries a random token; only its SHA-256 is stored, so reading this table
+    gives nobody a live session.
+    """
+
+    __tablename__ = "staff_sessions"
+    __table_args__ = (Index("ix_staff_sessions_staff_id_ended_at", "staff_id", "ended_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(255))
+
+    staff: Mapped[Staff] = relationship()
+
+
+class StaffToken(Base):
+    """A single-use link sent to a staff member: an invitation or a password reset.
+
+    Only the SHA-256 of the token is stored; `used_at` makes it single-use and is also set
+    when a newer link of the same purpose replaces it.
+    """
+
+    __tablename__ = "staff_tokens"
+    __table_args__ = (
+        CheckConstraint(_in("purpose", STAFF_TOKEN_PURPOSES), name="purpose"),
+        Index("ix_staff_tokens_staff_id_purpose", "staff_id", "purpose"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"))
+    purpose: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    staff: Mapped[Staff] = relationship()
+
+
+class RateLimitHit(Base):
+    """One counted attempt in a named bucket (e.g. password resets asked for one address),
+    kept briefly, so a limit holds across processes."""
+
+    __tablename__ = "rate_limit_hits"
+    __table_args__ = (Index("ix_rate_limit_hits_bucket_at", "bucket", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(400))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RecoveryCode(Base):
+    """One single-use recovery code for two-factor sign-in (only its SHA-256 is kept)."""
+
+    __tablename__ = "staff_recovery_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AuditEntry(Base):
+    """One change to the directory, accounts or settings: who, what, when, before and after."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (
+        Index("ix_audit_entries_business_id_id", "business_id", "id"),
+        Index("ix_audit_entries_family_id", "family_id"),
+        Index("ix_audit_entries_actor_id", "actor_id"),
+        Index("ix_audit_entries_staff_id", "staff_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    # Who changed it (None: an operator at the command line); the name is kept as it was.
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+    actor_name: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    summary: Mapped[str] = mapped_column(String(500))
+    # What it was about: a family and/or a staff member, for filtering.
+    family_id: Mapped[int | None] = mapped_column(ForeignKey("families.id", ondelete="SET NULL"))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+    before: Mapped[str | None] = mapped_column(Text)
+    after: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -131,3 +131,29 @@ def test_db_upgrade_reports_the_revision(tmp_path: Path) -> None:
     assert result.stdout.strip() == f"database at revision {', '.join(sorted(heads))}"
     again = CliRunner().invoke(main, ["db", "upgrade"], env={"PAWPOST_DATABASE_URL": url})
     assert again.stdout == result.stdout
+
+
+@pytest.mark.parametrize("command", ["web", "smtp", "worker"])
+def test_production_processes_refuse_to_start_without_a_secret_key(command: str, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAWPOST_")}
+    env.update({"PAWPOST_DATA_DIR": str(tmp_path), "PAWPOST_QUEUE_URL": "memory://", "PAWPOST_SMTP_LISTEN": "127.0.0.1:0", "PAWPOST_WEB_LISTEN": "127.0.0.1:0"})
+    pawpost = Path(sys.executable).with_name("pawpost")
+    done = subprocess.run([str(pawpost), command], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert len(done.stderr.strip().splitlines()) == 1 and "PAWPOST_SECRET_KEY" in done.stderr, done.stderr
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_demo_signs_in_with_the_development_key_not_the_published_default(database_url: str, tmp_path: Path) -> None:
+    from pawpost.settings import DEFAULT_SECRET_KEY
+    from threads.demo import demo_password
+
+    result = run(["demo", "--json"], database_url, tmp_path, PAWPOST_SECRET_KEY="", PAWPOST_DEV="")
+    assert result.exit_code == 0, result.output
+    key = (tmp_path / "secret_key").read_text().strip()
+    staff = json.loads(result.stdout)["staff"][0]
+    assert staff["password"] == demo_password(key, staff["email"]) != demo_password(DEFAULT_SECRET_KEY, staff["email"])

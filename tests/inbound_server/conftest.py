@@ -37,6 +37,7 @@ def make_settings(database_url: str, data_dir: Path, **env: str) -> Settings:
         "PAWPOST_QUEUE_URL": "memory://",
         "PAWPOST_REPLY_DOMAIN": MAIL_DOMAIN,
         "PAWPOST_SMTP_LISTEN": "127.0.0.1:0",
+        "PAWPOST_SECRET_KEY": "inbound-tests-secret-key-0123456789",
     }
     values.update(env)
     return Settings.from_env(values)

@@ -106,6 +106,7 @@ def test_pawpost_smtp_stops_on_sigterm_after_finishing_the_data_in_flight(sqlite
         PAWPOST_QUEUE_URL="memory://",
         PAWPOST_REPLY_DOMAIN=MAIL_DOMAIN,
         PAWPOST_SMTP_LISTEN="127.0.0.1:0",
+        PAWPOST_SECRET_KEY="inbound-process-test-secret-0123456789",
     )
     process = subprocess.Popen([str(PAWPOST), "smtp"], env=env, stderr=subprocess.PIPE, text=True)
     try:

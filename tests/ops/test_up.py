@@ -22,7 +22,8 @@ def test_up_serves_smtp_and_http_then_stops_on_sigint(tmp_path: Path) -> None:
         "PAWPOST_SMTP_LISTEN": "127.0.0.1:0",
         "PAWPOST_WEB_LISTEN": "127.0.0.1:0",
     }
-    env.pop("PAWPOST_DATABASE_URL", None)
+    for name in ("PAWPOST_DATABASE_URL", "PAWPOST_SECRET_KEY", "PAWPOST_DEV"):
+        env.pop(name, None)
     process = subprocess.Popen(
         [str(PAWPOST), "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
@@ -55,6 +56,9 @@ def test_up_serves_smtp_and_http_then_stops_on_sigint(tmp_path: Path) -> None:
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+    # Development mode made its own key and keeps it for the next run (the demo's passwords
+    # are derived from it); no published default signs anything.
+    assert len((tmp_path / "secret_key").read_text().strip()) >= 40
     threads = subprocess.run(
         [str(PAWPOST), "threads", "--json"], env=env, capture_output=True, text=True, timeout=60
     )

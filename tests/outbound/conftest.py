@@ -22,6 +22,7 @@ def make_settings(database_url: str, data_dir: Path, **env: str) -> Settings:
         "PAWPOST_QUEUE_URL": "memory://",
         "PAWPOST_REPLY_DOMAIN": MAIL_DOMAIN,
         "PAWPOST_PUBLIC_URL": "https://portal.test",
+        "PAWPOST_SECRET_KEY": "outbound-tests-secret-key-0123456789",
     }
     values.update(env)
     return Settings.from_env(values)

@@ -1,7 +1,7 @@
 """Portal fixtures: a business world on a real database, an app, and signing in without a form.
 
 Signing in through the form costs an Argon2 verification; the access matrix signs in by
-writing the same session the form writes (`start_session`), and the sign-in tests use the form.
+opening the same session the form opens (`start_session`), and the sign-in tests use the form.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from pawpost.settings import Settings
 from portal import create_app
 from portal.auth import session_fingerprint
+from threads.accounts import start_staff_session
 from tests.factories import make_appointment, make_business, make_family, make_staff, thread_of
 from threads.models import Attachment, Business, Family, InboundEmail, Staff, Thread
 from threads.posting import NewAttachment, post_message
@@ -87,6 +88,10 @@ class World:
     held: InboundEmail
     held2: InboundEmail
     foreign_senior: Staff
+    foreign_admin: Staff
+    senior2_session_id: int
+    appointment_id: int
+    foreign_appointment_id: int
     foreign_family: Family
     foreign_thread: Thread
     foreign_image: Attachment
@@ -102,7 +107,7 @@ def build_world(session: Session) -> World:
     basic = make_staff(session, business, role="basic", name="Bo Basic", email="bo@a.test")
     scheduled = make_family(session, business, name="Johnson family", contacts=("Emma Johnson", "Liam Johnson"), pets=("Bella",))
     other = make_family(session, business, name="Garcia family", contacts=("Sofia Garcia",), pets=("Luna",))
-    make_appointment(session, scheduled, [basic], start=now - timedelta(minutes=30), hours=1)
+    appointment = make_appointment(session, scheduled, [basic], start=now - timedelta(minutes=30), hours=1)
     make_appointment(session, other, [senior], start=now - timedelta(minutes=30), hours=1)
     thread, other_thread = thread_of(session, scheduled), thread_of(session, other)
     first = post_message(session, thread, scheduled.contacts[0], "Bella ate well", [NewAttachment("bella.png", "image/png", PNG)], source="email")
@@ -112,8 +117,11 @@ def build_world(session: Session) -> World:
 
     foreign = make_business(session, name="Other Biz")
     foreign_senior = make_staff(session, foreign, role="senior", name="Fay Foreign", email="fay@b.test")
+    foreign_admin = make_staff(session, foreign, role="admin", name="Flo Foreign", email="flo@b.test")
+    senior2_session, _token = start_staff_session(session, senior2, now, user_agent="Sky's phone")
     foreign_family = make_family(session, foreign, name="Bellamy family", contacts=("Bea Bellamy",), pets=("Bella",))
     foreign_thread = thread_of(session, foreign_family)
+    foreign_appointment = make_appointment(session, foreign_family, [foreign_senior], start=now + timedelta(days=1), hours=1)
     third = post_message(session, foreign_thread, foreign_family.contacts[0], "Hi B", [NewAttachment("b.png", "image/png", PNG)], source="email")
     foreign_held = held_email(session, foreign, foreign_thread, "x@else.test", "Hello")
     session.commit()
@@ -121,7 +129,9 @@ def build_world(session: Session) -> World:
         business=business, senior=senior, senior2=senior2, admin=admin, basic=basic,
         scheduled=scheduled, other=other, thread=thread, other_thread=other_thread,
         image=first.attachments[0], other_image=second.attachments[0], held=held, held2=held2,
-        foreign_senior=foreign_senior, foreign_family=foreign_family, foreign_thread=foreign_thread,
+        foreign_senior=foreign_senior, foreign_admin=foreign_admin, senior2_session_id=senior2_session.id,
+        appointment_id=appointment.id, foreign_appointment_id=foreign_appointment.id,
+        foreign_family=foreign_family, foreign_thread=foreign_thread,
         foreign_image=third.attachments[0], foreign_held=foreign_held,
     )
 
@@ -129,6 +139,29 @@ def build_world(session: Session) -> World:
 @pytest.fixture
 def portal_settings(database_url: str, tmp_path: Path) -> Settings:
     return portal_settings_for(database_url, tmp_path)
+
+
+class Clock:
+    """A clock the test moves: `create_app(settings, clock=...)` reads it for every request."""
+
+    def __init__(self) -> None:
+        self.at = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def timed_app(database_url: str, tmp_path: Path, clock: Clock) -> Iterator[Flask]:
+    """The portal on a clock the test moves, with links to https://portal.test."""
+    app = create_app(portal_settings_for(database_url, tmp_path, PAWPOST_PUBLIC_URL="https://portal.test"), clock=clock)
+    yield app
+    app.extensions["pawpost"].engine.dispose()
 
 
 @pytest.fixture
@@ -153,14 +186,18 @@ def client(app: Flask) -> FlaskClient:
 
 
 def sign_in_as(app: Flask, client: FlaskClient, staff: Staff) -> None:
-    """Write the session the sign-in form writes (skips Argon2; the form has its own tests)."""
-    with app.test_request_context():
-        fingerprint = session_fingerprint(staff)
-    with client.session_transaction() as session:
-        session.clear()
-        session["staff_id"] = staff.id
-        session["auth"] = fingerprint
-        session.permanent = True
+    """Open the session the sign-in form opens (skips Argon2; the form has its own tests)."""
+    state = app.extensions["pawpost"]
+    with app.test_request_context(), state.sessions() as session, session.begin():
+        row = session.get(Staff, staff.id)
+        assert row is not None
+        fingerprint = session_fingerprint(row)
+        _, token = start_staff_session(session, row, state.clock())
+    with client.session_transaction() as cookie:
+        cookie.clear()
+        cookie["sid"] = token
+        cookie["auth"] = fingerprint
+        cookie.permanent = True
 
 
 def csrf_token(client: FlaskClient, path: str = "/today") -> str:

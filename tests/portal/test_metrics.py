@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
+import pytest
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.orm import Session
 
-from tests.portal.conftest import World
+from portal import create_app
+from tests.portal.conftest import World, portal_settings_for
 from threads.models import OutboundEmail
 from threads.types import utcnow
 
 
+TOKEN = "scraper-token-0123456789"
+
+
+@pytest.fixture
+def scraper(database_url: str, tmp_path: Path) -> Iterator[FlaskClient]:
+    app = create_app(portal_settings_for(database_url, tmp_path, PAWPOST_METRICS_TOKEN=TOKEN))
+    yield app.test_client()
+    app.extensions["pawpost"].engine.dispose()
+
+
 def samples(client: FlaskClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    response = client.get("/metrics")
+    response = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
     assert response.status_code == 200
     assert response.mimetype == "text/plain"
     found = {}
@@ -24,7 +38,8 @@ def samples(client: FlaskClient) -> dict[tuple[str, tuple[tuple[str, str], ...]]
     return found
 
 
-def test_metrics_count_inbound_outcomes_outbox_states_and_lag(client: FlaskClient, world: World, db: Session) -> None:
+def test_metrics_count_inbound_outcomes_outbox_states_and_lag(scraper: FlaskClient, world: World, db: Session) -> None:
+    client = scraper
     before = samples(client)
     # Deployment-wide: the world holds two emails in its business and one in another.
     assert before[("pawpost_inbound_emails_total", (("outcome", "quarantined"),))] == 3
@@ -50,3 +65,14 @@ def test_metrics_count_inbound_outcomes_outbox_states_and_lag(client: FlaskClien
     assert after[("pawpost_outbox_emails", (("kind", "digest"), ("state", "queued")))] == 1
     assert after[("pawpost_outbox_lag_seconds", ())] >= 600
     assert ("pawpost_queue_pending_tasks", ()) in after
+
+
+def test_metrics_need_the_bearer_token_and_do_not_exist_without_one(
+    scraper: FlaskClient, client: FlaskClient, world: World
+) -> None:
+    """The counts span every business: nobody but the scraper reads them."""
+    assert client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 404  # no token configured
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}, {"Authorization": TOKEN}):
+        response = scraper.get("/metrics", headers=headers)
+        assert response.status_code == 401 and "pawpost_" not in response.get_data(as_text=True)
+    assert scraper.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200

@@ -1,0 +1,103 @@
+"""The Schedule pages: day and week, by staff and by family, in the business's zone; admins
+add, edit, reassign and cancel appointments, and access follows at once."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tests.factories import make_appointment
+from tests.portal.conftest import World, csrf_token, sign_in_as
+from threads.models import Appointment, Family, Staff
+from threads.types import utcnow
+
+ZONE = ZoneInfo("America/New_York")
+
+
+def local_today() -> datetime:
+    return utcnow().astimezone(ZONE)
+
+
+def form(family_id: int, staff_ids: list[int], start: datetime, end: datetime, service: str = "walk") -> dict[str, object]:
+    return {
+        "family": str(family_id),
+        "staff": [str(i) for i in staff_ids],
+        "service": service,
+        "start_date": start.date().isoformat(),
+        "start_time": start.strftime("%H:%M"),
+        "end_date": end.date().isoformat(),
+        "end_time": end.strftime("%H:%M"),
+    }
+
+
+def post(client: FlaskClient, path: str, data: dict[str, object]):  # type: ignore[no-untyped-def]
+    return client.post(path, data={"csrf_token": csrf_token(client, "/schedule"), **data})
+
+
+def test_an_appointment_added_reassigned_and_cancelled_moves_a_walkers_access_at_once(
+    app: Flask, world: World, db: Session
+) -> None:
+    db.rollback()
+    admin, walker = app.test_client(), app.test_client()
+    sign_in_as(app, admin, world.admin)
+    sign_in_as(app, walker, world.basic)
+    other = f"/families/{world.other.id}"
+    assert walker.get(other).status_code == 403
+    now = local_today()
+    start, end = now - timedelta(hours=1), now + timedelta(hours=1)
+    if start.date() != now.date():  # just after midnight: keep the whole visit today
+        start = now.replace(hour=0, minute=1)
+    created = post(admin, "/schedule/appointments", form(world.other.id, [world.basic.id], start, end))
+    assert created.status_code == 302
+    assert walker.get(other).status_code == 200
+    assert "Garcia family" in walker.get("/today").get_data(as_text=True)
+    appointment_id = db.scalar(select(Appointment.id).where(Appointment.family_id == world.other.id).order_by(Appointment.id.desc()))
+    db.rollback()
+
+    reassigned = post(admin, f"/schedule/appointments/{appointment_id}", form(world.other.id, [world.senior2.id], start, end))
+    assert reassigned.status_code == 302
+    assert walker.get(other).status_code == 403
+    post(admin, f"/schedule/appointments/{appointment_id}", form(world.other.id, [world.basic.id], start, end))
+    assert walker.get(other).status_code == 200
+    assert post(admin, f"/schedule/appointments/{appointment_id}/cancel", {}).status_code == 302
+    assert walker.get(other).status_code == 403
+
+
+def test_the_form_shows_each_problem_next_to_its_field(app: Flask, world: World, db: Session) -> None:
+    db.rollback()
+    admin = app.test_client()
+    sign_in_as(app, admin, world.admin)
+    now = local_today()
+    bad = post(admin, "/schedule/appointments", form(world.foreign_family.id, [], now, now - timedelta(hours=1)))
+    page = bad.get_data(as_text=True)
+    assert bad.status_code == 400
+    for field in ("family", "staff", "end"):
+        assert f'id="{field}-error"' in page, field
+    assert "must be after start" in page and "is not a family id of this business" in page
+    assert db.scalar(select(Appointment.id).where(Appointment.family_id == world.foreign_family.id, Appointment.staff.any(Staff.id == world.admin.id))) is None
+
+
+def test_week_and_day_views_by_staff_and_by_family_include_multi_day_stays(app: Flask, world: World, db: Session) -> None:
+    monday = local_today().date() - timedelta(days=local_today().weekday())
+    stay_start = datetime.combine(monday, datetime.min.time(), tzinfo=ZONE).replace(hour=17)
+    family = db.get(Family, world.other.id)
+    staff = db.get(Staff, world.senior2.id)
+    assert family is not None and staff is not None
+    make_appointment(db, family, [staff], start=stay_start, hours=41, service="boarding")  # Mon 17:00 → Wed 10:00
+    db.commit()
+    senior = app.test_client()
+    sign_in_as(app, senior, world.senior)
+    week = senior.get(f"/schedule?date={monday.isoformat()}").get_data(as_text=True)
+    sky_row = week.split("Sky Senior", 1)[1].split("</tr>", 1)[0]
+    assert sky_row.count("boarding") == 3  # Monday, Tuesday and Wednesday
+    by_family = senior.get(f"/schedule?date={monday.isoformat()}&by=family").get_data(as_text=True)
+    assert "Garcia family" in by_family and "Sky Senior" in by_family
+    wednesday = senior.get(f"/schedule?view=day&date={(monday + timedelta(days=2)).isoformat()}").get_data(as_text=True)
+    assert "boarding" in wednesday and "10:00 AM" in wednesday
+    thursday = senior.get(f"/schedule?view=day&date={(monday + timedelta(days=3)).isoformat()}").get_data(as_text=True)
+    assert "boarding" not in thursday

@@ -1,0 +1,132 @@
+"""Keeping the schedule current from the portal: add, edit, reassign and cancel appointments.
+
+Access (rule 5) and staff alerts (rule 4) are read from appointments whenever they are
+needed, so a change here holds at once: a basic staff member's Today page and their email
+rights follow the next request. Values are checked with the import's rules
+(`validate_appointment_fields`); functions take a session and never commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, select
+from sqlalchemy.orm import Session
+
+from threads.errors import FieldProblems
+from threads.importing import validate_appointment_fields
+from threads.models import Appointment, Business, Family, Staff, appointment_staff
+from threads.schedule import day_bounds
+
+
+@dataclass(frozen=True)
+class AppointmentForm:
+    """What the form sends: local dates and times in the business's zone."""
+
+    family_id: str
+    staff_ids: Sequence[str]
+    service: str
+    start_date: str
+    start_time: str
+    end_date: str
+    end_time: str
+
+
+def _local(business: Business, day: str, clock: str) -> datetime | None:
+    try:
+        return datetime.combine(date.fromisoformat(day), time.fromisoformat(clock), tzinfo=ZoneInfo(business.timezone))
+    except ValueError:
+        return None
+
+
+def _checked(session: Session, business: Business, form: AppointmentForm) -> tuple[Family, list[Staff], datetime, datetime, str]:
+    start, end = _local(business, form.start_date, form.start_time), _local(business, form.end_date, form.end_time)
+    family_ids = {str(i) for i in session.scalars(select(Family.id).where(Family.business_id == business.id))}
+    staff_ids = {str(i) for i in session.scalars(select(Staff.id).where(Staff.business_id == business.id, Staff.active))}
+    entry = {
+        "family": form.family_id,
+        "staff": list(form.staff_ids),
+        "start": start.isoformat() if start else None,
+        "end": end.isoformat() if end else None,
+        "service": form.service.strip() or "visit",
+    }
+    problems = validate_appointment_fields(entry, family_ids, staff_ids)
+    if start is None:
+        problems["start"] = "enter a date and a time"
+    if end is None:
+        problems["end"] = "enter a date and a time"
+    if problems:
+        raise FieldProblems(problems)
+    assert start is not None and end is not None
+    family = session.get(Family, int(form.family_id))
+    staff = list(session.scalars(select(Staff).where(Staff.id.in_([int(i) for i in form.staff_ids])).order_by(Staff.id)))
+    assert family is not None
+    return family, staff, start, end, entry["service"]  # type: ignore[return-value]
+
+
+def create_appointment(session: Session, business: Business, form: AppointmentForm) -> Appointment:
+    family, staff, start, end, service = _checked(session, business, form)
+    appointment = Appointment(
+        business_id=business.id, family_id=family.id, service=service, starts_at=start, ends_at=end, status="scheduled", staff=staff
+    )
+    session.add(appointment)
+    session.flush()
+    return appointment
+
+
+def update_appointment(session: Session, appointment: Appointment, business: Business, form: AppointmentForm) -> None:
+    """Change anything, reassigning included; a cancelled appointment edited is scheduled again."""
+    family, staff, start, end, service = _checked(session, business, form)
+    appointment.family_id, appointment.staff = family.id, staff
+    appointment.starts_at, appointment.ends_at, appointment.service = start, end, service
+    appointment.status = "scheduled"
+    session.flush()
+
+
+def cancel_appointment(appointment: Appointment) -> None:
+    appointment.status = "cancelled"
+
+
+@dataclass
+class Slot:
+    """One appointment as the Schedule page shows it (plain values: a week may hold thousands)."""
+
+    id: int
+    family_id: int
+    family_name: str
+    service: str
+    starts_at: datetime
+    ends_at: datetime
+    staff_ids: list[int]
+
+
+def slots_between(session: Session, business: Business, first: date, days: int) -> list[Slot]:
+    """Non-cancelled appointments overlapping `days` days from `first` (business zone), earliest
+    first, as plain rows in two statements (no ORM objects per row)."""
+    start, _ = day_bounds(business, first)
+    _, end = day_bounds(business, first + timedelta(days=days - 1))
+    overlapping = and_(
+        Appointment.business_id == business.id,
+        Appointment.status != "cancelled",
+        Appointment.starts_at < end,
+        Appointment.ends_at > start,
+    )
+    rows = session.execute(
+        select(Appointment.id, Appointment.family_id, Family.name, Appointment.service, Appointment.starts_at, Appointment.ends_at)
+        .join(Family, Family.id == Appointment.family_id)
+        .where(overlapping)
+        .order_by(Appointment.starts_at, Appointment.id)
+    ).all()
+    slots = {row[0]: Slot(*row, staff_ids=[]) for row in rows}
+    if slots:
+        links = session.execute(
+            select(appointment_staff.c.appointment_id, appointment_staff.c.staff_id)
+            .join(Appointment, Appointment.id == appointment_staff.c.appointment_id)
+            .where(overlapping)
+        )
+        for appointment_id, staff_id in links:
+            slots[appointment_id].staff_ids.append(staff_id)
+    return list(slots.values())

@@ -1,0 +1,189 @@
+"""Editing the directory one change at a time: families, contacts, addresses, pets.
+
+The portal's forms write through these functions; each validates with the same rules as
+`pawpost import` (`threads.importing.validate_*_fields`) and raises `FieldProblems` with each
+problem keyed by its field. A family deactivated keeps everything, but its thread is
+inactive, so its reply address is refused at RCPT (`550 5.1.1`). Functions take a session
+and never commit.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from threads.directory import ensure_thread, normalise_email, refresh_search_terms
+from threads.errors import FieldProblems
+from threads.importing import validate_contact_fields, validate_family_fields, validate_pet_fields
+from threads.models import Contact, ContactAddress, Family, Pet
+
+
+def _text(value: str | None) -> str | None:
+    text = (value or "").strip()
+    return text or None
+
+
+def create_family(session: Session, business_id: int, *, name: str, contact_name: str, contact_email: str, mail_domain: str) -> Family:
+    """A family with its primary contact and its thread (and so its reply address)."""
+    problems = validate_family_fields({"name": name})
+    problems.update({f"contact_{k}": v for k, v in validate_contact_fields({"name": contact_name, "email": contact_email}).items()})
+    if problems:
+        raise FieldProblems(problems)
+    family = Family(business_id=business_id, external_id=f"web-{secrets.token_hex(8)}", name=name.strip(), contacts=[], pets=[])
+    session.add(family)
+    family.contacts.append(
+        Contact(name=contact_name.strip(), is_primary=True, addresses=[ContactAddress(email=normalise_email(contact_email), verified=True)])
+    )
+    session.flush()
+    ensure_thread(session, family, mail_domain)
+    refresh_search_terms(session, family)
+    return family
+
+
+def rename_family(session: Session, family: Family, name: str) -> None:
+    problems = validate_family_fields({"name": name})
+    if problems:
+        raise FieldProblems(problems)
+    family.name = name.strip()
+    refresh_search_terms(session, family)
+
+
+def add_contact(session: Session, family: Family, *, name: str, email: str, primary: bool) -> Contact:
+    problems = validate_contact_fields({"name": name, "email": email})
+    address = normalise_email(email)
+    if "email" not in problems and _address_in_family(family, address) is not None:
+        problems["email"] = f"{address} is already an address of this family"
+    if problems:
+        raise FieldProblems(problems)
+    contact = Contact(name=name.strip(), is_primary=False, addresses=[ContactAddress(email=address, verified=True)])
+    family.contacts.append(contact)
+    session.flush()
+    if primary or len(family.contacts) == 1:
+        make_primary(family, contact)
+    refresh_search_terms(session, family)
+    return contact
+
+
+def update_contact(session: Session, contact: Contact, *, name: str, primary: bool) -> None:
+    problems = validate_contact_fields({"name": name, "email": contact.email or "x@example.com"})
+    if problems:
+        raise FieldProblems(problems)
+    contact.name = name.strip()
+    if primary:
+        make_primary(contact.family, contact)
+    refresh_search_terms(session, contact.family)
+
+
+def make_primary(family: Family, contact: Contact) -> None:
+    """One primary per family: this contact."""
+    for other in family.contacts:
+        other.is_primary = other.id == contact.id
+
+
+def add_address(session: Session, contact: Contact, email: str) -> ContactAddress:
+    """An address staff vouch for: verified at once (replies from it post)."""
+    problems = validate_contact_fields({"name": contact.name, "email": email})
+    address = normalise_email(email)
+    if "email" not in problems and _address_in_family(contact.family, address) is not None:
+        problems["email"] = f"{address} is already an address of this family"
+    if problems:
+        raise FieldProblems({"email": problems["email"]} if "email" in problems else problems)
+    row = ContactAddress(email=address, verified=True, bouncing=False)
+    contact.addresses.append(row)
+    session.flush()
+    return row
+
+
+def remove_address(session: Session, row: ContactAddress) -> None:
+    if len(row.contact.addresses) <= 1:
+        raise FieldProblems({"email": "a contact keeps at least one address: add another first"})
+    row.contact.addresses.remove(row)
+    session.flush()
+
+
+def move_address(session: Session, row: ContactAddress, to: Contact) -> None:
+    """Give an address to the family's other contact (mail from it then posts as them)."""
+    source = row.contact
+    if to.family_id != source.family_id or to.id == source.id:
+        raise FieldProblems({"to": "choose another contact of this family"})
+    if len(source.addresses) <= 1:
+        raise FieldProblems({"to": f"{source.name} keeps at least one address: add another first"})
+    if any(a.email == row.email for a in to.addresses):
+        raise FieldProblems({"to": f"{to.name} already has {row.email}"})
+    row.contact_id = to.id
+    session.flush()
+    session.expire(source, ["addresses"])
+    session.expire(to, ["addresses"])
+
+
+def clear_bounce(row: ContactAddress) -> None:
+    """Staff fixed the address (or it works again): digests go to it again."""
+    row.bouncing = False
+    row.bounced_at = None
+    row.bounce_reason = None
+
+
+def add_pet(session: Session, family: Family, *, name: str, species: str, breed: str) -> Pet:
+    values = {"name": name, "species": _text(species), "breed": _text(breed)}
+    problems = validate_pet_fields({k: v for k, v in values.items() if v is not None})
+    if problems:
+        raise FieldProblems(problems)
+    pet = Pet(name=name.strip(), species=values["species"], breed=values["breed"])
+    family.pets.append(pet)
+    session.flush()
+    refresh_search_terms(session, family)
+    return pet
+
+
+def update_pet(session: Session, pet: Pet, *, name: str, species: str, breed: str) -> None:
+    values = {"name": name, "species": _text(species), "breed": _text(breed)}
+    problems = validate_pet_fields({k: v for k, v in values.items() if v is not None})
+    if problems:
+        raise FieldProblems(problems)
+    pet.name, pet.species, pet.breed = name.strip(), values["species"], values["breed"]
+    refresh_search_terms(session, pet.family)
+
+
+def remove_pet(session: Session, pet: Pet) -> None:
+    family = pet.family
+    family.pets.remove(pet)
+    session.delete(pet)
+    session.flush()
+    refresh_search_terms(session, family)
+
+
+def set_family_active(session: Session, family: Family, active: bool, mail_domain: str) -> None:
+    """A deactivated family's reply address is refused (`550 5.1.1`); reactivating restores it."""
+    ensure_thread(session, family, mail_domain).active = active
+
+
+def _address_in_family(family: Family, address: str) -> ContactAddress | None:
+    return next((a for c in family.contacts for a in c.addresses if a.email == address), None)
+
+
+def family_address(session: Session, family: Family, address_id: int) -> ContactAddress | None:
+    """An address of one of this family's contacts, by id (else None: 404 at the edge)."""
+    return session.scalar(
+        select(ContactAddress)
+        .join(Contact, Contact.id == ContactAddress.contact_id)
+        .where(ContactAddress.id == address_id, Contact.family_id == family.id)
+    )
+
+
+def family_snapshot(family: Family) -> dict[str, object]:
+    """What an audit entry keeps of a family: its name, contacts (addresses, bounces) and pets."""
+    return {
+        "name": family.name,
+        "contacts": [
+            {
+                "name": c.name,
+                "primary": c.is_primary,
+                "addresses": [a.email + (" (bouncing)" if a.bouncing else "") for a in c.addresses],
+            }
+            for c in family.contacts
+        ],
+        "pets": [" ".join(filter(None, [p.name, f"({p.species})" if p.species else "", p.breed or ""])) for p in family.pets],
+        "active": family.thread.active if family.thread is not None else True,
+    }
