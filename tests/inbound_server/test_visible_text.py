@@ -49,7 +49,11 @@ def _thread_page(settings: Settings, engine: Engine, world: World) -> str:
     try:
         client = app.test_client()
         with Session(engine) as session:
-            sign_in_as(app, client, session.get(Staff, world.senior_id))
+            senior = session.get(Staff, world.senior_id)
+            assert senior is not None
+            session.expunge(senior)
+        # Signed in after the read ends: on SQLite an open transaction holds the write lock.
+        sign_in_as(app, client, senior)
         return client.get(f"/threads/{world.thread_id}").get_data(as_text=True)
     finally:
         app.extensions["pawpost"].engine.dispose()
