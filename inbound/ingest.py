@@ -33,6 +33,7 @@ from inbound.route import (
     find_author,
     thread_for_references,
 )
+from outbound.live import quarantine_changed
 from outbound.notify import message_posted
 from pawpost.settings import Settings
 from threads.directory import contact_for_address, find_staff_by_email
@@ -126,6 +127,8 @@ def process_stored_email(
     )
     if outcome.outcome == "posted" and outcome.message_id is not None:
         notify_posted(outcome.message_id)
+    elif outcome.outcome == "quarantined":
+        quarantine_changed(outcome.inbound_email_id)  # seniors' open tabs update the count
     return outcome
 
 

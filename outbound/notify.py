@@ -20,7 +20,7 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from pawpost.settings import Settings
-from outbound import compose, digests, outbox
+from outbound import compose, digests, live, outbox
 from outbound.render import AlertContent, Envelope, EscalationContent, render_alert, render_escalation
 from threads.models import (
     Contact,
@@ -35,13 +35,15 @@ logger = logging.getLogger(__name__)
 
 
 def message_posted(message_id: int) -> None:
-    """Tell outbound a message was committed. Never raises: the sweep repairs a lost push."""
+    """Tell outbound a message was committed. Never raises: the sweep repairs a lost push,
+    and an open tab's next fetch repairs a lost live hint."""
     try:
         from outbound.tasks import process_posted_message
 
         process_posted_message(message_id)
     except Exception:  # any queue fault: the post is committed, the sweep will find it
         logger.exception("could not enqueue notifications for message %s; the sweep will catch up", message_id)
+    live.message_posted(message_id)
 
 
 @dataclass(frozen=True)

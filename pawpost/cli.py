@@ -251,9 +251,10 @@ from outbound.cli import worker_command  # noqa: E402
 
 main.add_command(worker_command)
 
-from portal.cli import staff_command, web_command  # noqa: E402
+from portal.cli import live_command, staff_command, web_command  # noqa: E402
 
 main.add_command(web_command)
+main.add_command(live_command)
 main.add_command(staff_command)
 
 

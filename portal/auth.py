@@ -22,6 +22,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import joinedload
 from werkzeug.wrappers import Response
 
+from outbound import live
 from portal.runtime import db, now, settings
 from threads.directory import normalise_email
 from threads.models import SignInFailure, Staff
@@ -40,10 +41,13 @@ FAILURE_RETENTION = timedelta(days=1)
 View = TypeVar("View", bound=Callable[..., Any])
 
 
-def session_fingerprint(staff: Staff) -> str:
+def password_fingerprint(secret_key: str, password_hash: str | None) -> str:
     """Changes whenever the password does, which signs out every existing session."""
-    key = settings().secret_key.encode()
-    return hmac.new(key, (staff.password_hash or "").encode(), hashlib.sha256).hexdigest()[:24]
+    return hmac.new(secret_key.encode(), (password_hash or "").encode(), hashlib.sha256).hexdigest()[:24]
+
+
+def session_fingerprint(staff: Staff) -> str:
+    return password_fingerprint(settings().secret_key, staff.password_hash)
 
 
 def start_session(staff: Staff) -> None:
@@ -133,6 +137,8 @@ def sign_in_post() -> Any:
 @bp.post("/signout")
 def sign_out() -> Response:
     session.clear()
+    if g.staff is not None:
+        live.signed_out(g.staff.id)  # open streams end; only a still-valid cookie reconnects
     return redirect(url_for("auth.sign_in"))
 
 

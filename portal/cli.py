@@ -1,4 +1,4 @@
-"""`pawpost web` (serve the portal) and `pawpost staff` (operators manage sign-ins)."""
+"""`pawpost web` (serve the portal), `pawpost live` (its stream) and `pawpost staff` (sign-ins)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,15 @@ def web_command(ctx: click.Context, workers: int | None, threads: int) -> None:
     if settings.secret_key_is_default:
         click.echo("warning: PAWPOST_SECRET_KEY is the development default; set it before going live", err=True)
     serve(settings, workers=workers, threads=threads)
+
+
+@click.command("live")
+@click.pass_context
+def live_command(ctx: click.Context) -> None:
+    """Serve the live stream (`/live`) on PAWPOST_LIVE_LISTEN; route `/live` here from your proxy."""
+    from portal.live_server import serve_live
+
+    serve_live(load_settings(ctx))
 
 
 @click.group("staff")
