@@ -262,7 +262,10 @@
     var timer = null;
     var delay = RECONNECT_FIRST_MS;
     var connectedBefore = false;
+    // On <html data-live="up|down">: for a stylesheet or a test to tell whether hints flow.
+    function mark(state) { document.documentElement.setAttribute("data-live", state); }
     function reconnectLater() {
+      mark("down");
       if (source) { source.close(); source = null; }
       startPolling();
       clearTimeout(timer);
@@ -274,6 +277,7 @@
       source = new EventSource("/live");
       source.addEventListener("hello", function () {
         stopPolling();
+        mark("up");
         delay = RECONNECT_FIRST_MS;
         // Hints sent while we were away are lost: one fetch of each view catches up.
         if (connectedBefore) { catchUp(); }
@@ -291,7 +295,9 @@
       source.addEventListener("bye", reconnectLater);
       source.onerror = reconnectLater;
     }
-    window.addEventListener("pagehide", function () { if (source) { source.close(); } });
+    window.addEventListener("pagehide", function () { if (source) { source.close(); source = null; } });
+    // Back from the back-forward cache: the stream was closed on the way out.
+    window.addEventListener("pageshow", function (event) { if (event.persisted && !source) { connectedBefore = true; connect(); } });
     connect();
   }
 
