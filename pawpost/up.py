@@ -106,6 +106,7 @@ def run_up(settings: Settings, *, stop: threading.Event | None = None) -> None:
     stop = stop or threading.Event()
     # One process, one terminal: per-task queue chatter would bury the banner.
     logging.getLogger("huey").setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     demo = ensure_demo(settings)
     previous = {}
     # The app and the consumer each configure the one queue; both do so before anything
