@@ -53,6 +53,8 @@ HEARTBEAT_SECONDS = 30.0
 TAB_QUEUE_LIMIT = 32
 # What the browser waits before reconnecting on its own after a clean end of the stream.
 RETRY_MS = 2000
+# Streams one person may hold in one process: plenty of tabs and devices, never unbounded.
+MAX_TABS_PER_STAFF = 200
 REDIS_RETRY_MAX_SECONDS = 5.0
 
 Scope = MutableMapping[str, Any]
@@ -365,7 +367,7 @@ class LiveApp:
         if scope["path"] != LIVE_PATH:
             await _plain(send, 404, "not found")
             return
-        if scope["method"] not in ("GET", "HEAD"):
+        if scope["method"] != "GET":
             await _plain(send, 405, "method not allowed")
             return
         if self.hub.closing:
@@ -375,6 +377,9 @@ class LiveApp:
         viewer = await asyncio.to_thread(self.hub.identify, cookie) if cookie else None
         if viewer is None:
             await _plain(send, 401, "signed out")
+            return
+        if len(self.hub.by_staff.get(viewer.staff_id, ())) >= MAX_TABS_PER_STAFF:
+            await _plain(send, 429, "too many open tabs")
             return
         tab = self.hub.open(viewer)
         watcher = asyncio.create_task(_end_on_disconnect(receive, tab))
