@@ -249,3 +249,15 @@ def test_pawpost_live_ends_streams_with_bye_on_sigterm(app: Flask, world: World,
                 process.kill()
                 process.wait(10)
             log.close()
+
+
+def test_one_person_cannot_hold_unbounded_streams(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    import portal.live
+
+    monkeypatch.setattr(portal.live, "MAX_TABS_PER_STAFF", 2)
+    world = served.world
+    with served.stream(world.senior), served.stream(world.senior):
+        with EventStream(served.host, served.port, cookie_for(served.app, world.senior)) as third:
+            assert third.status == 429
+        with served.stream(world.senior2):  # someone else's tabs are not counted against Sam
+            pass
