@@ -261,3 +261,11 @@ def test_one_person_cannot_hold_unbounded_streams(served: Served, monkeypatch: p
             assert third.status == 429
         with served.stream(world.senior2):  # someone else's tabs are not counted against Sam
             pass
+
+
+def test_pawpost_live_refuses_to_run_without_redis(tmp_path: Path) -> None:
+    """Alone, the stream process could hear no other process: say so instead of serving silence."""
+    env = {**os.environ, **portal_settings_for(f"sqlite:///{tmp_path / 'p.sqlite3'}", tmp_path).environment()}
+    done = subprocess.run([str(PAWPOST), "live"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "PAWPOST_LIVE_URL" in done.stderr
