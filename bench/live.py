@@ -242,6 +242,18 @@ class Tabs:
         self.thread.join(10)
 
 
+def open_tabs(port: int, cookies: list[str]) -> Tabs:
+    """Every tab's stream open (each has had its `hello`)."""
+    tabs = Tabs()
+    tabs.open_streams_for(port, cookies)
+    deadline = time.monotonic() + 120
+    while tabs.open_streams < len(cookies):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {tabs.open_streams} of {len(cookies)} streams opened")
+        time.sleep(0.2)
+    return tabs
+
+
 # -- replies over SMTP -----------------------------------------------------------------------
 
 
@@ -362,13 +374,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         # 1. Push.
         time.sleep(1)
         live_rss_before = rss_kb(live.pid)
-        tabs = Tabs()
-        tabs.open_streams_for(live_port, cookies)
-        deadline = time.monotonic() + 120
-        while tabs.open_streams < args.tabs:
-            if time.monotonic() > deadline:
-                raise SystemExit(f"only {tabs.open_streams} of {args.tabs} streams opened")
-            time.sleep(0.2)
+        tabs = open_tabs(live_port, cookies)
         time.sleep(2)
         live_rss = rss_kb(live.pid)
         web_cpu, live_cpu, began = cpu_seconds(web.pid), cpu_seconds(live.pid), time.perf_counter()
@@ -412,6 +418,23 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         report["pages_with_streams"] = page_load(web_port, seed, args)
         print("pages with 1,000 streams open:", report["pages_with_streams"], flush=True)
         tabs.close()
+        # More rounds, interleaved (nothing open, then streams): the shared host's other
+        # load comes and goes, so one pair of phases can mislead either way.
+        rounds = {"alone": [report["pages_alone"]], "streams": [report["pages_with_streams"]]}
+        for _ in range(args.rounds - 1):
+            rounds["alone"].append(page_load(web_port, seed, args))
+            tabs = open_tabs(live_port, cookies)
+            rounds["streams"].append(page_load(web_port, seed, args))
+            tabs.close()
+        report["rounds"] = {
+            name: {
+                "open_p95_ms": [r["open"]["p95_ms"] for r in runs],
+                "closed_requests_per_second": [r["closed"]["requests_per_second"] for r in runs],
+                "load_average": [r["load_average"] for r in runs],
+            }
+            for name, runs in rounds.items()
+        }
+        print("rounds:", report["rounds"], flush=True)
 
         # 2. Polling, as before: the same tabs ask every 2.5 s.
         time.sleep(2)
@@ -456,7 +479,7 @@ def write_docs(report: dict[str, Any], args: argparse.Namespace) -> None:
         SECTION,
         "",
         f"Measured {report['measured_at'][:16].replace('T', ' ')} UTC by `python -m bench.live --tabs {args.tabs} "
-        f"--idle-seconds {args.idle_seconds} --emails {args.emails} -n {args.n} --rate {args.rate:g}` on the `bench/seed.py` "
+        f"--idle-seconds {args.idle_seconds} --emails {args.emails} -n {args.n} --rate {args.rate:g} --rounds {args.rounds}` on the `bench/seed.py` "
         f"PostgreSQL set ({report['data'].get('families')} families, {report['data'].get('messages')} messages) and Redis; "
         f"`pawpost web` (gunicorn), `pawpost live` (uvicorn), `pawpost smtp` and `pawpost worker` as separate processes, "
         f"{report['cpus']} CPUs shared with the load generator, PostgreSQL, Redis and whatever else ran "
@@ -496,6 +519,17 @@ def write_docs(report: dict[str, Any], args: argparse.Namespace) -> None:
         f"Page rate left with streams ÷ with polling: **{report['page_rate_ratio_push_over_polling']}**; with streams ÷ "
         f"nothing open: {report['page_rate_ratio_push_over_alone']}. Target: pages keep p95 < 30 ms in the open loop.",
         "",
+        f"Interleaved rounds (nothing open, streams, nothing open, streams, …; {args.rounds} each), same run:",
+        "",
+        "| while … | open-loop page p95 ms, each round | median | closed-loop page req/s, each round | median | load average at start |",
+        "|---|---|---:|---|---:|---|",
+        *[
+            f"| {label} | {', '.join(map(str, r['open_p95_ms']))} | {statistics.median(r['open_p95_ms'])} | "
+            f"{', '.join(map(str, r['closed_requests_per_second']))} | {statistics.median(r['closed_requests_per_second'])} | "
+            f"{', '.join(map(str, r['load_average']))} |"
+            for label, r in (("nothing else is open", report["rounds"]["alone"]), ("1,000 tabs hold streams", report["rounds"]["streams"]))
+        ],
+        "",
     ]
     path = DOCS / "benchmarks.md"
     text = path.read_text() if path.exists() else "# Pawpost benchmarks\n"
@@ -521,6 +555,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=100.0, help="open-loop page requests/s (default 100)")
     parser.add_argument("--senders", type=int, default=16, help="open-loop clients (default 16)")
     parser.add_argument("--clients", type=int, default=4, help="closed-loop clients (default 4)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved page rounds without and with streams (default 3)")
     args = parser.parse_args(argv)
     benchmark(args)
     return 0
