@@ -258,7 +258,8 @@ def open_tabs(port: int, cookies: list[str]) -> Tabs:
 
 
 def parents(url: str, count: int) -> list[tuple[int, str, str]]:
-    """(thread id, a verified parent address, the thread's reply address) of random families."""
+    """(thread id, a verified parent address, the thread's reply address) of distinct random
+    families (one reply per thread, so each hint is matched to the one `250` it follows)."""
     from sqlalchemy import text
 
     from threads.db import make_engine
@@ -267,9 +268,10 @@ def parents(url: str, count: int) -> list[tuple[int, str, str]]:
     with engine.connect() as connection:
         rows = connection.execute(
             text(
-                "select t.id, a.email, t.reply_token from threads t join contacts c on c.family_id = t.family_id "
-                "join contact_addresses a on a.contact_id = c.id where a.verified and not a.bouncing "
-                "order by random() limit :n"
+                "select distinct on (t.id) t.id, a.email, t.reply_token from "
+                "(select id, family_id, reply_token from threads order by random() limit :n) t "
+                "join contacts c on c.family_id = t.family_id "
+                "join contact_addresses a on a.contact_id = c.id where a.verified and not a.bouncing order by t.id"
             ),
             {"n": count},
         ).all()
