@@ -1,4 +1,4 @@
-# One image for every Pawpost process: smtp, worker, web and the one-shot migrate.
+# One image for every Pawpost process: smtp, worker, web, live and the one-shot migrate.
 FROM python:3.12-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -19,6 +19,6 @@ COPY portal ./portal
 RUN pip install .
 
 USER pawpost
-EXPOSE 2525 5000
+EXPOSE 2525 5000 5001
 ENTRYPOINT ["pawpost"]
 CMD ["up"]

@@ -35,6 +35,7 @@ from inbound.route import (
     thread_for_references,
     untrusted_sender,
 )
+from outbound.live import quarantine_changed
 from outbound.notify import alerts_decided, message_posted, plan_new_message_alerts
 from pawpost.settings import Settings
 from threads.auto_replies import claim_daily_note, record_note
@@ -150,6 +151,7 @@ def process_stored_email(
         if outcome.alerts is not None and outcome.thread_id is not None:
             alerts = outcome.alerts
             alerts_decided(
+                outcome.message_id,
                 outcome.thread_id,
                 alerts.author_type,
                 alerts.created_at,
@@ -159,6 +161,8 @@ def process_stored_email(
             )
         else:
             notify_posted(outcome.message_id)
+    elif outcome.outcome == "quarantined":
+        quarantine_changed(outcome.inbound_email_id)  # seniors' open tabs update the count
     return outcome
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from pawpost.settings import Settings
-from outbound import compose, digests, outbox
+from outbound import compose, digests, live, outbox
 from outbound.render import AlertContent, Envelope, EscalationContent, render_alert, render_escalation
 from threads.models import (
     Contact,
@@ -35,16 +35,19 @@ logger = logging.getLogger(__name__)
 
 
 def message_posted(message_id: int) -> None:
-    """Tell outbound a message was committed. Never raises: the sweep repairs a lost push."""
+    """Tell outbound a message was committed. Never raises: the sweep repairs a lost push,
+    and an open tab's next fetch repairs a lost live hint."""
     try:
         from outbound.tasks import process_posted_message
 
         process_posted_message(message_id)
     except Exception:  # any queue fault: the post is committed, the sweep will find it
         logger.exception("could not enqueue notifications for message %s; the sweep will catch up", message_id)
+    live.message_posted(message_id)
 
 
 def alerts_decided(
+    message_id: int,
     thread_id: int,
     author_type: str,
     created_at: datetime,
@@ -53,13 +56,15 @@ def alerts_decided(
     escalation_delay: timedelta,
 ) -> None:
     """After the commit of a post whose alerts `plan_alerts` decided in the same transaction:
-    send them and schedule the digest and escalation checks. Never raises (the sweep repairs)."""
+    send them and schedule the digest and escalation checks, and hint open tabs like
+    `message_posted`. Never raises (the sweep repairs; a tab's next fetch heals a lost hint)."""
     try:
         from outbound.tasks import run_after_post
 
         run_after_post(thread_id, author_type, created_at, alert_ids, digest_delay, escalation_delay)
     except Exception:
         logger.exception("could not hand on the alerts of a post in thread %s; the sweep will catch up", thread_id)
+    live.message_posted(message_id)
 
 
 @dataclass(frozen=True)

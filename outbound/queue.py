@@ -66,6 +66,10 @@ def configure_queue(settings: Settings) -> Huey:
         _close_quietly(old_storage)
     if old_engine is not None:
         old_engine.dispose()
+    # Live hints leave each process by the same after-commit doors as the queue pushes.
+    from outbound.live import configure_live
+
+    configure_live(settings)
     # Registering the tasks is part of configuring: a consumer must know every task name.
     import outbound.tasks  # noqa: F401
 

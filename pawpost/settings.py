@@ -48,6 +48,8 @@ class Settings:
     development: bool = False
     metrics_token: str | None = None
     trusted_proxies: int = 0
+    live_url: str = "local"
+    live_listen: tuple[str, int] = ("127.0.0.1", 5001)
 
     @property
     def secret_key_is_default(self) -> bool:
@@ -62,6 +64,11 @@ class Settings:
         if not self.uses_maildir:
             return None
         return Path(urlsplit(self.outbound_url).path)
+
+    @property
+    def live_is_local(self) -> bool:
+        """Live hints stay inside this process (`pawpost up`): no Redis between the parts."""
+        return self.live_url == "local"
 
     @property
     def notifications_address(self) -> str:
@@ -101,6 +108,8 @@ class Settings:
             "ATTACHMENT_EMAIL_CAP_BYTES": str(self.attachment_email_cap_bytes),
             "INBOUND_RATE_PER_MINUTE": str(self.inbound_rate_per_minute),
             "TRUSTED_PROXIES": str(self.trusted_proxies),
+            "LIVE_URL": self.live_url,
+            "LIVE_LISTEN": f"{self.live_listen[0]}:{self.live_listen[1]}",
             **{name: str(value) for name, value in optional.items() if value is not None},
         }
         return {f"PAWPOST_{name}": value for name, value in values.items()}
@@ -125,6 +134,11 @@ class Settings:
         reply_domain = _domain("PAWPOST_REPLY_DOMAIN", get("REPLY_DOMAIN", "reply.localhost"))
         mail_domain = _domain("PAWPOST_MAIL_DOMAIN", get("MAIL_DOMAIN", reply_domain))
         web_listen = _listen("PAWPOST_WEB_LISTEN", get("WEB_LISTEN", "127.0.0.1:5000"))
+        # Live hints ride the queue's Redis unless told otherwise; without Redis they stay
+        # in the one process of `pawpost up`.
+        live_url = get("LIVE_URL") or (queue_url if queue_url.startswith(("redis:", "rediss:")) else "local")
+        if live_url != "local":
+            _check_url("PAWPOST_LIVE_URL", live_url, ("redis", "rediss"))
         tls_cert, tls_key = get("TLS_CERT"), get("TLS_KEY")
         if bool(tls_cert) != bool(tls_key):
             raise ConfigError("PAWPOST_TLS_CERT and PAWPOST_TLS_KEY must be set together")
@@ -160,6 +174,8 @@ class Settings:
             development=_flag("PAWPOST_DEV", get("DEV", "0")),
             metrics_token=get("METRICS_TOKEN"),
             trusted_proxies=_int("PAWPOST_TRUSTED_PROXIES", get("TRUSTED_PROXIES", "0"), 0),
+            live_url=live_url,
+            live_listen=_listen("PAWPOST_LIVE_LISTEN", get("LIVE_LISTEN", "127.0.0.1:5001")),
         )
 
     def with_secret_key(self, *, development: bool = False) -> Settings:

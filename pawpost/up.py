@@ -13,16 +13,17 @@ import signal
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from typing import Any
 
 import click
 from sqlalchemy import select
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from inbound.server import start_smtp_server
 from outbound.cli import build_consumer
 from pawpost.settings import Settings
 from portal import create_app
+from portal.live_server import background_portal
 from threads import migrate
 from threads.db import make_engine, make_session_factory
 from threads.demo import DEMO_SLUG, describe_demo, seed_demo
@@ -105,6 +106,7 @@ def run_up(settings: Settings, *, stop: threading.Event | None = None) -> None:
     stop = stop or threading.Event()
     # One process, one terminal: per-task queue chatter would bury the banner.
     logging.getLogger("huey").setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     demo = ensure_demo(settings)
     previous = {}
     # The app and the consumer each configure the one queue; both do so before anything
@@ -113,13 +115,12 @@ def run_up(settings: Settings, *, stop: threading.Event | None = None) -> None:
     consumer = build_consumer(settings, workers=2)
     smtp, smtp_cleanup = start_smtp_server(settings)
     consumer.start()
-    web: BaseWSGIServer | None = None
+    web = ExitStack()
     try:
-        host, port = settings.web_listen
-        web = make_server(host, port, app, threaded=True)
-        web_thread = threading.Thread(target=web.serve_forever, name="pawpost-web", daemon=True)
-        web_thread.start()
-        web_url = f"http://{host}:{web.server_port}"
+        # The portal and its live stream share one uvicorn server (see portal.live_server):
+        # hints travel through the in-process broker from the SMTP, worker and portal parts.
+        host, port = web.enter_context(background_portal(settings, flask_app=app))
+        web_url = f"http://{host}:{port}"
         # Installed once every part runs, and before the banner: whoever reads the banner
         # may press Ctrl-C at once (and a shell may have started us with SIGINT ignored).
         if threading.current_thread() is threading.main_thread():
@@ -132,9 +133,7 @@ def run_up(settings: Settings, *, stop: threading.Event | None = None) -> None:
         click.echo("stopping…")
     finally:
         started = time.monotonic()
-        if web is not None:
-            web.shutdown()
-            web.server_close()
+        web.close()
         smtp.stop_gracefully(3)
         smtp_cleanup()
         consumer.stop(graceful=True)

@@ -19,6 +19,10 @@ from pawpost.settings import Settings
 from threads.db import make_engine, make_session_factory
 from threads.types import utcnow
 
+SESSION_COOKIE_NAME = "pawpost_session"
+# `portal.live` reads the same signed cookie, with the same lifetime.
+SESSION_LIFETIME = timedelta(hours=14)
+
 
 def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> Flask:
     """The portal for one deployment; `clock` lets tests move time."""
@@ -51,11 +55,11 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=settings.secret_key,
-        SESSION_COOKIE_NAME="pawpost_session",
+        SESSION_COOKIE_NAME=SESSION_COOKIE_NAME,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=14),
+        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
         MAX_CONTENT_LENGTH=settings.max_message_bytes,
         # The portal stays open all day: a token lives as long as the session, not an hour.
         WTF_CSRF_TIME_LIMIT=None,

@@ -24,6 +24,7 @@ from flask import Blueprint, g, jsonify, redirect, render_template, request, ses
 from sqlalchemy import delete, func, select
 from werkzeug.wrappers import Response
 
+from outbound import live
 from portal.runtime import db, now, settings
 from threads.accounts import end_session, live_session, start_staff_session, touch_session
 from threads.directory import normalise_email
@@ -46,10 +47,13 @@ FAILURE_RETENTION = timedelta(days=1)
 View = TypeVar("View", bound=Callable[..., Any])
 
 
-def session_fingerprint(staff: Staff) -> str:
+def password_fingerprint(secret_key: str, password_hash: str | None) -> str:
     """Changes whenever the password does, which signs out every existing session."""
-    key = settings().secret_key.encode()
-    return hmac.new(key, (staff.password_hash or "").encode(), hashlib.sha256).hexdigest()[:24]
+    return hmac.new(secret_key.encode(), (password_hash or "").encode(), hashlib.sha256).hexdigest()[:24]
+
+
+def session_fingerprint(staff: Staff) -> str:
+    return password_fingerprint(settings().secret_key, staff.password_hash)
 
 
 def start_session(staff: Staff) -> None:
@@ -177,6 +181,8 @@ def sign_out() -> Response:
         end_session(db(), g.staff_session, now())
         db().commit()
     session.clear()
+    if g.staff is not None:
+        live.signed_out(g.staff.id)  # open streams end; only a still-valid cookie reconnects
     return redirect(url_for("auth.sign_in"))
 
 

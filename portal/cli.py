@@ -1,4 +1,4 @@
-"""`pawpost web` (serve the portal) and `pawpost staff` (operators manage sign-ins)."""
+"""`pawpost web` (serve the portal), `pawpost live` (its stream) and `pawpost staff` (sign-ins)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,15 @@ def web_command(ctx: click.Context, workers: int | None, threads: int) -> None:
     """Serve the web portal on PAWPOST_WEB_LISTEN with gunicorn; SIGTERM stops it gracefully."""
     settings = load_settings(ctx).with_secret_key()
     serve(settings, workers=workers, threads=threads)
+
+
+@click.command("live")
+@click.pass_context
+def live_command(ctx: click.Context) -> None:
+    """Serve the live stream (`/live`) on PAWPOST_LIVE_LISTEN; route `/live` here from your proxy."""
+    from portal.live_server import serve_live
+
+    serve_live(load_settings(ctx))
 
 
 @click.group("staff")

@@ -1,7 +1,8 @@
 """The Messages tab: every thread of the business for senior staff, and finding a family.
 
-The page is server-rendered; `static/portal.js` polls `/api/unread` and swaps in
-`/messages/rows` when the inbox changed, so dots and order update without a reload.
+The page is server-rendered; `static/portal.js` asks `/api/unread` when the live stream
+(`portal.live`) hints that something changed, and swaps in `/messages/rows` when the inbox
+changed, so dots, order and the quarantine count update without a reload.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from sqlalchemy import func, select
 
 from portal.auth import current_staff, home_url, requires
 from portal.runtime import db, tab_unread
+from portal.views import held_count
 from threads.directory import search_families
 from threads.models import Thread
 from threads.reading import inbox, unread_thread_ids
@@ -80,6 +82,7 @@ def unread() -> Any:
         tab=tab_unread(staff),
         unread=sorted(unread_thread_ids(db(), staff, ids)),
         version=_inbox_version(staff.business_id),
+        held=held_count(staff.business_id),
     )
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.orm import selectinload, undefer
 from inbound.parse import UnparseableEmail, parse_email
 from inbound.quarantine import QuarantineError, discard, release, sender_staff
 from inbound.reply_text import extract_reply
+from outbound import live
 from outbound.notify import message_posted
 from portal.auth import current_staff, requires
 from portal.runtime import db, now
@@ -124,6 +125,7 @@ def release_email(email_id: int) -> Any:
     db().commit()
     logger.info("staff %s released held email %s as %s %s", staff.id, email.id, author.person.kind, author.id)
     message_posted(message.id)
+    live.quarantine_changed(email.id)
     flash(f"Posted in the {email.thread.family.name} thread as {author.name}.", "ok")
     return redirect(url_for("threads.show", thread_id=message.thread_id, _anchor=f"m{message.id}"))
 
@@ -158,5 +160,6 @@ def discard_email(email_id: int) -> Any:
         return redirect(url_for("quarantine.index"))
     db().commit()
     logger.info("staff %s discarded held email %s", staff.id, email.id)
+    live.quarantine_changed(email.id)
     flash("Discarded.", "ok")
     return redirect(url_for("quarantine.index"))

@@ -16,6 +16,7 @@ from werkzeug.wrappers import Response
 
 from inbound.parse import UnparseableEmail, parse_email
 
+from outbound import live
 from outbound.notify import message_posted
 from portal.auth import current_staff, requires
 from portal.conversation import message_views, parent_states
@@ -57,6 +58,8 @@ def show(thread_id: int) -> str:
         last_id=thread.last_message_id or 0,
     )
     db().commit()
+    if messages and before is None:
+        live.thread_read(staff.id)
     return page
 
 
@@ -70,11 +73,14 @@ def newer(thread_id: int) -> Any:
     messages = messages_after(db(), thread.id, after)
     if not messages:
         return jsonify(html="", last_id=after)
-    if request.args.get("read") == "1":
+    read = request.args.get("read") == "1"
+    if read:
         mark_read(db(), thread, staff.person, messages[-1].id)
     parents = parent_states(db(), thread, thread.family)
     html = render_template("_messages.html", messages=message_views(messages, staff, parents))
     db().commit()
+    if read:
+        live.thread_read(staff.id)
     return jsonify(html=html, last_id=messages[-1].id)
 
 

@@ -19,16 +19,19 @@ def _zone() -> str:
     return staff.business.timezone if staff is not None else "UTC"
 
 
+def held_count(business_id: int) -> int:
+    """Emails of the business waiting in quarantine (the header's count; live-refreshed)."""
+    return db().scalar(
+        select(func.count())
+        .select_from(InboundEmail)
+        .where(InboundEmail.business_id == business_id, InboundEmail.outcome == "quarantined")
+    ) or 0
+
+
 def navigation() -> dict[str, Any]:
     """What the header needs: tabs by role, and the quarantine count for seniors."""
     staff = g.get("staff")
-    held = 0
-    if staff is not None and staff.is_senior:
-        held = db().scalar(
-            select(func.count())
-            .select_from(InboundEmail)
-            .where(InboundEmail.business_id == staff.business_id, InboundEmail.outcome == "quarantined")
-        ) or 0
+    held = held_count(staff.business_id) if staff is not None and staff.is_senior else 0
     return {
         "staff": staff,
         "held_count": held,

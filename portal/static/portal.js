@@ -1,10 +1,18 @@
-/* Pawpost portal: live dots and messages (polling), search as you type, Enter to send.
+/* Pawpost portal: live dots and messages, search as you type, Enter to send.
  * Served from the package; the CSP allows no inline script, so all behaviour lives here.
- * Server-rendered fragments are escaped by Jinja; search results are built with textContent. */
+ * Server-rendered fragments are escaped by Jinja; search results are built with textContent.
+ *
+ * Live updates: one server-sent event stream per tab (`/live`, see portal/live.py) carries
+ * hints only; each hint makes the tab refetch through the pages' endpoints, so a lost or
+ * repeated hint never shows a wrong dot or a message twice. While the stream is up nothing
+ * polls; when it drops, the tab reconnects with backoff, polls slowly meanwhile, and
+ * catches up with one fetch once it is back. */
 (function () {
   "use strict";
 
-  var POLL_MS = 2500;
+  var FALLBACK_POLL_MS = 30000;
+  var RECONNECT_FIRST_MS = 1000;
+  var RECONNECT_MAX_MS = 30000;
   var csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
 
   function getJSON(url) {
@@ -17,11 +25,19 @@
     });
   }
 
-  function every(ms, task) {
-    function tick() {
-      Promise.resolve().then(task).catch(function () {}).then(function () { setTimeout(tick, ms); });
+  /* One run of `task` at a time; calls during a run make exactly one more run after it. */
+  function coalesced(task) {
+    var running = null;
+    var again = false;
+    function run() {
+      if (running) { again = true; return running; }
+      running = Promise.resolve().then(task).catch(function () {}).then(function () {
+        running = null;
+        if (again) { again = false; return run(); }
+      });
+      return running;
     }
-    tick();
+    return run;
   }
 
   /* "2 min ago", kept fresh for recent times; older ones keep the server's wording. */
@@ -40,18 +56,25 @@
     });
   }
 
-  /* The Messages tab dot, inbox row dots and the inbox order. */
-  function startInboxPolling() {
+  /* The Messages tab dot, inbox row dots, the inbox order and the quarantine count. */
+  var refreshInbox = null;
+  function startInbox() {
     var tabDot = document.getElementById("tab-dot");
     if (!tabDot) { return; }
     var inbox = document.querySelector("[data-inbox]");
     var list = document.getElementById("thread-list");
-    every(POLL_MS, function () {
+    var held = document.getElementById("held-count");
+    refreshInbox = coalesced(function () {
       var ids = Array.prototype.map.call(document.querySelectorAll("[data-thread-id]"), function (el) {
         return el.getAttribute("data-thread-id");
       });
       return getJSON("/api/unread?ids=" + ids.join(",")).then(function (data) {
         tabDot.hidden = !data.tab;
+        if (held && typeof data.held === "number" && held.textContent !== String(data.held)) {
+          held.textContent = String(data.held);
+          held.setAttribute("aria-label", data.held + " held");
+          held.hidden = !data.held;
+        }
         var unread = {};
         data.unread.forEach(function (id) { unread[id] = true; });
         document.querySelectorAll("[data-thread-id]").forEach(function (row) {
@@ -197,8 +220,10 @@
       if (target) { target.scrollIntoView({ block: "center" }); }
     }
     if (!list.hasAttribute("data-poll-url")) { return; }
+    var found = /\/threads\/(\d+)\//.exec(list.getAttribute("data-poll-url"));
     thread = {
-      poll: function () {
+      id: found ? Number(found[1]) : null,
+      poll: coalesced(function () {
         var after = list.getAttribute("data-after") || "0";
         var read = document.visibilityState === "visible" ? "1" : "0";
         return getJSON(list.getAttribute("data-poll-url") + "?after=" + after + "&read=" + read).then(function (data) {
@@ -216,10 +241,64 @@
           if (nearBottom || thread.justSent) { scroller.scrollTop = scroller.scrollHeight; }
           thread.justSent = false;
         });
-      },
+      }),
       justSent: false
     };
-    setTimeout(function () { every(POLL_MS, thread.poll); }, POLL_MS);
+  }
+
+  /* The stream of hints, with backoff on drops and slow polling only while it is down. */
+  function startLive() {
+    if (!refreshInbox && !thread) { return; }
+    function catchUp() {
+      if (refreshInbox) { refreshInbox(); }
+      if (thread) { thread.poll(); }
+    }
+    var poller = null;
+    function startPolling() { if (!poller) { poller = setInterval(catchUp, FALLBACK_POLL_MS); } }
+    function stopPolling() { if (poller) { clearInterval(poller); poller = null; } }
+    if (!window.EventSource) { startPolling(); return; }
+
+    var source = null;
+    var timer = null;
+    var delay = RECONNECT_FIRST_MS;
+    var connectedBefore = false;
+    // On <html data-live="up|down">: for a stylesheet or a test to tell whether hints flow.
+    function mark(state) { document.documentElement.setAttribute("data-live", state); }
+    function reconnectLater() {
+      mark("down");
+      if (source) { source.close(); source = null; }
+      startPolling();
+      clearTimeout(timer);
+      // Jitter: after a deploy every tab must not come back in the same instant.
+      timer = setTimeout(connect, delay * (0.5 + Math.random()));
+      delay = Math.min(delay * 2, RECONNECT_MAX_MS);
+    }
+    function connect() {
+      source = new EventSource("/live");
+      source.addEventListener("hello", function () {
+        stopPolling();
+        mark("up");
+        delay = RECONNECT_FIRST_MS;
+        // Hints sent while we were away are lost: one fetch of each view catches up.
+        if (connectedBefore) { catchUp(); }
+        connectedBefore = true;
+      });
+      source.addEventListener("posted", function (event) {
+        var data = {};
+        try { data = JSON.parse(event.data); } catch (ignored) { /* a hint without data is still a hint */ }
+        if (refreshInbox) { refreshInbox(); }
+        if (thread && (data.thread_id === thread.id || data.thread_id === undefined)) { thread.poll(); }
+      });
+      source.addEventListener("read", function () { if (refreshInbox) { refreshInbox(); } });
+      source.addEventListener("quarantine", function () { if (refreshInbox) { refreshInbox(); } });
+      source.addEventListener("resync", catchUp);
+      source.addEventListener("bye", reconnectLater);
+      source.onerror = reconnectLater;
+    }
+    window.addEventListener("pagehide", function () { if (source) { source.close(); source = null; } });
+    // Back from the back-forward cache: the stream was closed on the way out.
+    window.addEventListener("pageshow", function (event) { if (event.persisted && !source) { connectedBefore = true; connect(); } });
+    connect();
   }
 
   /* Enter sends, Shift+Enter is a new line; files ride along. Works without JS as a form. */
@@ -285,10 +364,11 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
-    startInboxPolling();
+    startInbox();
     startSearch();
     startThread();
     startComposer();
+    startLive();
     refreshTimes();
     setInterval(refreshTimes, 30000);
   });

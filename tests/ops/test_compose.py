@@ -33,8 +33,8 @@ def compose_config() -> dict:
 def test_compose_file_is_valid_and_complete() -> None:
     config = compose_config()
     services = config["services"]
-    assert {"postgres", "redis", "migrate", "smtp", "worker", "web", "mailpit"} <= set(services)
-    for name in ("smtp", "worker", "web"):
+    assert {"postgres", "redis", "migrate", "smtp", "worker", "web", "live", "proxy", "mailpit"} <= set(services)
+    for name in ("smtp", "worker", "web", "live"):
         environment = services[name]["environment"]
         assert environment["PAWPOST_DATABASE_URL"].startswith("postgresql://")
         assert environment["PAWPOST_QUEUE_URL"].startswith("redis://")
@@ -42,3 +42,13 @@ def test_compose_file_is_valid_and_complete() -> None:
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert services["migrate"]["command"] == ["db", "upgrade"]
     assert [p["target"] for p in services["smtp"]["ports"]] == [2525]
+
+
+def test_the_proxy_serves_pages_and_the_live_stream_from_one_origin() -> None:
+    """The session cookie authenticates `/live`, so the stream must share the pages' origin."""
+    services = compose_config()["services"]
+    assert services["live"]["command"] == ["live"]
+    assert [p["target"] for p in services["proxy"]["ports"]] == [80]
+    assert "ports" not in services["web"] and "ports" not in services["live"]  # only via the proxy
+    caddyfile = (ROOT / "deploy" / "Caddyfile").read_text()
+    assert "handle /live" in caddyfile and "name live" in caddyfile and "name web" in caddyfile

@@ -1,6 +1,7 @@
 """The portal in Debian's Chromium: what senior and basic staff actually see and do.
 
-One live server (werkzeug, threaded, ephemeral port) on a real SQLite file, the real inbound
+One live server (uvicorn: the portal and its `/live` stream, as `pawpost up` runs them, on an
+ephemeral port) on a real SQLite file, the real inbound
 SMTP server for parents' replies, and one browser for the module; each test opens fresh
 browser contexts (separate cookies), so two seniors can watch the same inbox.
 """
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import smtplib
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -20,6 +20,7 @@ import pytest
 
 from inbound.server import running_smtp_server
 from portal import create_app
+from portal.live_server import background_portal
 from tests.browser import launched_chromium
 from tests.factories import PASSWORD
 from tests.portal.conftest import World, build_world, portal_settings_for
@@ -35,7 +36,7 @@ except ImportError:  # `launched_chromium` reports it
 
 pytestmark = pytest.mark.browser
 
-LIVE_TIMEOUT_MS = 10_000  # polling is every 2.5 s; this is only the give-up point
+LIVE_TIMEOUT_MS = 10_000  # hints arrive at once; this is only the give-up point
 
 
 @dataclass
@@ -57,8 +58,6 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def live(browser: Browser, sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    from werkzeug.serving import make_server
-
     data_dir = tmp_path_factory.mktemp("live")
     shutil.copy(sqlite_template, data_dir / "pawpost.sqlite3")
     database_url = f"sqlite:///{data_dir / 'pawpost.sqlite3'}"
@@ -70,12 +69,8 @@ def live(browser: Browser, sqlite_template: Path, tmp_path_factory: pytest.TempP
     settings = portal_settings_for(database_url, data_dir, PAWPOST_SMTP_LISTEN="127.0.0.1:0")
     with running_smtp_server(settings) as smtp:
         app = create_app(settings.replace(smtp_listen=smtp))
-        server = make_server("127.0.0.1", 0, app, threaded=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        yield Live(f"http://127.0.0.1:{server.server_port}", smtp, world, database_url)
-        server.shutdown()
-        server.server_close()
+        with background_portal(settings.replace(web_listen=("127.0.0.1", 0)), flask_app=app) as (host, port):
+            yield Live(f"http://{host}:{port}", smtp, world, database_url)
         app.extensions["pawpost"].engine.dispose()
 
 
@@ -171,7 +166,7 @@ def test_a_parents_reply_lights_the_dot_for_two_seniors_and_reading_clears_it_fo
     sam.go_back()
     expect(sam.locator(f"{row} .dot")).to_be_hidden(timeout=LIVE_TIMEOUT_MS)
 
-    sky.wait_for_timeout(3000)  # more than one polling round after Sam read it
+    sky.wait_for_timeout(1500)  # Sam's read hint reaches only Sam's tabs
     expect(sky.locator("#tab-dot")).to_be_visible()
     sky.reload()
     expect(sky.locator(f"{row} .dot")).to_be_visible()

@@ -35,7 +35,7 @@ def test_opening_a_thread_marks_it_read_for_me_only(app: Flask, client: FlaskCli
     client.get(f"/threads/{world.thread.id}")
     mine = client.get(f"/api/unread?ids={ids}").get_json()
     theirs = other.get(f"/api/unread?ids={ids}").get_json()
-    assert mine == {"tab": True, "unread": [world.other_thread.id], "version": mine["version"]}
+    assert mine == {"tab": True, "unread": [world.other_thread.id], "version": mine["version"], "held": 2}
     assert theirs["unread"] == sorted([world.thread.id, world.other_thread.id])
     client.get(f"/threads/{world.other_thread.id}")
     assert client.get(f"/api/unread?ids={ids}").get_json()["tab"] is False
@@ -53,7 +53,7 @@ def test_the_tab_dot_comes_back_with_the_next_message(app: Flask, client: FlaskC
     post_message(db, thread, thread.family.contacts[0], "Can Luna stay an extra night?", source="email")
     db.commit()
     assert client.get(f"/api/unread?ids={ids}").get_json() | {"version": ""} == {
-        "tab": True, "unread": [world.other_thread.id], "version": ""
+        "tab": True, "unread": [world.other_thread.id], "version": "", "held": 2
     }
 
 

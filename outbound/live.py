@@ -1,0 +1,140 @@
+"""Live hints for open portal tabs: published after the commit, like the queue push.
+
+A hint names only what changed (a message id, an inbound email id, a staff id); the stream
+process (`portal.live`) resolves it, checks access for each tab, and the tab refetches
+through the pages' own endpoints. So a lost hint costs a tab one refresh, never a wrong dot.
+
+Two feeds: Redis pub/sub on one channel (production: every `smtp`, `worker` and `web`
+process publishes, every `live` process subscribes) and an in-process broker for
+`pawpost up`, where all parts share one process and there may be no Redis at all.
+Publishing never raises and never blocks long: the post is committed whatever happens here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+from pawpost.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "pawpost:live"
+# A publish waits at most this long for Redis; a hint is not worth holding a request for.
+PUBLISH_TIMEOUT_SECONDS = 0.5
+
+Event = dict[str, Any]
+Listener = Callable[[Event], None]
+
+
+class LocalBroker:
+    """Hands each event to every listener in this process (listeners must be thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._listeners: list[Listener] = []
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Add a listener; returns the function that removes it."""
+        with self._lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def publish(self, event: Event) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(event)
+            except Exception:  # one listener's fault never stops the others
+                logger.exception("live listener failed")
+
+
+local_broker = LocalBroker()
+
+
+def redis_channel(live_url: str) -> tuple[str, str]:
+    """The Redis URL and the channel name of `PAWPOST_LIVE_URL`.
+
+    Pub/sub channels are shared by every database of a Redis server, so deployments (or test
+    runs) that share one server name their own with `?channel=NAME`.
+    """
+    parts = urlsplit(live_url)
+    query = parse_qs(parts.query)
+    channel = (query.pop("channel", [CHANNEL])[0] or CHANNEL)[:200]
+    rest = urlencode(query, doseq=True)
+    return urlunsplit(parts._replace(query=rest)), channel
+
+
+class _RedisPublisher:
+    def __init__(self, live_url: str) -> None:
+        import redis
+
+        url, self._channel = redis_channel(live_url)
+        self._client = redis.Redis.from_url(
+            url, socket_timeout=PUBLISH_TIMEOUT_SECONDS, socket_connect_timeout=PUBLISH_TIMEOUT_SECONDS
+        )
+
+    def publish(self, event: Event) -> None:
+        self._client.publish(self._channel, json.dumps(event, separators=(",", ":")))
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class _Publisher:
+    """Where this process's hints go; set once per process by `configure_live`."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.target: LocalBroker | _RedisPublisher = local_broker
+
+
+_publisher = _Publisher()
+
+
+def configure_live(settings: Settings) -> None:
+    """Send this process's hints to Redis (`settings.live_url`) or to the in-process broker."""
+    target: LocalBroker | _RedisPublisher = local_broker if settings.live_is_local else _RedisPublisher(settings.live_url)
+    with _publisher.lock:
+        old, _publisher.target = _publisher.target, target
+    if isinstance(old, _RedisPublisher):
+        old.close()
+
+
+def publish(event: Event) -> None:
+    """Send one hint; never raises (the client's next fetch heals a lost one)."""
+    try:
+        _publisher.target.publish(event)
+    except Exception as error:  # Redis down or slow: the committed change stands
+        logger.warning("live hint %s not published: %s", event.get("kind"), type(error).__name__)
+
+
+def message_posted(message_id: int) -> None:
+    """A message was committed: the thread's viewers, dots and inbox order change."""
+    publish({"kind": "message", "message_id": message_id})
+
+
+def thread_read(staff_id: int) -> None:
+    """A staff member's read cursor moved: their own tabs' dots change."""
+    publish({"kind": "read", "staff_id": staff_id})
+
+
+def quarantine_changed(inbound_email_id: int) -> None:
+    """An email was quarantined, released or discarded: seniors' quarantine count changes."""
+    publish({"kind": "quarantine", "inbound_email_id": inbound_email_id})
+
+
+def signed_out(staff_id: int) -> None:
+    """A staff member signed out: their open streams end and must authenticate again."""
+    publish({"kind": "signout", "staff_id": staff_id})
