@@ -35,13 +35,14 @@ from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import BadSignature
 from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from outbound.live import Event, local_broker, redis_channel
 from pawpost.settings import Settings
 from portal import SESSION_COOKIE_NAME, SESSION_LIFETIME
 from portal.auth import password_fingerprint
-from threads.models import Business, Family, InboundEmail, Message, Staff, Thread
+from threads.accounts import live_session
+from threads.models import Business, Family, InboundEmail, Message, Staff, StaffSession, Thread
 from threads.schedule import business_today, day_bounds, scheduled_staff
 from threads.types import utcnow
 
@@ -79,6 +80,7 @@ class Viewer:
     business_id: int
     senior: bool
     fingerprint: str
+    session_id: int  # the server-side session (`staff_sessions`) the cookie names
     ends_at: datetime | None  # basic staff: where their business day (and so their access) ends
 
 
@@ -168,17 +170,20 @@ class Hub:
             data = self._serializer.loads(cookie, max_age=self._max_age)
         except BadSignature:
             return None
-        staff_id, fingerprint = data.get("staff_id"), data.get("auth")
-        if not isinstance(staff_id, int) or not isinstance(fingerprint, str):
+        token, fingerprint = data.get("sid"), data.get("auth")
+        if not isinstance(token, str) or not isinstance(fingerprint, str):
             return None
         with self.sessions() as session:
-            staff = session.scalar(select(Staff).options(joinedload(Staff.business)).where(Staff.id == staff_id))
-            if staff is None or not staff.active or fingerprint != password_fingerprint(self.settings.secret_key, staff.password_hash):
+            row = live_session(session, token, self.clock())
+            if row is None:
+                return None
+            staff = row.staff
+            if fingerprint != password_fingerprint(self.settings.secret_key, staff.password_hash):
                 return None
             ends_at = None
             if not staff.is_senior:
                 ends_at = day_bounds(staff.business, business_today(staff.business, self.clock()))[1]
-            return Viewer(staff.id, staff.business_id, staff.is_senior, fingerprint, ends_at)
+            return Viewer(staff.id, staff.business_id, staff.is_senior, fingerprint, row.id, ends_at)
 
     def open(self, viewer: Viewer) -> Tab:
         tab = Tab(viewer)
@@ -259,25 +264,40 @@ class Hub:
         tabs = [tab for group in list(self.by_business.values()) for tab in group]
         if not tabs:
             return
-        valid = await asyncio.to_thread(self._valid_staff, {tab.viewer.staff_id for tab in tabs})
         moment = self.clock()
+        valid, open_sessions = await asyncio.to_thread(
+            self._valid_staff, {tab.viewer.staff_id for tab in tabs}, {tab.viewer.session_id for tab in tabs}, moment
+        )
         for tab in tabs:
             viewer = tab.viewer
             if valid.get(viewer.staff_id) != (viewer.fingerprint, viewer.senior):
                 tab.end()  # deactivated, re-passworded or role changed: authenticate again
+            elif viewer.session_id not in open_sessions:
+                tab.end()  # signed out, ended by an admin, or expired
             elif viewer.ends_at is not None and moment >= viewer.ends_at:
                 tab.end()  # their day with today's families is over
             else:
                 tab.push(PING)
 
-    def _valid_staff(self, staff_ids: set[int]) -> dict[int, tuple[str, bool]]:
-        """For each active staff member: their current session fingerprint and seniority."""
+    def _valid_staff(
+        self, staff_ids: set[int], session_ids: set[int], now: datetime
+    ) -> tuple[dict[int, tuple[str, bool]], set[int]]:
+        """For each active staff member: their current session fingerprint and seniority; and
+        which of these server-side sessions are still open."""
         with self.sessions() as session:
             rows = session.execute(
                 select(Staff.id, Staff.password_hash, Staff.role).where(Staff.id.in_(staff_ids), Staff.active.is_(True))
             ).all()
+            still_open = set(
+                session.scalars(
+                    select(StaffSession.id).where(
+                        StaffSession.id.in_(session_ids), StaffSession.ended_at.is_(None), StaffSession.expires_at > now
+                    )
+                )
+            )
         key = self.settings.secret_key
-        return {row.id: (password_fingerprint(key, row.password_hash), row.role in ("senior", "admin")) for row in rows}
+        staff = {row.id: (password_fingerprint(key, row.password_hash), row.role in ("senior", "admin")) for row in rows}
+        return staff, still_open
 
     async def _heartbeats(self) -> None:
         while True:
