@@ -109,12 +109,14 @@ def plan_new_message_alerts(session: Session, settings: Settings, message: Messa
     (so held) by the post, so nothing is loaded or locked again."""
     family, business = thread.family, thread.business
     day = business_today(business, message.created_at)
-    author_addresses = {a.email for a in message.contact.addresses} if message.contact else set()
-    recipients = [
-        staff
-        for staff in scheduled_staff(session, family, day)
-        if staff.email not in author_addresses
-    ]
+    recipients = scheduled_staff(session, family, day)
+    if recipients and message.contact is not None:  # the author's addresses matter only then
+        author_addresses = {a.email for a in message.contact.addresses}
+        recipients = [staff for staff in recipients if staff.email not in author_addresses]
+    if not recipients:  # nobody to alert: what an alert would show is never read
+        message.alerted_at = now
+        session.flush()
+        return []
     appointments = tuple(
         f"{a.service}, {compose.local_time_range(a.starts_at, a.ends_at, business.timezone)}"
         for a in appointments_for_family(session, family, day)

@@ -62,6 +62,9 @@ def post_message(
         author_type=author_type,
         staff_id=author.id if isinstance(author, Staff) else None,
         contact_id=author.id if isinstance(author, Contact) else None,
+        # The author itself too: whoever reads `message.contact` next (the alerts) needs no query.
+        staff=author if isinstance(author, Staff) else None,
+        contact=author if isinstance(author, Contact) else None,
         body=body,
         trimmed=trimmed or None,
         html=html,
