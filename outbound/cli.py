@@ -105,8 +105,12 @@ def build_consumer(
 def worker_command(ctx: click.Context, workers: int, processes: int, sweep_seconds: int) -> None:
     """Run the outbound queue consumer (digests, staff alerts, escalations, the sweep)."""
     from pawpost.cli import load_settings
+    from pawpost.heap import map_big_allocations
 
     settings = load_settings(ctx)
+    # The worker holds raw emails (up to the size limit) as it parses them: like `pawpost
+    # smtp`, it gives each big buffer back to the system once freed instead of keeping it.
+    map_big_allocations()
     consumer = build_consumer(
         settings, workers=processes or workers, sweep_seconds=sweep_seconds, processes=processes > 0
     )
