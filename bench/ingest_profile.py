@@ -57,6 +57,7 @@ def main() -> None:
     parser.add_argument("--emails", type=int, default=400)
     parser.add_argument("--warm-up", type=int, default=40)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--sort", default="cumulative", help="cProfile order: cumulative, tottime...")
     parser.add_argument("--statements", action="store_true", help="print the statements run per email, by kind")
     args = parser.parse_args()
 
@@ -104,7 +105,7 @@ def main() -> None:
         for statement, n in statements.most_common():
             print(f"  {n / args.emails:5.2f}  {statement}")
     if profiler:
-        pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+        pstats.Stats(profiler).sort_stats(args.sort).print_stats(45)
 
 
 if __name__ == "__main__":
