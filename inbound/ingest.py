@@ -383,12 +383,15 @@ def _finish(row: InboundEmail, outcome: str, reason: str | None, posted_message_
     row.posted_message_id = posted_message_id
 
 
+_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+
+
 def _lock_message_id(session: Session, dedupe_id: str) -> None:
     """Serialise concurrent copies of one email (SQLite's BEGIN IMMEDIATE already does)."""
     if session.get_bind().dialect.name != "postgresql":
         return
     key = int.from_bytes(hashlib.sha256(dedupe_id.encode("utf-8", "surrogateescape")).digest()[:8], "big", signed=True)
-    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    session.connection().execute(_ADVISORY_LOCK, {"key": key})
 
 
 def _target(
