@@ -15,12 +15,13 @@ import dataclasses
 import hashlib
 import logging
 import time
+from functools import cache
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, func, literal, or_, select, text, update
+from sqlalchemy import Select, Update, bindparam, exists, func, literal, or_, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from inbound.bounces import record_bounce, signed_outbox
 from inbound.classify import Kind, classify
@@ -204,20 +205,29 @@ def claim_email(
     repeat the work. One short write transaction, before any parsing.
     """
     with session_factory() as session, session.begin():
-        found = session.execute(
-            update(InboundEmail)
-            .where(
-                InboundEmail.id == inbound_email_id,
-                InboundEmail.outcome == "received",
-                or_(InboundEmail.claimed_until.is_(None), InboundEmail.claimed_until <= now),
-            )
-            .values(claimed_until=now + LEASE)
-            .returning(InboundEmail.envelope_from, InboundEmail.envelope_to, InboundEmail.raw, InboundEmail.message_id_header)
-        ).first()
+        # Core on the connection: the ORM's bulk-update path would add its own CPU for nothing here.
+        parameters = {"inbound_id": inbound_email_id, "now": now, "until": now + LEASE}
+        found = session.connection().execute(_claim_statement(), parameters).first()
     if found is None:
         logger.debug("inbound %d is processed or held by another worker", inbound_email_id)
         return None
     return found.envelope_from, found.envelope_to, found.raw, found.message_id_header
+
+
+@cache
+def _claim_statement() -> Update:
+    """The lease UPDATE, built once: every email runs it (the worker's per-email CPU is
+    largely SQLAlchemy building statements, not PostgreSQL running them)."""
+    return (
+        update(InboundEmail)
+        .where(
+            InboundEmail.id == bindparam("inbound_id"),
+            InboundEmail.outcome == "received",
+            or_(InboundEmail.claimed_until.is_(None), InboundEmail.claimed_until <= bindparam("now")),
+        )
+        .values(claimed_until=bindparam("until", type_=InboundEmail.claimed_until.type))
+        .returning(InboundEmail.envelope_from, InboundEmail.envelope_to, InboundEmail.raw, InboundEmail.message_id_header)
+    )
 
 
 def _release_claim(session_factory: sessionmaker[Session], inbound_email_id: int) -> None:
@@ -333,7 +343,7 @@ def _prepare(envelope_from: str, envelope_to: str, raw: bytes, dedupe_id: str | 
 def _ingest(
     session: Session, settings: Settings, inbound_email_id: int, email: _Email, now: datetime, started: float
 ) -> Outcome | None:
-    row = session.scalars(select(InboundEmail).where(InboundEmail.id == inbound_email_id).with_for_update()).first()
+    row = session.scalars(_row_lock_statement(), {"inbound_id": inbound_email_id}).first()
     if row is None or row.outcome != "received":
         return None  # another worker got here first
     _lock_message_id(session, email.dedupe_id)
@@ -375,10 +385,18 @@ def _ingest(
     return Outcome(row.outcome, row.id, row.thread_id, posted, row.reason, alerts if posted is not None else None)
 
 
+@cache
+def _row_lock_statement() -> Select[tuple[InboundEmail]]:
+    return select(InboundEmail).where(InboundEmail.id == bindparam("inbound_id")).with_for_update()
+
+
 def _finish(row: InboundEmail, outcome: str, reason: str | None, posted_message_id: int | None = None) -> None:
     row.outcome = outcome
     row.reason = storable(reason)[:1000] if reason else None
     row.posted_message_id = posted_message_id
+
+
+_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 
 
 def _lock_message_id(session: Session, dedupe_id: str) -> None:
@@ -386,7 +404,7 @@ def _lock_message_id(session: Session, dedupe_id: str) -> None:
     if session.get_bind().dialect.name != "postgresql":
         return
     key = int.from_bytes(hashlib.sha256(dedupe_id.encode("utf-8", "surrogateescape")).digest()[:8], "big", signed=True)
-    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    session.connection().execute(_ADVISORY_LOCK, {"key": key})
 
 
 def _target(
@@ -400,7 +418,9 @@ def _target(
     outbox_ids = [i for i in (bounce_outbox_id(a, secret_key) for a in email.rcpt_tos) if i is not None]
     outbox = session.get(OutboundEmail, outbox_ids[0]) if outbox_ids else None
     if row.thread_id is not None:
-        thread = session.get(Thread, row.thread_id)
+        # With its family and business in the same statement: the author check reads the
+        # family, the alerts the business (two lazy loads, each a round trip, otherwise).
+        thread = session.get(Thread, row.thread_id, options=_THREAD_WITH_OWNERS)
         if thread is not None and thread.active:
             return thread, outbox
     parsed = email.parsed
@@ -415,6 +435,9 @@ def _target(
     return thread, outbox
 
 
+_THREAD_WITH_OWNERS = (joinedload(Thread.family), joinedload(Thread.business))
+
+
 def reported_outbox(session: Session, reported_message_id: str) -> OutboundEmail | None:
     """The outbox row a delivery report is about (its Message-ID is in the report)."""
     return session.scalar(
@@ -423,13 +446,22 @@ def reported_outbox(session: Session, reported_message_id: str) -> OutboundEmail
 
 
 def _already_handled(session: Session, dedupe_id: str, thread: Thread | None, business_id: int | None) -> InboundEmail | None:
-    scope = InboundEmail.thread_id == thread.id if thread is not None else InboundEmail.business_id == business_id
-    return session.scalars(
+    scope = {"thread_id": thread.id} if thread is not None else {"business_id": business_id}
+    return session.scalars(_handled_statement(thread is not None), {"dedupe_id": dedupe_id, **scope}).first()
+
+
+@cache
+def _handled_statement(in_thread: bool) -> Select[tuple[InboundEmail]]:
+    """The earlier handled copy of a Message-ID, in the thread (or, with none, the business)."""
+    scope = (
+        InboundEmail.thread_id == bindparam("thread_id") if in_thread else InboundEmail.business_id == bindparam("business_id")
+    )
+    return (
         select(InboundEmail)
-        .where(InboundEmail.message_id_header == dedupe_id, scope, InboundEmail.outcome.in_(_HANDLED))
+        .where(InboundEmail.message_id_header == bindparam("dedupe_id"), scope, InboundEmail.outcome.in_(_HANDLED))
         .order_by(InboundEmail.id)
         .limit(1)
-    ).first()
+    )
 
 
 def _record_bounce(
@@ -538,20 +570,38 @@ def rate_limited(session: Session, row: InboundEmail, thread: Thread, sender: st
     server stored them, so a backlog processed late is judged as it arrived), whatever
     became of them: a loop or a flood is held for as long as it keeps coming.
     """
-    since = row.received_at - RATE_WINDOW
-    earlier = (InboundEmail.id < row.id, InboundEmail.received_at > since, InboundEmail.outcome != "duplicate")
-    in_thread = select(func.count()).where(InboundEmail.thread_id == thread.id, *earlier).scalar_subquery()
-    from_sender = (
-        select(func.count())
-        .where(InboundEmail.sender == sender, InboundEmail.business_id == thread.business_id, *earlier)
-        .scalar_subquery()
-    )
-    counts = session.execute(select(in_thread, from_sender if sender else literal(0))).one()  # one round trip
+    counts = session.execute(  # one round trip
+        _rate_statement(bool(sender)),
+        {
+            "inbound_id": row.id,
+            "since": row.received_at - RATE_WINDOW,
+            "thread_id": thread.id,
+            "business_id": thread.business_id,
+            "sender": sender,
+        },
+    ).one()
     if counts[0] >= per_minute:
         return f"{RATE_LIMITED}: more than {per_minute} emails a minute into this conversation"
     if counts[1] >= per_minute:
         return f"{RATE_LIMITED}: more than {per_minute} emails a minute from this sender"
     return None
+
+
+@cache
+def _rate_statement(by_sender: bool) -> Select[tuple[int, int]]:
+    """`rate_limited`'s two counts, built once (with no sender, the second is 0)."""
+    earlier = (
+        InboundEmail.id < bindparam("inbound_id"),
+        InboundEmail.received_at > bindparam("since"),
+        InboundEmail.outcome != "duplicate",
+    )
+    in_thread = select(func.count()).where(InboundEmail.thread_id == bindparam("thread_id"), *earlier).scalar_subquery()
+    from_sender = (
+        select(func.count())
+        .where(InboundEmail.sender == bindparam("sender"), InboundEmail.business_id == bindparam("business_id"), *earlier)
+        .scalar_subquery()
+    )
+    return select(in_thread, from_sender if by_sender else literal(0))
 
 
 def post_parsed(

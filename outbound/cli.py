@@ -11,6 +11,7 @@ import click
 from huey.consumer import Consumer, Scheduler
 
 from clikit import load_settings
+from clikit.heap import map_big_allocations
 
 from outbound.queue import configure_queue
 from pawpost.settings import Settings
@@ -107,6 +108,9 @@ def build_consumer(
 def worker_command(ctx: click.Context, workers: int, processes: int, sweep_seconds: int) -> None:
     """Run the outbound queue consumer (digests, staff alerts, escalations, the sweep)."""
     settings = load_settings(ctx).with_secret_key()
+    # The worker holds raw emails (up to the size limit) as it parses them: like `pawpost
+    # smtp`, it gives each big buffer back to the system once freed instead of keeping it.
+    map_big_allocations()
     consumer = build_consumer(
         settings, workers=processes or workers, sweep_seconds=sweep_seconds, processes=processes > 0
     )

@@ -198,14 +198,19 @@ def search_families(session: Session, business: Business | int, query: str, *, l
 
 def contact_for_address(session: Session, family: Family, address: str, *, verified_only: bool = True) -> Contact | None:
     """The contact of this family who owns the address (aliases included)."""
+    parameters = {"family_id": family.id, "email": normalise_email(address)}
+    return session.scalars(_contact_for_address_statement(verified_only), parameters).first()
+
+
+@cache
+def _contact_for_address_statement(verified_only: bool) -> Select[tuple[Contact]]:
+    """Built once: every parent's email asks it (the author check)."""
     query = (
         select(Contact)
         .join(ContactAddress, ContactAddress.contact_id == Contact.id)
-        .where(Contact.family_id == family.id, ContactAddress.email == normalise_email(address))
+        .where(Contact.family_id == bindparam("family_id"), ContactAddress.email == bindparam("email"))
     )
-    if verified_only:
-        query = query.where(ContactAddress.verified)
-    return session.scalars(query).first()
+    return query.where(ContactAddress.verified) if verified_only else query
 
 
 def add_contact_address(session: Session, contact: Contact, address: str) -> ContactAddress:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, exists, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, exists, select
 from sqlalchemy.orm import Session
 
 from threads.models import Appointment, Business, Family, Staff, appointment_staff
@@ -39,21 +40,32 @@ def _overlaps(business: Business, day: date) -> ColumnElement[bool]:
 
 def scheduled_staff(session: Session, family: Family, day: date) -> list[Staff]:
     """Active staff with an appointment for this family that overlaps `day`."""
-    business = family.business
-    query = (
+    start, end = day_bounds(family.business, day)
+    parameters = {"business_id": family.business_id, "family_id": family.id, "start": start, "end": end}
+    return list(session.scalars(_scheduled_staff_statement(), parameters))
+
+
+@cache
+def _scheduled_staff_statement() -> Select[tuple[Staff]]:
+    """Built once: every parent's message asks it (its staff alerts)."""
+    return (
         select(Staff)
         .where(
             Staff.active,
-            Staff.business_id == family.business_id,
+            Staff.business_id == bindparam("business_id"),
             exists()
             .where(appointment_staff.c.staff_id == Staff.id)
             .where(appointment_staff.c.appointment_id == Appointment.id)
-            .where(Appointment.family_id == family.id)
-            .where(_overlaps(business, day)),
+            .where(Appointment.family_id == bindparam("family_id"))
+            .where(
+                Appointment.business_id == bindparam("business_id"),
+                Appointment.status != "cancelled",
+                Appointment.starts_at < bindparam("end"),
+                Appointment.ends_at > bindparam("start"),
+            ),
         )
         .order_by(Staff.name, Staff.id)
     )
-    return list(session.scalars(query))
 
 
 def families_for_staff(session: Session, staff: Staff, day: date) -> list[Family]:

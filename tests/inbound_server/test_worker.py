@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from inbound.ingest import LEASE, claim_email, process_stored_email
 from inbound.server import running_smtp_server
-from inbound.tasks import process_inbound_email, queue_is_local, requeue_stuck
+from inbound.tasks import process_inbound_batch, process_inbound_email, queue_is_local, requeue_stuck
 from outbound.queue import configure_queue, huey
 from pawpost.settings import Settings
 from tests.conftest import REDIS_URL, require
@@ -189,3 +189,26 @@ def test_the_repair_step_never_requeues_an_email_a_live_worker_holds(
     outcome = process_stored_email(sessions, worker_settings, row.id, expired)
     assert outcome is not None and outcome.outcome == "posted"
     assert len(queries.messages(engine, world.thread_id)) == 1
+
+
+def test_a_batch_push_is_processed_in_chunks_each_email_on_its_own(
+    worker_settings: Settings, world: World, engine: Engine
+) -> None:
+    """One push of six emails becomes two tasks (four and two emails) rather than six; each
+    email is still posted once, and one with no sender is held alone."""
+    with running_smtp_server(worker_settings) as (host, port):
+        for n in range(5):
+            raw = reply_email(world.primary_email, world.reply_to, f"Chunk {n}", message_id=f"<chunk-{n}@parents.test>")
+            assert send(host, port, world.primary_email, world.reply_to, raw)[0] == 250
+        assert send(host, port, world.primary_email, world.reply_to, b"\x00\xff no headers at all")[0] == 250
+    huey.flush()  # the server's own pushes: this test pushes the batch itself
+    ids = [r.id for r in queries.inbound(engine)]
+
+    process_inbound_batch.call_local(ids)
+    assert huey.pending_count() == 2  # chunks of BATCH_CHUNK, not a task per email
+    assert {r.outcome for r in queries.inbound(engine)} == {"received"}
+    run_queued_tasks()
+
+    outcomes = [r.outcome for r in queries.inbound(engine)]
+    assert outcomes == ["posted"] * 5 + ["quarantined"]  # no sender: held, alone
+    assert [m.body for m in queries.messages(engine, world.thread_id)] == [f"Chunk {n}" for n in range(5)]
