@@ -112,3 +112,23 @@ def test_the_quarantine_cli_lists_shows_releases_and_discards(
     again = runner.invoke(main, ["quarantine", "discard", str(held)], env=env)
     assert again.exit_code != 0 and "released, not quarantined" in again.output
     assert "nothing in quarantine" in runner.invoke(main, ["quarantine", "list"], env=env).output
+
+
+def test_the_quarantine_cli_shows_a_deeply_nested_email_from_a_stranger(
+    settings: Settings, world: World, engine: Engine, smtp, tmp_path: Path
+) -> None:
+    """Issue 11, point 12: 50,000 nested <div> made `pawpost quarantine show` crash (RecursionError)."""
+    stranger = "stranger@elsewhere.test"
+    raw = (
+        f"From: {stranger}\r\nTo: {world.reply_to}\r\nSubject: Re: Bella\r\n"
+        "Message-ID: <deep-held@elsewhere.test>\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+        "<p>Is Bella free on Friday?</p>\r\n" + "<div>\r\n" * 50_000 + "x" + "</div>\r\n" * 50_000
+    ).encode()
+    assert send(*smtp, stranger, world.reply_to, raw)[0] == 250
+    [row] = queries.inbound(engine)
+    assert row.outcome == "quarantined"
+
+    env = {**settings.environment(), "PAWPOST_QUEUE_URL": "memory://", "PAWPOST_DATA_DIR": str(tmp_path)}
+    shown = CliRunner().invoke(main, ["quarantine", "show", str(row.id), "--json"], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output)["text"].startswith("Is Bella free on Friday?")
