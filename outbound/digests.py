@@ -26,9 +26,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, defer, selectinload
 
 from outbound import compose, outbox
+from outbound.links import parent_url
 from outbound.render import DigestContent, ShownMessage, render_digest
 from pawpost.settings import Settings
 from threads.models import Contact, ContactAddress, Family, Message, NotifiedCursor, ReadCursor, Thread
+from threads.parent_links import link_key, link_secrets
 from threads.types import utcnow
 
 logger = logging.getLogger(__name__)
@@ -93,7 +95,8 @@ def plan_digest_batch(
         return decision
     bodies = _bodies(session, due)
     due = [_windowed(item, bodies) for item in due]
-    decision.outbox_ids = outbox.add_emails(session, settings, _emails(settings, due, now, bodies), now)
+    secrets = link_secrets(session, (item.contact.id for item in due), now)
+    decision.outbox_ids = outbox.add_emails(session, settings, _emails(settings, due, now, bodies, secrets), now)
     _advance_notified(session, due)
     return decision
 
@@ -256,7 +259,9 @@ def _positions(session: Session, thread_ids: set[int]) -> dict[tuple[int, int], 
     return positions
 
 
-def _emails(settings: Settings, due: Sequence[_Owed], now: datetime, bodies: dict[int, str]) -> list[outbox.NewEmail]:
+def _emails(
+    settings: Settings, due: Sequence[_Owed], now: datetime, bodies: dict[int, str], secrets: dict[int, str]
+) -> list[outbox.NewEmail]:
     # Both parents of a family are usually owed the same messages: show them once.
     shown: dict[tuple[int, ...], tuple[ShownMessage, ...]] = {}
     emails = []
@@ -275,14 +280,16 @@ def _emails(settings: Settings, due: Sequence[_Owed], now: datetime, bodies: dic
                 recipient_email=item.address,
                 subject=compose.subject_for(item.thread),
                 message_ids=key,
-                render=_renderer(settings, item, shown[key], now),
+                render=_renderer(settings, item, shown[key], now, secrets[item.contact.id]),
             )
         )
     return emails
 
 
-def _renderer(settings: Settings, item: _Owed, shown: tuple[ShownMessage, ...], now: datetime):  # type: ignore[no-untyped-def]
+def _renderer(settings: Settings, item: _Owed, shown: tuple[ShownMessage, ...], now: datetime, secret: str):  # type: ignore[no-untyped-def]
     thread, contact = item.thread, item.contact
+    # Every digest carries a freshly signed parent link (threads.parent_links).
+    conversation = parent_url(settings, contact.id, link_key(secret, thread.reply_token), now=now)
 
     def render(message_id: str):  # type: ignore[no-untyped-def]
         return render_digest(
@@ -301,6 +308,7 @@ def _renderer(settings: Settings, item: _Owed, shown: tuple[ShownMessage, ...], 
                 recipient_name=contact.name.split(" ", 1)[0] or contact.name,
                 messages=shown,
                 more_messages=item.more,
+                conversation_url=conversation,
             ),
         )
 

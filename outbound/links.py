@@ -33,7 +33,10 @@ def password_reset_url(settings: Settings, token: str) -> str:
     return f"{settings.public_url}/reset/{token}"
 
 
-def _serializer(secret_key: str, now: datetime) -> URLSafeTimedSerializer:
+PARENT_LINK_PURPOSE = "pawpost.parent-link"
+
+
+def _serializer(secret_key: str, now: datetime, purpose: str = ATTACHMENT_LINK_PURPOSE) -> URLSafeTimedSerializer:
     """Signs and checks at `now` (the caller's clock, so tests can move time)."""
     moment = int(now.timestamp())
 
@@ -43,7 +46,7 @@ def _serializer(secret_key: str, now: datetime) -> URLSafeTimedSerializer:
 
     return URLSafeTimedSerializer(
         secret_key,
-        salt=ATTACHMENT_LINK_PURPOSE,
+        salt=purpose,
         signer=SignerAtNow,
         signer_kwargs={"digest_method": hashlib.sha256},
     )
@@ -67,3 +70,32 @@ def verify_attachment_token(secret_key: str, attachment_id: int, token: str, *, 
 def attachment_url(settings: Settings, attachment_id: int, *, now: datetime | None = None) -> str:
     token = attachment_token(settings.secret_key, attachment_id, now=now)
     return f"{settings.public_url}/attachments/{attachment_id}/{token}"
+
+
+def parent_token(secret_key: str, contact_id: int, key: str, *, now: datetime | None = None) -> str:
+    """The key of a parent link: the contact and their link key (threads.parent_links), signed now."""
+    return _serializer(secret_key, now or utcnow(), PARENT_LINK_PURPOSE).dumps([contact_id, key])
+
+
+def read_parent_token(secret_key: str, token: str) -> tuple[int, str, datetime] | None:
+    """(contact id, link key, signing time) of a well-signed parent token, else None.
+
+    No age limit here: a link lives 30 days after its last *use*, which the database knows.
+    """
+    if len(token) > 300:
+        return None
+    try:
+        value, signed_at = _serializer(secret_key, utcnow(), PARENT_LINK_PURPOSE).loads(token, return_timestamp=True)
+    except BadSignature:
+        return None
+    if not (isinstance(value, list) and len(value) == 2 and isinstance(value[0], int) and isinstance(value[1], str)):
+        return None
+    return value[0], value[1], signed_at
+
+
+def parent_url(settings: Settings, contact_id: int, key: str, *, now: datetime | None = None) -> str:
+    return f"{settings.public_url}/p/{parent_token(settings.secret_key, contact_id, key, now=now)}"
+
+
+def parent_choice_url(settings: Settings, contact_id: int, key: str, *, now: datetime | None = None) -> str:
+    return f"{parent_url(settings, contact_id, key, now=now)}/emails"

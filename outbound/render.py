@@ -112,6 +112,8 @@ class DigestContent:
     messages: tuple[ShownMessage, ...]
     # Owed messages beyond what one digest holds: they follow in the next digest.
     more_messages: int = 0
+    # The contact's parent link: the whole conversation on the web (None: not offered).
+    conversation_url: str | None = None
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ NAMING_CONVENTION = {
 
 ROLES = ("basic", "senior", "admin")
 AUTHOR_TYPES = ("staff", "contact", "system")
-SOURCES = ("portal", "email", "system")
+SOURCES = ("portal", "email", "system", "web")
 PERSON_KINDS = ("staff", "contact")
 APPOINTMENT_STATUSES = ("scheduled", "completed", "cancelled")
 INBOUND_OUTCOMES = (
@@ -402,6 +402,22 @@ class Attachment(Base):
     content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
 
     message: Mapped[Message] = relationship(back_populates="attachments")
+
+
+class ParentLink(Base):
+    """A contact's parent link key: every link signed for them names this secret.
+
+    Signed links cannot be taken back one by one; a new secret (or the row's removal with
+    its contact) takes back every link made under the old one. `last_used_at` keeps a link
+    alive while it is used: it expires 30 days after the later of its signing and its last use.
+    """
+
+    __tablename__ = "parent_links"
+
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class _Cursor:
