@@ -114,6 +114,7 @@ class DigestContent:
     more_messages: int = 0
     # The contact's parent link: the whole conversation on the web (None: not offered).
     conversation_url: str | None = None
+    choice_url: str | None = None  # "Change how often we email you" (rule 7)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from portal.runtime import db, now, settings
 from portal.security import ATTACHMENT_POLICY
 from portal.threads import MAX_FILES, _attachment
 from threads.cursors import advance_cursor
+from threads.email_choice import InvalidChoice, set_email_choice
 from threads.errors import EmptyMessage
 from threads.models import Attachment, Message, ReadCursor
 from threads.pages import PARENT_VISIBLE_KINDS, parent_thread_page
@@ -153,3 +154,45 @@ def attachment(token: str, attachment_id: int) -> Any:
     )
     response.headers["Content-Security-Policy"] = ATTACHMENT_POLICY
     return response
+
+
+@bp.get("/p/<token>/emails")
+def choice(token: str) -> Any:
+    """Rule 7: "Change how often we email you" (every email links here)."""
+    access = _access(token)
+    if access is None:
+        db().commit()
+        return _gone()
+    note_link_used(db(), access.contact.id, now())
+    db().commit()
+    return render_template("parent_emails.html", token=token, access=access, saved=request.args.get("saved"))
+
+
+@bp.post("/p/<token>/emails")
+def set_choice(token: str) -> Any:
+    access = _access(token)
+    if access is None:
+        db().commit()
+        return _gone()
+    if _limited({f"parent-post:contact:{access.contact.id}": POSTS_PER_HOUR}, LIMIT_WINDOW_POSTS):
+        db().commit()
+        abort(429)
+    minute = _minute(request.form.get("time", ""))
+    try:
+        set_email_choice(db(), access.contact, request.form.get("choice", ""), now(), minute)
+    except InvalidChoice:
+        db().rollback()
+        abort(400)
+    note_link_used(db(), access.contact.id, now())
+    db().commit()
+    logger.info("contact %s chose %s emails", access.contact.id, access.contact.email_choice)
+    return redirect(url_for("parents.choice", token=token, saved=1))
+
+
+def _minute(value: str) -> int | None:
+    """"18:30" → 1110; anything else → None."""
+    hours, _, minutes = value.partition(":")
+    if not (hours.isdigit() and minutes.isdigit() and len(hours) <= 2 and len(minutes) == 2):
+        return None
+    total = int(hours) * 60 + int(minutes)
+    return total if int(hours) < 24 and int(minutes) < 60 else None
