@@ -188,3 +188,34 @@ def test_forged_and_foreign_tokens_open_nothing(timed_app: Flask, world: World, 
     for value in forged:
         answer = client.get(f"/p/{value}")
         assert answer.status_code == 404 and GONE in answer.get_data(as_text=True), value
+
+
+def test_a_parent_chooses_how_often_from_the_email_and_staff_see_it(timed_app: Flask, world: World, db: Session, clock: Clock) -> None:
+    client = timed_app.test_client()
+    _staff_post(db, world, "Bella at the park today", clock.at)
+    row = _send_digests(timed_app, db, world, clock)[0]
+    found = re.search(r"Change how often we email you: https://portal\.test(/p/\S+/emails)", text_of(row))
+    assert found, text_of(row)
+    choice_page = found.group(1)
+    page = client.get(choice_page)
+    assert page.status_code == 200 and page.headers["Referrer-Policy"] == "no-referrer"
+    token = _csrf(page.get_data(as_text=True))
+    assert client.post(choice_page, data={"csrf_token": token, "choice": "daily", "time": "25:00"}).status_code == 400
+    assert client.post(choice_page, data={"csrf_token": token, "choice": "daily", "time": "18:30"}).status_code == 302
+    contact = db.get(Contact, row.recipient_id)
+    assert contact is not None and (contact.email_choice, contact.summary_minute) == ("daily", 18 * 60 + 30)
+    name = contact.name
+    db.rollback()
+
+    staff_client = timed_app.test_client()
+    sign_in_as(timed_app, staff_client, world.senior)
+    assert "Daily summary at 18:30" in staff_client.get(f"/threads/{world.thread.id}").get_data(as_text=True)
+    assert client.post(choice_page, data={"csrf_token": token, "choice": "paused"}).status_code == 302
+    card = staff_client.get(f"/threads/{world.thread.id}").get_data(as_text=True)
+    assert "Emails paused since" in card and name in card
+    assert "Emails paused since" in staff_client.get(f"/families/{world.scheduled.id}").get_data(as_text=True)
+    # Staff still see everything, and the next staff message emails only the other parent.
+    _staff_post(db, world, "Bella is asleep now", clock.at)
+    assert [db.get(Contact, r.recipient_id).name for r in _send_digests(timed_app, db, world, clock)] == [  # type: ignore[union-attr]
+        n for n in ("Emma Johnson", "Liam Johnson") if n != name
+    ]
