@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
+from email.utils import formataddr
 from datetime import datetime
 
 from pawpost.settings import Settings
@@ -118,6 +120,14 @@ def envelope(
         thread_index=ids.thread_index(thread.root_message_id, thread.created_at, now),
         date=now,
     )
+
+
+def list_id(business: Business, reply_domain: str) -> str:
+    """RFC 2919 List-Id of a business's parent emails: `Name <slug.reply-domain>`, so mail
+    clients and filters tell one business's emails from another's on a shared deployment."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", business.slug.lower()).strip("-") or f"business-{business.id}"
+    name = re.sub(r"[\x00-\x1f\x7f]+", " ", business.name).strip()
+    return formataddr((name, f"{slug}.{reply_domain}"))
 
 
 def team_sender_name(business: Business, messages: Sequence[Message]) -> str:

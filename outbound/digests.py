@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, defer, selectinload
 
 from outbound import compose, outbox
-from outbound.links import parent_url
+from outbound.links import parent_url, unsubscribe_address
 from outbound.render import DigestContent, ShownMessage, render_digest
 from pawpost.settings import Settings
 from threads.models import Contact, ContactAddress, Family, Message, NotifiedCursor, ReadCursor, Thread
@@ -310,6 +310,7 @@ def _renderer(settings: Settings, item: _Owed, shown: tuple[ShownMessage, ...], 
     # Every digest carries a freshly signed parent link (threads.parent_links).
     conversation = parent_url(settings, contact.id, link_key(secret, thread.reply_token), now=now)
     choice = f"{conversation}/emails"
+    mailto = unsubscribe_address(settings.secret_key, contact.id, settings.reply_domain)
 
     def render(message_id: str):  # type: ignore[no-untyped-def]
         return render_digest(
@@ -330,6 +331,9 @@ def _renderer(settings: Settings, item: _Owed, shown: tuple[ShownMessage, ...], 
                 more_messages=item.more,
                 conversation_url=conversation,
                 choice_url=choice,
+                unsubscribe_url=f"{conversation}/unsubscribe",
+                unsubscribe_mailto=mailto,
+                list_id=compose.list_id(thread.business, settings.reply_domain),
             ),
         )
 

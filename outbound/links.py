@@ -9,7 +9,9 @@ accepts it: under this deployment's secret, for this attachment, younger than 30
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 from datetime import datetime, timedelta
 
 from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
@@ -99,3 +101,34 @@ def parent_url(settings: Settings, contact_id: int, key: str, *, now: datetime |
 
 def parent_choice_url(settings: Settings, contact_id: int, key: str, *, now: datetime | None = None) -> str:
     return f"{parent_url(settings, contact_id, key, now=now)}/emails"
+
+
+UNSUBSCRIBE_PREFIX = "unsubscribe+"
+
+
+def _unsubscribe_mac(secret_key: str, contact_id: int) -> str:
+    digest = hmac.new(secret_key.encode(), f"pawpost.unsubscribe:{contact_id}".encode(), hashlib.sha256).digest()
+    return base64.b32encode(digest[:10]).decode("ascii").lower()
+
+
+def unsubscribe_address(secret_key: str, contact_id: int, reply_domain: str) -> str:
+    """`unsubscribe+<contact>.<mac>@<reply domain>`: the List-Unsubscribe mailto, under 64
+    characters of local part and lower-case (mail systems do not keep the case)."""
+    return f"{UNSUBSCRIBE_PREFIX}{contact_id}.{_unsubscribe_mac(secret_key, contact_id)}@{reply_domain}"
+
+
+def parse_unsubscribe_address(address: str, reply_domain: str, secret_key: str) -> int | None:
+    """The contact an unsubscribe address names when its mac is right, else None."""
+    local, _, domain = address.strip().strip("<>").lower().rpartition("@")
+    if domain != reply_domain.lower() or not local.startswith(UNSUBSCRIBE_PREFIX):
+        return None
+    contact, _, mac = local[len(UNSUBSCRIBE_PREFIX) :].partition(".")
+    if not contact.isdigit() or len(contact) > 12:
+        return None
+    if not hmac.compare_digest(_unsubscribe_mac(secret_key, int(contact)), mac):
+        return None
+    return int(contact)
+
+
+def unsubscribe_url(settings: Settings, contact_id: int, key: str, *, now: datetime | None = None) -> str:
+    return f"{parent_url(settings, contact_id, key, now=now)}/unsubscribe"

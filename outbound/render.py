@@ -115,6 +115,10 @@ class DigestContent:
     # The contact's parent link: the whole conversation on the web (None: not offered).
     conversation_url: str | None = None
     choice_url: str | None = None  # "Change how often we email you" (rule 7)
+    # RFC 2369/8058 headers: the https one-click URL, the mailto address, and List-Id.
+    unsubscribe_url: str | None = None
+    unsubscribe_mailto: str | None = None
+    list_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -164,7 +168,13 @@ def local_time(moment: datetime, timezone: str) -> str:
 def render_digest(envelope: Envelope, content: DigestContent) -> Message:
     """The parent notification: every message they have not read, in one email."""
     context = {"c": content, "images": [i for m in content.messages for i in m.images]}
-    return _build(envelope, "digest", context)
+    message = _build(envelope, "digest", context)
+    if content.unsubscribe_url and content.unsubscribe_mailto:
+        message["List-Unsubscribe"] = f"<{content.unsubscribe_url}>, <mailto:{_address(content.unsubscribe_mailto)}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    if content.list_id:
+        message["List-Id"] = content.list_id
+    return message
 
 
 def render_alert(envelope: Envelope, content: AlertContent) -> Message:

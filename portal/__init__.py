@@ -75,7 +75,9 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         # Only the hops the operator vouches for: X-Forwarded-For values beyond them are the
         # client's own words (anyone can send the header), so they never pick the address.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)  # type: ignore[method-assign]
-    CSRFProtect(app)
+    csrf = CSRFProtect(app)
+    # RFC 8058 one-click unsubscribe: mail providers post it without cookies (see portal.parents).
+    csrf.exempt("portal.parents.one_click")
     app.teardown_appcontext(close_db)
     security.install(app)
     errors.install(app)

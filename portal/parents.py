@@ -31,7 +31,7 @@ from threads.email_choice import InvalidChoice, set_email_choice
 from threads.errors import EmptyMessage
 from threads.models import Attachment, Message, ReadCursor
 from threads.pages import PARENT_VISIBLE_KINDS, parent_thread_page
-from threads.parent_links import ParentAccess, note_link_used, parent_access
+from threads.parent_links import UNSUBSCRIBE_LIFETIME, LINK_LIFETIME, ParentAccess, note_link_used, parent_access
 from threads.posting import post_message
 from threads.rate_limits import allow
 
@@ -56,12 +56,12 @@ def no_referrer(response: Response) -> Response:
     return response
 
 
-def _access(token: str) -> ParentAccess | None:
+def _access(token: str, lifetime: timedelta = LINK_LIFETIME) -> ParentAccess | None:
     read = read_parent_token(settings().secret_key, token)
     if read is None:
         return None
     contact_id, key, signed_at = read
-    access = parent_access(db(), contact_id, key, signed_at, now())
+    access = parent_access(db(), contact_id, key, signed_at, now(), lifetime)
     if access is not None:
         g.zone = access.thread.business.timezone
     return access
@@ -196,3 +196,41 @@ def _minute(value: str) -> int | None:
         return None
     total = int(hours) * 60 + int(minutes)
     return total if int(hours) < 24 and int(minutes) < 60 else None
+
+
+ONE_CLICK = "List-Unsubscribe=One-Click"
+
+
+@bp.get("/p/<token>/unsubscribe")
+def unsubscribe_confirm(token: str) -> Any:
+    """A GET never unsubscribes: link scanners and previews open URLs (RFC 8058 section 3.2)."""
+    access = _access(token, UNSUBSCRIBE_LIFETIME)
+    if access is None:
+        db().commit()
+        return _gone()
+    return render_template("parent_unsubscribe.html", token=token, access=access, done=request.args.get("done"), one_click=ONE_CLICK)
+
+
+@bp.post("/p/<token>/unsubscribe")
+def one_click(token: str) -> Any:
+    """RFC 8058: a POST whose body is `List-Unsubscribe=One-Click` pauses this contact's emails.
+
+    Exempt from CSRF (create_app): the mail provider posts it without cookies; the signed
+    token in the URL is the credential, and the only effect is pausing this one contact.
+    """
+    if request.form.get("List-Unsubscribe") != "One-Click":
+        abort(400)
+    access = _access(token, UNSUBSCRIBE_LIFETIME)
+    if access is None:
+        db().commit()
+        return _gone()
+    if _limited({f"parent-unsubscribe:contact:{access.contact.id}": POSTS_PER_HOUR}, LIMIT_WINDOW_POSTS):
+        db().commit()
+        abort(429)
+    if access.contact.email_choice != "paused":
+        set_email_choice(db(), access.contact, "paused", now())
+    db().commit()
+    logger.info("contact %s unsubscribed (one-click)", access.contact.id)
+    if request.accept_mimetypes.accept_html and request.form.get("from_page"):
+        return redirect(url_for("parents.unsubscribe_confirm", token=token, done=1))
+    return "", 200

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from threads.models import Contact, Family, ParentLink, Thread
 
 LINK_LIFETIME = timedelta(days=30)
+UNSUBSCRIBE_LIFETIME = timedelta(days=365)
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,14 @@ def revoke_parent_links(session: Session, contact_id: int, now: datetime) -> Non
         session.flush()
 
 
-def parent_access(session: Session, contact_id: int, key: str, signed_at: datetime, now: datetime) -> ParentAccess | None:
-    """The contact and thread a link opens, or None when revoked, rotated away or expired."""
+def parent_access(
+    session: Session, contact_id: int, key: str, signed_at: datetime, now: datetime, lifetime: timedelta = LINK_LIFETIME
+) -> ParentAccess | None:
+    """The contact and thread a link opens, or None when revoked, rotated away or expired.
+
+    `lifetime`: the page's 30 days after last use; an unsubscribe link in an old email
+    (UNSUBSCRIBE_LIFETIME) keeps working longer, as RFC 8058 senders are expected to.
+    """
     found = session.execute(
         select(Contact, ParentLink, Thread)
         .join(ParentLink, ParentLink.contact_id == Contact.id)
@@ -76,7 +83,7 @@ def parent_access(session: Session, contact_id: int, key: str, signed_at: dateti
     if not hmac.compare_digest(link_key(link.secret, thread.reply_token), key):
         return None
     last_use = max(signed_at, link.last_used_at or signed_at)
-    if now - last_use > LINK_LIFETIME:
+    if now - last_use > lifetime:
         return None
     return ParentAccess(contact=contact, family=contact.family, thread=thread)
 

@@ -219,3 +219,46 @@ def test_a_parent_chooses_how_often_from_the_email_and_staff_see_it(timed_app: F
     assert [db.get(Contact, r.recipient_id).name for r in _send_digests(timed_app, db, world, clock)] == [  # type: ignore[union-attr]
         n for n in ("Emma Johnson", "Liam Johnson") if n != name
     ]
+
+
+def _headers(row: OutboundEmail):  # type: ignore[no-untyped-def]
+    import email
+    from email import policy
+
+    return email.message_from_bytes(row.raw or b"", policy=policy.default)
+
+
+def test_one_click_unsubscribe_as_gmail_posts_it_pauses_that_parent_only(
+    timed_app: Flask, world: World, db: Session, clock: Clock
+) -> None:
+    _staff_post(db, world, "Bella at the park today", clock.at)
+    sent = _send_digests(timed_app, db, world, clock)
+    liam = next(row for row in sent if db.get(Contact, row.recipient_id).name == "Liam Johnson")  # type: ignore[union-attr]
+    db.rollback()
+    message = _headers(liam)
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    found = re.fullmatch(r"<https://portal\.test(/p/\S+/unsubscribe)>, <mailto:(unsubscribe\+\S+@reply\.test)>", " ".join(str(message["List-Unsubscribe"]).split()))
+    assert found, message["List-Unsubscribe"]
+    assert len(found.group(2).split("@")[0]) <= 64
+    assert str(message["List-Id"]).endswith(".reply.test>") and "Happy Tails" in str(message["List-Id"])
+    url = found.group(1)
+
+    # A link scanner's GET shows a page and changes nothing.
+    scanner = timed_app.test_client()
+    page = scanner.get(url)
+    assert page.status_code == 200 and "Pause my emails" in page.get_data(as_text=True)
+    assert db.scalar(select(Contact.email_choice).where(Contact.name == "Liam Johnson")) == "each"
+    db.rollback()
+    # What Gmail sends: a cookie-less multipart POST whose only field is the RFC 8058 one.
+    gmail = timed_app.test_client(use_cookies=False)
+    assert gmail.post(url, data={"List-Unsubscribe": "Other"}, content_type="multipart/form-data").status_code == 400
+    answer = gmail.post(url, data={"List-Unsubscribe": "One-Click"}, content_type="multipart/form-data")
+    assert answer.status_code == 200
+    assert db.scalar(select(Contact.email_choice).where(Contact.name == "Liam Johnson")) == "paused"
+    db.rollback()
+    # The url-encoded form of it is accepted too, and pausing twice is harmless.
+    assert gmail.post(url, data="List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded").status_code == 200
+
+    _staff_post(db, world, "Bella is asleep now", clock.at)
+    after = _send_digests(timed_app, db, world, clock)
+    assert [db.get(Contact, row.recipient_id).name for row in after] == ["Emma Johnson"]  # type: ignore[union-attr]
