@@ -23,6 +23,7 @@ from pawpost.settings import Settings
 from outbound import compose, digests, live, outbox
 from outbound.render import AlertContent, Envelope, EscalationContent, render_alert, render_escalation
 from threads.models import (
+    Appointment,
     Contact,
     Message,
     ReadCursor,
@@ -127,10 +128,7 @@ def plan_new_message_alerts(session: Session, settings: Settings, message: Messa
         for staff in scheduled_staff(session, family, day)
         if staff.email not in author_addresses
     ]
-    appointments = tuple(
-        f"{a.service}, {compose.local_time_range(a.starts_at, a.ends_at, business.timezone)}"
-        for a in appointments_for_family(session, family, day)
-    )
+    appointments = _current_or_next(appointments_for_family(session, family, day), message.created_at, business.timezone)
     shown = compose.shown_messages(settings, [message], business)[0]
     pets = compose.pet_names(family)
     created = _email_staff(
@@ -159,6 +157,17 @@ def plan_new_message_alerts(session: Session, settings: Settings, message: Messa
     message.alerted_at = now
     session.flush()
     return created
+
+
+def _current_or_next(appointments: Sequence[Appointment], at: datetime, timezone: str) -> tuple[str, ...]:
+    """The appointment under way when the parent wrote, else the next one today; none
+    once today's have ended (an alert about an evening message shows no finished walk)."""
+    for appointment in appointments:
+        if appointment.status != "cancelled" and appointment.ends_at > at:
+            label = "Now" if appointment.starts_at <= at else "Next"
+            when = compose.local_time_range(appointment.starts_at, appointment.ends_at, timezone)
+            return (f"{label}: {appointment.service}, {when}",)
+    return ()
 
 
 def plan_escalation(session: Session, settings: Settings, thread_id: int, now: datetime) -> list[int]:

@@ -78,6 +78,7 @@ class InlineImage:
     content_type: str
     content: bytes
     content_id: str
+    url: str | None = None  # the signed link: the plain-text part shows it instead of the picture
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class ShownMessage:
     body: str
     images: tuple[InlineImage, ...] = ()
     links: tuple[FileLink, ...] = ()
+    by_parent: bool = False  # written by a contact (a co-parent), not the team
 
     @property
     def paragraphs(self) -> list[list[str]]:
@@ -119,6 +121,19 @@ class DigestContent:
     unsubscribe_url: str | None = None
     unsubscribe_mailto: str | None = None
     list_id: str | None = None
+
+    @property
+    def intro(self) -> str:
+        """Who wrote what this email holds: the team, a co-parent by name, or both."""
+        count = len(self.messages)
+        parents = {m.author_name for m in self.messages if m.by_parent}
+        if parents and len(parents) == 1 and all(m.by_parent for m in self.messages):
+            return f"{parents.pop()} wrote to {self.business_name}:"
+        if not parents:
+            if count == 1:
+                return f"There is a new message from {self.business_name}:"
+            return f"There are {count} new messages from {self.business_name}:"
+        return f"There are {count} new messages in your conversation with {self.business_name}:"
 
 
 @dataclass(frozen=True)
@@ -150,6 +165,12 @@ def header_text(value: str, limit: int = MAX_HEADER_TEXT) -> str:
     """
     text = " ".join(_CONTROL.sub(" ", value).split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def family_phrase(name: str) -> str:
+    """"the Johnson family" from "Johnson" or "Johnson family" (families are named either way)."""
+    name = " ".join(name.split())
+    return f"the {name}" if name.lower().endswith(" family") else f"the {name} family"
 
 
 def thread_subject(business_name: str, family_name: str, pet_names: str) -> str:
@@ -203,7 +224,6 @@ def to_bytes(message: Message) -> bytes:
     return message.as_bytes(policy=_WIRE)
 
 
-@lru_cache(maxsize=1)
 @dataclass(frozen=True)
 class AccountContent:
     """An invitation or a password reset: who, for which business, the link and its expiry."""
@@ -216,8 +236,9 @@ class AccountContent:
     invited_by: str = ""
 
 
+@lru_cache(maxsize=1)
 def _templates() -> Environment:
-    return Environment(
+    env = Environment(
         loader=PackageLoader("outbound", "templates"),
         autoescape=select_autoescape(["html"], default_for_string=False, default=False),
         undefined=StrictUndefined,
@@ -228,6 +249,8 @@ def _templates() -> Environment:
         # stat() calls per email otherwise).
         auto_reload=False,
     )
+    env.filters["the_family"] = family_phrase
+    return env
 
 
 def _build(envelope: Envelope, name: str, context: dict[str, object]) -> Message:
