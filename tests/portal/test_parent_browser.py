@@ -133,6 +133,18 @@ def test_a_parent_reads_and_replies_with_a_photo_on_a_phone(browser: Browser, li
     expect(page.locator(".message.mine .photo img")).to_have_count(1)
     assert page.problems == []  # type: ignore[attr-defined]
 
+    page.get_by_role("link", name="Change how often we email you").click()
+    page.get_by_label("Once a day, a summary at").check()
+    page.get_by_label("Time of the daily summary (America/New_York)").fill("18:30")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_have_text("Saved.")
+    expect(page.get_by_label("Once a day, a summary at")).to_be_checked()
+    shot(page, "parent_emails_390.png")
+    page.get_by_label("About each new message").check()  # back to the default for the next test
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_label("About each new message")).to_be_checked()
+    assert page.problems == []  # type: ignore[attr-defined]
+
     desktop = phone(browser, 1280, 900)
     desktop.goto(link)
     shot(desktop, "parent_page_desktop.png")
