@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from inbound.parse import ParsedEmail
 from outbound.ids import parse_verp
+from outbound.links import UNSUBSCRIBE_PREFIX, parse_unsubscribe_address
 from threads.access import can_access_thread
 from threads.addresses import LOCAL_PREFIX, is_our_domain, parse_reply_address
 from threads.directory import contact_for_address, find_staff_by_email
@@ -46,7 +47,7 @@ class NoThreadMatched(RoutingError):
     """A tokenless recipient whose In-Reply-To/References match nothing Pawpost knows."""
 
 
-RecipientKind = Literal["thread", "bounce", "open"]
+RecipientKind = Literal["thread", "bounce", "open", "unsubscribe"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class Recipient:
     outbound_email_id: int | None = None
     token: str | None = None
     business_id: int | None = None
+    contact_id: int | None = None  # `unsubscribe`: the contact whose emails to pause
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,13 @@ def lookup_recipients(addresses: Sequence[str], reply_domain: str, secret_key: s
             settled[position] = ForeignDomain(address)
             continue
         local = address.rpartition("@")[0].lower()
-        if local.startswith(BOUNCE_PREFIX):
+        if local.startswith(UNSUBSCRIBE_PREFIX):
+            # The List-Unsubscribe mailto of a digest (RFC 2369): its mac names the contact.
+            contact_id = parse_unsubscribe_address(address, reply_domain, secret_key)
+            settled[position] = (
+                UnknownRecipient(address) if contact_id is None else Recipient("unsubscribe", address, contact_id=contact_id)
+            )
+        elif local.startswith(BOUNCE_PREFIX):
             outbox_id = bounce_outbox_id(address, secret_key)
             if outbox_id is None:
                 settled[position] = UnknownRecipient(address)

@@ -28,7 +28,7 @@ from typing import Any, AnyStr
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session as SMTPSession
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from inbound.accept import needs_lookup, received_row, route_tokenless
@@ -36,6 +36,8 @@ from inbound.parse import HeaderSummary, parse_headers
 from inbound.route import ForeignDomain, NoThreadMatched, Recipient, RoutingError, UnknownRecipient
 from inbound.batching import GroupCommitWriter, QueuePusher, RecipientChecker
 from inbound.links import link_for
+from threads.email_choice import set_email_choice
+from threads.models import Contact
 from inbound.tasks import dispatch, queue_is_local
 from clikit.heap import give_back_memory, map_big_allocations
 from pawpost.settings import Settings
@@ -179,6 +181,16 @@ class InboundHandler:
     async def handle_DATA(self, server: SMTP, session: SMTPSession, envelope: Envelope) -> str:
         raw = bytes(envelope.original_content or b"")
         recipients = _recipients(envelope)
+        unsubscribes = [r.contact_id for r in recipients if r.kind == "unsubscribe" and r.contact_id is not None]
+        if unsubscribes:
+            # A List-Unsubscribe mailto: pause those contacts; the email itself is not stored.
+            try:
+                await asyncio.to_thread(self._unsubscribe, unsubscribes)
+            except Exception as error:  # transient for the sender: retry later
+                return await self.handle_exception(error)
+            recipients = [r for r in recipients if r.kind != "unsubscribe"]
+            if not recipients:
+                return ACCEPTED
         try:
             if needs_lookup(recipients) or len(raw) > INLINE_ACCEPT_BYTES:
                 row = await asyncio.to_thread(self._received_row, envelope.mail_from or "", recipients, raw)
@@ -193,6 +205,14 @@ class InboundHandler:
         logger.debug("inbound stored %d (%d bytes)", inbound_email_id, len(raw))
         self._bytes_since_trim += len(raw)
         return ACCEPTED
+
+    def _unsubscribe(self, contact_ids: list[int]) -> None:
+        """Pause these contacts' emails (rule 7), as the one-click POST does."""
+        with self.session_factory() as session, session.begin():
+            for contact in session.scalars(select(Contact).where(Contact.id.in_(contact_ids))):
+                if contact.email_choice != "paused":
+                    set_email_choice(session, contact, "paused", utcnow())
+                    logger.info("contact %s unsubscribed by email", contact.id)
 
     def _received_row(self, envelope_from: str, recipients: list[Recipient], raw: bytes) -> dict[str, Any]:
         headers: HeaderSummary = parse_headers(raw)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
+from email.utils import formataddr
 from datetime import datetime
 
 from pawpost.settings import Settings
 from outbound import ids
 from outbound.links import attachment_url, thread_url
-from outbound.render import Envelope, FileLink, InlineImage, ShownMessage, local_time, thread_subject
+from outbound.render import Envelope, FileLink, InlineImage, ShownMessage, family_phrase, local_time, thread_subject  # noqa: F401
 from threads.addresses import reply_address
 from threads.limits import cap_text
 from threads.models import Business, Family, Message, Thread
@@ -58,6 +60,7 @@ def shown_message(
                     content_type=attachment.content_type.split(";", 1)[0].strip().lower(),
                     content=attachment.content,
                     content_id=f"att{attachment.id}.{attachment.sha256[:12]}@{settings.mail_domain}",
+                    url=attachment_url(settings, attachment.id),
                 )
             )
         else:
@@ -70,6 +73,7 @@ def shown_message(
         body=email_body(message.body if body is None else body),
         images=tuple(images),
         links=tuple(links),
+        by_parent=message.author_type == "contact",
     )
 
 
@@ -120,12 +124,25 @@ def envelope(
     )
 
 
+def list_id(business: Business, reply_domain: str) -> str:
+    """RFC 2919 List-Id of a business's parent emails: `Name <slug.reply-domain>`, so mail
+    clients and filters tell one business's emails from another's on a shared deployment."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", business.slug.lower()).strip("-") or f"business-{business.id}"
+    name = re.sub(r"[\x00-\x1f\x7f]+", " ", business.name).strip()
+    return formataddr((name, f"{slug}.{reply_domain}"))
+
+
 def team_sender_name(business: Business, messages: Sequence[Message]) -> str:
-    """`"<staff name> at <business>"` for the newest staff author, else the business's own name."""
+    """`"<staff name> at <business>"` for the newest staff author; `"<parent> via <business>"`
+    when a co-parent wrote everything shown; else the business's own name."""
     for message in reversed(messages):
         if message.staff is not None:
             return f"{message.staff.name} at {business.sender_name}"
+    parents = {m.contact.name for m in messages if m.contact is not None}
+    if len(parents) == 1:
+        return f"{parents.pop()} via {business.sender_name}"
     return business.sender_name
+
 
 
 def thread_link(settings: Settings, thread_id: int) -> str:

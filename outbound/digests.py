@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -26,9 +26,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, defer, selectinload
 
 from outbound import compose, outbox
+from outbound.links import parent_url, unsubscribe_address
 from outbound.render import DigestContent, ShownMessage, render_digest
 from pawpost.settings import Settings
 from threads.models import Contact, ContactAddress, Family, Message, NotifiedCursor, ReadCursor, Thread
+from threads.parent_links import link_key, link_secrets
 from threads.types import utcnow
 
 logger = logging.getLogger(__name__)
@@ -69,20 +71,32 @@ def deliverable_address(contact: Contact) -> ContactAddress | None:
 
 
 def plan_digest_batch(
-    session: Session, settings: Settings, thread_ids: Sequence[int], now: datetime, *, wait: bool = False
+    session: Session,
+    settings: Settings,
+    thread_ids: Sequence[int],
+    now: datetime,
+    *,
+    wait: bool = False,
+    summaries: Collection[int] | None = None,
 ) -> BatchDecision:
     """Write every digest due in these threads in the caller's transaction; never commits.
 
     `wait=True` waits for threads another transaction holds instead of reporting them busy.
+    Rule 7: contacts who chose "each message" get their digests here; a daily-summary run
+    passes `summaries`, the contacts whose time has come, who get everything owed at once;
+    paused contacts get nothing.
     """
     decision = BatchDecision()
     wanted = sorted(set(thread_ids))
     threads = lock_threads(session, wanted, wait=wait)
     if len(threads) < len(wanted):
         decision.busy = _held_elsewhere(session, set(wanted) - {t.id for t in threads})
-    owed = _owed_digests(session, threads)
+    owed = _owed_digests(session, threads, summaries)
     due: list[_Owed] = []
     for item in owed:
+        if summaries is not None:
+            due.append(item)
+            continue
         due_at = item.messages[0].created_at + item.thread.business.notify_delay(settings.notify_delay_seconds)
         if due_at > now + DUE_SLACK:
             known = decision.next_due.get(item.thread.id)
@@ -93,7 +107,8 @@ def plan_digest_batch(
         return decision
     bodies = _bodies(session, due)
     due = [_windowed(item, bodies) for item in due]
-    decision.outbox_ids = outbox.add_emails(session, settings, _emails(settings, due, now, bodies), now)
+    secrets = link_secrets(session, (item.contact.id for item in due), now)
+    decision.outbox_ids = outbox.add_emails(session, settings, _emails(settings, due, now, bodies, secrets), now)
     _advance_notified(session, due)
     return decision
 
@@ -190,7 +205,14 @@ def _held_elsewhere(session: Session, missing: set[int]) -> list[int]:
     return sorted(session.scalars(select(Thread.id).where(Thread.id.in_(missing), Thread.active)))
 
 
-def _owed_digests(session: Session, threads: Sequence[Thread]) -> list[_Owed]:
+def _emailed_now(contact: Contact, summaries: Collection[int] | None) -> bool:
+    """Rule 7: whether this run emails the contact (each message; or their summary is due)."""
+    if summaries is None:
+        return contact.email_choice == "each"
+    return contact.email_choice == "daily" and contact.id in summaries
+
+
+def _owed_digests(session: Session, threads: Sequence[Thread], summaries: Collection[int] | None = None) -> list[_Owed]:
     """Per deliverable contact of these threads, the messages owed to them, oldest first.
 
     Three queries for the whole batch: both kinds of cursors, then every message above the
@@ -201,7 +223,7 @@ def _owed_digests(session: Session, threads: Sequence[Thread]) -> list[_Owed]:
         (thread, contact, address.email)
         for thread in threads
         for contact in thread.family.contacts
-        if (address := deliverable_address(contact)) is not None
+        if _emailed_now(contact, summaries) and (address := deliverable_address(contact)) is not None
     ]
     if not reachable:
         return []
@@ -256,7 +278,9 @@ def _positions(session: Session, thread_ids: set[int]) -> dict[tuple[int, int], 
     return positions
 
 
-def _emails(settings: Settings, due: Sequence[_Owed], now: datetime, bodies: dict[int, str]) -> list[outbox.NewEmail]:
+def _emails(
+    settings: Settings, due: Sequence[_Owed], now: datetime, bodies: dict[int, str], secrets: dict[int, str]
+) -> list[outbox.NewEmail]:
     # Both parents of a family are usually owed the same messages: show them once.
     shown: dict[tuple[int, ...], tuple[ShownMessage, ...]] = {}
     emails = []
@@ -275,14 +299,18 @@ def _emails(settings: Settings, due: Sequence[_Owed], now: datetime, bodies: dic
                 recipient_email=item.address,
                 subject=compose.subject_for(item.thread),
                 message_ids=key,
-                render=_renderer(settings, item, shown[key], now),
+                render=_renderer(settings, item, shown[key], now, secrets[item.contact.id]),
             )
         )
     return emails
 
 
-def _renderer(settings: Settings, item: _Owed, shown: tuple[ShownMessage, ...], now: datetime):  # type: ignore[no-untyped-def]
+def _renderer(settings: Settings, item: _Owed, shown: tuple[ShownMessage, ...], now: datetime, secret: str):  # type: ignore[no-untyped-def]
     thread, contact = item.thread, item.contact
+    # Every digest carries a freshly signed parent link (threads.parent_links).
+    conversation = parent_url(settings, contact.id, link_key(secret, thread.reply_token), now=now)
+    choice = f"{conversation}/emails"
+    mailto = unsubscribe_address(settings.secret_key, contact.id, settings.reply_domain)
 
     def render(message_id: str):  # type: ignore[no-untyped-def]
         return render_digest(
@@ -301,6 +329,11 @@ def _renderer(settings: Settings, item: _Owed, shown: tuple[ShownMessage, ...], 
                 recipient_name=contact.name.split(" ", 1)[0] or contact.name,
                 messages=shown,
                 more_messages=item.more,
+                conversation_url=conversation,
+                choice_url=choice,
+                unsubscribe_url=f"{conversation}/unsubscribe",
+                unsubscribe_mailto=mailto,
+                list_id=compose.list_id(thread.business, settings.reply_domain),
             ),
         )
 

@@ -25,6 +25,7 @@ from pawpost.settings import Settings
 from outbound import compose, digests, live, outbox
 from outbound.render import AlertContent, Envelope, EscalationContent, render_alert, render_escalation
 from threads.models import (
+    Appointment,
     Contact,
     Message,
     ReadCursor,
@@ -131,10 +132,7 @@ def plan_new_message_alerts(session: Session, settings: Settings, message: Messa
     if not recipients:  # nobody to alert: what an alert would show is never read
         _mark_alerted(session, message, now)
         return []
-    appointments = tuple(
-        f"{a.service}, {compose.local_time_range(a.starts_at, a.ends_at, business.timezone)}"
-        for a in appointments_for_family(session, family, day)
-    )
+    appointments = _current_or_next(appointments_for_family(session, family, day), message.created_at, business.timezone)
     shown = compose.shown_messages(settings, [message], business)[0]
     pets = compose.pet_names(family)
     created = _email_staff(
@@ -176,6 +174,17 @@ def _mark_alerted(session: Session, message: Message, now: datetime) -> None:
 @cache
 def _alerted_statement() -> Update:
     return update(Message).where(Message.id == bindparam("message_id")).values(alerted_at=bindparam("now", type_=UTCDateTime()))
+
+
+def _current_or_next(appointments: Sequence[Appointment], at: datetime, timezone: str) -> tuple[str, ...]:
+    """The appointment under way when the parent wrote, else the next one today; none
+    once today's have ended (an alert about an evening message shows no finished walk)."""
+    for appointment in appointments:
+        if appointment.status != "cancelled" and appointment.ends_at > at:
+            label = "Now" if appointment.starts_at <= at else "Next"
+            when = compose.local_time_range(appointment.starts_at, appointment.ends_at, timezone)
+            return (f"{label}: {appointment.service}, {when}",)
+    return ()
 
 
 def plan_escalation(session: Session, settings: Settings, thread_id: int, now: datetime) -> list[int]:

@@ -20,7 +20,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker, undefer
 
 from pawpost.settings import Settings
-from outbound import ids
+from outbound import ids, signing
 from outbound.render import to_bytes
 from outbound.transport import DeliveryError, PermanentFailure, Target, TemporaryFailure, open_connection
 from threads.bounces import clear_contact_bouncing
@@ -118,7 +118,7 @@ def _add(session: Session, settings: Settings, emails: Sequence[NewEmail], now: 
     finished = []
     for email, token, outbox_id in zip(emails, tokens, new_ids, strict=True):
         message_id = ids.outbox_message_id(outbox_id, token, settings.mail_domain)
-        raw, reason = (None, failed) if failed is not None else _rendered(email, message_id)
+        raw, reason = (None, failed) if failed is not None else _rendered(email, message_id, settings)
         finished.append(
             {
                 "id": outbox_id,
@@ -142,10 +142,10 @@ def _add(session: Session, settings: Settings, emails: Sequence[NewEmail], now: 
     return new_ids
 
 
-def _rendered(email: NewEmail, message_id: str) -> tuple[bytes | None, str | None]:
-    """(the email's bytes, None), or (None, why it cannot be sent)."""
+def _rendered(email: NewEmail, message_id: str, settings: Settings) -> tuple[bytes | None, str | None]:
+    """(the email's bytes, DKIM-signed when a key is configured, None), or (None, why it cannot be sent)."""
     try:
-        raw = to_bytes(email.render(message_id))
+        raw = signing.sign(settings, to_bytes(email.render(message_id)))
     except (MemoryError, RecursionError, ValueError, TypeError, LookupError, UnicodeError) as error:
         return None, f"could not be built ({type(error).__name__})"
     if len(raw) > MAX_EMAIL_BYTES:

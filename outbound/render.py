@@ -78,6 +78,7 @@ class InlineImage:
     content_type: str
     content: bytes
     content_id: str
+    url: str | None = None  # the signed link: the plain-text part shows it instead of the picture
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class ShownMessage:
     body: str
     images: tuple[InlineImage, ...] = ()
     links: tuple[FileLink, ...] = ()
+    by_parent: bool = False  # written by a contact (a co-parent), not the team
 
     @property
     def paragraphs(self) -> list[list[str]]:
@@ -112,6 +114,26 @@ class DigestContent:
     messages: tuple[ShownMessage, ...]
     # Owed messages beyond what one digest holds: they follow in the next digest.
     more_messages: int = 0
+    # The contact's parent link: the whole conversation on the web (None: not offered).
+    conversation_url: str | None = None
+    choice_url: str | None = None  # "Change how often we email you" (rule 7)
+    # RFC 2369/8058 headers: the https one-click URL, the mailto address, and List-Id.
+    unsubscribe_url: str | None = None
+    unsubscribe_mailto: str | None = None
+    list_id: str | None = None
+
+    @property
+    def intro(self) -> str:
+        """Who wrote what this email holds: the team, a co-parent by name, or both."""
+        count = len(self.messages)
+        parents = {m.author_name for m in self.messages if m.by_parent}
+        if parents and len(parents) == 1 and all(m.by_parent for m in self.messages):
+            return f"{parents.pop()} wrote to {self.business_name}:"
+        if not parents:
+            if count == 1:
+                return f"There is a new message from {self.business_name}:"
+            return f"There are {count} new messages from {self.business_name}:"
+        return f"There are {count} new messages in your conversation with {self.business_name}:"
 
 
 @dataclass(frozen=True)
@@ -145,6 +167,12 @@ def header_text(value: str, limit: int = MAX_HEADER_TEXT) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def family_phrase(name: str) -> str:
+    """"the Johnson family" from "Johnson" or "Johnson family" (families are named either way)."""
+    name = " ".join(name.split())
+    return f"the {name}" if name.lower().endswith(" family") else f"the {name} family"
+
+
 def thread_subject(business_name: str, family_name: str, pet_names: str) -> str:
     """The subject of every email about one thread: stable, so clients keep it together."""
     about = f"{family_name} ({pet_names})" if pet_names else family_name
@@ -161,7 +189,13 @@ def local_time(moment: datetime, timezone: str) -> str:
 def render_digest(envelope: Envelope, content: DigestContent) -> Message:
     """The parent notification: every message they have not read, in one email."""
     context = {"c": content, "images": [i for m in content.messages for i in m.images]}
-    return _build(envelope, "digest", context)
+    message = _build(envelope, "digest", context)
+    if content.unsubscribe_url and content.unsubscribe_mailto:
+        message["List-Unsubscribe"] = f"<{content.unsubscribe_url}>, <mailto:{_address(content.unsubscribe_mailto)}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    if content.list_id:
+        message["List-Id"] = content.list_id
+    return message
 
 
 def render_alert(envelope: Envelope, content: AlertContent) -> Message:
@@ -190,7 +224,6 @@ def to_bytes(message: Message) -> bytes:
     return message.as_bytes(policy=_WIRE)
 
 
-@lru_cache(maxsize=1)
 @dataclass(frozen=True)
 class AccountContent:
     """An invitation or a password reset: who, for which business, the link and its expiry."""
@@ -203,8 +236,9 @@ class AccountContent:
     invited_by: str = ""
 
 
+@lru_cache(maxsize=1)
 def _templates() -> Environment:
-    return Environment(
+    env = Environment(
         loader=PackageLoader("outbound", "templates"),
         autoescape=select_autoescape(["html"], default_for_string=False, default=False),
         undefined=StrictUndefined,
@@ -215,6 +249,8 @@ def _templates() -> Environment:
         # stat() calls per email otherwise).
         auto_reload=False,
     )
+    env.filters["the_family"] = family_phrase
+    return env
 
 
 def _build(envelope: Envelope, name: str, context: dict[str, object]) -> Message:

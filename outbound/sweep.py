@@ -74,6 +74,7 @@ def due_digest_threads(session: Session, settings: Settings, now: datetime) -> l
         )
         .where(
             Thread.active,
+            Contact.email_choice == "each",  # rule 7: summaries have their own run, paused none
             Thread.last_message_at >= now - DIGEST_LOOKBACK,
             Thread.last_message_id > read_floor,
             Thread.last_message_id > notified_floor,

@@ -20,6 +20,7 @@ from outbound import digests, notify, outbox, sweep
 from outbound.queue import configured_settings, huey, session_factory
 from outbound.transport import parse_outbound_url
 from pawpost.settings import Settings
+from threads import email_choice
 from threads.models import Business, Message, Thread
 from threads.types import utcnow
 
@@ -247,6 +248,36 @@ def run_sweep(now: datetime | None = None) -> sweep.DueWork:
     return due
 
 
+def run_daily_summaries(now: datetime | None = None) -> list[int]:
+    """Rule 7: the daily summaries whose local time has come, one transaction per thread batch.
+
+    Each summary contact is marked done for their local day in the same transaction as
+    their summary, so a summary is never sent twice, even across a DST fall-back.
+    """
+    moment = now or utcnow()
+    due = _transaction(lambda session, settings: email_choice.due_summaries(session, moment))
+    by_thread: dict[int, list[email_choice.DueSummary]] = {}
+    for item in due:
+        by_thread.setdefault(item.thread_id, []).append(item)
+    created: list[int] = []
+    for batch in _chunks(sorted(by_thread)):
+        items = [item for thread_id in batch for item in by_thread[thread_id]]
+
+        def work(session: Session, settings: Settings, batch: list[int] = batch, items=items) -> list[int]:  # type: ignore[no-untyped-def]
+            decision = digests.plan_digest_batch(
+                session, settings, batch, moment, wait=True, summaries={item.contact_id for item in items}
+            )
+            email_choice.mark_summarised(session, items)
+            return decision.outbox_ids
+
+        outbox_ids = _transaction(work)
+        _deliver(outbox_ids, now)
+        created += outbox_ids
+    if due:
+        logger.info("daily summaries: %d contact(s) due, %d email(s)", len(due), len(created))
+    return created
+
+
 def run_due_inline(due: sweep.DueWork, now: datetime | None = None) -> list[int]:
     """Do what a sweep found in this process instead of through the queue (tests, `now` fixed)."""
     created = run_alerts(due.alert_message_ids, now)
@@ -310,3 +341,4 @@ def sweep_in_slot(slot: int, seconds: int = SWEEP_SECONDS) -> None:
     """Enqueued by every consumer's scheduler each `seconds`; runs once per slot in all."""
     if claim_sweep_slot(slot, seconds):
         run_sweep()
+        run_daily_summaries()

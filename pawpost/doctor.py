@@ -15,6 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from outbound.queue import configure_queue
+from outbound.signing import dns_record
 from outbound.transport import check_relay
 from pawpost.settings import Settings, random_secret
 from threads import migrate
@@ -91,12 +92,29 @@ def check_reply_domain(settings: Settings) -> Check:
     return Check("reply domain", "ok", advice)
 
 
+def check_dkim(settings: Settings) -> Check:
+    """The TXT record to publish for Pawpost's own DKIM key, or who must sign without one."""
+    try:
+        record = dns_record(settings)
+    except Exception as error:  # unreadable or malformed key file
+        return Check("dkim", "fail", f"PAWPOST_DKIM_KEY_FILE unusable: {_first_line(error)}")
+    if record is None:
+        return Check(
+            "dkim", "warn",
+            "Pawpost does not sign: your relay must DKIM-sign (covering List-Unsubscribe), or set "
+            "PAWPOST_DKIM_SELECTOR, PAWPOST_DKIM_DOMAIN and PAWPOST_DKIM_KEY_FILE",
+        )
+    name, value = record
+    return Check("dkim", "ok", f'signing; publish TXT `{name}` "{value}"')
+
+
 CHECKS: tuple[Callable[[Settings], Check], ...] = (
     check_secret,
     check_database,
     check_queue,
     check_outbound,
     check_reply_domain,
+    check_dkim,
 )
 
 

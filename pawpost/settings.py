@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -50,6 +51,10 @@ class Settings:
     trusted_proxies: int = 0
     live_url: str = "local"
     live_listen: tuple[str, int] = ("127.0.0.1", 5001)
+    # DKIM signing by Pawpost itself (outbound.signing); unset: the relay must sign.
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
+    dkim_key_file: Path | None = None
 
     @property
     def secret_key_is_default(self) -> bool:
@@ -90,6 +95,9 @@ class Settings:
             "TRUSTED_AUTHSERV_ID": self.trusted_authserv_id,
             "METRICS_TOKEN": self.metrics_token,
             "DEV": "1" if self.development else None,
+            "DKIM_SELECTOR": self.dkim_selector,
+            "DKIM_DOMAIN": self.dkim_domain,
+            "DKIM_KEY_FILE": self.dkim_key_file,
         }
         values = {
             "DATA_DIR": str(self.data_dir),
@@ -142,6 +150,11 @@ class Settings:
         tls_cert, tls_key = get("TLS_CERT"), get("TLS_KEY")
         if bool(tls_cert) != bool(tls_key):
             raise ConfigError("PAWPOST_TLS_CERT and PAWPOST_TLS_KEY must be set together")
+        dkim = (get("DKIM_SELECTOR"), get("DKIM_DOMAIN"), get("DKIM_KEY_FILE"))
+        if any(dkim) and not all(dkim):
+            raise ConfigError("PAWPOST_DKIM_SELECTOR, PAWPOST_DKIM_DOMAIN and PAWPOST_DKIM_KEY_FILE must be set together")
+        if dkim[0] is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", dkim[0]):
+            raise ConfigError("PAWPOST_DKIM_SELECTOR must be a DNS label")
         return cls(
             data_dir=data_dir,
             database_url=database_url,
@@ -176,6 +189,9 @@ class Settings:
             trusted_proxies=_int("PAWPOST_TRUSTED_PROXIES", get("TRUSTED_PROXIES", "0"), 0),
             live_url=live_url,
             live_listen=_listen("PAWPOST_LIVE_LISTEN", get("LIVE_LISTEN", "127.0.0.1:5001")),
+            dkim_selector=dkim[0],
+            dkim_domain=_domain("PAWPOST_DKIM_DOMAIN", dkim[1]) if dkim[1] else None,
+            dkim_key_file=Path(dkim[2]).expanduser() if dkim[2] else None,
         )
 
     def with_secret_key(self, *, development: bool = False) -> Settings:

@@ -41,6 +41,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         health,
         inbox,
         metrics,
+        parents,
         quarantine,
         reply_address,
         schedule,
@@ -74,13 +75,15 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         # Only the hops the operator vouches for: X-Forwarded-For values beyond them are the
         # client's own words (anyone can send the header), so they never pick the address.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)  # type: ignore[method-assign]
-    CSRFProtect(app)
+    csrf = CSRFProtect(app)
+    # RFC 8058 one-click unsubscribe: mail providers post it without cookies (see portal.parents).
+    csrf.exempt("portal.parents.one_click")
     app.teardown_appcontext(close_db)
     security.install(app)
     errors.install(app)
     views.install(app)
     blueprints = (auth, health, metrics, inbox, threads, schedule, attachments, quarantine, devmail)
-    blueprints += (staff, accounts, two_factor, families, calendar, csv_import, reply_address, audit)
+    blueprints += (staff, accounts, two_factor, families, calendar, csv_import, reply_address, audit, parents)
     for module in blueprints:
         app.register_blueprint(module.bp)
     return app

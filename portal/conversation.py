@@ -37,6 +37,10 @@ class ParentState:
     notified_up_to: int
     read_up_to: int
     read_at: datetime | None
+    # Rule 7: the contact's own choice ("each", "daily", "paused"), shown on their card.
+    email_choice: str = "each"
+    summary_time: str | None = None
+    choice_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -61,10 +65,14 @@ def parent_states(session: Session, thread: Thread | None, family: Family) -> li
     """Each contact's delivery state, in three plain-row queries whatever the family's size."""
     addresses: dict[int, list[tuple[str, bool, str | None, datetime | None]]] = {}
     contacts: list[tuple[int, str, bool]] = []
-    for contact_id, name, primary, email, bouncing, reason, bounced_at in session.execute(_contacts(), {"family_id": family.id}):
+    choices: dict[int, tuple[str, int | None, datetime | None]] = {}
+    for contact_id, name, primary, choice, minute, choice_at, email, bouncing, reason, bounced_at in session.execute(
+        _contacts(), {"family_id": family.id}
+    ):
         if contact_id not in addresses:
             addresses[contact_id] = []
             contacts.append((contact_id, name, primary))
+            choices[contact_id] = (choice, minute, _aware(choice_at) if choice_at else None)
         if email is not None:
             addresses[contact_id].append((email, bouncing, reason, _aware(bounced_at) if bounced_at else None))
     read: dict[int, tuple[int, datetime]] = {}
@@ -101,6 +109,9 @@ def parent_states(session: Session, thread: Thread | None, family: Family) -> li
                 notified_up_to=notified.get(contact_id, 0),
                 read_up_to=read_up_to,
                 read_at=read_at if read_up_to else None,
+                email_choice=choices[contact_id][0],
+                summary_time=f"{choices[contact_id][1] // 60:02d}:{choices[contact_id][1] % 60:02d}" if choices[contact_id][1] is not None else None,
+                choice_at=choices[contact_id][2],
             )
         )
     return states
@@ -112,6 +123,7 @@ def _contacts() -> Select:  # type: ignore[type-arg]
     return (
         select(
             Contact.id, Contact.name, Contact.is_primary,
+            Contact.email_choice, Contact.summary_minute, Contact.email_choice_at,
             ContactAddress.email, ContactAddress.bouncing, ContactAddress.bounce_reason, ContactAddress.bounced_at,
         )
         .outerjoin(ContactAddress, ContactAddress.contact_id == Contact.id)

@@ -16,7 +16,8 @@ from threads.models import InboundEmail
 
 def _zone() -> str:
     staff = g.get("staff")
-    return staff.business.timezone if staff is not None else "UTC"
+    # A parent page has no staff member: it sets `g.zone` to the business's zone.
+    return staff.business.timezone if staff is not None else g.get("zone", "UTC")
 
 
 def held_count(business_id: int) -> int:

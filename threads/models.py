@@ -40,7 +40,7 @@ NAMING_CONVENTION = {
 
 ROLES = ("basic", "senior", "admin")
 AUTHOR_TYPES = ("staff", "contact", "system")
-SOURCES = ("portal", "email", "system")
+SOURCES = ("portal", "email", "system", "web")
 PERSON_KINDS = ("staff", "contact")
 APPOINTMENT_STATUSES = ("scheduled", "completed", "cancelled")
 INBOUND_OUTCOMES = (
@@ -59,6 +59,7 @@ INBOUND_OUTCOMES = (
 OUTBOX_STATES = ("queued", "sent", "failed", "bounced")
 OUTBOX_KINDS = ("digest", "alert", "escalation", "invite", "password_reset")
 STAFF_TOKEN_PURPOSES = ("invite", "password_reset")
+EMAIL_CHOICES = ("each", "daily", "paused")
 
 PersonKind = Literal["staff", "contact"]
 
@@ -173,7 +174,10 @@ class Family(Base):
 
 class Contact(Base):
     __tablename__ = "contacts"
-    __table_args__ = (UniqueConstraint("family_id", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("family_id", "external_id"),
+        CheckConstraint(_in("email_choice", EMAIL_CHOICES), name="email_choice"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     family_id: Mapped[int] = mapped_column(ForeignKey("families.id", ondelete="CASCADE"), index=True)
@@ -181,6 +185,11 @@ class Contact(Base):
     name: Mapped[str] = mapped_column(String(200))
     is_primary: Mapped[bool] = mapped_column(Boolean, default=False)
     phone: Mapped[str | None] = mapped_column(String(50))
+    # Rule 7: how often this contact is emailed (threads.email_choice).
+    email_choice: Mapped[str] = mapped_column(String(16), default="each", server_default="each")
+    summary_minute: Mapped[int | None] = mapped_column(Integer)  # daily: minutes after local midnight
+    summary_sent_on: Mapped[str | None] = mapped_column(String(10))  # ISO date in the business's zone
+    email_choice_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     family: Mapped[Family] = relationship(back_populates="contacts")
     addresses: Mapped[list[ContactAddress]] = relationship(
@@ -402,6 +411,22 @@ class Attachment(Base):
     content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
 
     message: Mapped[Message] = relationship(back_populates="attachments")
+
+
+class ParentLink(Base):
+    """A contact's parent link key: every link signed for them names this secret.
+
+    Signed links cannot be taken back one by one; a new secret (or the row's removal with
+    its contact) takes back every link made under the old one. `last_used_at` keeps a link
+    alive while it is used: it expires 30 days after the later of its signing and its last use.
+    """
+
+    __tablename__ = "parent_links"
+
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class _Cursor:

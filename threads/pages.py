@@ -54,6 +54,18 @@ def thread_page(session: Session, thread_id: int, *, before_id: int | None = Non
     return _with_attachments(session, list(reversed(rows)))
 
 
+# What a parent page shows: staff's and parents' messages (never system notes, nor any
+# staff-only kind added later: this is a list of what may be shown, not of what may not).
+PARENT_VISIBLE_KINDS = ("staff", "contact")
+
+
+def parent_thread_page(session: Session, thread_id: int, *, before_id: int | None = None, limit: int = 30) -> list[MessageRow]:
+    """Like `thread_page`, only the messages parents may see (rule 8)."""
+    statement = _parent_newest_before() if before_id is not None else _parent_newest()
+    rows = session.execute(statement, {"thread_id": thread_id, "before_id": before_id, "limit": limit}).all()
+    return _with_attachments(session, list(reversed(rows)))
+
+
 def messages_after(session: Session, thread_id: int, after_id: int, *, limit: int = 100) -> list[MessageRow]:
     """Messages newer than `after_id`, oldest first (the live refresh of an open thread)."""
     rows = session.execute(_after(), {"thread_id": thread_id, "after_id": after_id, "limit": limit}).all()
@@ -108,6 +120,20 @@ def _newest() -> Select:  # type: ignore[type-arg]
 @cache
 def _newest_before() -> Select:  # type: ignore[type-arg]
     return _columns().where(Message.id < bindparam("before_id")).order_by(Message.id.desc())
+
+
+@cache
+def _parent_newest() -> Select:  # type: ignore[type-arg]
+    return _columns().where(Message.author_type.in_(PARENT_VISIBLE_KINDS)).order_by(Message.id.desc())
+
+
+@cache
+def _parent_newest_before() -> Select:  # type: ignore[type-arg]
+    return (
+        _columns()
+        .where(Message.author_type.in_(PARENT_VISIBLE_KINDS), Message.id < bindparam("before_id"))
+        .order_by(Message.id.desc())
+    )
 
 
 @cache

@@ -164,7 +164,7 @@ def test_alerts_reach_exactly_the_staff_scheduled_today(settings, sessions, sink
     assert "Can you check Bella's paw?" in text
     assert "Johnson family" in text and "Bella and Max" in text
     assert f"https://portal.test/threads/{world.thread_id}" in text
-    assert "Today: " in text
+    assert "Now: " in text  # the appointment under way (issue 14: current or next, never a finished one)
 
 
 def test_staff_messages_alert_nobody(settings, sessions, sink) -> None:

@@ -181,7 +181,7 @@ def test_thread_shows_each_parents_delivery_state_and_system_notes(
     page = client.get(f"/threads/{world.thread.id}").get_data(as_text=True)
     emma_card = page[page.index(f'data-contact-id="{emma.id}"') :][:1500]
     liam_card = page[page.index(f'data-contact-id="{liam.id}"') :][:1500]
-    assert "Emailed <time" in emma_card and "2 min ago" in emma_card and "Read via reply" in emma_card
+    assert "Emailed <time" in emma_card and "2 min ago" in emma_card and "Read <time" in emma_card
     assert "Bouncing" in liam_card and "550 mailbox unavailable" in liam_card
     assert "Emailed to Emma · Read by Emma" in page
     assert 'class="msg msg-system"' in page and "Auto-reply from Liam Johnson was not posted" in page

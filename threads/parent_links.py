@@ -1,0 +1,95 @@
+"""Parent links: which contact a signed link speaks for, and whether it still may.
+
+A parent link is signed (outbound.links) over the contact's id and a key derived from
+their `parent_links.secret` and the thread's current reply token. So a link stops working
+when the contact is removed (the row goes with them), when their secret is renewed
+(`revoke_parent_links`), and when the family's reply address is rotated (a leak of one
+is treated as a leak of the other). A link lasts 30 days after the later of its signing
+and the contact's last use of a link.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from threads.models import Contact, Family, ParentLink, Thread
+
+LINK_LIFETIME = timedelta(days=30)
+UNSUBSCRIBE_LIFETIME = timedelta(days=365)
+
+
+@dataclass(frozen=True)
+class ParentAccess:
+    """Who a valid link speaks for: one contact, in their own family's thread."""
+
+    contact: Contact
+    family: Family
+    thread: Thread
+
+
+def link_key(secret: str, reply_token: str) -> str:
+    """What a link carries: changes with the contact's secret and the thread's reply token."""
+    return hmac.new(secret.encode(), f"parent-link:{reply_token}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def link_secrets(session: Session, contact_ids: Iterable[int], now: datetime) -> dict[int, str]:
+    """Each contact's link secret, made on first need (one read, one multi-row insert)."""
+    wanted = sorted(set(contact_ids))
+    if not wanted:
+        return {}
+    found = dict(session.execute(select(ParentLink.contact_id, ParentLink.secret).where(ParentLink.contact_id.in_(wanted))).all())
+    fresh = [ParentLink(contact_id=c, secret=secrets.token_hex(16), created_at=now) for c in wanted if c not in found]
+    session.add_all(fresh)
+    session.flush()
+    found.update({row.contact_id: row.secret for row in fresh})
+    return found
+
+
+def revoke_parent_links(session: Session, contact_id: int, now: datetime) -> None:
+    """Every link made for this contact so far stops working; the next email brings a new one."""
+    row = session.get(ParentLink, contact_id)
+    if row is not None:
+        row.secret = secrets.token_hex(16)
+        row.created_at = now
+        row.last_used_at = None
+        session.flush()
+
+
+def parent_access(
+    session: Session, contact_id: int, key: str, signed_at: datetime, now: datetime, lifetime: timedelta = LINK_LIFETIME
+) -> ParentAccess | None:
+    """The contact and thread a link opens, or None when revoked, rotated away or expired.
+
+    `lifetime`: the page's 30 days after last use; an unsubscribe link in an old email
+    (UNSUBSCRIBE_LIFETIME) keeps working longer, as RFC 8058 senders are expected to.
+    """
+    found = session.execute(
+        select(Contact, ParentLink, Thread)
+        .join(ParentLink, ParentLink.contact_id == Contact.id)
+        .join(Thread, Thread.family_id == Contact.family_id)
+        .where(Contact.id == contact_id, Thread.active)
+    ).first()
+    if found is None:
+        return None
+    contact, link, thread = found
+    if not hmac.compare_digest(link_key(link.secret, thread.reply_token), key):
+        return None
+    last_use = max(signed_at, link.last_used_at or signed_at)
+    if now - last_use > lifetime:
+        return None
+    return ParentAccess(contact=contact, family=contact.family, thread=thread)
+
+
+def note_link_used(session: Session, contact_id: int, now: datetime) -> None:
+    """A use keeps the contact's links alive for another 30 days."""
+    row = session.get(ParentLink, contact_id)
+    if row is not None and (row.last_used_at is None or row.last_used_at < now):
+        row.last_used_at = now
