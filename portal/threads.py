@@ -17,7 +17,7 @@ from werkzeug.wrappers import Response
 from inbound.parse import UnparseableEmail, parse_email
 
 from outbound import live
-from outbound.notify import message_posted
+from outbound.notify import message_posted, note_posted, plan_mentions
 from portal.auth import current_staff, requires
 from portal.conversation import message_views, parent_states
 from portal.runtime import db, now, settings
@@ -158,7 +158,17 @@ def post_to_family(family_id: int) -> Any:
 
 def _post(staff: Staff, thread: Thread) -> Message:
     files = [_attachment(f) for f in request.files.getlist("files")[:MAX_FILES] if f and f.filename]
-    message = post_message(db(), thread, staff, request.form.get("body", ""), files, source="portal", now=now())
+    internal = request.form.get("internal") in ("1", "on", "true")
+    message = post_message(
+        db(), thread, staff, request.form.get("body", ""), files, source="portal", internal=internal, now=now()
+    )
+    if internal:
+        # Mentions are decided in the posting transaction: a note is never without its emails.
+        mentions = plan_mentions(db(), settings(), message, thread, now())
+        db().commit()
+        logger.info("staff %s posted note %s in thread %s (%d mentions)", staff.id, message.id, thread.id, len(mentions))
+        note_posted(message.id, mentions)
+        return message
     db().commit()
     logger.info("staff %s posted message %s in thread %s", staff.id, message.id, thread.id)
     message_posted(message.id)

@@ -363,6 +363,9 @@ class Message(Base):
     # The body was cut at `threads.limits.MAX_VISIBLE_TEXT`; the whole email stays stored
     # with the inbound email this message came from ("show the full email").
     truncated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # An internal note (rule 8): staff-only. Parents never see it — no digest, no parent
+    # page, no parent unread count; `threads.posting.visible_to_parents` is the one filter.
+    internal: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     thread: Mapped[Thread] = relationship()
     staff: Mapped[Staff | None] = relationship()

@@ -45,6 +45,7 @@ class MessageRow:
     # carries megabytes of one message. The whole email stays with its inbound email.
     truncated: bool
     attachments: tuple[AttachmentRow, ...]
+    internal: bool = False  # a staff-only note (rule 8)
 
 
 def thread_page(session: Session, thread_id: int, *, before_id: int | None = None, limit: int = 50) -> list[MessageRow]:
@@ -70,7 +71,7 @@ def _with_attachments(session: Session, rows: list) -> list[MessageRow]:  # type
 
 
 def _row(row, attachments: tuple[AttachmentRow, ...]) -> MessageRow:  # type: ignore[no-untyped-def]
-    *columns, body, trimmed, html, truncated = row
+    *columns, body, trimmed, html, truncated, internal = row
     long_body, long_trimmed = len(body) > MAX_VISIBLE_TEXT, trimmed is not None and len(trimmed) > MAX_VISIBLE_TEXT
     return MessageRow(
         *columns,
@@ -79,6 +80,7 @@ def _row(row, attachments: tuple[AttachmentRow, ...]) -> MessageRow:  # type: ig
         html=html,
         truncated=bool(truncated) or long_body or long_trimmed,
         attachments=attachments,
+        internal=bool(internal),
     )
 
 
@@ -91,7 +93,7 @@ def _columns() -> Select:  # type: ignore[type-arg]
             # One character more than is shown tells a longer text from one that fits.
             func.substr(Message.body, 1, MAX_VISIBLE_TEXT + 1).label("body"),
             func.substr(Message.trimmed, 1, MAX_VISIBLE_TEXT + 1).label("trimmed"),
-            Message.html, Message.truncated,
+            Message.html, Message.truncated, Message.internal,
         )
         .outerjoin(Staff, Staff.id == Message.staff_id)
         .outerjoin(Contact, Contact.id == Message.contact_id)

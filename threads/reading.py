@@ -23,6 +23,7 @@ from threads.models import (
     Staff,
     Thread,
 )
+from threads.posting import parent_visible, visible_to_parents
 from threads.schedule import business_today, families_for_staff
 
 PREVIEW_CHARS = 140
@@ -62,20 +63,24 @@ def _not_written_by(person: Person) -> ColumnElement[bool]:
 
 
 def unread_messages(session: Session, thread: Thread, person: Person) -> list[Message]:
-    """Messages newer than the person's read cursor and not written by them, oldest first."""
+    """Messages newer than the person's read cursor and not written by them, oldest first
+    (for a parent, without internal notes)."""
     cursor = read_position(session, thread, person)
     query = (
         select(Message)
         .where(Message.thread_id == thread.id, Message.id > cursor, _not_written_by(person))
         .order_by(Message.id)
     )
+    if person.kind == "contact":
+        query = visible_to_parents(query)  # rule 8: a note is never unread for a parent
     return list(session.scalars(query))
 
 
 def pending_notifications(session: Session, thread: Thread, contact: Contact) -> list[Message]:
     """What one digest must hold for a contact: unread for them and not yet emailed.
 
-    System notes are for staff; a contact's own words never come back to them.
+    System notes and internal notes (rule 8) are for staff; a contact's own words never
+    come back to them.
     """
     person = contact.person
     floor = max(
@@ -89,6 +94,7 @@ def pending_notifications(session: Session, thread: Thread, contact: Contact) ->
             Message.thread_id == thread.id,
             Message.id > floor,
             Message.author_type != "system",
+            parent_visible(),
             _not_written_by(person),
         )
         .order_by(Message.id)

@@ -353,6 +353,19 @@
       }
     });
     text.addEventListener("input", grow);
+    // "Internal note": the composer turns amber and says who sees it, so nobody sends a
+    // staff-only remark to the family by mistake (or the other way round).
+    var note = form.querySelector("[data-note-toggle]");
+    var noteHint = document.getElementById("note-hint");
+    if (note) {
+      var showMode = function () {
+        form.classList.toggle("note-mode", note.checked);
+        if (noteHint) { noteHint.hidden = !note.checked; }
+        text.placeholder = note.checked ? "Internal note (staff only)…" : text.getAttribute("data-family-placeholder");
+      };
+      note.addEventListener("change", function () { showMode(); text.focus(); });
+      showMode();
+    }
     // Ready to type on a desktop; on a phone, focusing would pop the keyboard over the thread.
     if (window.matchMedia("(min-width: 761px)").matches) { text.focus({ preventScroll: true }); }
     form.addEventListener("submit", function (event) { event.preventDefault(); send(); });
