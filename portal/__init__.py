@@ -44,6 +44,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         quarantine,
         reply_address,
         schedule,
+        search,
         security,
         staff,
         threads,
@@ -80,7 +81,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     errors.install(app)
     views.install(app)
     blueprints = (auth, health, metrics, inbox, threads, schedule, attachments, quarantine, devmail)
-    blueprints += (staff, accounts, two_factor, families, calendar, csv_import, reply_address, audit)
+    blueprints += (staff, accounts, two_factor, families, calendar, csv_import, reply_address, audit, search)
     for module in blueprints:
         app.register_blueprint(module.bp)
     return app

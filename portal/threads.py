@@ -28,7 +28,7 @@ from threads.errors import UnknownThread
 from threads.models import InboundEmail, Message, Staff, Thread
 from threads.posting import NewAttachment, post_message
 from threads.pages import messages_after, thread_page
-from threads.reading import mark_read
+from threads.reading import mark_read, mark_unread
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +82,20 @@ def newer(thread_id: int) -> Any:
     if read:
         live.thread_read(staff.id)
     return jsonify(html=html, last_id=messages[-1].id)
+
+
+@bp.post("/threads/<int:thread_id>/unread")
+@requires()
+def unread(thread_id: int) -> Response:
+    """"Mark as unread" for me only; back to where I came to threads from."""
+    staff = current_staff()
+    thread = thread_for(staff, thread_id)
+    mark_unread(db(), thread, staff)
+    db().commit()
+    live.thread_read(staff.id)  # my other tabs redraw their dots
+    if staff.is_senior:
+        return redirect(url_for("inbox.messages"))
+    return redirect(url_for("schedule.today"))
 
 
 @bp.get("/messages/<int:message_id>/email")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, ScalarSelect, Select, bindparam, exists, func, or_, select
+from sqlalchemy import ColumnElement, ScalarSelect, Select, bindparam, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from threads.cursors import advance_cursor, cursor_position
@@ -25,6 +25,7 @@ from threads.models import (
 )
 from threads.posting import parent_visible, visible_to_parents
 from threads.schedule import business_today, families_for_staff
+from threads.types import utcnow
 
 PREVIEW_CHARS = 140
 # The tab dot first looks at this many most recently active threads (see _senior_dot_query).
@@ -51,6 +52,30 @@ def mark_read(session: Session, thread: Thread, person: Person, up_to_message_id
     target = thread.last_message_id if up_to_message_id is None else up_to_message_id
     if target:
         advance_cursor(session, ReadCursor, thread.id, person, target)
+
+
+def mark_unread(session: Session, thread: Thread, staff: Staff) -> int | None:
+    """"Mark as unread", for this staff member only: their read cursor moves back to just
+    before the newest message they did not write, so the thread shows unread for them again
+    (and for nobody else). Returns the message it is unread from, None when every message is
+    their own (nothing could be unread)."""
+    person = staff.person
+    newest = session.scalar(
+        select(func.max(Message.id)).where(Message.thread_id == thread.id, _not_written_by(person))
+    )
+    if newest is None:
+        return None
+    session.execute(
+        update(ReadCursor)
+        .where(
+            ReadCursor.thread_id == thread.id,
+            ReadCursor.person_kind == person.kind,
+            ReadCursor.person_id == person.id,
+            ReadCursor.message_id >= newest,
+        )
+        .values(message_id=newest - 1, updated_at=utcnow())
+    )
+    return newest
 
 
 def read_position(session: Session, thread: Thread, person: Person) -> int:
