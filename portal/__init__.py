@@ -43,6 +43,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         metrics,
         quarantine,
         reply_address,
+        saved_replies,
         schedule,
         search,
         security,
@@ -82,6 +83,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     views.install(app)
     blueprints = (auth, health, metrics, inbox, threads, schedule, attachments, quarantine, devmail)
     blueprints += (staff, accounts, two_factor, families, calendar, csv_import, reply_address, audit, search)
+    blueprints += (saved_replies,)
     for module in blueprints:
         app.register_blueprint(module.bp)
     return app

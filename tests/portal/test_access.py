@@ -46,6 +46,12 @@ MATRIX: list[tuple[str, str, dict[str, int]]] = [
     ("GET", "/healthz", {"*": 200}),
     ("GET", "/search?q=bella", {"signed_out": 302, "*": 200}),
     ("GET", "/search", {"signed_out": 302, "*": 200}),
+    ("GET", "/saved-replies", {"signed_out": 302, "basic": 403, "*": 200}),
+    ("POST", "/saved-replies", {"signed_out": 302, "basic": 403, "*": 400}),  # no name or text in the matrix's form
+    ("POST", "/saved-replies/999999", {"signed_out": 302, "basic": 403, "*": 404}),
+    ("POST", "/saved-replies/999999/delete", {"signed_out": 302, "basic": 403, "*": 404}),
+    ("GET", "/families/{scheduled}/saved-replies", {"signed_out": 401, "foreign": 404, "*": 200}),
+    ("GET", "/families/{other}/saved-replies", {"signed_out": 401, "basic": 403, "foreign": 404, "*": 200}),
     ("POST", "/threads/{thread}/unread", {"signed_out": 302, "foreign": 404, "*": 302}),
     ("POST", "/threads/{other_thread}/unread", {"signed_out": 302, "basic": 403, "foreign": 404, "*": 302}),
     ("POST", "/threads/{thread}/messages", {"signed_out": 401, "foreign": 404, "*": 302}),
