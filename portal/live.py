@@ -41,6 +41,7 @@ from outbound.live import Event, local_broker, redis_channel
 from pawpost.settings import Settings
 from portal import SESSION_COOKIE_NAME, SESSION_LIFETIME
 from portal.auth import password_fingerprint
+from threads.accounts import live_session
 from threads.models import Business, Family, InboundEmail, Message, Staff, Thread
 from threads.schedule import business_today, day_bounds, scheduled_staff
 from threads.types import utcnow
@@ -168,12 +169,14 @@ class Hub:
             data = self._serializer.loads(cookie, max_age=self._max_age)
         except BadSignature:
             return None
-        staff_id, fingerprint = data.get("staff_id"), data.get("auth")
-        if not isinstance(staff_id, int) or not isinstance(fingerprint, str):
+        # The cookie names a server-side session (`sid`), as for every portal request.
+        token, fingerprint = data.get("sid"), data.get("auth")
+        if not isinstance(token, str) or not isinstance(fingerprint, str):
             return None
         with self.sessions() as session:
-            staff = session.scalar(select(Staff).options(joinedload(Staff.business)).where(Staff.id == staff_id))
-            if staff is None or not staff.active or fingerprint != password_fingerprint(self.settings.secret_key, staff.password_hash):
+            row = live_session(session, token, self.clock())
+            staff = row.staff if row is not None else None
+            if staff is None or fingerprint != password_fingerprint(self.settings.secret_key, staff.password_hash):
                 return None
             ends_at = None
             if not staff.is_senior:
