@@ -30,6 +30,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
 
     from portal import (
         accounts,
+        announcements,
         attachments,
         audit,
         auth,
@@ -83,7 +84,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     views.install(app)
     blueprints = (auth, health, metrics, inbox, threads, schedule, attachments, quarantine, devmail)
     blueprints += (staff, accounts, two_factor, families, calendar, csv_import, reply_address, audit, search)
-    blueprints += (saved_replies,)
+    blueprints += (saved_replies, announcements)
     for module in blueprints:
         app.register_blueprint(module.bp)
     return app

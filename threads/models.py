@@ -641,3 +641,32 @@ class SavedReply(Base):
     body: Mapped[str] = mapped_column(Text)
     updated_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Announcement(Base):
+    """One message a senior sends to many families: posted into each family's own thread.
+
+    Its delivery rows are written with it, in one transaction; a worker posts them one by
+    one, each post and its delivery mark committing together (resumable, never doubled).
+    """
+
+    __tablename__ = "announcements"
+    __table_args__ = (Index("ix_announcements_business_id_id", "business_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+    body: Mapped[str] = mapped_column(Text)
+    audience: Mapped[str] = mapped_column(String(200))  # how it was picked, for the list
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AnnouncementDelivery(Base):
+    """One family an announcement goes to; `message_id` once it is posted in their thread."""
+
+    __tablename__ = "announcement_deliveries"
+
+    announcement_id: Mapped[int] = mapped_column(ForeignKey("announcements.id", ondelete="CASCADE"), primary_key=True)
+    family_id: Mapped[int] = mapped_column(ForeignKey("families.id", ondelete="CASCADE"), primary_key=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))

@@ -47,6 +47,10 @@ MATRIX: list[tuple[str, str, dict[str, int]]] = [
     ("GET", "/search?q=bella", {"signed_out": 302, "*": 200}),
     ("GET", "/search", {"signed_out": 302, "*": 200}),
     ("GET", "/saved-replies", {"signed_out": 302, "basic": 403, "*": 200}),
+    ("GET", "/announcements", {"signed_out": 302, "basic": 403, "*": 200}),
+    ("POST", "/announcements/preview", {"signed_out": 302, "basic": 403, "*": 200}),  # the matrix's text, to everyone
+    ("POST", "/announcements", {"signed_out": 302, "basic": 403, "*": 302}),
+    ("GET", "/announcements/999999", {"signed_out": 302, "basic": 403, "*": 404}),
     ("POST", "/saved-replies", {"signed_out": 302, "basic": 403, "*": 400}),  # no name or text in the matrix's form
     ("POST", "/saved-replies/999999", {"signed_out": 302, "basic": 403, "*": 404}),
     ("POST", "/saved-replies/999999/delete", {"signed_out": 302, "basic": 403, "*": 404}),
