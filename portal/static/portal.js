@@ -459,7 +459,41 @@
     text.addEventListener("blur", function () { setTimeout(close, 150); });
   }
 
+  /* Phones: the tabs fold into one "Menu" button naming the current page; the unread dot
+     and the held count show on the button while the list is closed. */
+  function startMenu() {
+    var button = document.querySelector("[data-menu-toggle]");
+    var bar = button && button.closest(".topbar");
+    if (!bar) { return; }
+    var current = bar.querySelector('nav a[aria-current="page"]');
+    var label = button.querySelector("[data-menu-current]");
+    if (current && label) { label.textContent = current.firstChild.textContent.trim(); }
+    var tabDot = document.getElementById("tab-dot");
+    var held = document.getElementById("held-count");
+    var menuDot = button.querySelector("[data-menu-dot]");
+    function mirror() {
+      if (menuDot) { menuDot.hidden = !((tabDot && !tabDot.hidden) || (held && !held.hidden)); }
+    }
+    [tabDot, held].forEach(function (el) {
+      if (el && window.MutationObserver) { new MutationObserver(mirror).observe(el, { attributes: true, attributeFilter: ["hidden"] }); }
+    });
+    mirror();
+    function set(open) {
+      bar.classList.toggle("menu-open", open);
+      button.setAttribute("aria-expanded", open ? "true" : "false");
+    }
+    button.addEventListener("click", function () { set(!bar.classList.contains("menu-open")); });
+    document.addEventListener("keydown", function (event) {
+      if (event.key === "Escape" && bar.classList.contains("menu-open")) { set(false); button.focus(); }
+    });
+    document.addEventListener("click", function (event) {
+      if (bar.classList.contains("menu-open") && !bar.contains(event.target)) { set(false); }
+    });
+  }
+
+  document.documentElement.classList.add("js");
   document.addEventListener("DOMContentLoaded", function () {
+    startMenu();
     startInbox();
     startSearch();
     startThread();

@@ -93,3 +93,39 @@ def test_screenshots_of_the_new_pages(browser: Browser, live: Live, width: int, 
             page.get_by_label("Internal note").check()
         page.screenshot(path=str(tmp_path / f"{name}-{width}.png"), full_page=True)
     assert_clean(page)
+
+
+def test_at_390_px_one_menu_button_opens_every_tab(browser: Browser, live: Live, tmp_path) -> None:  # noqa: F811, ANN001
+    page = signed_in_page(browser, live, "sam@a.test", width=390)
+    menu = page.get_by_role("button", name=re.compile("Menu"))
+    expect(menu).to_be_visible()
+    expect(menu).to_contain_text("Messages")  # the current page
+    assert page.locator("[data-menu-current]").bounding_box()["width"] > 40  # and readable
+    expect(menu).to_have_attribute("aria-expanded", "false")
+    families = page.get_by_role("link", name="Families")
+    expect(families).to_be_hidden()
+    expect(page.locator(".whoami .role")).to_be_visible()  # name and role shown
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing off-screen sideways
+    menu.click()
+    expect(menu).to_have_attribute("aria-expanded", "true")
+    for name in ("Messages", "Today", "Search", "Schedule", "Announce", "Replies", "Families"):
+        link = page.get_by_role("navigation", name="Main").get_by_role("link", name=re.compile(f"^{name}"))
+        expect(link).to_be_in_viewport()
+    held = page.locator("#held-count")
+    gap = page.evaluate(
+        "() => { const c = document.getElementById('held-count'); const r = document.createRange();"
+        " r.selectNodeContents(c.parentElement.firstChild); return c.getBoundingClientRect().left - r.getBoundingClientRect().right; }"
+    )
+    assert held.is_visible() and gap >= 4, gap  # the count does not touch "Quarantine"
+    page.screenshot(path=str(tmp_path / "menu-390.png"))
+    page.keyboard.press("Escape")
+    expect(families).to_be_hidden()
+    page.goto(live.url("/today"))
+    expect(page.get_by_role("button", name=re.compile("Menu"))).to_contain_text("Today")
+    page.screenshot(path=str(tmp_path / "today-390.png"), full_page=True)
+    page.goto(live.url("/quarantine"))
+    discard = page.get_by_role("button", name="Discard").first
+    box = discard.bounding_box()
+    assert box is not None and box["height"] < 60  # one line
+    page.screenshot(path=str(tmp_path / "quarantine-390.png"), full_page=True)
+    assert_clean(page)
