@@ -321,6 +321,10 @@ def _addresses(values: Iterable[str]) -> list[tuple[str, str]]:
 
 def _flanker_mime() -> Any:
     """flanker, imported lazily (slow) and without its stdlib deprecation noise (cgi, imghdr)."""
+    # Its address grammar is built at import and warns "Symbol … is unreachable" for rules
+    # flanker never starts from: a page of noise on the first email, nothing to act on.
+    logging.getLogger("flanker.addresslib._parser.parser").setLevel(logging.ERROR)
+    logging.getLogger("flanker.addresslib._parser.lexer").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         from flanker import mime
