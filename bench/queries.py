@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import statistics
 import sys
 import time
@@ -29,9 +30,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from bench.seed import RESULTS_DIR, URL_ENV, database_url
 from threads.db import make_engine, make_session_factory
 from threads.directory import search_families
-from threads.models import Contact, Family, Pet, Staff, Thread
+from threads.models import Contact, Family, Message, Pet, Staff, Thread
 from threads.pages import thread_page
 from threads.reading import has_unread, inbox
+from threads.search import search_messages
 
 TARGET_P95_MS = 10.0
 RESULTS_FILE = RESULTS_DIR / "queries.json"
@@ -94,6 +96,34 @@ def _search(business_id: int) -> Prepare:
     return prepare
 
 
+def _message_search(staff_id: int, now: datetime) -> Prepare:
+    def prepare(session: Session, query: str) -> Callable[[], object]:
+        staff = session.get_one(Staff, staff_id)
+        staff.business  # noqa: B018 - loaded before timing, as the signed-in request has it
+        return lambda: search_messages(session, staff, query, now)
+
+    return prepare
+
+
+def _message_queries(session: Session, rng: random.Random, count: int) -> list[str]:
+    """Words of real messages: one whole word, two words, or a 3-letter prefix."""
+    top = session.scalar(select(func.max(Message.id))) or 0
+    queries: list[str] = []
+    while len(queries) < count and top:
+        body = session.scalar(select(Message.body).where(Message.id >= rng.randint(1, top)).order_by(Message.id).limit(1)) or ""
+        words = [w for w in re.findall(r"[^\W_]{3,}", body.lower())]
+        if not words:
+            continue
+        kind = rng.random()
+        if kind < 0.5:
+            queries.append(rng.choice(words))
+        elif kind < 0.8:
+            queries.append(" ".join(rng.sample(words, min(2, len(words)))))
+        else:
+            queries.append(rng.choice(words)[:3])
+    return queries
+
+
 def _select_one(session: Session, _: object) -> Callable[[], object]:
     session.execute(text("SELECT 1"))
     return lambda: session.execute(text("SELECT 1")).scalar_one()
@@ -138,6 +168,7 @@ def build_cases(factory: sessionmaker[Session], rng: random.Random, now: datetim
         sample = rng.sample(list(threads), min(300, len(threads))) + list(longest)
         rng.shuffle(sample)
         queries, letters = _search_queries(session, business_id, rng, 300)
+        message_queries = _message_queries(session, rng, 300)
     cases = [
         Case("inbox (senior, newest 50)", _inbox, seniors),
         Case("tab dot (senior with unread)", _tab_dot(now), with_unread),
@@ -146,6 +177,8 @@ def build_cases(factory: sessionmaker[Session], rng: random.Random, now: datetim
         Case("thread page (newest 50)", _thread_page, sample),
         Case("family search (2+ letters)", _search(business_id), queries),
         Case("family search (1 letter)", _search(business_id), letters, target=False),
+        Case("message search (senior, every thread)", _message_search(seniors[0], now), message_queries),
+        Case("message search (basic, today's families)", _message_search(basics[0], now), message_queries),
     ]
     return [case for case in cases if case.inputs]
 

@@ -321,10 +321,20 @@ def _addresses(values: Iterable[str]) -> list[tuple[str, str]]:
 
 def _flanker_mime() -> Any:
     """flanker, imported lazily (slow) and without its stdlib deprecation noise (cgi, imghdr)."""
+    # Its address grammar is built at import and warns "Symbol … is unreachable" for rules
+    # flanker never starts from: a page of noise on the first email, nothing to act on.
+    # (Set again after the import: the lexer module sets its own logger's level.)
+    _quiet_flanker_grammar()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         from flanker import mime
+    _quiet_flanker_grammar()
     return mime
+
+
+def _quiet_flanker_grammar() -> None:
+    for name in ("flanker.addresslib._parser.parser", "flanker.addresslib._parser.lexer"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _flanker_body(raw: bytes) -> _Body | None:

@@ -171,7 +171,7 @@ class InboundHandler:
         try:
             recipient = await self.recipients.ask(address)
         except RoutingError as error:
-            logger.info("smtp recipient refused: %s", type(error).__name__)
+            logger.info("smtp recipient refused: %s for %s", type(error).__name__, shortened_address(address))
             return routing_reply(error)
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
@@ -539,3 +539,18 @@ def serve_forever(settings: Settings, *, drain_seconds: float = DEFAULT_DRAIN_SE
         cleanup()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def shortened_address(address: str, *, keep: int = 4, limit: int = 80) -> str:
+    """A recipient as a log line may show it: a reply token (after `+`) cut to its first
+    `keep` characters (enough to tell two apart, not to use one), control characters
+    dropped, at most `limit` characters (the address is whatever a stranger typed)."""
+    text = "".join(c for c in address if c.isprintable())
+    local, at, domain = text.rpartition("@")
+    if not at:
+        local, domain = text, ""
+    base, plus, tag = local.partition("+")
+    if plus and len(tag) > keep:
+        local = f"{base}+{tag[:keep]}…"
+    shown = f"{local}{at}{domain}"
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"

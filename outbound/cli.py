@@ -52,6 +52,28 @@ class SweepingScheduler(Scheduler):
             self._logger.exception("could not enqueue the sweep")
 
 
+# Tasks that run on a timer whatever happens (the sweep): huey's "Executing …" and
+# "… executed in" lines about them would be most of a quiet deployment's log.
+ROUTINE_TASKS = ("sweep_in_slot",)
+
+
+class RoutineTasksAtDebug(logging.Filter):
+    """huey's INFO lines about routine tasks become DEBUG (kept under `-v`); the rest pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO and any(name in str(arg) for arg in record.args or () for name in ROUTINE_TASKS):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG) and logging.getLogger().isEnabledFor(logging.DEBUG)
+        return True
+
+
+def quiet_routine_logs() -> None:
+    """Install `RoutineTasksAtDebug` on huey's logger, once."""
+    huey_logger = logging.getLogger("huey")
+    if not any(isinstance(f, RoutineTasksAtDebug) for f in huey_logger.filters):
+        huey_logger.addFilter(RoutineTasksAtDebug())
+
+
 def build_consumer(
     settings: Settings, *, workers: int = 2, sweep_seconds: int = DEFAULT_SWEEP_SECONDS, processes: bool = False
 ) -> Consumer:
@@ -64,6 +86,7 @@ def build_consumer(
     SIGTERM as "stop now"); a second signal stops at once. A task cut short is not lost:
     its outbox row or its due digest is found again by the sweep.
     """
+    quiet_routine_logs()
     queue = configure_queue(settings)
     scheduler_class = type("PawpostScheduler", (SweepingScheduler,), {"sweep_seconds": sweep_seconds})
     consumer_class = type("PawpostConsumer", (Consumer,), {"scheduler_class": scheduler_class})

@@ -5,7 +5,8 @@ each made the worker ~10x slower than its relay. Here one transaction decides a 
 lock the batch's threads, read every contact, cursor and owed message of the batch in a
 few queries, render, then write every outbox row, message link and notified cursor in a
 few multi-row statements. The rule is exactly `threads.reading.pending_notifications`:
-unread, not yet emailed, no system notes, never the contact's own words.
+unread, not yet emailed, no system notes, no internal notes (rule 8), never the contact's
+own words.
 
 On PostgreSQL the threads are locked `FOR UPDATE SKIP LOCKED` in id order: two workers
 handed the same batch split it instead of queueing behind each other, and a thread another
@@ -31,6 +32,7 @@ from outbound.render import DigestContent, ShownMessage, render_digest
 from pawpost.settings import Settings
 from threads.models import Contact, ContactAddress, Family, Message, NotifiedCursor, ReadCursor, Thread
 from threads.parent_links import link_key, link_secrets
+from threads.posting import parent_visible
 from threads.types import utcnow
 
 logger = logging.getLogger(__name__)
@@ -249,6 +251,7 @@ def _owed_digests(session: Session, threads: Sequence[Thread], summaries: Collec
         .where(
             or_(*(and_(Message.thread_id.in_(ids), Message.id > floor) for floor, ids in sorted(by_floor.items()))),
             Message.author_type != "system",
+            parent_visible(),  # rule 8: an internal note is never in a digest
         )
         .order_by(Message.thread_id, Message.id)
     ).all()

@@ -10,6 +10,7 @@ drive them with a fake clock.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,15 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from pawpost.settings import Settings
 from outbound import compose, digests, live, outbox
-from outbound.render import AlertContent, Envelope, EscalationContent, render_alert, render_escalation
+from outbound.render import (
+    AlertContent,
+    Envelope,
+    EscalationContent,
+    MentionContent,
+    render_alert,
+    render_escalation,
+    render_mention,
+)
 from threads.models import (
     Appointment,
     Contact,
@@ -32,6 +41,7 @@ from threads.models import (
     Staff,
     Thread,
 )
+from threads.mentions import mentioned_staff
 from threads.schedule import appointments_for_family, business_today, scheduled_staff
 from threads.types import UTCDateTime
 
@@ -185,6 +195,59 @@ def _current_or_next(appointments: Sequence[Appointment], at: datetime, timezone
             when = compose.local_time_range(appointment.starts_at, appointment.ends_at, timezone)
             return (f"{label}: {appointment.service}, {when}",)
     return ()
+
+
+def plan_mentions(session: Session, settings: Settings, message: Message, thread: Thread, now: datetime) -> list[int]:
+    """An internal note's `@Name` mentions: one email per mentioned active staff member (not
+    the author), each at most once (`mention:<message>:<staff>`), written in the posting
+    transaction. Only notes mention: a message parents read is never forwarded this way.
+
+    The rows are kind `alert` (a staff alert about one message); their email has no
+    Reply-To and no thread headers, so an answer by email cannot land where parents read.
+    """
+    if not message.internal or message.staff_id is None:
+        return []
+    recipients = mentioned_staff(session, thread.business_id, message.body, author_id=message.staff_id)
+    if not recipients:
+        return []
+    business, family = thread.business, thread.family
+    shown = compose.shown_messages(settings, [message], business)[0]
+    author = message.author_name
+    return _email_staff(
+        session,
+        settings,
+        thread,
+        kind="alert",
+        key_prefix=f"mention:{message.id}",
+        recipients=recipients,
+        message_ids=[message.id],
+        now=now,
+        from_name=f"{author} via {business.sender_name}",
+        render=lambda staff, envelope: render_mention(
+            dataclasses.replace(envelope, reply_to="", root_message_id="", subject=f"{author} mentioned you: {envelope.subject}"),
+            MentionContent(
+                business_name=business.name,
+                family_name=family.name,
+                author_name=author,
+                note=shown,
+                portal_url=f"{compose.thread_link(settings, thread.id)}#m{message.id}",
+                recipient_name=staff.name,
+            ),
+        ),
+    )
+
+
+def note_posted(message_id: int, outbox_ids: Sequence[int]) -> None:
+    """After the commit of an internal note: send its mention emails and hint open tabs.
+    No digest follows (rule 8). Never raises: the sweep sends queued rows a lost push left."""
+    if outbox_ids:
+        try:
+            from outbound.tasks import deliver_emails
+
+            deliver_emails(list(outbox_ids))
+        except Exception:
+            logger.exception("could not enqueue the mentions of note %s; the sweep will send them", message_id)
+    live.message_posted(message_id)
 
 
 def plan_escalation(session: Session, settings: Settings, thread_id: int, now: datetime) -> list[int]:

@@ -148,6 +148,16 @@ class AlertContent:
 
 
 @dataclass(frozen=True)
+class MentionContent:
+    business_name: str
+    family_name: str
+    author_name: str
+    note: ShownMessage
+    portal_url: str
+    recipient_name: str
+
+
+@dataclass(frozen=True)
 class EscalationContent:
     business_name: str
     family_name: str
@@ -201,6 +211,14 @@ def render_digest(envelope: Envelope, content: DigestContent) -> Message:
 def render_alert(envelope: Envelope, content: AlertContent) -> Message:
     """A staff alert: a parent wrote in a thread of a family the staff member sees today."""
     return _build(envelope, "alert", {"c": content, "images": list(content.message.images)})
+
+
+def render_mention(envelope: Envelope, content: MentionContent) -> Message:
+    """To a staff member named in an internal note: the note and a link to the thread.
+
+    No Reply-To and no thread headers: an answer by email would land in the family's
+    thread, where parents read it, so the email says to answer in the portal."""
+    return _build(envelope, "mention", {"c": content, "images": list(content.note.images)})
 
 
 def render_escalation(envelope: Envelope, content: EscalationContent) -> Message:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, aliased
 from pawpost.settings import Settings
 from outbound import outbox
 from threads.models import Business, Contact, ContactAddress, Message, NotifiedCursor, ReadCursor, Staff, Thread
+from threads.posting import parent_visible
 
 # How far back each repair looks. A digest is still worth sending after a long outage; an
 # alert ("at once") or an escalation older than this would only confuse.
@@ -86,6 +87,7 @@ def due_digest_threads(session: Session, settings: Settings, now: datetime) -> l
                 message.id > read_floor,
                 message.id > notified_floor,
                 message.author_type != "system",
+                parent_visible(message),
                 or_(message.contact_id.is_(None), message.contact_id != Contact.id),
                 message.created_at <= cutoff,
             ),

@@ -21,6 +21,9 @@ from outbound.queue import configured_settings, huey, session_factory
 from outbound.transport import parse_outbound_url
 from pawpost.settings import Settings
 from threads import email_choice
+
+
+from threads.announcements import post_pending, unfinished_announcements
 from threads.models import Business, Message, Thread
 from threads.types import utcnow
 
@@ -237,6 +240,7 @@ def run_sweep(now: datetime | None = None) -> sweep.DueWork:
         escalate_threads(batch)
     for batch in _chunks(due.outbox_ids):
         deliver_emails(batch)
+    restart_announcements()
     if due.total:
         logger.info(
             "sweep: %d digest thread(s), %d alert(s), %d escalation thread(s), %d unsent email(s)",
@@ -276,6 +280,34 @@ def run_daily_summaries(now: datetime | None = None) -> list[int]:
     if due:
         logger.info("daily summaries: %d contact(s) due, %d email(s)", len(due), len(created))
     return created
+
+
+def run_announcement(announcement_id: int, now: datetime | None = None, *, batch: int = 50) -> int:
+    """Post an announcement's remaining families, a batch per transaction; how many were posted.
+
+    Each family's message and its delivery mark commit together, so a worker killed here
+    leaves exactly the unposted families for the next run (the sweep starts one)."""
+    total = 0
+    while True:
+        moment = now or utcnow()
+        posted = _transaction(
+            lambda session, settings: post_pending(session, announcement_id, settings.mail_domain, moment, batch=batch)
+        )
+        if not posted:
+            if total:
+                logger.info("announcement %s: posted to %d famil(ies)", announcement_id, total)
+            return total
+        for message_id in posted:
+            notify.message_posted(message_id)  # digests through the normal path
+        total += len(posted)
+
+
+def restart_announcements() -> list[int]:
+    """Enqueue a worker for every announcement with families left (a crash stopped one)."""
+    unfinished = _transaction(lambda session, _settings: unfinished_announcements(session))
+    for announcement_id in unfinished:
+        _enqueue_quietly(lambda announcement_id=announcement_id: post_announcement(announcement_id))
+    return unfinished
 
 
 def run_due_inline(due: sweep.DueWork, now: datetime | None = None) -> list[int]:
@@ -329,6 +361,11 @@ def alert_messages(message_ids: list[int]) -> None:
 @huey.task(priority=PRIORITY_DUE)
 def escalate_threads(thread_ids: list[int]) -> None:
     run_escalations(thread_ids)
+
+
+@huey.task(priority=PRIORITY_DUE)
+def post_announcement(announcement_id: int) -> None:
+    run_announcement(announcement_id)
 
 
 @huey.task(priority=PRIORITY_DUE)

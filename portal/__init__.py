@@ -30,6 +30,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
 
     from portal import (
         accounts,
+        announcements,
         attachments,
         audit,
         auth,
@@ -44,7 +45,9 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         parents,
         quarantine,
         reply_address,
+        saved_replies,
         schedule,
+        search,
         security,
         staff,
         threads,
@@ -83,7 +86,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     errors.install(app)
     views.install(app)
     blueprints = (auth, health, metrics, inbox, threads, schedule, attachments, quarantine, devmail)
-    blueprints += (staff, accounts, two_factor, families, calendar, csv_import, reply_address, audit, parents)
+    blueprints += (staff, accounts, two_factor, families, calendar, csv_import, reply_address, audit, parents, search)
+    blueprints += (saved_replies, announcements)
     for module in blueprints:
         app.register_blueprint(module.bp)
     return app

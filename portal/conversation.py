@@ -57,6 +57,7 @@ class MessageView:
     images: tuple[AttachmentRow, ...]
     files: tuple[AttachmentRow, ...]
     truncated: bool = False  # the portal links the whole email ("show the full email")
+    internal: bool = False  # a staff-only note: drawn apart, never with parent receipts
     emailed_to: tuple[str, ...] = field(default=())
     read_by: tuple[str, ...] = field(default=())
 
@@ -161,7 +162,7 @@ def message_views(messages: list[MessageRow], me: Staff, parents: list[ParentSta
         images = tuple(a for a in message.attachments if a.content_type.lower() in THUMBNAIL_TYPES)
         files = tuple(a for a in message.attachments if a not in images)
         receipts: dict[str, tuple[str, ...]] = {}
-        if message.author_type == "staff":
+        if message.author_type == "staff" and not message.internal:
             receipts = {
                 "emailed_to": tuple(_first(p.name) for p in parents if p.notified_up_to >= message.id),
                 "read_by": tuple(_first(p.name) for p in parents if p.read_up_to >= message.id),
@@ -180,6 +181,7 @@ def message_views(messages: list[MessageRow], me: Staff, parents: list[ParentSta
                 images=images,
                 files=files,
                 truncated=message.truncated,
+                internal=message.internal,
                 **receipts,
             )
         )

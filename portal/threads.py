@@ -17,7 +17,7 @@ from werkzeug.wrappers import Response
 from inbound.parse import UnparseableEmail, parse_email
 
 from outbound import live
-from outbound.notify import message_posted
+from outbound.notify import message_posted, note_posted, plan_mentions
 from portal.auth import current_staff, requires
 from portal.conversation import message_views, parent_states
 from portal.runtime import db, now, settings
@@ -28,7 +28,7 @@ from threads.errors import UnknownThread
 from threads.models import InboundEmail, Message, Staff, Thread
 from threads.posting import NewAttachment, post_message
 from threads.pages import messages_after, thread_page
-from threads.reading import mark_read
+from threads.reading import mark_read, mark_unread
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +82,20 @@ def newer(thread_id: int) -> Any:
     if read:
         live.thread_read(staff.id)
     return jsonify(html=html, last_id=messages[-1].id)
+
+
+@bp.post("/threads/<int:thread_id>/unread")
+@requires()
+def unread(thread_id: int) -> Response:
+    """"Mark as unread" for me only; back to where I came to threads from."""
+    staff = current_staff()
+    thread = thread_for(staff, thread_id)
+    mark_unread(db(), thread, staff)
+    db().commit()
+    live.thread_read(staff.id)  # my other tabs redraw their dots
+    if staff.is_senior:
+        return redirect(url_for("inbox.messages"))
+    return redirect(url_for("schedule.today"))
 
 
 @bp.get("/messages/<int:message_id>/email")
@@ -158,7 +172,17 @@ def post_to_family(family_id: int) -> Any:
 
 def _post(staff: Staff, thread: Thread) -> Message:
     files = [_attachment(f) for f in request.files.getlist("files")[:MAX_FILES] if f and f.filename]
-    message = post_message(db(), thread, staff, request.form.get("body", ""), files, source="portal", now=now())
+    internal = request.form.get("internal") in ("1", "on", "true")
+    message = post_message(
+        db(), thread, staff, request.form.get("body", ""), files, source="portal", internal=internal, now=now()
+    )
+    if internal:
+        # Mentions are decided in the posting transaction: a note is never without its emails.
+        mentions = plan_mentions(db(), settings(), message, thread, now())
+        db().commit()
+        logger.info("staff %s posted note %s in thread %s (%d mentions)", staff.id, message.id, thread.id, len(mentions))
+        note_posted(message.id, mentions)
+        return message
     db().commit()
     logger.info("staff %s posted message %s in thread %s", staff.id, message.id, thread.id)
     message_posted(message.id)

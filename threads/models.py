@@ -372,6 +372,9 @@ class Message(Base):
     # The body was cut at `threads.limits.MAX_VISIBLE_TEXT`; the whole email stays stored
     # with the inbound email this message came from ("show the full email").
     truncated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # An internal note (rule 8): staff-only. Parents never see it — no digest, no parent
+    # page, no parent unread count; `threads.posting.visible_to_parents` is the one filter.
+    internal: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     thread: Mapped[Thread] = relationship()
     staff: Mapped[Staff | None] = relationship()
@@ -649,3 +652,46 @@ class AuditEntry(Base):
     before: Mapped[str | None] = mapped_column(Text)
     after: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SavedReply(Base):
+    """A business's canned answer, with placeholders filled for the family when used."""
+
+    __tablename__ = "saved_replies"
+    __table_args__ = (UniqueConstraint("business_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    body: Mapped[str] = mapped_column(Text)
+    updated_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Announcement(Base):
+    """One message a senior sends to many families: posted into each family's own thread.
+
+    Its delivery rows are written with it, in one transaction; a worker posts them one by
+    one, each post and its delivery mark committing together (resumable, never doubled).
+    """
+
+    __tablename__ = "announcements"
+    __table_args__ = (Index("ix_announcements_business_id_id", "business_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+    body: Mapped[str] = mapped_column(Text)
+    audience: Mapped[str] = mapped_column(String(200))  # how it was picked, for the list
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AnnouncementDelivery(Base):
+    """One family an announcement goes to; `message_id` once it is posted in their thread."""
+
+    __tablename__ = "announcement_deliveries"
+
+    announcement_id: Mapped[int] = mapped_column(ForeignKey("announcements.id", ondelete="CASCADE"), primary_key=True)
+    family_id: Mapped[int] = mapped_column(ForeignKey("families.id", ondelete="CASCADE"), primary_key=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))

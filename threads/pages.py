@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from threads.limits import MAX_VISIBLE_TEXT
 from threads.models import Attachment, Contact, Message, Staff
+from threads.posting import parent_visible
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class MessageRow:
     # carries megabytes of one message. The whole email stays with its inbound email.
     truncated: bool
     attachments: tuple[AttachmentRow, ...]
+    internal: bool = False  # a staff-only note (rule 8)
 
 
 def thread_page(session: Session, thread_id: int, *, before_id: int | None = None, limit: int = 50) -> list[MessageRow]:
@@ -82,7 +84,7 @@ def _with_attachments(session: Session, rows: list) -> list[MessageRow]:  # type
 
 
 def _row(row, attachments: tuple[AttachmentRow, ...]) -> MessageRow:  # type: ignore[no-untyped-def]
-    *columns, body, trimmed, html, truncated = row
+    *columns, body, trimmed, html, truncated, internal = row
     long_body, long_trimmed = len(body) > MAX_VISIBLE_TEXT, trimmed is not None and len(trimmed) > MAX_VISIBLE_TEXT
     return MessageRow(
         *columns,
@@ -91,6 +93,7 @@ def _row(row, attachments: tuple[AttachmentRow, ...]) -> MessageRow:  # type: ig
         html=html,
         truncated=bool(truncated) or long_body or long_trimmed,
         attachments=attachments,
+        internal=bool(internal),
     )
 
 
@@ -103,7 +106,7 @@ def _columns() -> Select:  # type: ignore[type-arg]
             # One character more than is shown tells a longer text from one that fits.
             func.substr(Message.body, 1, MAX_VISIBLE_TEXT + 1).label("body"),
             func.substr(Message.trimmed, 1, MAX_VISIBLE_TEXT + 1).label("trimmed"),
-            Message.html, Message.truncated,
+            Message.html, Message.truncated, Message.internal,
         )
         .outerjoin(Staff, Staff.id == Message.staff_id)
         .outerjoin(Contact, Contact.id == Message.contact_id)
@@ -124,14 +127,14 @@ def _newest_before() -> Select:  # type: ignore[type-arg]
 
 @cache
 def _parent_newest() -> Select:  # type: ignore[type-arg]
-    return _columns().where(Message.author_type.in_(PARENT_VISIBLE_KINDS)).order_by(Message.id.desc())
+    return _columns().where(Message.author_type.in_(PARENT_VISIBLE_KINDS), parent_visible()).order_by(Message.id.desc())
 
 
 @cache
 def _parent_newest_before() -> Select:  # type: ignore[type-arg]
     return (
         _columns()
-        .where(Message.author_type.in_(PARENT_VISIBLE_KINDS), Message.id < bindparam("before_id"))
+        .where(Message.author_type.in_(PARENT_VISIBLE_KINDS), parent_visible(), Message.id < bindparam("before_id"))
         .order_by(Message.id.desc())
     )
 

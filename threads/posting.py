@@ -8,11 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 
-from sqlalchemy import Integer, Update, bindparam, case, func, select, update
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, Integer, Select, Update, bindparam, case, false, func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import AliasedClass
 
 from threads.cursors import advance_cursor
-from threads.errors import EmptyMessage
+from threads.errors import AccessDenied, EmptyMessage
 from threads.models import Attachment, Contact, Message, ReadCursor, Staff, Thread
 from threads.types import UTCDateTime, utcnow
 
@@ -30,6 +33,20 @@ class NewAttachment:
 
 Author = Staff | Contact | None
 
+_Query = TypeVar("_Query", bound=Select[Any])
+
+
+def parent_visible(message: type[Message] | AliasedClass[Message] = Message) -> ColumnElement[bool]:
+    """Rule 8 as a condition: the message is not an internal note (pass an alias if the
+    query reads messages through one)."""
+    return message.internal == false()
+
+
+def visible_to_parents(query: _Query) -> _Query:
+    """`query` (selecting from `messages`) without internal notes: every parent-facing read
+    — digests, parent pages, the parent API, a parent's unread count — goes through this."""
+    return query.where(parent_visible())
+
 
 def post_message(
     session: Session,
@@ -43,13 +60,16 @@ def post_message(
     html: str | None = None,
     email_message_id: str | None = None,
     truncated: bool = False,
+    internal: bool = False,
     now: datetime | None = None,
 ) -> Message:
     """Add a message to `thread` (rule 2: the poster has read what they posted).
 
     `author` None means a system note. Access is the caller's check; this function only
-    records. The caller commits.
+    records. The caller commits. `internal` makes a staff-only note (rule 8): only staff write them.
     """
+    if internal and not isinstance(author, Staff):
+        raise AccessDenied("only staff write internal notes")
     files = list(attachments)
     body = body.strip("\n\r ")
     if not body and not files:
@@ -72,6 +92,7 @@ def post_message(
         source=source,
         email_message_id=email_message_id,
         truncated=truncated,
+        internal=internal,
         created_at=now or utcnow(),
         attachments=[
             Attachment(

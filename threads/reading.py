@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, ScalarSelect, Select, bindparam, exists, func, or_, select
+from sqlalchemy import ColumnElement, ScalarSelect, Select, bindparam, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from threads.cursors import advance_cursor, cursor_position
@@ -23,7 +23,9 @@ from threads.models import (
     Staff,
     Thread,
 )
+from threads.posting import parent_visible, visible_to_parents
 from threads.schedule import business_today, families_for_staff
+from threads.types import utcnow
 
 PREVIEW_CHARS = 140
 # The tab dot first looks at this many most recently active threads (see _senior_dot_query).
@@ -52,6 +54,30 @@ def mark_read(session: Session, thread: Thread, person: Person, up_to_message_id
         advance_cursor(session, ReadCursor, thread.id, person, target)
 
 
+def mark_unread(session: Session, thread: Thread, staff: Staff) -> int | None:
+    """"Mark as unread", for this staff member only: their read cursor moves back to just
+    before the newest message they did not write, so the thread shows unread for them again
+    (and for nobody else). Returns the message it is unread from, None when every message is
+    their own (nothing could be unread)."""
+    person = staff.person
+    newest = session.scalar(
+        select(func.max(Message.id)).where(Message.thread_id == thread.id, _not_written_by(person))
+    )
+    if newest is None:
+        return None
+    session.execute(
+        update(ReadCursor)
+        .where(
+            ReadCursor.thread_id == thread.id,
+            ReadCursor.person_kind == person.kind,
+            ReadCursor.person_id == person.id,
+            ReadCursor.message_id >= newest,
+        )
+        .values(message_id=newest - 1, updated_at=utcnow())
+    )
+    return newest
+
+
 def read_position(session: Session, thread: Thread, person: Person) -> int:
     return cursor_position(session, ReadCursor, thread.id, person)
 
@@ -62,20 +88,24 @@ def _not_written_by(person: Person) -> ColumnElement[bool]:
 
 
 def unread_messages(session: Session, thread: Thread, person: Person) -> list[Message]:
-    """Messages newer than the person's read cursor and not written by them, oldest first."""
+    """Messages newer than the person's read cursor and not written by them, oldest first
+    (for a parent, without internal notes)."""
     cursor = read_position(session, thread, person)
     query = (
         select(Message)
         .where(Message.thread_id == thread.id, Message.id > cursor, _not_written_by(person))
         .order_by(Message.id)
     )
+    if person.kind == "contact":
+        query = visible_to_parents(query)  # rule 8: a note is never unread for a parent
     return list(session.scalars(query))
 
 
 def pending_notifications(session: Session, thread: Thread, contact: Contact) -> list[Message]:
     """What one digest must hold for a contact: unread for them and not yet emailed.
 
-    System notes are for staff; a contact's own words never come back to them.
+    System notes and internal notes (rule 8) are for staff; a contact's own words never
+    come back to them.
     """
     person = contact.person
     floor = max(
@@ -89,6 +119,7 @@ def pending_notifications(session: Session, thread: Thread, contact: Contact) ->
             Message.thread_id == thread.id,
             Message.id > floor,
             Message.author_type != "system",
+            parent_visible(),
             _not_written_by(person),
         )
         .order_by(Message.id)

@@ -117,3 +117,14 @@ def appointments_for_family(session: Session, family: Family, day: date) -> list
         .order_by(Appointment.starts_at, Appointment.id)
     )
     return list(session.scalars(query))
+
+
+def families_with_appointments(session: Session, business: Business, day: date) -> list[int]:
+    """The ids of the families with an appointment (not cancelled) overlapping `day`."""
+    query = (
+        select(Appointment.family_id)
+        .where(_overlaps(business, day))
+        .distinct()
+        .order_by(Appointment.family_id)
+    )
+    return list(session.scalars(query))

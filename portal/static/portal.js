@@ -346,6 +346,7 @@
         text.focus();
       });
     }
+    startSavedReplies(form, text, grow);
     text.addEventListener("keydown", function (event) {
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing && !event.altKey && !event.ctrlKey && !event.metaKey) {
         event.preventDefault();
@@ -353,6 +354,19 @@
       }
     });
     text.addEventListener("input", grow);
+    // "Internal note": the composer turns amber and says who sees it, so nobody sends a
+    // staff-only remark to the family by mistake (or the other way round).
+    var note = form.querySelector("[data-note-toggle]");
+    var noteHint = document.getElementById("note-hint");
+    if (note) {
+      var showMode = function () {
+        form.classList.toggle("note-mode", note.checked);
+        if (noteHint) { noteHint.hidden = !note.checked; }
+        text.placeholder = note.checked ? "Internal note (staff only)…" : text.getAttribute("data-family-placeholder");
+      };
+      note.addEventListener("change", function () { showMode(); text.focus(); });
+      showMode();
+    }
     // Ready to type on a desktop; on a phone, focusing would pop the keyboard over the thread.
     if (window.matchMedia("(min-width: 761px)").matches) { text.focus({ preventScroll: true }); }
     form.addEventListener("submit", function (event) { event.preventDefault(); send(); });
@@ -363,7 +377,123 @@
     }
   }
 
+  /* Saved replies: "/" at the start of the composer lists them by name (keyboard-first:
+     arrows move, Enter or Tab picks, Escape closes); picking puts the text, already filled
+     for this family, in the composer to edit before sending. Registered before the
+     composer's own Enter handler, which it stops while the list is open. */
+  function startSavedReplies(form, text, grow) {
+    var menu = document.getElementById("reply-menu");
+    var url = form.getAttribute("data-replies-url");
+    if (!menu || !url) { return; }
+    var replies = null, shown = [], active = 0, loading = false;
+
+    function close() {
+      menu.hidden = true;
+      menu.innerHTML = "";
+      shown = [];
+      text.setAttribute("aria-expanded", "false");
+      text.removeAttribute("aria-activedescendant");
+    }
+    function draw() {
+      var match = /^\/([^\n]*)$/.exec(text.value);
+      if (!match || !replies) { close(); return; }
+      var wanted = match[1].trim().toLowerCase();
+      shown = replies.filter(function (r) { return r.name.toLowerCase().indexOf(wanted) !== -1; }).slice(0, 20);
+      if (!shown.length) { close(); return; }
+      active = Math.min(active, shown.length - 1);
+      menu.innerHTML = "";
+      shown.forEach(function (reply, i) {
+        var li = document.createElement("li");
+        li.id = "reply-option-" + i;
+        li.setAttribute("role", "option");
+        li.setAttribute("aria-selected", i === active ? "true" : "false");
+        var name = document.createElement("strong");
+        name.textContent = reply.name;
+        var preview = document.createElement("span");
+        preview.className = "reply-preview";
+        preview.textContent = reply.text;
+        li.appendChild(name);
+        li.appendChild(preview);
+        li.addEventListener("mousedown", function (event) { event.preventDefault(); pick(i); });
+        menu.appendChild(li);
+      });
+      menu.hidden = false;
+      text.setAttribute("aria-expanded", "true");
+      text.setAttribute("aria-activedescendant", "reply-option-" + active);
+    }
+    function pick(i) {
+      var reply = shown[i];
+      close();
+      if (!reply) { return; }
+      text.value = reply.text;
+      grow();
+      text.focus();
+      text.setSelectionRange(text.value.length, text.value.length);
+    }
+    function load() {
+      if (replies || loading) { draw(); return; }
+      loading = true;
+      fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.json() : { replies: [] }; })
+        .then(function (data) { replies = data.replies || []; loading = false; draw(); })
+        .catch(function () { loading = false; });
+    }
+    text.addEventListener("input", function () {
+      if (text.value.charAt(0) === "/" && text.value.indexOf("\n") === -1) { active = 0; load(); } else { close(); }
+    });
+    text.addEventListener("keydown", function (event) {
+      if (menu.hidden || !shown.length) { return; }
+      if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+        active = (active + (event.key === "ArrowDown" ? 1 : shown.length - 1)) % shown.length;
+        draw();
+      } else if (event.key === "Enter" || event.key === "Tab") {
+        pick(active);
+      } else if (event.key === "Escape") {
+        close();
+      } else {
+        return;
+      }
+      event.preventDefault();
+      event.stopImmediatePropagation();
+    });
+    text.addEventListener("blur", function () { setTimeout(close, 150); });
+  }
+
+  /* Phones: the tabs fold into one "Menu" button naming the current page; the unread dot
+     and the held count show on the button while the list is closed. */
+  function startMenu() {
+    var button = document.querySelector("[data-menu-toggle]");
+    var bar = button && button.closest(".topbar");
+    if (!bar) { return; }
+    var current = bar.querySelector('nav a[aria-current="page"]');
+    var label = button.querySelector("[data-menu-current]");
+    if (current && label) { label.textContent = current.firstChild.textContent.trim(); }
+    var tabDot = document.getElementById("tab-dot");
+    var held = document.getElementById("held-count");
+    var menuDot = button.querySelector("[data-menu-dot]");
+    function mirror() {
+      if (menuDot) { menuDot.hidden = !((tabDot && !tabDot.hidden) || (held && !held.hidden)); }
+    }
+    [tabDot, held].forEach(function (el) {
+      if (el && window.MutationObserver) { new MutationObserver(mirror).observe(el, { attributes: true, attributeFilter: ["hidden"] }); }
+    });
+    mirror();
+    function set(open) {
+      bar.classList.toggle("menu-open", open);
+      button.setAttribute("aria-expanded", open ? "true" : "false");
+    }
+    button.addEventListener("click", function () { set(!bar.classList.contains("menu-open")); });
+    document.addEventListener("keydown", function (event) {
+      if (event.key === "Escape" && bar.classList.contains("menu-open")) { set(false); button.focus(); }
+    });
+    document.addEventListener("click", function (event) {
+      if (bar.classList.contains("menu-open") && !bar.contains(event.target)) { set(false); }
+    });
+  }
+
+  document.documentElement.classList.add("js");
   document.addEventListener("DOMContentLoaded", function () {
+    startMenu();
     startInbox();
     startSearch();
     startThread();

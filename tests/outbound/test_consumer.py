@@ -252,3 +252,47 @@ def test_worker_processes_split_a_backlog_and_send_each_digest_once(queue_url: s
     everyone = sorted(a for addresses in families.addresses.values() for a in addresses)
     assert sorted(r for item in received for r in item.rcpt_tos) == everyone
     assert {row.state for row in outbox_rows(sessions)} == {"sent"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
+def test_an_announcement_survives_a_killed_worker_without_skipping_or_doubling(
+    queue_url: str, database_url: str, tmp_path: Path, sessions
+) -> None:
+    """SIGKILL the worker half-way through an announcement; the next worker's sweep finishes it."""
+    from sqlalchemy import func, select
+
+    from outbound.tasks import post_announcement
+    from tests.factories import make_family
+    from threads.announcements import create_announcement, pick_audience, progress
+    from threads.models import Message, Staff
+
+    settings = make_settings(database_url, tmp_path, PAWPOST_QUEUE_URL=queue_url, PAWPOST_OUTBOUND_URL="smtp://127.0.0.1:9")
+    configure_queue(settings)
+    world = build_world(sessions, now=utcnow())
+    with sessions() as session, session.begin():
+        senior = session.get(Staff, world.senior_id)
+        for n in range(600):
+            make_family(session, senior.business, name=f"Family {n:04d}", contacts=(f"Pat P{n}",), pets=("Rex",))
+        session.flush()
+        announcement = create_announcement(session, senior, "Closed for the storm", pick_audience(session, senior, "everyone"), utcnow())
+        aid, total = announcement.id, 601
+    log = tmp_path / "worker.log"
+    with worker(settings, log) as process:
+        post_announcement(aid)
+        def posted() -> int:
+            with sessions() as session:
+                return progress(session, aid)[0]
+        wait_until(lambda: posted() > 0, timeout=60)
+        process.kill()
+        process.wait(10)
+    at_kill = posted()
+    assert 0 < at_kill < total, at_kill
+    with worker(settings, log) as process:  # its sweep restarts the announcement
+        wait_until(lambda: posted() == total, timeout=120)
+        assert stop_gracefully(process) == 0
+    with sessions() as session:
+        per_thread = session.execute(
+            select(Message.thread_id, func.count()).where(Message.body == "Closed for the storm").group_by(Message.thread_id)
+        ).all()
+    assert len(per_thread) == total and {count for _thread, count in per_thread} == {1}

@@ -262,3 +262,16 @@ def test_one_click_unsubscribe_as_gmail_posts_it_pauses_that_parent_only(
     _staff_post(db, world, "Bella is asleep now", clock.at)
     after = _send_digests(timed_app, db, world, clock)
     assert [db.get(Contact, row.recipient_id).name for row in after] == ["Emma Johnson"]  # type: ignore[union-attr]
+
+
+def test_an_internal_note_never_shows_on_the_parent_page(timed_app: Flask, world: World, db: Session, clock: Clock) -> None:
+    """Rule 8 (issues 14 and 15 together): a staff-only note is not in the family's web view."""
+    client = timed_app.test_client()
+    link = _digest_link(timed_app, db, world, clock)
+    thread, senior = db.get(Thread, world.thread.id), db.get(Staff, world.senior.id)
+    assert thread is not None and senior is not None
+    post_message(db, thread, senior, "Note: Bella nipped Jordan today", source="portal", internal=True, now=clock.at)
+    db.commit()
+    html = client.get(link).get_data(as_text=True)
+    assert "Bella at the park today" in html
+    assert "nipped Jordan" not in html

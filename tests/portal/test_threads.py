@@ -200,3 +200,30 @@ def test_a_family_without_a_thread_gets_one_on_the_first_message(app: Flask, cli
     posted = _post(client, f"/families/{family_id}/messages", body="Welcome to Happy Tails!")
     thread_id = posted.get_json()["thread_id"]
     assert client.get(f"/families/{family_id}/thread").location == f"/threads/{thread_id}"
+
+
+def test_mark_as_unread_is_for_me_only_and_skips_my_own_messages(
+    app: Flask, client: FlaskClient, world: World, db: Session
+) -> None:
+    other = app.test_client()
+    sign_in_as(app, client, world.senior)
+    sign_in_as(app, other, world.senior2)
+    ids = f"{world.thread.id}"
+    client.get(f"/threads/{world.thread.id}")
+    other.get(f"/threads/{world.thread.id}")
+    _post(client, f"/threads/{world.thread.id}/messages", body="On my way")  # my own, newest
+    assert client.get(f"/api/unread?ids={ids}").get_json()["unread"] == []
+    response = client.post(f"/threads/{world.thread.id}/unread", data={"csrf_token": csrf_token(client)})
+    assert response.status_code == 302 and response.headers["Location"].endswith("/messages")
+    assert client.get(f"/api/unread?ids={ids}").get_json()["unread"] == [world.thread.id]
+    assert 'class="thread-row unread"' in client.get("/messages/rows").get_data(as_text=True)
+    # Sky read the thread before my message; mine is unread for Sky, Sky's state is untouched.
+    assert other.get(f"/api/unread?ids={ids}").get_json()["unread"] == [world.thread.id]
+    db.rollback()
+    cursor = db.scalar(select(ReadCursor.message_id).where(
+        ReadCursor.thread_id == world.thread.id, ReadCursor.person_kind == "staff", ReadCursor.person_id == world.senior.id))
+    parent_message = db.scalar(select(Message.id).where(Message.thread_id == world.thread.id, Message.contact_id.is_not(None)).order_by(Message.id.desc()))
+    assert cursor == parent_message - 1  # before the newest message not mine
+    db.rollback()
+    client.get(f"/threads/{world.thread.id}")  # opening it reads it again
+    assert client.get(f"/api/unread?ids={ids}").get_json()["unread"] == []

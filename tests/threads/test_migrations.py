@@ -7,10 +7,11 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine
 
 from threads.models import Base
+from threads.search import not_search_index
 
 
 def test_upgrade_from_empty_equals_the_models(engine: Engine) -> None:
     with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(connection, opts={"compare_type": True, "include_name": not_search_index})
         differences = compare_metadata(context, Base.metadata)
     assert differences == []

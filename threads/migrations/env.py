@@ -7,6 +7,7 @@ from sqlalchemy import Connection
 
 from threads.db import make_engine
 from threads.models import Base
+from threads.search import not_search_index
 
 
 def _run(connection: Connection) -> None:
@@ -15,6 +16,7 @@ def _run(connection: Connection) -> None:
         target_metadata=Base.metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=not_search_index,
     )
     with context.begin_transaction():
         context.run_migrations()

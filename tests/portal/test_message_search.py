@@ -1,0 +1,78 @@
+"""Message search on both databases: word prefixes, access (rule 5), newest first, safe highlighting."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy.orm import Session
+
+from tests.portal.conftest import World, sign_in_as
+from threads.models import Message, Staff, Thread
+from threads.posting import post_message
+from threads.search import search_messages, search_terms
+from threads.types import utcnow
+
+
+def _post(db: Session, thread_id: int, body: str, *, staff_id: int | None = None, minutes: int = 0, internal: bool = False) -> int:
+    thread = db.get(Thread, thread_id)
+    author = db.get(Staff, staff_id) if staff_id else thread.family.contacts[0]
+    message = post_message(db, thread, author, body, source="portal" if staff_id else "email", internal=internal,
+                           now=utcnow() + timedelta(minutes=minutes))
+    db.commit()
+    return message.id
+
+
+def test_seniors_search_every_thread_of_their_business_only(db: Session, world: World) -> None:
+    walk = _post(db, world.other_thread.id, "Luna went walking by the river", minutes=1)
+    later = _post(db, world.thread.id, "Bella loves her walks", staff_id=world.senior.id, minutes=2)
+    note = _post(db, world.thread.id, "Walker said Bella pulls", staff_id=world.senior.id, minutes=3, internal=True)
+    _post(db, world.foreign_thread.id, "A walk for Bella next door")
+    senior = db.get(Staff, world.senior.id)
+    hits = search_messages(db, senior, "WALK", utcnow())
+    assert [h.message_id for h in hits] == [note, later, walk]  # newest first, prefixes, never business B
+    assert hits[0].internal and hits[1].author_name == "Sam Senior" and hits[2].family_name == "Garcia family"
+    assert [h.message_id for h in search_messages(db, senior, "walk bella", utcnow())] == [note, later]
+    assert search_messages(db, senior, "walk zebra", utcnow()) == []
+
+
+def test_basic_staff_search_only_todays_families(db: Session, world: World) -> None:
+    mine = _post(db, world.thread.id, "Bella limps a little after the walk")
+    _post(db, world.other_thread.id, "Luna limps too")
+    basic = db.get(Staff, world.basic.id)
+    assert [h.message_id for h in search_messages(db, basic, "limps", utcnow())] == [mine]
+    # Tomorrow the appointment is over: nothing to search.
+    assert search_messages(db, basic, "limps", utcnow() + timedelta(days=2)) == []
+
+
+def test_typed_syntax_is_only_words(db: Session, world: World) -> None:
+    assert search_terms('bella" OR * NEAR(x) & !:* -- ; drop') == ["bella", "or", "near", "x", "drop"]
+    assert search_messages(db, db.get(Staff, world.senior.id), '"*) OR (', utcnow()) == []
+    edited = _post(db, world.thread.id, "first words")
+    message = db.get(Message, edited)
+    message.body = "changed text"
+    db.commit()
+    senior = db.get(Staff, world.senior.id)
+    assert search_messages(db, senior, "first", utcnow()) == []
+    assert [h.message_id for h in search_messages(db, senior, "changed", utcnow())] == [edited]
+
+
+def test_the_page_escapes_then_marks_and_opens_the_thread_at_the_message(
+    app: Flask, client: FlaskClient, world: World, db: Session
+) -> None:
+    hostile = _post(db, world.thread.id, "<script>alert('bella')</script> <b>Bella</b> is fine")
+    sign_in_as(app, client, world.senior)
+    page = client.get("/search?q=bella").get_data(as_text=True)
+    assert "<script>alert" not in page and "&lt;script&gt;alert(&#39;<mark>bella</mark>&#39;)" in page
+    assert "&lt;b&gt;<mark>Bella</mark>&lt;/b&gt;" in page
+    assert f'href="/threads/{world.thread.id}?before={hostile + 1}#m{hostile}"' in page
+    assert "Johnson family" in page and "Bellamy" not in page
+    opened = client.get(f"/threads/{world.thread.id}?before={hostile + 1}").get_data(as_text=True)
+    assert f'id="m{hostile}"' in opened
+    assert "No messages contain" in client.get("/search?q=zebra").get_data(as_text=True)
+
+    basic = app.test_client()
+    sign_in_as(app, basic, world.basic)
+    assert "Luna limps" not in basic.get("/search?q=luna").get_data(as_text=True)
+    assert "<mark>Bella</mark> ate well" in basic.get("/search?q=bella").get_data(as_text=True)
