@@ -30,6 +30,9 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
 
     from portal import (
         accounts,
+        api,
+        api_directory,
+        api_keys,
         attachments,
         audit,
         auth,
@@ -74,13 +77,15 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         # Only the hops the operator vouches for: X-Forwarded-For values beyond them are the
         # client's own words (anyone can send the header), so they never pick the address.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)  # type: ignore[method-assign]
-    CSRFProtect(app)
+    # The API authenticates with bearer keys, never cookies: nothing for a forged form to ride on.
+    CSRFProtect(app).exempt(api.bp)
     app.teardown_appcontext(close_db)
     security.install(app)
     errors.install(app)
     views.install(app)
     blueprints = (auth, health, metrics, inbox, threads, schedule, attachments, quarantine, devmail)
-    blueprints += (staff, accounts, two_factor, families, calendar, csv_import, reply_address, audit)
+    blueprints += (staff, accounts, two_factor, families, calendar, csv_import, reply_address, audit, api_keys, api)
+    assert api_directory.bp is api.bp  # its operations are routes of api.bp, added on import
     for module in blueprints:
         app.register_blueprint(module.bp)
     return app
