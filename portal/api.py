@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from werkzeug.wrappers import Response
 
 from portal.runtime import db, now
 from threads.api_keys import authenticate_api_key
+from threads.idempotency import KeyReused, Replay, StillRunning, claim, record_answer, release
 from threads.models import ApiKey
 from threads.rate_limits import allow
 
@@ -183,21 +185,66 @@ def operation(
         def run(**kwargs: Any) -> Response:
             if scope not in api_key().scope_list:
                 raise ApiProblem(403, "insufficient-scope", "This key lacks a scope", f"this call needs the {scope} scope")
-            if query is not None:
-                kwargs["query"] = _validated(query, request.args.to_dict(), "query")
-            if body is not None:
-                kwargs["body"] = _validated(body, _json_body(), "body")
-            result = view(**kwargs)
-            if response is None:
-                return current_app.response_class(status=status)
-            shaped = response.model_validate(result, from_attributes=True)
-            return current_app.response_class(shaped.model_dump_json(), status=status, mimetype="application/json")
+
+            def answer() -> Response:
+                if query is not None:
+                    kwargs["query"] = _validated(query, request.args.to_dict(), "query")
+                if body is not None:
+                    kwargs["body"] = _validated(body, _json_body(), "body")
+                result = view(**kwargs)
+                if response is None:
+                    return current_app.response_class(status=status)
+                shaped = response.model_validate(result, from_attributes=True)
+                return current_app.response_class(shaped.model_dump_json(), status=status, mimetype="application/json")
+
+            if method == "GET":
+                return answer()
+            return _write(answer)
 
         rule = path.replace("{", "<").replace("}", ">")
         bp.add_url_rule(rule, endpoint=view.__name__, view_func=run, methods=[method])
         return run
 
     return decorate
+
+
+def _write(answer: Callable[[], Response]) -> Response:
+    """Run a write once per `Idempotency-Key`: its work and its stored answer commit together;
+    a retry with the same request gets that answer back, marked `Idempotent-Replayed`."""
+    claimed: int | None = None
+    key = request.headers.get("Idempotency-Key")
+    if key is not None:
+        if not 1 <= len(key) <= 255:
+            raise ApiProblem(400, "invalid-idempotency-key", "Invalid Idempotency-Key", "use 1 to 255 characters (a UUID is a good choice)")
+        fingerprint = hashlib.sha256(f"{request.method} {request.full_path}\n".encode() + request.get_data()).hexdigest()
+        try:
+            found = claim(db(), api_key().id, key, fingerprint, now())
+        except KeyReused:
+            raise ApiProblem(422, "idempotency-key-reused", "Idempotency-Key reused", "this key was used for another request; use a new key") from None
+        except StillRunning:
+            raise ApiProblem(409, "idempotency-in-progress", "Request in progress", "the first request with this key is still running; retry shortly", headers={"Retry-After": "1"}) from None
+        if isinstance(found, Replay):
+            db().rollback()
+            replayed = current_app.response_class(found.body, status=found.status, content_type=found.content_type)
+            replayed.headers["Idempotent-Replayed"] = "true"
+            return replayed
+        claimed = found
+        db().commit()
+    try:
+        result = answer()
+    except ApiProblem as problem:
+        db().rollback()
+        result = problem.response()
+    except Exception:
+        db().rollback()
+        if claimed is not None:
+            release(db(), claimed)
+            db().commit()
+        raise
+    if claimed is not None:
+        record_answer(db(), claimed, result.status_code, result.content_type or "application/json", result.get_data(as_text=True))
+    db().commit()
+    return result
 
 
 def _json_body() -> Any:
@@ -246,6 +293,7 @@ PROBLEM_TITLES = {
     401: "Unknown or revoked key",
     403: "The key lacks the scope",
     404: "Not found (or another business's)",
+    409: "The first request with this Idempotency-Key is still running",
     415: "Not JSON",
     422: "Invalid request: `errors` names each field",
     429: "Rate limited: see Retry-After",
@@ -270,13 +318,18 @@ def openapi_document() -> dict[str, Any]:
             for name, schema in query_schema.get("properties", {}).items():
                 schema = {k: v for k, v in schema.items() if k not in ("title", "description")}
                 parameters.append({"name": name, "in": "query", "required": name in required, "schema": schema})
+        if op.method != "GET":
+            parameters.append({
+                "name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                "description": "Retries with the same key and body act once and get the first answer; another body is a 422.",
+            })
         responses: dict[str, Any] = {}
         if op.response is not None:
             responses[str(op.status)] = {"description": "OK", "content": {"application/json": {"schema": refs[(op.response, "validation")]}}}
         else:
             responses[str(op.status)] = {"description": "Done"}
         problem_ref = {"application/problem+json": {"schema": refs[(Problem, "validation")]}}
-        for code in sorted({401, 403, 422, 429, *op.problems}):
+        for code in sorted({401, 403, 422, 429, *op.problems, *((400, 409) if op.method != "GET" else ())}):
             responses[str(code)] = {"description": PROBLEM_TITLES.get(code, "Problem"), "content": problem_ref}
         entry: dict[str, Any] = {
             "operationId": op.name,

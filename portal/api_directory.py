@@ -149,7 +149,6 @@ def upsert_directory(body: DirectoryDocument) -> dict[str, Any]:
         report = import_directory(db(), document, mail_domain=config.mail_domain)
     except DirectoryError as error:
         raise ApiProblem(422, "invalid-directory", "Invalid directory", f"{len(error.problems)} problem(s); nothing was written", errors=[_path_error(p) for p in error.problems]) from None
-    db().commit()
     return {"created": report.created, "updated": report.updated}
 
 

@@ -652,3 +652,22 @@ class ApiKey(Base):
     @property
     def scope_list(self) -> list[str]:
         return self.scopes.split()
+
+
+class IdempotentRequest(Base):
+    """One `Idempotency-Key` a key has used: the request's fingerprint and, once it ended, the
+    answer to replay. The unique (api_key_id, key) pair makes concurrent retries act once:
+    the second insert waits for or fails against the first."""
+
+    __tablename__ = "idempotent_requests"
+    __table_args__ = (UniqueConstraint("api_key_id", "key"), Index("ix_idempotent_requests_created_at", "created_at"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    # None while the first request is still running.
+    status: Mapped[int | None] = mapped_column(Integer)
+    content_type: Mapped[str | None] = mapped_column(String(100))
+    body: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

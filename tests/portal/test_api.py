@@ -208,3 +208,58 @@ def test_apikeys_command(database_url: str, tmp_path: Path, world: World, app: F
     assert runner.invoke(main, ["apikeys", "revoke", "999999"], env=env).exit_code != 0
     bad = runner.invoke(main, ["apikeys", "create", "--business", world.business.slug, "--name", "x", "--scope", "everything"], env=env)
     assert bad.exit_code != 0
+
+
+def test_a_retried_write_acts_once_and_replays_its_answer(client: FlaskClient, world: World, db: Session) -> None:
+    secret = key_for(db, world.business.id, "directory:write")
+    document = _document(world.business.slug, _family("idem-1", "ann@idem.test"))
+    headers = {**bearer(secret), "Idempotency-Key": "sync-2026-12-02-001"}
+    first = client.post("/api/v1/directory", json=document, headers=headers)
+    again = client.post("/api/v1/directory", json=document, headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert first.get_json()["created"]["families"] == 1
+    assert again.get_data() == first.get_data() and again.headers["Idempotent-Replayed"] == "true"
+    other = dict(document, families=[_family("idem-2", "bo@idem.test")])
+    assert_problem(client.post("/api/v1/directory", json=other, headers=headers), 422, "idempotency-key-reused")
+    # Without the header the same document is simply upserted again (an update this time).
+    fresh = client.post("/api/v1/directory", json=document, headers=bearer(secret))
+    assert "families" not in fresh.get_json()["created"] and fresh.get_json()["updated"]["families"] == 1
+    # A refused request is an answer too: its retry gets the same problem back.
+    broken_headers = {**bearer(secret), "Idempotency-Key": "broken"}
+    broken = _document(world.business.slug, _family("idem-3", "nope"))
+    assert_problem(client.post("/api/v1/directory", json=broken, headers=broken_headers), 422, "invalid-directory")
+    replay = client.post("/api/v1/directory", json=broken, headers=broken_headers)
+    assert_problem(replay, 422, "invalid-directory")
+    assert replay.headers["Idempotent-Replayed"] == "true"
+
+
+def test_concurrent_retries_act_once(app: Flask, world: World, db: Session) -> None:
+    import threading
+
+    secret = key_for(db, world.business.id, "directory:write")
+    families = [_family(f"race-{n}", f"p{n}@race.test") for n in range(30)]
+    document = _document(world.business.slug, *families)
+    headers = {**bearer(secret), "Idempotency-Key": "race"}
+    answers: list[tuple[int, bytes, str | None]] = []
+    start = threading.Barrier(4)
+
+    def retry() -> None:
+        client = app.test_client()
+        start.wait()
+        response = client.post("/api/v1/directory", json=document, headers=headers)
+        answers.append((response.status_code, response.get_data(), response.headers.get("Idempotent-Replayed")))
+
+    workers = [threading.Thread(target=retry) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    acted = [a for a in answers if a[0] == 200 and a[2] is None]
+    assert len(acted) == 1, answers
+    assert json.loads(acted[0][1])["created"]["families"] == 30
+    for status, body, replayed in answers:
+        assert (status, replayed) in ((200, None), (200, "true"), (409, None))
+        if status == 200:
+            assert body == acted[0][1]
+    db.rollback()
+    assert db.scalar(select(func.count()).select_from(Family).where(Family.external_id.like("race-%"))) == 30
