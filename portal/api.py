@@ -155,6 +155,7 @@ class Operation:
     body: type[BaseModel] | None = None
     path_params: tuple[str, ...] = ()
     problems: tuple[int, ...] = field(default=())
+    multipart: bool = False
 
 
 OPERATIONS: list[Operation] = []
@@ -171,6 +172,7 @@ def operation(
     query: type[BaseModel] | None = None,
     body: type[BaseModel] | None = None,
     problems: tuple[int, ...] = (),
+    multipart: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a view: routed, recorded for the document, scope-checked, validated, shaped.
 
@@ -179,7 +181,7 @@ def operation(
     params = tuple(part[1:-1] for part in path.split("/") if part.startswith("{"))
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
-        OPERATIONS.append(Operation(method, path, view.__name__, summary, scope, response, status, query, body, params, problems))
+        OPERATIONS.append(Operation(method, path, view.__name__, summary, scope, response, status, query, body, params, problems, multipart))
 
         @functools.wraps(view)
         def run(**kwargs: Any) -> Response:
@@ -190,7 +192,7 @@ def operation(
                 if query is not None:
                     kwargs["query"] = _validated(query, request.args.to_dict(), "query")
                 if body is not None:
-                    kwargs["body"] = _validated(body, _json_body(), "body")
+                    kwargs["body"] = _validated(body, request.form.to_dict() if multipart and request.mimetype == "multipart/form-data" else _json_body(), "body")
                 result = view(**kwargs)
                 if response is None:
                     return current_app.response_class(status=status)
@@ -216,7 +218,7 @@ def _write(answer: Callable[[], Response]) -> Response:
     if key is not None:
         if not 1 <= len(key) <= 255:
             raise ApiProblem(400, "invalid-idempotency-key", "Invalid Idempotency-Key", "use 1 to 255 characters (a UUID is a good choice)")
-        fingerprint = hashlib.sha256(f"{request.method} {request.full_path}\n".encode() + request.get_data()).hexdigest()
+        fingerprint = _fingerprint()
         try:
             found = claim(db(), api_key().id, key, fingerprint, now())
         except KeyReused:
@@ -244,7 +246,28 @@ def _write(answer: Callable[[], Response]) -> Response:
     if claimed is not None:
         record_answer(db(), claimed, result.status_code, result.content_type or "application/json", result.get_data(as_text=True))
     db().commit()
+    for hook in g.pop("api_after_commit", []):
+        hook()
     return result
+
+
+def _fingerprint() -> str:
+    """What makes two requests "the same": method, path, query and body; a multipart body by
+    its fields and files' contents (a retry draws a new boundary)."""
+    digest = hashlib.sha256(f"{request.method} {request.full_path}\n".encode())
+    if request.mimetype == "multipart/form-data":
+        digest.update(json.dumps(sorted(request.form.items(multi=True))).encode())
+        for name, upload in sorted(request.files.items(multi=True), key=lambda item: (item[0], item[1].filename or "")):
+            digest.update(f"\n{name}:{upload.filename}:".encode() + hashlib.sha256(upload.read()).digest())
+            upload.seek(0)
+    else:
+        digest.update(request.get_data())
+    return digest.hexdigest()
+
+
+def after_commit(hook: Callable[[], None]) -> None:
+    """Run `hook` once the write's transaction committed (enqueue work, never inside it)."""
+    g.setdefault("api_after_commit", []).append(hook)
 
 
 def _json_body() -> Any:
@@ -340,7 +363,11 @@ def openapi_document() -> dict[str, Any]:
             "x-pawpost-scope": op.scope,
         }
         if op.body is not None:
-            entry["requestBody"] = {"required": True, "content": {"application/json": {"schema": refs[(op.body, "validation")]}}}
+            content: dict[str, Any] = {"application/json": {"schema": refs[(op.body, "validation")]}}
+            if op.multipart:
+                content["multipart/form-data"] = {"schema": {"allOf": [refs[(op.body, "validation")], {
+                    "type": "object", "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}]}}
+            entry["requestBody"] = {"required": True, "content": content}
         paths.setdefault("/api/v1" + op.path, {})[op.method.lower()] = entry
     return {
         "openapi": "3.1.0",
