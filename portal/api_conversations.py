@@ -83,7 +83,7 @@ class NewMessage(BaseModel):
 
 def _thread(thread_id: str) -> Thread:
     """A thread of the key's business; any other id is not found."""
-    found = db().scalar(select(Thread).where(Thread.id == int(thread_id), Thread.business_id == api_key().business_id)) if thread_id.isdigit() and len(thread_id) < 12 else None
+    found = db().scalar(select(Thread).where(Thread.id == int(thread_id), Thread.business_id == api_key().business_id)) if thread_id.isascii() and thread_id.isdigit() and len(thread_id) <= 9 else None
     if found is None:
         raise ApiProblem(404, "not-found", "No such thread", f"no thread {thread_id[:40]!r}")
     return found

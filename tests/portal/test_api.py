@@ -103,7 +103,7 @@ def test_lists_page_with_cursors(client: FlaskClient, world: World, db: Session)
     assert sorted(seen) == ["Ada Admin", "Bo Basic", "Sam Senior", "Sky Senior"]
     body = assert_problem(client.get("/api/v1/staff?limit=0", headers=bearer(secret)), 422, "invalid-request")
     assert body["errors"][0]["pointer"] == "limit"
-    assert_problem(client.get("/api/v1/staff?cursor=%21%21", headers=bearer(secret)), 422, "invalid-request")
+    assert_problem(client.get("/api/v1/staff?cursor=abc", headers=bearer(secret)), 422, "invalid-request")
 
 
 def _document(slug: str, *families: dict) -> dict:
