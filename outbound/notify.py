@@ -38,9 +38,10 @@ def message_posted(message_id: int) -> None:
     """Tell outbound a message was committed. Never raises: the sweep repairs a lost push,
     and an open tab's next fetch repairs a lost live hint."""
     try:
-        from outbound.tasks import process_posted_message
+        from outbound.tasks import process_posted_message, send_due_webhooks
 
         process_posted_message(message_id)
+        send_due_webhooks()
     except Exception:  # any queue fault: the post is committed, the sweep will find it
         logger.exception("could not enqueue notifications for message %s; the sweep will catch up", message_id)
     live.message_posted(message_id)

@@ -11,6 +11,7 @@ from sqlalchemy import case, func, literal, select
 from sqlalchemy.orm import Session
 
 from threads.cursors import advance_cursor
+from threads.webhooks import message_created
 from threads.errors import EmptyMessage
 from threads.models import Attachment, Contact, Message, ReadCursor, Staff, Thread
 from threads.types import UTCDateTime, utcnow
@@ -92,6 +93,8 @@ def post_message(
     thread.message_count = Thread.message_count + 1
     if author is not None:
         advance_cursor(session, ReadCursor, thread.id, author.person, message.id)
+        # In this transaction: the business's software hears of exactly the committed messages.
+        message_created(session, message, message.created_at)
     session.flush()
     return message
 
