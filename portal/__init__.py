@@ -53,6 +53,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         threads,
         two_factor,
         views,
+        webhooks,
     )
     from portal.runtime import EXTENSION, PortalState, close_db
 
@@ -85,7 +86,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     errors.install(app)
     views.install(app)
     blueprints = (auth, health, metrics, inbox, threads, schedule, attachments, quarantine, devmail)
-    blueprints += (staff, accounts, two_factor, families, calendar, csv_import, reply_address, audit, api_keys, api)
+    blueprints += (staff, accounts, two_factor, families, calendar, csv_import, reply_address, audit, api_keys, webhooks, api)
     _ = (api_directory, api_conversations)  # importing them added their operations to api.bp
     for module in blueprints:
         app.register_blueprint(module.bp)

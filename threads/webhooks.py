@@ -83,13 +83,13 @@ def create_endpoint(session: Session, business_id: int, *, url: str, events: Ite
 
 
 def emit_event(session: Session, business_id: int, event_type: str, data: dict[str, Any], now: datetime, *, endpoint_ids: Iterable[int] | None = None) -> list[int]:
-    """One pending delivery per active endpoint of the business that wants `event_type`, in
-    the caller's transaction (so an event exists exactly when its cause committed). The ids
-    to push to the worker after the commit."""
+    """One pending delivery per active endpoint of the business that wants `event_type` (or
+    per one of `endpoint_ids`, whatever they chose: a test event), in the caller's transaction
+    (so an event exists exactly when its cause committed). The ids to push after the commit."""
     query = select(WebhookEndpoint).where(WebhookEndpoint.business_id == business_id, WebhookEndpoint.active.is_(True))
     if endpoint_ids is not None:
         query = query.where(WebhookEndpoint.id.in_(list(endpoint_ids)))
-    wanted = [e for e in session.scalars(query) if event_type in e.event_list]
+    wanted = [e for e in session.scalars(query) if endpoint_ids is not None or event_type in e.event_list]
     deliveries = []
     for endpoint in wanted:
         event_id = "msg_" + secrets.token_hex(12)

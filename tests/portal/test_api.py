@@ -263,3 +263,27 @@ def test_concurrent_retries_act_once(app: Flask, world: World, db: Session) -> N
             assert body == acted[0][1]
     db.rollback()
     assert db.scalar(select(func.count()).select_from(Family).where(Family.external_id.like("race-%"))) == 30
+
+
+def test_admins_register_webhook_endpoints_and_see_their_deliveries(app: Flask, client: FlaskClient, world: World, db: Session) -> None:
+    from threads.models import WebhookDelivery, WebhookEndpoint
+
+    db.rollback()
+    sign_in_as(app, client, world.admin)
+    refused = client.post("/settings/webhooks", data={"csrf_token": csrf_token(client), "url": "http://hooks.example.test/x", "events": ["message.created"]})
+    assert refused.status_code == 400 and "https://" in refused.get_data(as_text=True)
+    made = client.post("/settings/webhooks", data={"csrf_token": csrf_token(client), "url": "https://crm.example.test/hooks", "events": ["message.created"]})
+    assert made.status_code == 201
+    secret = re.search(r'<code id="webhook-secret" class="secret">(whsec_[^<]+)</code>', made.get_data(as_text=True))
+    assert secret
+    endpoint_id = db.scalar(select(WebhookEndpoint.id).where(WebhookEndpoint.url == "https://crm.example.test/hooks"))
+    db.rollback()
+    page = client.get(f"/settings/webhooks/{endpoint_id}").get_data(as_text=True)
+    assert secret.group(1) not in page and "Nothing sent yet" in page
+    assert client.post(f"/settings/webhooks/{endpoint_id}/test", data={"csrf_token": csrf_token(client)}).status_code == 302
+    delivery = db.scalar(select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id))
+    assert delivery is not None and delivery.event_type == "webhook.test" and delivery.state == "pending"
+    db.rollback()
+    assert "webhook.test" in client.get(f"/settings/webhooks/{endpoint_id}").get_data(as_text=True)
+    sign_in_as(app, client, world.foreign_admin)
+    assert client.get(f"/settings/webhooks/{endpoint_id}").status_code == 404
