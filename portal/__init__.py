@@ -34,6 +34,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         api_conversations,
         api_directory,
         api_keys,
+        api_webhooks,
         attachments,
         audit,
         auth,
@@ -87,7 +88,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     views.install(app)
     blueprints = (auth, health, metrics, inbox, threads, schedule, attachments, quarantine, devmail)
     blueprints += (staff, accounts, two_factor, families, calendar, csv_import, reply_address, audit, api_keys, webhooks, api)
-    _ = (api_directory, api_conversations)  # importing them added their operations to api.bp
+    _ = (api_directory, api_conversations, api_webhooks)  # importing them added their operations to api.bp
     for module in blueprints:
         app.register_blueprint(module.bp)
     return app

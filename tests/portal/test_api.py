@@ -287,3 +287,24 @@ def test_admins_register_webhook_endpoints_and_see_their_deliveries(app: Flask, 
     assert "webhook.test" in client.get(f"/settings/webhooks/{endpoint_id}").get_data(as_text=True)
     sign_in_as(app, client, world.foreign_admin)
     assert client.get(f"/settings/webhooks/{endpoint_id}").status_code == 404
+
+
+def test_keys_with_webhooks_manage_register_endpoints(client: FlaskClient, world: World, db: Session) -> None:
+    secret = key_for(db, world.business.id, "webhooks:manage")
+    made = client.post("/api/v1/webhook-endpoints", json={"url": "https://crm.example.test/in", "events": ["message.created"]}, headers=bearer(secret))
+    assert made.status_code == 201, made.get_data(as_text=True)
+    endpoint = made.get_json()
+    assert endpoint["secret"].startswith("whsec_") and endpoint["events"] == ["message.created"]
+    listed = client.get("/api/v1/webhook-endpoints", headers=bearer(secret)).get_json()["data"]
+    assert endpoint["id"] in [e["id"] for e in listed] and all("secret" not in e for e in listed)
+    tested = client.post(f"/api/v1/webhook-endpoints/{endpoint['id']}/test", headers=bearer(secret))
+    assert tested.status_code == 202 and len(tested.get_json()["delivery_ids"]) == 1
+    refused = client.post("/api/v1/webhook-endpoints", json={"url": "ftp://x.test", "events": ["nope"]}, headers=bearer(secret))
+    assert {e["pointer"] for e in assert_problem(refused, 422, "invalid-request")["errors"]} == {"/url", "/events"}
+    foreign = key_for(db, world.foreign_family.business_id, "webhooks:manage")
+    assert_problem(client.get(f"/api/v1/webhook-endpoints/{endpoint['id']}", headers=bearer(foreign)), 404, "not-found")
+    assert_problem(client.delete(f"/api/v1/webhook-endpoints/{endpoint['id']}", headers=bearer(foreign)), 404, "not-found")
+    assert client.delete(f"/api/v1/webhook-endpoints/{endpoint['id']}", headers=bearer(secret)).status_code == 204
+    assert_problem(client.get(f"/api/v1/webhook-endpoints/{endpoint['id']}", headers=bearer(secret)), 404, "not-found")
+    reader = key_for(db, world.business.id, "directory:read")
+    assert_problem(client.get("/api/v1/webhook-endpoints", headers=bearer(reader)), 403, "insufficient-scope")
