@@ -47,6 +47,16 @@ def message_posted(message_id: int) -> None:
     live.message_posted(message_id)
 
 
+def webhooks_due() -> None:
+    """Tell the worker webhook deliveries were committed (the sweep repairs a lost push)."""
+    try:
+        from outbound.tasks import send_due_webhooks
+
+        send_due_webhooks()
+    except Exception:
+        logger.exception("could not enqueue webhook deliveries; the sweep will catch up")
+
+
 def alerts_decided(
     message_id: int,
     thread_id: int,

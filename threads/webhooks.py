@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from threads.errors import FieldProblems
-from threads.models import WEBHOOK_EVENTS, Family, Message, Thread, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from threads.models import WEBHOOK_EVENTS, Contact, Family, InboundEmail, Message, Thread, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 # Standard Webhooks' suggested schedule, after the first try: ~27 h of retries in all, so
 # a delivery keeps trying through a receiver's whole day of downtime.
@@ -128,6 +128,26 @@ def message_created(session: Session, message: Message, now: datetime) -> list[i
         "attachments": [{"id": a.id, "filename": a.filename, "content_type": a.content_type, "size": a.size} for a in message.attachments],
     }
     return emit_event(session, thread.business_id, "message.created", data, now)
+
+
+def email_bounced(session: Session, contact_id: int, email: str, reason: str, now: datetime) -> list[int]:
+    """`email.bounced`: a contact's address was flagged as bouncing."""
+    found = session.execute(
+        select(Contact, Family).join(Family, Family.id == Contact.family_id).where(Contact.id == contact_id)
+    ).first()
+    if found is None:
+        return []
+    contact, family = found
+    data = {"family_id": family.external_id, "contact_id": contact.external_id, "contact_name": contact.name, "email": email, "reason": reason[:500]}
+    return emit_event(session, family.business_id, "email.bounced", data, now)
+
+
+def email_quarantined(session: Session, inbound: InboundEmail, now: datetime) -> list[int]:
+    """`email.quarantined`: an email to the business was held for review (not its text)."""
+    if inbound.business_id is None:
+        return []
+    data = {"inbound_email_id": inbound.id, "sender": inbound.sender or inbound.envelope_from, "subject": inbound.subject, "reason": inbound.reason}
+    return emit_event(session, inbound.business_id, "email.quarantined", data, now)
 
 
 def sign(secret: str, event_id: str, timestamp: int, body: str) -> str:

@@ -112,3 +112,22 @@ def test_the_quarantine_cli_lists_shows_releases_and_discards(
     again = runner.invoke(main, ["quarantine", "discard", str(held)], env=env)
     assert again.exit_code != 0 and "released, not quarantined" in again.output
     assert "nothing in quarantine" in runner.invoke(main, ["quarantine", "list"], env=env).output
+
+
+def test_a_held_email_becomes_an_email_quarantined_event(smtp, world: World, engine: Engine) -> None:
+    from sqlalchemy import select
+
+    from threads.models import WebhookDelivery
+    from threads.webhooks import create_endpoint
+
+    with Session(engine) as session, session.begin():
+        endpoint_id = create_endpoint(session, world.business_id, url="https://crm.example.test/in", events=["email.quarantined"], development=False, now=utcnow()).id
+    raw = reply_email(NEW_ADDRESS, world.reply_to, "Can Bella stay an extra night?")
+    assert send(*smtp, NEW_ADDRESS, world.reply_to, raw)[0] == 250
+    [row] = queries.inbound(engine)
+    with Session(engine) as session:
+        [delivery] = session.scalars(select(WebhookDelivery)).all()
+        event = json.loads(delivery.payload)
+    assert delivery.endpoint_id == endpoint_id and event["type"] == "email.quarantined"
+    assert event["data"]["inbound_email_id"] == row.id and event["data"]["sender"] == NEW_ADDRESS
+    assert "Bella" not in delivery.payload  # the held text stays in Pawpost

@@ -223,3 +223,22 @@ def test_endpoint_urls_are_validated_when_saved(db: Session) -> None:
     made = create_endpoint(db, business.id, url="https://example.test/h", events=["webhook.test", "message.created"], development=False, now=utcnow())
     assert made.events == "message.created webhook.test" and made.secret.startswith("whsec_")
     assert json.dumps(made.event_list)
+
+
+def test_a_bouncing_address_becomes_an_email_bounced_event(db: Session) -> None:
+    from threads.bounces import mark_bouncing
+
+    business = make_business(db)
+    family = make_family(db, business)
+    contact = family.contacts[0]
+    endpoint = create_endpoint(db, business.id, url="https://crm.example.test/in", events=["email.bounced"], development=False, now=utcnow())
+    assert mark_bouncing(db, contact.id, contact.addresses[0].email.upper(), "550 5.1.1 no such user", utcnow()) == 1
+    [delivery] = db.scalars(select(WebhookDelivery)).all()
+    event = json.loads(delivery.payload)
+    assert delivery.endpoint_id == endpoint.id and event["type"] == "email.bounced"
+    assert event["data"] == {
+        "family_id": family.external_id, "contact_id": contact.external_id, "contact_name": contact.name,
+        "email": contact.addresses[0].email, "reason": "550 5.1.1 no such user",
+    }
+    assert mark_bouncing(db, contact.id, "nobody@else.test", "x", utcnow()) == 0
+    assert len(db.scalars(select(WebhookDelivery)).all()) == 1
