@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from threads.errors import FieldProblems
-from threads.models import WEBHOOK_EVENTS, Contact, Family, InboundEmail, Message, Thread, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from threads.models import WEBHOOK_EVENTS, Appointment, Contact, Family, InboundEmail, Message, Thread, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 # Standard Webhooks' suggested schedule, after the first try: ~27 h of retries in all, so
 # a delivery keeps trying through a receiver's whole day of downtime.
@@ -148,6 +148,25 @@ def email_quarantined(session: Session, inbound: InboundEmail, now: datetime) ->
         return []
     data = {"inbound_email_id": inbound.id, "sender": inbound.sender or inbound.envelope_from, "subject": inbound.subject, "reason": inbound.reason}
     return emit_event(session, inbound.business_id, "email.quarantined", data, now)
+
+
+def appointment_changed(session: Session, appointment: Appointment, change: str, now: datetime) -> list[int]:
+    """`appointment.changed`: an appointment was created, updated or cancelled in the portal
+    (changes the business's software made itself are not echoed back to it)."""
+    family = session.get(Family, appointment.family_id)
+    data = {
+        "change": change,
+        "appointment_id": appointment.external_id,
+        "pawpost_id": appointment.id,
+        "family_id": family.external_id if family is not None else None,
+        "staff": [{"id": s.external_id, "name": s.name} for s in appointment.staff],
+        "service": appointment.service,
+        "starts_at": appointment.starts_at.isoformat(),
+        "ends_at": appointment.ends_at.isoformat(),
+        "status": appointment.status,
+        "source": "portal",
+    }
+    return emit_event(session, appointment.business_id, "appointment.changed", data, now)
 
 
 def sign(secret: str, event_id: str, timestamp: int, body: str) -> str:

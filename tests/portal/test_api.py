@@ -308,3 +308,19 @@ def test_keys_with_webhooks_manage_register_endpoints(client: FlaskClient, world
     assert_problem(client.get(f"/api/v1/webhook-endpoints/{endpoint['id']}", headers=bearer(secret)), 404, "not-found")
     reader = key_for(db, world.business.id, "directory:read")
     assert_problem(client.get("/api/v1/webhook-endpoints", headers=bearer(reader)), 403, "insufficient-scope")
+
+
+def test_an_appointment_changed_in_the_portal_becomes_an_event(app: Flask, client: FlaskClient, world: World, db: Session) -> None:
+    from threads.models import WebhookDelivery
+    from threads.webhooks import create_endpoint
+
+    endpoint = create_endpoint(db, world.business.id, url="https://crm.example.test/in", events=["appointment.changed"], development=False, now=utcnow())
+    db.commit()
+    sign_in_as(app, client, world.admin)
+    assert client.post(f"/schedule/appointments/{world.appointment_id}/cancel", data={"csrf_token": csrf_token(client)}).status_code == 302
+    [delivery] = db.scalars(select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id)).all()
+    event = json.loads(delivery.payload)
+    assert event["type"] == "appointment.changed"
+    data = event["data"]
+    assert (data["change"], data["status"], data["pawpost_id"], data["family_id"]) == ("cancel", "cancelled", world.appointment_id, world.scheduled.external_id)
+    assert data["staff"][0]["name"] == "Bo Basic" and data["source"] == "portal"
