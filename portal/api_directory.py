@@ -1,4 +1,4 @@
-"""The directory over the API: staff and families (contacts, addresses, pets) to read, and
+"""The directory over the API: staff, families (contacts, addresses, pets) and appointments to read, and
 the bulk upsert that takes the very document `pawpost import` takes.
 
 The bulk upsert goes through `threads.importing.import_directory`, the same validation and
@@ -9,6 +9,7 @@ path). A document about another business is refused: a key writes to its own bus
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,11 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from pawpost.settings import Settings
-from portal.api import ApiProblem, ListQuery, api_key, bp, decode_cursor, encode_cursor, operation
+from portal.api import ApiProblem, ListQuery, api_key, decode_cursor, encode_cursor, operation
 from portal.runtime import db, settings
 from threads.errors import DirectoryError
 from threads.importing import import_directory
-from threads.models import Business, Contact, Family, Staff
+from threads.models import Appointment, Business, Contact, Family, Staff
 
 
 class StaffMember(BaseModel):
@@ -65,6 +66,27 @@ class FamilyRecord(BaseModel):
 
 class FamilyPage(BaseModel):
     data: list[FamilyRecord]
+    next_cursor: str | None
+
+
+class AppointmentStaff(BaseModel):
+    id: str | None
+    name: str
+
+
+class AppointmentRecord(BaseModel):
+    id: str | None = Field(description="The business's own id (external id); null for appointments added in the portal")
+    pawpost_id: int
+    family_id: str
+    staff: list[AppointmentStaff]
+    service: str
+    starts_at: datetime
+    ends_at: datetime
+    status: str
+
+
+class AppointmentPage(BaseModel):
+    data: list[AppointmentRecord]
     next_cursor: str | None
 
 
@@ -130,6 +152,33 @@ def get_family(external_id: str) -> dict[str, Any]:
     if family is None:
         raise ApiProblem(404, "not-found", "No such family", f"no family with id {external_id!r}")
     return _family_record(family)
+
+
+def _appointment_record(appointment: Appointment) -> dict[str, Any]:
+    return {
+        "id": appointment.external_id, "pawpost_id": appointment.id, "family_id": appointment.family.external_id,
+        "staff": [{"id": s.external_id, "name": s.name} for s in appointment.staff],
+        "service": appointment.service, "starts_at": appointment.starts_at, "ends_at": appointment.ends_at, "status": appointment.status,
+    }
+
+
+def _appointments_query() -> Any:
+    return select(Appointment).where(Appointment.business_id == api_key().business_id).options(selectinload(Appointment.family), selectinload(Appointment.staff))
+
+
+@operation("GET", "/appointments", scope="directory:read", summary="List appointments", response=AppointmentPage, query=ListQuery)
+def list_appointments(query: ListQuery) -> dict[str, Any]:
+    rows = db().scalars(_appointments_query().where(Appointment.id > decode_cursor(query.cursor)).order_by(Appointment.id).limit(query.limit + 1)).all()
+    page = rows[: query.limit]
+    return {"data": [_appointment_record(a) for a in page], "next_cursor": encode_cursor(page[-1].id) if len(rows) > query.limit else None}
+
+
+@operation("GET", "/appointments/{external_id}", scope="directory:read", summary="Read one appointment by the business's id", response=AppointmentRecord, problems=(404,))
+def get_appointment(external_id: str) -> dict[str, Any]:
+    appointment = db().scalar(_appointments_query().where(Appointment.external_id == external_id))
+    if appointment is None:
+        raise ApiProblem(404, "not-found", "No such appointment", f"no appointment with id {external_id!r}")
+    return _appointment_record(appointment)
 
 
 @operation(

@@ -324,3 +324,18 @@ def test_an_appointment_changed_in_the_portal_becomes_an_event(app: Flask, clien
     data = event["data"]
     assert (data["change"], data["status"], data["pawpost_id"], data["family_id"]) == ("cancel", "cancelled", world.appointment_id, world.scheduled.external_id)
     assert data["staff"][0]["name"] == "Bo Basic" and data["source"] == "portal"
+
+
+def test_appointments_are_listed_and_read_by_the_business_id(client: FlaskClient, world: World, db: Session) -> None:
+    secret = key_for(db, world.business.id, "directory:read")
+    document = _document(world.business.slug, _family("appt-fam", "ann@appt.test"))
+    document["staff"] = [{"id": "walker-1", "name": "Wes Walker", "email": "wes@a.test", "role": "basic"}]
+    document["appointments"] = [{"id": "visit-9", "family": "appt-fam", "staff": ["walker-1"], "start": "2026-12-03T09:00:00-05:00", "end": "2026-12-03T10:00:00-05:00"}]
+    writer = key_for(db, world.business.id, "directory:write")
+    assert client.post("/api/v1/directory", json=document, headers=bearer(writer)).status_code == 200
+    listed = client.get("/api/v1/appointments", headers=bearer(secret)).get_json()["data"]
+    assert {a["family_id"] for a in listed} >= {world.scheduled.external_id, "appt-fam"}
+    assert world.foreign_appointment_id not in {a["pawpost_id"] for a in listed}
+    visit = client.get("/api/v1/appointments/visit-9", headers=bearer(secret)).get_json()
+    assert visit["staff"] == [{"id": "walker-1", "name": "Wes Walker"}] and visit["starts_at"].startswith("2026-12-03T14:00:00")
+    assert_problem(client.get("/api/v1/appointments/nope", headers=bearer(secret)), 404, "not-found")
