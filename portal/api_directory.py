@@ -100,6 +100,15 @@ class DirectoryDocument(BaseModel):
     appointments: list[dict[str, Any]] = Field(default_factory=list)
 
 
+class FamilyEntry(BaseModel):
+    """One family as `pawpost import` takes it (its id is in the URL); the import's rules apply."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(max_length=200)
+    contacts: list[dict[str, Any]] = Field(max_length=100, description="Each {id?, name, email | emails, primary?}")
+    pets: list[dict[str, Any]] = Field(default_factory=list, max_length=100, description="Each {id?, name, species?, breed?}")
+
+
 class DirectoryResult(BaseModel):
     created: dict[str, int]
     updated: dict[str, int]
@@ -201,7 +210,29 @@ def upsert_directory(body: DirectoryDocument) -> dict[str, Any]:
     return {"created": report.created, "updated": report.updated}
 
 
+@operation(
+    "PUT", "/families/{external_id}", scope="directory:write", summary="Create or update a family by the business's id (the import's rules)",
+    response=FamilyRecord, body=FamilyEntry, problems=(400, 415),
+)
+def put_family(external_id: str, body: FamilyEntry) -> dict[str, Any]:
+    """Contacts and pets are matched and updated as `pawpost import` does; none is removed."""
+    business = db().scalar(select(Business).where(Business.id == api_key().business_id))
+    assert business is not None
+    document = {
+        "business": {"id": business.slug, "name": business.name, "timezone": business.timezone, "sender_name": business.sender_name},
+        "families": [{"id": external_id, **body.model_dump()}],
+    }
+    try:
+        import_directory(db(), document, mail_domain=settings().mail_domain)
+    except DirectoryError as error:
+        errors = [_path_error(p.removeprefix("families[0].").removeprefix("families[0]")) for p in error.problems]
+        raise ApiProblem(422, "invalid-family", "Invalid family", f"{len(errors)} problem(s); nothing was written", errors=errors) from None
+    family = db().scalar(_families_query().where(Family.external_id == external_id))
+    assert family is not None
+    return _family_record(family)
+
+
 def _path_error(problem: str) -> dict[str, str]:
     """"families[2].contacts[0].email: is required" → a JSON path and its detail."""
     path, _, detail = problem.partition(": ")
-    return {"path": "$" if path == "$" else "$." + path, "in": "body", "detail": detail or problem}
+    return {"path": "$" if path in ("$", "") else "$." + path, "in": "body", "detail": detail or problem}

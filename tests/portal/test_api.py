@@ -339,3 +339,19 @@ def test_appointments_are_listed_and_read_by_the_business_id(client: FlaskClient
     visit = client.get("/api/v1/appointments/visit-9", headers=bearer(secret)).get_json()
     assert visit["staff"] == [{"id": "walker-1", "name": "Wes Walker"}] and visit["starts_at"].startswith("2026-12-03T14:00:00")
     assert_problem(client.get("/api/v1/appointments/nope", headers=bearer(secret)), 404, "not-found")
+
+
+def test_put_creates_or_updates_a_family_by_its_id_with_the_import_rules(client: FlaskClient, world: World, db: Session) -> None:
+    secret = key_for(db, world.business.id, "directory:write")
+    entry = {"name": "Nguyen family", "contacts": [{"id": "c1", "name": "Linh Nguyen", "email": "linh@ng.test"}], "pets": [{"name": "Mochi", "species": "cat"}]}
+    made = client.put("/api/v1/families/ng-7", json=entry, headers=bearer(secret))
+    assert made.status_code == 200, made.get_data(as_text=True)
+    assert made.get_json()["contacts"][0]["addresses"][0]["email"] == "linh@ng.test"
+    entry["name"] = "Nguyen-Tran family"
+    entry["contacts"].append({"id": "c2", "name": "Bao Tran", "email": "bao@ng.test"})
+    again = client.put("/api/v1/families/ng-7", json=entry, headers=bearer(secret)).get_json()
+    assert again["name"] == "Nguyen-Tran family" and [c["name"] for c in again["contacts"]] == ["Linh Nguyen", "Bao Tran"]
+    broken = {"name": "", "contacts": [{"name": "X", "email": "not-an-address"}]}
+    body = assert_problem(client.put("/api/v1/families/ng-8", json=broken, headers=bearer(secret)), 422, "invalid-family")
+    assert {e["path"] for e in body["errors"]} >= {"$.contacts[0].email"}
+    assert db.scalar(select(func.count()).select_from(Family).where(Family.external_id == "ng-8")) == 0
