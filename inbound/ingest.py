@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Select, Update, bindparam, exists, func, literal, or_, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.orm import Session, joinedload, sessionmaker
+from sqlalchemy.orm import Session, joinedload, object_session, sessionmaker
 
 from inbound.bounces import record_bounce, signed_outbox
 from inbound.classify import Kind, classify
@@ -37,12 +37,13 @@ from inbound.route import (
     untrusted_sender,
 )
 from outbound.live import quarantine_changed
-from outbound.notify import alerts_decided, message_posted, plan_new_message_alerts
+from outbound.notify import alerts_decided, message_posted, plan_new_message_alerts, webhooks_due
 from pawpost.settings import Settings
 from threads.auto_replies import claim_daily_note, record_note
 from threads.bounces import clear_bouncing
 from threads.directory import contact_for_address, find_staff_by_email
 from threads.errors import EmptyMessage
+from threads.webhooks import email_quarantined
 from threads.limits import cap_text
 from threads.models import (
     Contact,
@@ -164,6 +165,7 @@ def process_stored_email(
             notify_posted(outcome.message_id)
     elif outcome.outcome == "quarantined":
         quarantine_changed(outcome.inbound_email_id)  # seniors' open tabs update the count
+        webhooks_due()
     return outcome
 
 
@@ -394,6 +396,10 @@ def _finish(row: InboundEmail, outcome: str, reason: str | None, posted_message_
     row.outcome = outcome
     row.reason = storable(reason)[:1000] if reason else None
     row.posted_message_id = posted_message_id
+    session = object_session(row)
+    if outcome == "quarantined" and session is not None:
+        session.flush()
+        email_quarantined(session, row, utcnow())  # in the transaction that holds it
 
 
 _ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:key)")

@@ -52,12 +52,23 @@ def message_posted(message_id: int) -> None:
     """Tell outbound a message was committed. Never raises: the sweep repairs a lost push,
     and an open tab's next fetch repairs a lost live hint."""
     try:
-        from outbound.tasks import process_posted_message
+        from outbound.tasks import process_posted_message, send_due_webhooks
 
         process_posted_message(message_id)
+        send_due_webhooks()
     except Exception:  # any queue fault: the post is committed, the sweep will find it
         logger.exception("could not enqueue notifications for message %s; the sweep will catch up", message_id)
     live.message_posted(message_id)
+
+
+def webhooks_due() -> None:
+    """Tell the worker webhook deliveries were committed (the sweep repairs a lost push)."""
+    try:
+        from outbound.tasks import send_due_webhooks
+
+        send_due_webhooks()
+    except Exception:
+        logger.exception("could not enqueue webhook deliveries; the sweep will catch up")
 
 
 def alerts_decided(

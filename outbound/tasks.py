@@ -12,20 +12,21 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from outbound import digests, notify, outbox, sweep
+from outbound.links import attachment_url
 from outbound.queue import configured_settings, huey, session_factory
 from outbound.transport import parse_outbound_url
+from outbound.webhooks import send, signed_request
 from pawpost.settings import Settings
 from threads import email_choice
-
-
 from threads.announcements import post_pending, unfinished_announcements
-from threads.models import Business, Message, Thread
+from threads.models import Business, Message, Thread, WebhookDelivery, WebhookEndpoint
 from threads.types import utcnow
+from threads.webhooks import due_deliveries, record_attempt, with_links
 
 logger = logging.getLogger(__name__)
 
@@ -241,6 +242,7 @@ def run_sweep(now: datetime | None = None) -> sweep.DueWork:
     for batch in _chunks(due.outbox_ids):
         deliver_emails(batch)
     restart_announcements()
+    push_webhooks(_transaction(lambda session, settings: due_deliveries(session, moment)))
     if due.total:
         logger.info(
             "sweep: %d digest thread(s), %d alert(s), %d escalation thread(s), %d unsent email(s)",
@@ -379,3 +381,68 @@ def sweep_in_slot(slot: int, seconds: int = SWEEP_SECONDS) -> None:
     if claim_sweep_slot(slot, seconds):
         run_sweep()
         run_daily_summaries()
+
+
+# -- webhooks: one task per delivery, at the lowest priority (never ahead of emails) --------
+
+PRIORITY_WEBHOOK = 5
+# While one worker sends a delivery, others leave it alone this long (longer than a send).
+WEBHOOK_LEASE = timedelta(seconds=60)
+
+
+def run_webhook_delivery(delivery_id: int, now: datetime | None = None) -> timedelta | None:
+    """Claim, send (outside any transaction), record; the delay before the retry, if any."""
+    moment = now or utcnow()
+
+    def claim(session: Session, settings: Settings) -> tuple[str, str, str, str] | None:
+        claimed = session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == delivery_id, WebhookDelivery.state == "pending", WebhookDelivery.next_attempt_at <= moment)
+            .values(next_attempt_at=moment + WEBHOOK_LEASE)
+        ).rowcount
+        delivery = session.get(WebhookDelivery, delivery_id)
+        if not claimed or delivery is None:
+            return None
+        endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
+        if endpoint is None or not endpoint.active:
+            return None
+        return endpoint.url, endpoint.secret, delivery.event_id, delivery.payload
+
+    found = _transaction(claim)
+    if found is None:
+        return None
+    url, secret, event_id, payload = found
+    settings = configured_settings()
+    # Attachment links are signed now, valid from this attempt on.
+    body = with_links(payload, lambda attachment_id: attachment_url(settings, attachment_id))
+    # Stamped with the real time of sending (not a test's clock): receivers refuse old stamps.
+    outcome = send(signed_request(url, secret, event_id, body, utcnow().timestamp()), development=settings.development)
+
+    def record(session: Session, _settings: Settings) -> timedelta | None:
+        delivery = session.get(WebhookDelivery, delivery_id)
+        if delivery is None:
+            return None
+        return record_attempt(session, delivery, outcome, now or utcnow())
+
+    delay = _transaction(record)
+    logger.info("webhook delivery %s: %s in %d ms", delivery_id, outcome.status_code or "no answer", outcome.latency_ms)
+    if delay is not None and now is None:
+        _enqueue_quietly(lambda: deliver_webhook.schedule(args=(delivery_id,), delay=delay.total_seconds()))
+    return delay
+
+
+@huey.task(priority=PRIORITY_WEBHOOK)
+def deliver_webhook(delivery_id: int) -> None:
+    run_webhook_delivery(delivery_id)
+
+
+@huey.task(priority=PRIORITY_WEBHOOK)
+def send_due_webhooks() -> None:
+    """Pushed after a commit that wrote deliveries: each due one gets its own task."""
+    push_webhooks(_transaction(lambda session, settings: due_deliveries(session, utcnow())))
+
+
+def push_webhooks(delivery_ids: Sequence[int]) -> None:
+    """After the commit that wrote them: one task each, so one slow receiver delays no other."""
+    for delivery_id in delivery_ids:
+        _enqueue_quietly(lambda delivery_id=delivery_id: deliver_webhook(delivery_id))

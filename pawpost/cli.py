@@ -19,6 +19,7 @@ from inbound.cli_parse import parse_command
 import inbound.tasks  # noqa: F401  (every pawpost process, the worker included, knows inbound's tasks)
 from outbound.cli import worker_command
 from pawpost.settings import ConfigError, Settings
+from portal.api_cli import apikeys_command
 from portal.cli import live_command, staff_command, web_command
 from threads import migrate
 from threads.addresses import reply_address, rotate_reply_token
@@ -271,6 +272,7 @@ main.add_command(quarantine_command)
 main.add_command(worker_command)
 main.add_command(web_command)
 main.add_command(live_command)
+main.add_command(apikeys_command)
 main.add_command(staff_command)
 
 

@@ -31,6 +31,11 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     from portal import (
         accounts,
         announcements,
+        api,
+        api_conversations,
+        api_directory,
+        api_keys,
+        api_webhooks,
         attachments,
         audit,
         auth,
@@ -53,6 +58,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         threads,
         two_factor,
         views,
+        webhooks,
     )
     from portal.runtime import EXTENSION, PortalState, close_db
 
@@ -81,13 +87,16 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     csrf = CSRFProtect(app)
     # RFC 8058 one-click unsubscribe: mail providers post it without cookies (see portal.parents).
     csrf.exempt("portal.parents.one_click")
+    # The API authenticates with bearer keys, never cookies: nothing for a forged form to ride on.
+    csrf.exempt(api.bp)
     app.teardown_appcontext(close_db)
     security.install(app)
     errors.install(app)
     views.install(app)
     blueprints = (auth, health, metrics, inbox, threads, schedule, attachments, quarantine, devmail)
     blueprints += (staff, accounts, two_factor, families, calendar, csv_import, reply_address, audit, parents, search)
-    blueprints += (saved_replies, announcements)
+    blueprints += (saved_replies, announcements, api_keys, webhooks, api)
+    _ = (api_directory, api_conversations, api_webhooks)  # importing them added their operations to api.bp
     for module in blueprints:
         app.register_blueprint(module.bp)
     return app

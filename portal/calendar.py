@@ -13,6 +13,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
+from outbound.notify import webhooks_due
 from portal.audit import note
 from portal.auth import current_staff, requires
 from portal.runtime import db, now
@@ -27,6 +28,7 @@ from threads.appointments import (
 from threads.errors import FieldProblems, UnknownFamily
 from threads.models import Appointment, Family, Staff
 from threads.schedule import business_today, day_bounds
+from threads.webhooks import appointment_changed
 
 bp = Blueprint("calendar", __name__)
 
@@ -140,6 +142,7 @@ def _audit(action: str, summary: str, appointment: Appointment, before: dict[str
     db().flush()
     db().refresh(appointment)
     note(action, summary, family_id=appointment.family_id, before=before, after=_snapshot(appointment))
+    appointment_changed(db(), appointment, action.removeprefix("appointment."), now())
 
 
 def _appointment(appointment_id: int) -> Appointment:
@@ -173,6 +176,7 @@ def create() -> Any:
         return _editor(None, form, error.problems), 400
     _audit("appointment.create", "Added an appointment", appointment, None)
     db().commit()
+    webhooks_due()
     flash("Appointment added.")
     return _back(appointment)
 
@@ -195,6 +199,7 @@ def update(appointment_id: int) -> Any:
         return _editor(_appointment(appointment_id), form, error.problems), 400
     _audit("appointment.update", "Changed an appointment", appointment, before)
     db().commit()
+    webhooks_due()
     flash("Appointment saved.")
     return _back(appointment)
 
@@ -207,5 +212,6 @@ def cancel(appointment_id: int) -> Response:
     cancel_appointment(appointment)
     _audit("appointment.cancel", "Cancelled an appointment", appointment, before)
     db().commit()
+    webhooks_due()
     flash("Appointment cancelled.")
     return _back(appointment)

@@ -65,4 +65,8 @@ def install(app: Flask) -> None:
     def http_error(error: HTTPException) -> tuple[Response | str, int] | HTTPException:
         if error.code is None or error.code < 400:
             return error
+        if request.path.startswith("/api/v1/"):
+            from portal.api import problem_for_http
+
+            return problem_for_http(error), error.code
         return answer(error.code, error.description or "")

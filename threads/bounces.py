@@ -15,6 +15,7 @@ from sqlalchemy import Update, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from threads.directory import normalise_email
+from threads.webhooks import email_bounced
 from threads.models import Business, Contact, ContactAddress, Family
 
 
@@ -25,7 +26,10 @@ def mark_bouncing(session: Session, contact_id: int, email: str, reason: str, no
         .where(ContactAddress.contact_id == contact_id, ContactAddress.email == normalise_email(email))
         .values(bouncing=True, bounced_at=now, bounce_reason=reason[:500])
     )
-    return result.rowcount or 0
+    changed = result.rowcount or 0
+    if changed:
+        email_bounced(session, contact_id, normalise_email(email), reason, now)
+    return changed
 
 
 def clear_bouncing(session: Session, business_id: int, email: str, *, flagged_before: datetime | None = None) -> int:

@@ -695,3 +695,120 @@ class AnnouncementDelivery(Base):
     announcement_id: Mapped[int] = mapped_column(ForeignKey("announcements.id", ondelete="CASCADE"), primary_key=True)
     family_id: Mapped[int] = mapped_column(ForeignKey("families.id", ondelete="CASCADE"), primary_key=True)
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+
+
+API_SCOPES = ("directory:read", "directory:write", "messages:read", "messages:write", "webhooks:manage")
+
+
+class ApiKey(Base):
+    """A business's key for the REST API: only its SHA-256 is stored, its prefix is shown.
+
+    `scopes` holds the granted scopes separated by spaces; a revoked key stays listed (who
+    had access, and until when) but never authenticates again.
+    """
+
+    __tablename__ = "api_keys"
+    __table_args__ = (Index("ix_api_keys_business_id", "business_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    @property
+    def scope_list(self) -> list[str]:
+        return self.scopes.split()
+
+
+class IdempotentRequest(Base):
+    """One `Idempotency-Key` a key has used: the request's fingerprint and, once it ended, the
+    answer to replay. The unique (api_key_id, key) pair makes concurrent retries act once:
+    the second insert waits for or fails against the first."""
+
+    __tablename__ = "idempotent_requests"
+    __table_args__ = (UniqueConstraint("api_key_id", "key"), Index("ix_idempotent_requests_created_at", "created_at"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    # None while the first request is still running.
+    status: Mapped[int | None] = mapped_column(Integer)
+    content_type: Mapped[str | None] = mapped_column(String(100))
+    body: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+WEBHOOK_EVENTS = ("message.created", "email.quarantined", "email.bounced", "appointment.changed", "webhook.test")
+DELIVERY_STATES = ("pending", "succeeded", "failed")
+
+
+class WebhookEndpoint(Base):
+    """Where a business wants to hear about events: a URL, the events, and the signing secret.
+
+    The secret must be kept to sign (HMAC) each delivery, so it is stored as it is; it is
+    shown to the admin once, when the endpoint is made. `failing_since` is the first failure
+    after the last success: three days of it disable the endpoint.
+    """
+
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (Index("ix_webhook_endpoints_business_id", "business_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[str] = mapped_column(String(500))
+    secret: Mapped[str] = mapped_column(String(100))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(String(300))
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    @property
+    def event_list(self) -> list[str]:
+        return self.events.split()
+
+
+class WebhookDelivery(Base):
+    """One event for one endpoint: written in the transaction of the event, sent after it."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        CheckConstraint(_in("state", DELIVERY_STATES), name="state"),
+        Index("ix_webhook_deliveries_endpoint_id_id", "endpoint_id", "id"),
+        Index("ix_webhook_deliveries_state_next_attempt_at", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    # The Standard Webhooks `webhook-id`: the same for every retry, so receivers drop repeats.
+    event_id: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    endpoint: Mapped[WebhookEndpoint] = relationship()
+    log: Mapped[list[WebhookAttempt]] = relationship(order_by="WebhookAttempt.id", cascade="all, delete-orphan")
+
+
+class WebhookAttempt(Base):
+    """One try at sending a delivery: when, the answer's status, latency and first bytes."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[int] = mapped_column(Integer)
+    # The receiver's answer (its first bytes), or why nothing was sent or heard.
+    excerpt: Mapped[str] = mapped_column(String(500))

@@ -16,6 +16,7 @@ from sqlalchemy.orm.util import AliasedClass
 
 from threads.cursors import advance_cursor
 from threads.errors import AccessDenied, EmptyMessage
+from threads.webhooks import message_created
 from threads.models import Attachment, Contact, Message, ReadCursor, Staff, Thread
 from threads.types import UTCDateTime, utcnow
 
@@ -117,6 +118,9 @@ def post_message(
     session.expire(thread, ["last_message_id", "last_message_at", "message_count"])
     if author is not None:
         advance_cursor(session, ReadCursor, thread.id, author.person, message.id)
+        # In this transaction: the business's software hears of exactly the committed messages.
+        message_created(session, message, message.created_at)
+    session.flush()
     return message
 
 

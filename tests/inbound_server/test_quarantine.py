@@ -132,3 +132,22 @@ def test_the_quarantine_cli_shows_a_deeply_nested_email_from_a_stranger(
     shown = CliRunner().invoke(main, ["quarantine", "show", str(row.id), "--json"], env=env)
     assert shown.exit_code == 0, shown.output
     assert json.loads(shown.output)["text"].startswith("Is Bella free on Friday?")
+
+
+def test_a_held_email_becomes_an_email_quarantined_event(smtp, world: World, engine: Engine) -> None:
+    from sqlalchemy import select
+
+    from threads.models import WebhookDelivery
+    from threads.webhooks import create_endpoint
+
+    with Session(engine) as session, session.begin():
+        endpoint_id = create_endpoint(session, world.business_id, url="https://crm.example.test/in", events=["email.quarantined"], development=False, now=utcnow()).id
+    raw = reply_email(NEW_ADDRESS, world.reply_to, "Can Bella stay an extra night?")
+    assert send(*smtp, NEW_ADDRESS, world.reply_to, raw)[0] == 250
+    [row] = queries.inbound(engine)
+    with Session(engine) as session:
+        [delivery] = session.scalars(select(WebhookDelivery)).all()
+        event = json.loads(delivery.payload)
+    assert delivery.endpoint_id == endpoint_id and event["type"] == "email.quarantined"
+    assert event["data"]["inbound_email_id"] == row.id and event["data"]["sender"] == NEW_ADDRESS
+    assert "Bella" not in delivery.payload  # the held text stays in Pawpost

@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session
 from pawpost.settings import Settings
 from portal import create_app
 from portal.auth import session_fingerprint
+from threads.api_keys import create_api_key
+from threads.webhooks import create_endpoint, emit_event
 from threads.accounts import start_staff_session
 from tests.factories import make_appointment, make_business, make_family, make_staff, thread_of
 from threads.models import Attachment, Business, Family, InboundEmail, Staff, Thread
@@ -96,6 +98,9 @@ class World:
     foreign_thread: Thread
     foreign_image: Attachment
     foreign_held: InboundEmail
+    api_key_id: int
+    webhook_id: int
+    webhook_delivery_id: int
 
 
 def build_world(session: Session) -> World:
@@ -124,6 +129,9 @@ def build_world(session: Session) -> World:
     foreign_appointment = make_appointment(session, foreign_family, [foreign_senior], start=now + timedelta(days=1), hours=1)
     third = post_message(session, foreign_thread, foreign_family.contacts[0], "Hi B", [NewAttachment("b.png", "image/png", PNG)], source="email")
     foreign_held = held_email(session, foreign, foreign_thread, "x@else.test", "Hello")
+    api_key, _secret = create_api_key(session, business.id, name="Booking sync", scopes=["directory:read"], now=now)
+    webhook = create_endpoint(session, business.id, url="https://hooks.example.test/pawpost", events=["webhook.test"], development=False, now=now)
+    (webhook_delivery_id,) = emit_event(session, business.id, "webhook.test", {"hello": "world"}, now)
     session.commit()
     return World(
         business=business, senior=senior, senior2=senior2, admin=admin, basic=basic,
@@ -132,7 +140,8 @@ def build_world(session: Session) -> World:
         foreign_senior=foreign_senior, foreign_admin=foreign_admin, senior2_session_id=senior2_session.id,
         appointment_id=appointment.id, foreign_appointment_id=foreign_appointment.id,
         foreign_family=foreign_family, foreign_thread=foreign_thread,
-        foreign_image=third.attachments[0], foreign_held=foreign_held,
+        foreign_image=third.attachments[0], foreign_held=foreign_held, api_key_id=api_key.id,
+        webhook_id=webhook.id, webhook_delivery_id=webhook_delivery_id,
     )
 
 

@@ -128,6 +128,15 @@ MATRIX: list[tuple[str, str, dict[str, int]]] = [
     ("POST", "/threads/{other_thread}/reply-address", {**ADMIN_ONLY, "foreign_admin": 404, "*": 302}),
     ("GET", "/audit", {**ADMIN_ONLY, "foreign_admin": 200, "*": 200}),
     ("GET", "/audit?family={scheduled}&person={senior2}", {**ADMIN_ONLY, "foreign_admin": 200, "*": 200}),
+    ("GET", "/settings/api-keys", {**ADMIN_ONLY, "foreign_admin": 200, "*": 200}),
+    ("POST", "/settings/api-keys", {**ADMIN_ONLY, "foreign_admin": 400, "*": 400}),  # no name in the matrix's form
+    ("POST", "/settings/api-keys/{api_key}/revoke", {**ADMIN_ONLY, "foreign_admin": 404, "*": 302}),
+    ("GET", "/settings/webhooks", {**ADMIN_ONLY, "foreign_admin": 200, "*": 200}),
+    ("POST", "/settings/webhooks", {**ADMIN_ONLY, "foreign_admin": 400, "*": 400}),  # no URL in the matrix's form
+    ("GET", "/settings/webhooks/{webhook}", {**ADMIN_ONLY, "foreign_admin": 404, "*": 200}),
+    ("POST", "/settings/webhooks/{webhook}/test", {**ADMIN_ONLY, "foreign_admin": 404, "*": 302}),
+    ("POST", "/settings/webhooks/{webhook}/deliveries/{webhook_delivery}/resend", {**ADMIN_ONLY, "foreign_admin": 404, "*": 302}),
+    ("POST", "/settings/webhooks/{webhook}/disable", {**ADMIN_ONLY, "foreign_admin": 404, "*": 302}),
     ("POST", "/signout", {"*": 302}),
 ]
 
@@ -152,6 +161,9 @@ def _ids(world: World) -> dict[str, int]:
         "appointment": world.appointment_id,
         "foreign_appointment": world.foreign_appointment_id,
         "foreign_pet": world.foreign_family.pets[0].id,
+        "api_key": world.api_key_id,
+        "webhook": world.webhook_id,
+        "webhook_delivery": world.webhook_delivery_id,
         "image_link": f"{world.image.id}/{attachment_token(SECRET, world.image.id)}",
         "bad_token": attachment_token("another-secret", world.image.id),
     }

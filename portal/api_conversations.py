@@ -1,0 +1,167 @@
+"""Conversations over the API: threads by newest activity, a thread's messages (attachments
+as signed links), and posting as a named staff member, with attachments (multipart).
+
+A posted message goes through `threads.posting.post_message` and, after the commit,
+`outbound.notify.message_posted`: exactly what a portal post does, so parents' digests,
+staff alerts and open tabs follow it the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from flask import request
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import or_, select
+from sqlalchemy.orm import selectinload
+
+from outbound.links import attachment_url
+from outbound.notify import message_posted
+from portal.api import ApiProblem, ListQuery, after_commit, api_key, decode_cursor, encode_cursor, operation
+from portal.runtime import db, now, settings
+from portal.threads import MAX_FILES, _attachment
+from threads.directory import normalise_email
+from threads.errors import EmptyMessage
+from threads.models import Family, Message, Staff, Thread
+from threads.posting import post_message
+
+logger = logging.getLogger(__name__)
+
+
+class ThreadRecord(BaseModel):
+    id: int
+    family_id: str = Field(description="The family's id in the business's own software (external id)")
+    family_name: str
+    active: bool
+    last_message_at: datetime | None
+    message_count: int
+
+
+class ThreadPage(BaseModel):
+    data: list[ThreadRecord]
+    next_cursor: str | None
+
+
+class AttachmentLink(BaseModel):
+    filename: str
+    content_type: str
+    size: int
+    url: str = Field(description="A signed link, valid for a limited time, that needs no key")
+
+
+class Author(BaseModel):
+    kind: str = Field(description="staff, contact or system")
+    name: str
+    id: str | None = Field(description="The staff member's or contact's external id, when known")
+
+
+class MessageRecord(BaseModel):
+    id: int
+    thread_id: int
+    author: Author
+    text: str
+    source: str
+    created_at: datetime
+    attachments: list[AttachmentLink]
+
+
+class MessagePage(BaseModel):
+    data: list[MessageRecord]
+    next_cursor: str | None
+
+
+class NewMessage(BaseModel):
+    """Who posts (a staff member's email or external id) and what; files come as multipart
+    `files` parts."""
+
+    model_config = ConfigDict(extra="forbid")
+    staff: str = Field(min_length=1, max_length=320, description="The posting staff member's email or external id")
+    text: str = Field(default="", max_length=100_000)
+
+
+def _thread(thread_id: str) -> Thread:
+    """A thread of the key's business; any other id is not found."""
+    found = db().scalar(select(Thread).where(Thread.id == int(thread_id), Thread.business_id == api_key().business_id)) if thread_id.isascii() and thread_id.isdigit() and len(thread_id) <= 9 else None
+    if found is None:
+        raise ApiProblem(404, "not-found", "No such thread", f"no thread {thread_id[:40]!r}")
+    return found
+
+
+@operation("GET", "/threads", scope="messages:read", summary="List threads, newest activity first", response=ThreadPage, query=ListQuery)
+def list_threads(query: ListQuery) -> dict[str, Any]:
+    after = decode_cursor(query.cursor)
+    statement = (
+        select(Thread, Family)
+        .join(Family, Family.id == Thread.family_id)
+        .where(Thread.business_id == api_key().business_id, Thread.last_message_id.is_not(None))
+        .order_by(Thread.last_message_id.desc())
+        .limit(query.limit + 1)
+    )
+    if after:
+        statement = statement.where(Thread.last_message_id < after)
+    rows = db().execute(statement).all()
+    page = rows[: query.limit]
+    data = [
+        {"id": t.id, "family_id": f.external_id, "family_name": f.name, "active": t.active, "last_message_at": t.last_message_at, "message_count": t.message_count}
+        for t, f in page
+    ]
+    return {"data": data, "next_cursor": encode_cursor(page[-1][0].last_message_id) if len(rows) > query.limit else None}
+
+
+def _message_record(message: Message) -> dict[str, Any]:
+    author_id = message.staff.external_id if message.staff else message.contact.external_id if message.contact else None
+    return {
+        "id": message.id,
+        "thread_id": message.thread_id,
+        "author": {"kind": message.author_type, "name": message.author_name, "id": author_id},
+        "text": message.body,
+        "source": message.source,
+        "created_at": message.created_at,
+        "attachments": [
+            {"filename": a.filename, "content_type": a.content_type, "size": a.size, "url": attachment_url(settings(), a.id, now=now())}
+            for a in message.attachments
+        ],
+    }
+
+
+@operation(
+    "GET", "/threads/{thread_id}/messages", scope="messages:read", summary="Read a thread's messages, oldest first",
+    response=MessagePage, query=ListQuery, problems=(404,),
+)
+def list_messages(thread_id: str, query: ListQuery) -> dict[str, Any]:
+    thread = _thread(thread_id)
+    rows = db().scalars(
+        select(Message)
+        .where(Message.thread_id == thread.id, Message.id > decode_cursor(query.cursor))
+        .options(selectinload(Message.attachments), selectinload(Message.staff), selectinload(Message.contact))
+        .order_by(Message.id)
+        .limit(query.limit + 1)
+    ).all()
+    page = rows[: query.limit]
+    return {"data": [_message_record(m) for m in page], "next_cursor": encode_cursor(page[-1].id) if len(rows) > query.limit else None}
+
+
+@operation(
+    "POST", "/threads/{thread_id}/messages", scope="messages:write", summary="Post a message as a named staff member",
+    response=MessageRecord, status=201, body=NewMessage, multipart=True, problems=(404, 413, 415),
+)
+def create_message(thread_id: str, body: NewMessage) -> dict[str, Any]:
+    thread = _thread(thread_id)
+    business_id = api_key().business_id
+    who = body.staff.strip()
+    author = db().scalar(
+        select(Staff).where(Staff.business_id == business_id, Staff.active.is_(True), or_(Staff.email == normalise_email(who), Staff.external_id == who))
+    )
+    if author is None:
+        raise ApiProblem(422, "invalid-request", "Invalid request", "no active staff member answers to that", errors=[{"pointer": "/staff", "in": "body", "detail": "not an active staff member's email or id"}])
+    files = [_attachment(f) for f in request.files.getlist("files")[:MAX_FILES] if f and f.filename]
+    try:
+        message = post_message(db(), thread, author, body.text, files, source="portal", now=now())
+    except EmptyMessage:
+        raise ApiProblem(422, "invalid-request", "Invalid request", "write something or attach a file", errors=[{"pointer": "/text", "in": "body", "detail": "needs text or a file"}]) from None
+    message_id = message.id
+    logger.info("API key %s posted message %s in thread %s as staff %s", api_key().prefix, message_id, thread.id, author.id)
+    after_commit(lambda: message_posted(message_id))
+    return _message_record(message)

@@ -1,0 +1,79 @@
+"""Conversations over the API: threads newest first, messages with signed attachment links,
+and posting as a staff member that notifies like a portal post."""
+
+from __future__ import annotations
+
+import io
+
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from outbound.queue import huey
+from tests.portal.conftest import World
+from tests.portal.test_api import assert_problem, bearer, key_for
+from threads.models import Message
+
+
+def test_threads_newest_first_with_the_family_id(client: FlaskClient, world: World, db: Session) -> None:
+    secret = key_for(db, world.business.id, "messages:read")
+    threads = client.get("/api/v1/threads", headers=bearer(secret)).get_json()["data"]
+    # The Garcia thread's message was posted after the Johnson one's.
+    assert [t["family_name"] for t in threads] == ["Garcia family", "Johnson family"]
+    assert threads[1]["family_id"] == world.scheduled.external_id and threads[1]["id"] == world.thread.id
+    page = client.get("/api/v1/threads?limit=1", headers=bearer(secret)).get_json()
+    second = client.get(f"/api/v1/threads?limit=1&cursor={page['next_cursor']}", headers=bearer(secret)).get_json()
+    assert [t["family_name"] for t in page["data"] + second["data"]] == ["Garcia family", "Johnson family"]
+    assert second["next_cursor"] is None
+    assert_problem(client.get("/api/v1/threads", headers=bearer(key_for(db, world.business.id, "directory:read"))), 403, "insufficient-scope")
+
+
+def test_messages_carry_signed_attachment_links_and_stay_in_the_business(client: FlaskClient, world: World, db: Session) -> None:
+    secret = key_for(db, world.business.id, "messages:read")
+    messages = client.get(f"/api/v1/threads/{world.thread.id}/messages", headers=bearer(secret)).get_json()["data"]
+    assert [m["text"] for m in messages] == ["Bella ate well"]
+    assert messages[0]["author"]["kind"] == "contact" and messages[0]["author"]["name"] == "Emma Johnson"
+    link = messages[0]["attachments"][0]["url"]
+    path = link.split("://", 1)[1].split("/", 1)[1]
+    image = client.get("/" + path)  # no key, no session: the signature is the permission
+    assert image.status_code == 200 and image.mimetype == "image/png"
+    assert_problem(client.get(f"/api/v1/threads/{world.foreign_thread.id}/messages", headers=bearer(secret)), 404, "not-found")
+    assert_problem(client.get("/api/v1/threads/abc/messages", headers=bearer(secret)), 404, "not-found")
+
+
+def test_posting_as_staff_stores_files_and_notifies_like_the_portal(client: FlaskClient, world: World, db: Session) -> None:
+    secret = key_for(db, world.business.id, "messages:write")
+    huey.flush()
+    posted = client.post(
+        f"/api/v1/threads/{world.thread.id}/messages",
+        data={"staff": world.senior.email.upper(), "text": "Bella's walk went well", "files": [(io.BytesIO(b"%PDF-1.4 report"), "report.pdf")]},
+        headers={**bearer(secret), "Idempotency-Key": "post-1"},
+        content_type="multipart/form-data",
+    )
+    assert posted.status_code == 201, posted.get_data(as_text=True)
+    record = posted.get_json()
+    assert record["author"] == {"kind": "staff", "name": "Sam Senior", "id": world.senior.external_id}
+    assert [a["filename"] for a in record["attachments"]] == ["report.pdf"]
+    message = db.scalar(select(Message).where(Message.id == record["id"]))
+    assert message is not None and message.staff_id == world.senior.id and message.thread_id == world.thread.id
+    db.rollback()
+    assert [t.args for t in huey.pending() if t.name.endswith("process_posted_message")] == [(record["id"],)]
+
+    # The retry (a new multipart boundary, same fields and file) posts nothing and enqueues nothing more.
+    retry = client.post(
+        f"/api/v1/threads/{world.thread.id}/messages",
+        data={"staff": world.senior.email.upper(), "text": "Bella's walk went well", "files": [(io.BytesIO(b"%PDF-1.4 report"), "report.pdf")]},
+        headers={**bearer(secret), "Idempotency-Key": "post-1"},
+        content_type="multipart/form-data",
+    )
+    assert retry.status_code == 201 and retry.get_json()["id"] == record["id"] and retry.headers["Idempotent-Replayed"] == "true"
+    assert len([t for t in huey.pending() if t.name.endswith("process_posted_message")]) == 1
+
+    as_json = client.post(f"/api/v1/threads/{world.thread.id}/messages", json={"staff": world.admin.email, "text": "Thanks!"}, headers=bearer(secret))
+    assert as_json.status_code == 201 and as_json.get_json()["author"]["name"] == "Ada Admin"
+    foreign = client.post(f"/api/v1/threads/{world.thread.id}/messages", json={"staff": world.foreign_senior.email, "text": "hi"}, headers=bearer(secret))
+    assert assert_problem(foreign, 422, "invalid-request")["errors"][0]["pointer"] == "/staff"
+    empty = client.post(f"/api/v1/threads/{world.thread.id}/messages", json={"staff": world.admin.email, "text": "  "}, headers=bearer(secret))
+    assert assert_problem(empty, 422, "invalid-request")["errors"][0]["pointer"] == "/text"
+    assert_problem(client.post(f"/api/v1/threads/{world.foreign_thread.id}/messages", json={"staff": world.admin.email, "text": "x"}, headers=bearer(secret)), 404, "not-found")
+    huey.flush()
