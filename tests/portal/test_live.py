@@ -35,7 +35,7 @@ from tests.portal.conftest import World, csrf_token, portal_settings_for, sign_i
 from tests.portal.live_client import EventStream
 from tests.private_redis import private_redis
 from threads.db import make_engine, make_session_factory
-from threads.models import Staff, Thread
+from threads.models import Staff, StaffSession, Thread
 from threads.posting import post_message
 from threads.types import utcnow
 
@@ -183,10 +183,17 @@ def test_checks_end_streams_of_deactivated_staff_and_of_a_basic_day_that_ended(
         await hub.check_tabs()
         assert queued(sky) == [None]  # deactivated: the stream ends
         assert queued(sam) == [PING] and queued(bo) == [PING]  # the heartbeat that keeps proxies open
+        # Sam's own session outlives the day here (a 14-hour session may end first, and
+        # that ends the stream for its own reason, checked below).
+        db.execute(update(StaffSession).where(StaffSession.id == sam.viewer.session_id).values(expires_at=bo.viewer.ends_at + timedelta(hours=1)))
+        db.commit()
         moment[0] = bo.viewer.ends_at + timedelta(seconds=1)  # the business day is over
         await hub.check_tabs()
         assert queued(bo) == [None]
         assert queued(sam) == [PING]
+        moment[0] = bo.viewer.ends_at + timedelta(hours=2)  # Sam's session has expired
+        await hub.check_tabs()
+        assert queued(sam) == [None]
 
     try:
         asyncio.run(scenario())
