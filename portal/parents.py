@@ -14,7 +14,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, abort, g, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, abort, g, make_response, redirect, render_template, request, send_file, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import undefer
 from werkzeug.wrappers import Response
@@ -76,18 +76,28 @@ def _limited(buckets: dict[str, int], window: timedelta) -> bool:
     return not allow(db(), buckets, window, now())
 
 
+def _open(token: str, limit: tuple[str, int, timedelta] | None = None) -> ParentAccess:
+    """The contact a link speaks for, or the answer that ends the request: the friendly
+    404 for a wrong or expired link, 429 over the contact's `limit` (bucket, count, window).
+    What the checks wrote (a limit's hit) is committed either way."""
+    access = _access(token)
+    if access is None:
+        db().commit()
+        abort(make_response(_gone()))
+    if limit is not None:
+        bucket, count, window = limit
+        if _limited({f"{bucket}:contact:{access.contact.id}": count}, window):
+            db().commit()
+            abort(429)
+    return access
+
+
 @bp.get("/p/<token>")
 def show(token: str) -> Any:
     if _limited({f"parent-view:client:{request.remote_addr}": VIEWS_PER_MINUTE * 5}, LIMIT_WINDOW_VIEWS):
         db().commit()
         abort(429)
-    access = _access(token)
-    if access is None:
-        db().commit()
-        return _gone()
-    if _limited({f"parent-view:contact:{access.contact.id}": VIEWS_PER_MINUTE}, LIMIT_WINDOW_VIEWS):
-        db().commit()
-        abort(429)
+    access = _open(token, ("parent-view", VIEWS_PER_MINUTE, LIMIT_WINDOW_VIEWS))
     before = request.args.get("before", type=int)
     messages = parent_thread_page(db(), access.thread.id, before_id=before, limit=PAGE_SIZE)
     if messages and before is None:
@@ -104,13 +114,7 @@ def show(token: str) -> Any:
 
 @bp.post("/p/<token>")
 def reply(token: str) -> Any:
-    access = _access(token)
-    if access is None:
-        db().commit()
-        return _gone()
-    if _limited({f"parent-post:contact:{access.contact.id}": POSTS_PER_HOUR}, LIMIT_WINDOW_POSTS):
-        db().commit()
-        abort(429)
+    access = _open(token, ("parent-post", POSTS_PER_HOUR, LIMIT_WINDOW_POSTS))
     files = [_attachment(f) for f in request.files.getlist("files")[:MAX_FILES] if f and f.filename]
     try:
         message = post_message(db(), access.thread, access.contact, request.form.get("body", ""), files, source="web", now=now())
@@ -126,10 +130,7 @@ def reply(token: str) -> Any:
 
 @bp.get("/p/<token>/files/<int:attachment_id>")
 def attachment(token: str, attachment_id: int) -> Any:
-    access = _access(token)
-    if access is None:
-        db().commit()
-        return _gone()
+    access = _open(token)
     found = db().scalar(
         select(Attachment)
         .options(undefer(Attachment.content))
@@ -159,10 +160,7 @@ def attachment(token: str, attachment_id: int) -> Any:
 @bp.get("/p/<token>/emails")
 def choice(token: str) -> Any:
     """Rule 7: "Change how often we email you" (every email links here)."""
-    access = _access(token)
-    if access is None:
-        db().commit()
-        return _gone()
+    access = _open(token)
     note_link_used(db(), access.contact.id, now())
     db().commit()
     return render_template("parent_emails.html", token=token, access=access, saved=request.args.get("saved"))
@@ -170,13 +168,7 @@ def choice(token: str) -> Any:
 
 @bp.post("/p/<token>/emails")
 def set_choice(token: str) -> Any:
-    access = _access(token)
-    if access is None:
-        db().commit()
-        return _gone()
-    if _limited({f"parent-post:contact:{access.contact.id}": POSTS_PER_HOUR}, LIMIT_WINDOW_POSTS):
-        db().commit()
-        abort(429)
+    access = _open(token, ("parent-post", POSTS_PER_HOUR, LIMIT_WINDOW_POSTS))
     minute = _minute(request.form.get("time", ""))
     try:
         set_email_choice(db(), access.contact, request.form.get("choice", ""), now(), minute)
