@@ -131,18 +131,7 @@ def record_unbuildable(session: Session, settings: Settings, thread_id: int, now
         session,
         settings,
         [
-            outbox.NewEmail(
-                business_id=item.thread.business_id,
-                thread_id=item.thread.id,
-                kind="digest",
-                dedupe_key=f"digest:{item.thread.id}:{item.contact.id}:{item.messages[-1].id}",
-                recipient_kind="contact",
-                recipient_id=item.contact.id,
-                recipient_email=item.address,
-                subject=compose.subject_for(item.thread),
-                message_ids=(),
-                render=_unbuildable,
-            )
+            _digest_email(item, (), _unbuildable)
             for item in due
         ],
         now,
@@ -150,6 +139,23 @@ def record_unbuildable(session: Session, settings: Settings, thread_id: int, now
     )
     _advance_notified(session, due)
     return failed
+
+
+def _digest_email(item: _Owed, message_ids: tuple[int, ...], render):  # type: ignore[no-untyped-def]
+    """The outbox row of one contact's digest: one dedupe key per (thread, contact, newest
+    message), whether it is sent or recorded as failed."""
+    return outbox.NewEmail(
+        business_id=item.thread.business_id,
+        thread_id=item.thread.id,
+        kind="digest",
+        dedupe_key=f"digest:{item.thread.id}:{item.contact.id}:{item.messages[-1].id}",
+        recipient_kind="contact",
+        recipient_id=item.contact.id,
+        recipient_email=item.address,
+        subject=compose.subject_for(item.thread),
+        message_ids=message_ids,
+        render=render,
+    )
 
 
 def _unbuildable(message_id: str):  # type: ignore[no-untyped-def]
@@ -292,18 +298,7 @@ def _emails(
         if key not in shown:
             shown[key] = compose.shown_messages(settings, item.messages, item.thread.business, bodies)
         emails.append(
-            outbox.NewEmail(
-                business_id=item.thread.business_id,
-                thread_id=item.thread.id,
-                kind="digest",
-                dedupe_key=f"digest:{item.thread.id}:{item.contact.id}:{key[-1]}",
-                recipient_kind="contact",
-                recipient_id=item.contact.id,
-                recipient_email=item.address,
-                subject=compose.subject_for(item.thread),
-                message_ids=key,
-                render=_renderer(settings, item, shown[key], now, secrets[item.contact.id]),
-            )
+            _digest_email(item, key, _renderer(settings, item, shown[key], now, secrets[item.contact.id]))
         )
     return emails
 
