@@ -15,11 +15,14 @@ import dataclasses
 import hashlib
 import logging
 import time
-from functools import cache
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache, partial
+from typing import Any
 
-from sqlalchemy import Select, Update, bindparam, exists, func, literal, or_, select, text, update
+from sqlalchemy import Engine, Select, Update, bindparam, exists, false, func, literal, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, joinedload, object_session, sessionmaker
 
@@ -40,8 +43,8 @@ from outbound.live import quarantine_changed
 from outbound.notify import alerts_decided, message_posted, plan_new_message_alerts, webhooks_due
 from pawpost.settings import Settings
 from threads.auto_replies import claim_daily_note, record_note
-from threads.bounces import clear_bouncing
-from threads.directory import contact_for_address, find_staff_by_email
+from threads.bounces import clear_bouncing, flagged_in_business
+from threads.directory import contact_for_address, find_staff_by_email, normalise_email
 from threads.errors import EmptyMessage
 from threads.webhooks import email_quarantined
 from threads.limits import cap_text
@@ -56,6 +59,7 @@ from threads.models import (
 )
 from threads.posting import NewAttachment, post_message
 from threads.reading import read_position
+from threads.schedule import business_today, day_bounds, someone_scheduled
 from threads.types import utcnow
 
 logger = logging.getLogger(__name__)
@@ -172,33 +176,46 @@ def process_stored_email(
 def _process(
     session_factory: sessionmaker[Session], settings: Settings, inbound_email_id: int, now: datetime | None, started: float
 ) -> Outcome | None:
-    found = claim_email(session_factory, inbound_email_id, now or utcnow())
-    if found is None:
-        return None
-    envelope_from, envelope_to, raw, message_id_header = found
-    try:
-        # Parse, classify and extract outside the write transaction: on SQLite it would
-        # hold the one writer lock (and so every SMTP accept) for the whole extraction.
-        email = _prepare(envelope_from, envelope_to, raw, message_id_header, settings)
-        del raw, found  # the parsed email holds what is needed; give the bytes back early
-        for attempt in (1, 2):
-            try:
-                with session_factory() as session, session.begin():
-                    return _ingest(session, settings, inbound_email_id, email, now or utcnow(), started)
-            except IntegrityError:
-                # A concurrent copy of the same email committed first (unique Message-ID per
-                # thread); the second pass sees its row and records a duplicate.
-                if attempt == 2:
-                    raise
-    except Exception as error:
-        if is_transient(error):
-            _release_claim(session_factory, inbound_email_id)  # the task's retry may start at once
-        raise
+    with _one_connection(session_factory) as sessions:
+        found = claim_email(sessions, inbound_email_id, now or utcnow())
+        if found is None:
+            return None
+        envelope_from, envelope_to, raw, message_id_header = found
+        try:
+            # Parse, classify and extract outside the write transaction: on SQLite it would
+            # hold the one writer lock (and so every SMTP accept) for the whole extraction.
+            email = _prepare(envelope_from, envelope_to, raw, message_id_header, settings)
+            del raw, found  # the parsed email holds what is needed; give the bytes back early
+            for attempt in (1, 2):
+                try:
+                    with sessions() as session, session.begin():
+                        return _ingest(session, settings, inbound_email_id, email, now or utcnow(), started)
+                except IntegrityError:
+                    # A concurrent copy of the same email committed first (unique Message-ID per
+                    # thread); the second pass sees its row and records a duplicate.
+                    if attempt == 2:
+                        raise
+        except Exception as error:
+            if is_transient(error):
+                _release_claim(session_factory, inbound_email_id)  # the task's retry may start at once
+            raise
     return None  # pragma: no cover  (the loop returns or raises)
 
 
+@contextmanager
+def _one_connection(session_factory: sessionmaker[Session]) -> Iterator[Callable[[], Session]]:
+    """Sessions on one pooled connection for the whole email: the lease and the ingest are
+    two transactions, but one checkout (and one liveness ping, `pool_pre_ping`) instead of two."""
+    bind = session_factory.kw.get("bind")
+    if not isinstance(bind, Engine):
+        yield session_factory
+        return
+    with bind.connect() as connection:
+        yield partial(session_factory, bind=connection)
+
+
 def claim_email(
-    session_factory: sessionmaker[Session], inbound_email_id: int, now: datetime
+    session_factory: Callable[[], Session], inbound_email_id: int, now: datetime
 ) -> tuple[str, str, bytes, str | None] | None:
     """Take the lease on a `received` email nobody holds; its (envelope_from, envelope_to, raw, dedupe id).
 
@@ -345,11 +362,10 @@ def _prepare(envelope_from: str, envelope_to: str, raw: bytes, dedupe_id: str | 
 def _ingest(
     session: Session, settings: Settings, inbound_email_id: int, email: _Email, now: datetime, started: float
 ) -> Outcome | None:
-    row = session.scalars(_row_lock_statement(), {"inbound_id": inbound_email_id}).first()
+    row, stored_thread = _locked_row(session, inbound_email_id, email.dedupe_id)
     if row is None or row.outcome != "received":
         return None  # another worker got here first
-    _lock_message_id(session, email.dedupe_id)
-    thread, outbox = _target(session, row, email, settings.secret_key)
+    thread, outbox = _target(session, row, stored_thread, email, settings.secret_key)
     business_id = thread.business_id if thread is not None else outbox.business_id if outbox is not None else row.business_id
     # The row's own changes wait for one flush (the post's, or the last): no query below
     # reads them, and each early flush was a round trip of its own.
@@ -357,12 +373,12 @@ def _ingest(
         row.business_id = business_id
         row.thread_id = thread.id if thread is not None else None
         sender = ((email.parsed.sender_address or "")[:320] or None) if email.parsed is not None else None
-        original = _already_handled(session, email.dedupe_id, thread, business_id) if business_id is not None else None
+        facts = _read_facts(session, row, email, thread, business_id, sender, now)
         message: Message | None = None
-        if original is not None:
+        if facts.original_id is not None:
             # Stored once: the resend keeps its envelope for the record, not a second copy.
             row.raw = b""
-            _finish(row, "duplicate", f"same Message-ID as inbound email {original.id}", original.posted_message_id)
+            _finish(row, "duplicate", f"same Message-ID as inbound email {facts.original_id}", facts.original_posted_id)
         elif email.parsed is None:
             _finish(row, "failed", "unparseable: no email in the data")
         elif email.kind == "loop":
@@ -376,7 +392,7 @@ def _ingest(
         elif email.kind == "auto_reply":
             _record_auto_reply(session, row, email, thread, now)
         else:
-            message = _record_reply(session, settings, row, email, thread, now, sender)
+            message = _record_reply(session, settings, row, email, thread, now, sender, facts)
         if email.parsed is not None:  # after the post's flush: one UPDATE of the row with its outcome
             row.sender = sender
             row.subject = (email.parsed.subject or "")[:1000] or None
@@ -387,9 +403,141 @@ def _ingest(
     return Outcome(row.outcome, row.id, row.thread_id, posted, row.reason, alerts if posted is not None else None)
 
 
+def _locked_row(session: Session, inbound_email_id: int, dedupe_id: str) -> tuple[InboundEmail | None, Thread | None]:
+    """The stored row, locked (`SELECT … FOR UPDATE` on PostgreSQL; SQLite's BEGIN
+    IMMEDIATE already holds the database), with the thread it was stored for and that
+    thread's family and business (the author check reads the family, the alerts the
+    business). On PostgreSQL the same statement takes the Message-ID's advisory lock, which
+    serialises concurrent copies of one email: one round trip for what were three.
+
+    Every ingest takes both locks in this one statement, so two runs always take them in
+    the same order; the reads that need the locks (`_read_facts`) come in a later statement,
+    whose snapshot is taken once both are held.
+    """
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    parameters: dict[str, object] = {"inbound_id": inbound_email_id}
+    if postgresql:
+        digest = hashlib.sha256(dedupe_id.encode("utf-8", "surrogateescape")).digest()
+        parameters["key"] = int.from_bytes(digest[:8], "big", signed=True)
+    found = session.execute(_locked_row_statement(postgresql), parameters).first()
+    if found is None:
+        return None, None
+    return found[0], found[1]
+
+
 @cache
-def _row_lock_statement() -> Select[tuple[InboundEmail]]:
-    return select(InboundEmail).where(InboundEmail.id == bindparam("inbound_id")).with_for_update()
+def _locked_row_statement(advisory: bool) -> Select[Any]:
+    query = (
+        select(InboundEmail, Thread)
+        .outerjoin(Thread, Thread.id == InboundEmail.thread_id)
+        .options(joinedload(Thread.family), joinedload(Thread.business))
+        .where(InboundEmail.id == bindparam("inbound_id"))
+        .with_for_update(of=InboundEmail)
+    )
+    return query.add_columns(func.pg_advisory_xact_lock(bindparam("key"))) if advisory else query
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """What the ingest reads once its locks are held, in one round trip."""
+
+    original_id: int | None = None  # an earlier handled copy of this Message-ID
+    original_posted_id: int | None = None
+    in_thread: int = 0  # emails into the thread in the minute before this one (the rate limit)
+    from_sender: int = 0  # emails from the sender into the business, same minute
+    someone_scheduled: bool = True  # some staff member may need an alert (rule 4)
+    sender_flagged: bool = True  # the sender's address is flagged as bouncing (`clear_bouncing`)
+
+
+def _read_facts(
+    session: Session,
+    row: InboundEmail,
+    email: _Email,
+    thread: Thread | None,
+    business_id: int | None,
+    sender: str | None,
+    now: datetime,
+) -> _Facts:
+    """The duplicate check, the rate limit's counts, whether anyone is scheduled with the
+    family today and whether the sender's address is flagged, in one statement (each was a
+    round trip of its own, ~0.3 ms of the worker's CPU and the database's)."""
+    if thread is None:
+        if business_id is None:
+            return _Facts()
+        found = session.execute(_handled_statement(), {"dedupe_id": email.dedupe_id, "business_id": business_id}).first()
+        return _Facts(found[0], found[1]) if found is not None else _Facts()
+    business = thread.business
+    start, end = day_bounds(business, business_today(business, now))
+    address = email.parsed.sender_address if email.parsed is not None else None
+    parameters = {
+        "dedupe_id": email.dedupe_id,
+        "inbound_id": row.id,
+        "since": row.received_at - RATE_WINDOW,
+        "thread_id": thread.id,
+        "business_id": thread.business_id,
+        "family_id": thread.family_id,
+        "sender": sender,
+        "address": normalise_email(address or ""),
+        "start": start,
+        "end": end,
+    }
+    found = session.execute(_facts_statement(bool(sender)), parameters).one()
+    return _Facts(found[0], found[1], found[2], found[3], bool(found[4]), bool(found[5]))
+
+
+@cache
+def _handled_statement() -> Select[tuple[int, int | None]]:
+    """The earlier handled copy of a Message-ID in the business (for an email with no thread)."""
+    return (
+        select(InboundEmail.id, InboundEmail.posted_message_id)
+        .where(
+            InboundEmail.message_id_header == bindparam("dedupe_id"),
+            InboundEmail.business_id == bindparam("business_id"),
+            InboundEmail.outcome.in_(_HANDLED),
+        )
+        .order_by(InboundEmail.id)
+        .limit(1)
+    )
+
+
+@cache
+def _facts_statement(by_sender: bool) -> Select[Any]:
+    """`_read_facts`'s statement, built once (with no sender, the sender's count is 0 and no
+    address is flagged)."""
+
+    def handled(column: Any) -> Any:
+        """The earlier handled copy of this Message-ID in the thread."""
+        return (
+            select(column)
+            .where(
+                InboundEmail.message_id_header == bindparam("dedupe_id"),
+                InboundEmail.thread_id == bindparam("thread_id"),
+                InboundEmail.outcome.in_(_HANDLED),
+            )
+            .order_by(InboundEmail.id)
+            .limit(1)
+            .scalar_subquery()
+        )
+
+    earlier = (
+        InboundEmail.id < bindparam("inbound_id"),
+        InboundEmail.received_at > bindparam("since"),
+        InboundEmail.outcome != "duplicate",
+    )
+    in_thread = select(func.count()).where(InboundEmail.thread_id == bindparam("thread_id"), *earlier).scalar_subquery()
+    from_sender = (
+        select(func.count())
+        .where(InboundEmail.sender == bindparam("sender"), InboundEmail.business_id == bindparam("business_id"), *earlier)
+        .scalar_subquery()
+    )
+    return select(
+        handled(InboundEmail.id),
+        handled(InboundEmail.posted_message_id),
+        in_thread,
+        from_sender if by_sender else literal(0),
+        someone_scheduled(),
+        flagged_in_business() if by_sender else false(),
+    )
 
 
 def _finish(row: InboundEmail, outcome: str, reason: str | None, posted_message_id: int | None = None) -> None:
@@ -402,33 +550,19 @@ def _finish(row: InboundEmail, outcome: str, reason: str | None, posted_message_
         email_quarantined(session, row, utcnow())  # in the transaction that holds it
 
 
-_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
-
-
-def _lock_message_id(session: Session, dedupe_id: str) -> None:
-    """Serialise concurrent copies of one email (SQLite's BEGIN IMMEDIATE already does)."""
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    key = int.from_bytes(hashlib.sha256(dedupe_id.encode("utf-8", "surrogateescape")).digest()[:8], "big", signed=True)
-    session.connection().execute(_ADVISORY_LOCK, {"key": key})
-
-
 def _target(
-    session: Session, row: InboundEmail, email: _Email, secret_key: str
+    session: Session, row: InboundEmail, stored_thread: Thread | None, email: _Email, secret_key: str
 ) -> tuple[Thread | None, OutboundEmail | None]:
     """The thread (and the outbox row, for bounces) this email is about.
 
-    The thread the server stored at accept time wins while it is active; otherwise the
-    email's own In-Reply-To/References decide, as they did for a token-less recipient.
+    The thread the server stored at accept time (`stored_thread`, read with the row) wins
+    while it is active; otherwise the email's own In-Reply-To/References decide, as they
+    did for a token-less recipient.
     """
     outbox_ids = [i for i in (bounce_outbox_id(a, secret_key) for a in email.rcpt_tos) if i is not None]
     outbox = session.get(OutboundEmail, outbox_ids[0]) if outbox_ids else None
-    if row.thread_id is not None:
-        # With its family and business in the same statement: the author check reads the
-        # family, the alerts the business (two lazy loads, each a round trip, otherwise).
-        thread = session.get(Thread, row.thread_id, options=_THREAD_WITH_OWNERS)
-        if thread is not None and thread.active:
-            return thread, outbox
+    if stored_thread is not None and stored_thread.active:
+        return stored_thread, outbox
     parsed = email.parsed
     if parsed is None:
         return None, outbox
@@ -441,32 +575,10 @@ def _target(
     return thread, outbox
 
 
-_THREAD_WITH_OWNERS = (joinedload(Thread.family), joinedload(Thread.business))
-
-
 def reported_outbox(session: Session, reported_message_id: str) -> OutboundEmail | None:
     """The outbox row a delivery report is about (its Message-ID is in the report)."""
     return session.scalar(
         select(OutboundEmail).where(OutboundEmail.message_id_header == reported_message_id.strip().strip("<>"))
-    )
-
-
-def _already_handled(session: Session, dedupe_id: str, thread: Thread | None, business_id: int | None) -> InboundEmail | None:
-    scope = {"thread_id": thread.id} if thread is not None else {"business_id": business_id}
-    return session.scalars(_handled_statement(thread is not None), {"dedupe_id": dedupe_id, **scope}).first()
-
-
-@cache
-def _handled_statement(in_thread: bool) -> Select[tuple[InboundEmail]]:
-    """The earlier handled copy of a Message-ID, in the thread (or, with none, the business)."""
-    scope = (
-        InboundEmail.thread_id == bindparam("thread_id") if in_thread else InboundEmail.business_id == bindparam("business_id")
-    )
-    return (
-        select(InboundEmail)
-        .where(InboundEmail.message_id_header == bindparam("dedupe_id"), scope, InboundEmail.outcome.in_(_HANDLED))
-        .order_by(InboundEmail.id)
-        .limit(1)
     )
 
 
@@ -509,7 +621,14 @@ def _known_name(session: Session, thread: Thread, sender: str | None) -> str | N
 
 
 def _record_reply(
-    session: Session, settings: Settings, row: InboundEmail, email: _Email, thread: Thread, now: datetime, sender: str | None
+    session: Session,
+    settings: Settings,
+    row: InboundEmail,
+    email: _Email,
+    thread: Thread,
+    now: datetime,
+    sender: str | None,
+    facts: _Facts,
 ) -> Message | None:
     """Post the reply (or hold or reject it); the message posted, if any."""
     parsed = email.parsed
@@ -522,7 +641,7 @@ def _record_reply(
     if check.author is None:
         _finish(row, "quarantined", check.reason)
         return None
-    limited = rate_limited(session, row, thread, sender, settings.inbound_rate_per_minute)
+    limited = rate_limit_reason(facts.in_thread, facts.from_sender, settings.inbound_rate_per_minute)
     if limited is not None:
         # Held, never dropped: a mail loop or a flood stops filling the thread, and the
         # quarantine review can still release any of it.
@@ -531,13 +650,16 @@ def _record_reply(
         return None
     # A copy that committed after our first look makes the insert below fail on the
     # unique (thread, Message-ID); `process_stored_email` retries and records a duplicate.
+    # With nobody scheduled, a contact's message has no staff alert to decide: it is
+    # recorded as decided in its own INSERT (what `plan_new_message_alerts` would conclude).
+    decided = now if isinstance(check.author, Contact) and not facts.someone_scheduled else None
     try:
-        message = post_parsed(session, thread, check, parsed, email.dedupe_id, now, email.reply)
+        message = post_parsed(session, thread, check, parsed, email.dedupe_id, now, email.reply, alerted_at=decided)
     except EmptyMessage:
         _finish(row, "rejected", "empty reply")
         return None
-    # Mail from the address shows it works again: its bounce flag (if any) clears.
-    clear_bouncing(session, thread.business_id, parsed.sender_address or "")
+    if facts.sender_flagged:  # mail from the address shows it works again: its bounce flag clears
+        clear_bouncing(session, thread.business_id, parsed.sender_address or "")
     _finish(row, "posted", None, message.id)
     return message
 
@@ -552,7 +674,7 @@ def _decide_alerts(session: Session, settings: Settings, message: Message, threa
         business.notify_delay(settings.notify_delay_seconds),
         business.escalation_delay(settings.escalate_after_minutes),
     )
-    if message.author_type != "contact":
+    if message.author_type != "contact" or message.alerted_at is not None:  # staff, or nobody scheduled
         return AlertsDecided(message.author_type, message.created_at, (), *delays)
     try:
         with session.begin_nested():
@@ -568,46 +690,19 @@ def extract_parsed(parsed: ParsedEmail) -> Reply:
     return extract_reply(parsed.text, parsed.html, sender=parsed.sender_name or parsed.sender_address)
 
 
-def rate_limited(session: Session, row: InboundEmail, thread: Thread, sender: str | None, per_minute: int) -> str | None:
+def rate_limit_reason(in_thread: int, from_sender: int, per_minute: int) -> str | None:
     """Why this email is over the rate limit, or None: at most `per_minute` emails a minute
     into one thread, and from one sender into the business (Zulip's gateway value: 50).
 
-    Counted from the emails received in the minute before this one (by the time the
-    server stored them, so a backlog processed late is judged as it arrived), whatever
-    became of them: a loop or a flood is held for as long as it keeps coming.
+    Counted (`_read_facts`) from the emails received in the minute before this one (by the
+    time the server stored them, so a backlog processed late is judged as it arrived),
+    whatever became of them: a loop or a flood is held for as long as it keeps coming.
     """
-    counts = session.execute(  # one round trip
-        _rate_statement(bool(sender)),
-        {
-            "inbound_id": row.id,
-            "since": row.received_at - RATE_WINDOW,
-            "thread_id": thread.id,
-            "business_id": thread.business_id,
-            "sender": sender,
-        },
-    ).one()
-    if counts[0] >= per_minute:
+    if in_thread >= per_minute:
         return f"{RATE_LIMITED}: more than {per_minute} emails a minute into this conversation"
-    if counts[1] >= per_minute:
+    if from_sender >= per_minute:
         return f"{RATE_LIMITED}: more than {per_minute} emails a minute from this sender"
     return None
-
-
-@cache
-def _rate_statement(by_sender: bool) -> Select[tuple[int, int]]:
-    """`rate_limited`'s two counts, built once (with no sender, the second is 0)."""
-    earlier = (
-        InboundEmail.id < bindparam("inbound_id"),
-        InboundEmail.received_at > bindparam("since"),
-        InboundEmail.outcome != "duplicate",
-    )
-    in_thread = select(func.count()).where(InboundEmail.thread_id == bindparam("thread_id"), *earlier).scalar_subquery()
-    from_sender = (
-        select(func.count())
-        .where(InboundEmail.sender == bindparam("sender"), InboundEmail.business_id == bindparam("business_id"), *earlier)
-        .scalar_subquery()
-    )
-    return select(in_thread, from_sender if by_sender else literal(0))
 
 
 def post_parsed(
@@ -618,6 +713,8 @@ def post_parsed(
     dedupe_id: str,
     now: datetime,
     reply: Reply | None = None,
+    *,
+    alerted_at: datetime | None = None,
 ) -> Message:
     """Post the visible part of a parsed email as `check.author` and settle their read cursor.
 
@@ -656,6 +753,7 @@ def post_parsed(
         email_message_id=dedupe_id,
         truncated=cut or cut_trimmed or bool(getattr(reply, "truncated", False)),
         now=now,
+        alerted_at=alerted_at,
     )
     settle_read_cursor(session, thread, author, message, before, seen)
     return message

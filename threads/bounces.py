@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from functools import cache
 
-from sqlalchemy import Update, bindparam, select, update
+from sqlalchemy import ColumnElement, Update, bindparam, exists, select, update
 from sqlalchemy.orm import Session
 
 from threads.directory import normalise_email
@@ -50,15 +50,26 @@ def clear_bouncing(session: Session, business_id: int, email: str, *, flagged_be
 
 @cache
 def _clear_statement(only_flagged_before: bool) -> Update:
+    query = update(ContactAddress).where(*_flagged())
+    if only_flagged_before:
+        query = query.where(ContactAddress.bounced_at <= bindparam("flagged_before"))
+    return query.values(bouncing=False)
+
+
+def flagged_in_business() -> ColumnElement[bool]:
+    """`clear_bouncing` would clear something, as a condition to add to a larger query (the
+    email ingest asks it beside its other reads, and runs the UPDATE only when it is true).
+    Bind parameters: `business_id`, and `address` normalised (`normalise_email`)."""
+    return exists().where(*_flagged())
+
+
+def _flagged() -> tuple[ColumnElement[bool], ...]:
     families = select(Family.id).where(Family.business_id == bindparam("business_id"))
-    query = update(ContactAddress).where(
+    return (
         ContactAddress.bouncing,
         ContactAddress.email == bindparam("address"),
         ContactAddress.contact_id.in_(select(Contact.id).where(Contact.family_id.in_(families))),
     )
-    if only_flagged_before:
-        query = query.where(ContactAddress.bounced_at <= bindparam("flagged_before"))
-    return query.values(bouncing=False)
 
 
 def clear_contact_bouncing(session: Session, contact_id: int, email: str, *, flagged_before: datetime) -> int:

@@ -63,11 +63,14 @@ def post_message(
     truncated: bool = False,
     internal: bool = False,
     now: datetime | None = None,
+    alerted_at: datetime | None = None,
 ) -> Message:
     """Add a message to `thread` (rule 2: the poster has read what they posted).
 
     `author` None means a system note. Access is the caller's check; this function only
     records. The caller commits. `internal` makes a staff-only note (rule 8): only staff write them.
+    `alerted_at`: the caller already knows its staff alerts are decided (the email ingest,
+    when nobody is scheduled with the family), so no second statement has to record it.
     """
     if internal and not isinstance(author, Staff):
         raise AccessDenied("only staff write internal notes")
@@ -95,6 +98,7 @@ def post_message(
         truncated=truncated,
         internal=internal,
         created_at=now or utcnow(),
+        alerted_at=alerted_at,
         attachments=[
             Attachment(
                 filename=f.filename,

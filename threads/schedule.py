@@ -48,23 +48,30 @@ def scheduled_staff(session: Session, family: Family, day: date) -> list[Staff]:
 @cache
 def _scheduled_staff_statement() -> Select[tuple[Staff]]:
     """Built once: every parent's message asks it (its staff alerts)."""
+    return select(Staff).where(*_scheduled_conditions()).order_by(Staff.name, Staff.id)
+
+
+def someone_scheduled() -> ColumnElement[bool]:
+    """`scheduled_staff` is not empty, as a condition to add to a larger query (the email
+    ingest asks it beside its other reads, in one round trip). Bind parameters:
+    `business_id`, `family_id`, and the day's UTC bounds `start` and `end` (`day_bounds`)."""
+    return exists().where(*_scheduled_conditions())
+
+
+def _scheduled_conditions() -> tuple[ColumnElement[bool], ...]:
     return (
-        select(Staff)
+        Staff.active,
+        Staff.business_id == bindparam("business_id"),
+        exists()
+        .where(appointment_staff.c.staff_id == Staff.id)
+        .where(appointment_staff.c.appointment_id == Appointment.id)
+        .where(Appointment.family_id == bindparam("family_id"))
         .where(
-            Staff.active,
-            Staff.business_id == bindparam("business_id"),
-            exists()
-            .where(appointment_staff.c.staff_id == Staff.id)
-            .where(appointment_staff.c.appointment_id == Appointment.id)
-            .where(Appointment.family_id == bindparam("family_id"))
-            .where(
-                Appointment.business_id == bindparam("business_id"),
-                Appointment.status != "cancelled",
-                Appointment.starts_at < bindparam("end"),
-                Appointment.ends_at > bindparam("start"),
-            ),
-        )
-        .order_by(Staff.name, Staff.id)
+            Appointment.business_id == bindparam("business_id"),
+            Appointment.status != "cancelled",
+            Appointment.starts_at < bindparam("end"),
+            Appointment.ends_at > bindparam("start"),
+        ),
     )
 
 
