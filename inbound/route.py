@@ -220,12 +220,15 @@ class AuthorCheck:
     reason: str | None = None
 
 
-def find_author(session: Session, thread: Thread, sender: str | None, now: datetime) -> AuthorCheck:
-    """The contact of this family or the staff member allowed on this thread now."""
+def find_author(session: Session, thread: Thread, sender: str | None, now: datetime, contact: Contact | None) -> AuthorCheck:
+    """The contact of this family or the staff member allowed on this thread now.
+
+    `contact`: what `contact_for_address(session, thread.family, sender)` found (the
+    email ingest reads it beside its other reads, in one round trip).
+    """
     if not sender:
         return AuthorCheck(None, "the email has no From address")
     family = thread.family
-    contact = contact_for_address(session, family, sender)
     if contact is not None:
         return AuthorCheck(contact)
     staff = find_staff_by_email(session, thread.business_id, sender)

@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TypeVar
 
+from huey.api import TaskWrapper
+from huey.utils import normalize_time
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
@@ -135,10 +137,25 @@ def _schedule_followups(
 ) -> None:
     if author_type == "contact":
         escalate_at = created_at + escalation_delay
-        _enqueue_quietly(lambda: escalate_threads.schedule(args=([thread_id],), eta=escalate_at))
+        _enqueue_quietly(lambda: _schedule_at(escalate_threads, ([thread_id],), escalate_at))
     if author_type != "system":
         digest_at = created_at + digest_delay
-        _enqueue_quietly(lambda: send_thread_digests.schedule(args=(thread_id,), eta=digest_at, priority=PRIORITY_DUE))
+        _enqueue_quietly(lambda: _schedule_at(send_thread_digests, (thread_id,), digest_at, PRIORITY_DUE))
+
+
+def _schedule_at(task: TaskWrapper, args: tuple[object, ...], eta: datetime, priority: int | None = None) -> None:
+    """Run `task(*args)` at `eta`, written straight to huey's schedule.
+
+    `TaskWrapper.schedule` puts a future task on the queue instead; a consumer then pops
+    it, finds it not due and writes it to the schedule: a queue round trip, a
+    deserialisation and a serialisation more of the worker's CPU, for the two checks every
+    post schedules. A task already due takes the queue, as `schedule` would.
+    """
+    due = normalize_time(eta, None, huey.utc)
+    if due <= normalize_time(None, 0, huey.utc):
+        task.schedule(args=args, eta=eta, priority=priority)
+        return
+    huey.add_schedule(task.task_class(args, {}, eta=due, priority=priority))
 
 
 def run_digests(thread_ids: Sequence[int], now: datetime | None = None) -> list[int]:

@@ -7,10 +7,11 @@ from datetime import timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from outbound.ids import verp_sender
+from outbound.sweep import find_due
 from pawpost.settings import Settings
 from tests.factories import MAIL_DOMAIN, make_appointment
 from tests.inbound_server import queries
@@ -232,3 +233,22 @@ def test_an_unverified_address_of_the_family_is_quarantined(smtp, world: World, 
 
     assert send(*smtp, world.primary_email, world.reply_to, reply_email(world.primary_email, world.reply_to))[0] == 250
     assert queries.inbound(engine)[0].outcome == "quarantined"
+
+
+def test_a_parents_email_alerts_exactly_the_staff_scheduled_today_once(smtp, settings: Settings, world: World, engine: Engine) -> None:
+    """Rule 4 through the ingest: with nobody scheduled the alert is decided as "nobody"
+    (the sweep never re-decides it, and staff scheduled later get no late alert); once the
+    basic staff member is scheduled, the next email alerts them and only them."""
+    raw = reply_email(world.primary_email, world.reply_to, "Is she eating?", message_id="<nobody-1@parents.test>")
+    assert send(*smtp, world.primary_email, world.reply_to, raw)[0] == 250
+    with Session(engine) as session, session.begin():
+        family = session.get(Thread, world.thread_id).family
+        make_appointment(session, family, [session.get(Staff, world.basic_id)], start=utcnow() - timedelta(minutes=30))
+    raw = reply_email(world.primary_email, world.reply_to, "Is he eating?", message_id="<basic-on-1@parents.test>")
+    assert send(*smtp, world.primary_email, world.reply_to, raw)[0] == 250
+
+    first, second = queries.messages(engine, world.thread_id)
+    with Session(engine) as session:
+        alerts = session.scalars(select(OutboundEmail).where(OutboundEmail.kind == "alert")).all()
+        assert [(a.recipient_email, a.up_to_message_id) for a in alerts] == [(world.basic_email, second.id)]
+        assert find_due(session, settings, utcnow()).alert_message_ids == []  # both decided, neither waits for the sweep
