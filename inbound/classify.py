@@ -78,7 +78,7 @@ _DAEMON_NAMES = re.compile(
 _BOUNCE_SUBJECT = re.compile(
     r"(?:undeliver(?:ed|able)|non[- ]?deliver|nondeliverable|delivery\s+(?:status\s+)?notification"
     r"|delivery\s+(?:failure|failed|has\s+failed|problem|error|report|warning|delayed|delay)"
-    r"|fail(?:ure|ed)\s+(?:notice|delivery)|mail\s+(?:delivery|system)\s+(?:error|failed|failure|problem)"
+    r"|fail(?:ure|ed)\s+(?:notice|delivery|mail|message)|mail\s+(?:delivery|system)\s+(?:error|failed|failure|problem)"
     r"|returned\s+(?:mail|message|to\s+sender)|returning\s+(?:message\s+)?to\s+sender|returning\s+message"
     r"|(?:mail|message)\s+failed|не\s+доставлен|(?:mail|message|e-?mail)\s+(?:could\s+not|couldn't"
     r"|cannot|can't|was\s+not|wasn't|not|has\s+not\s+been)\s+(?:be\s+)?(?:delivered|sent)|could\s+not\s+be\s+delivered"
@@ -93,6 +93,10 @@ _REPLY_PREFIX = re.compile(
     r"|autoreply|out of (?:the )?office|abwesend|absence)\s{0,3}(?:\[\d{1,4}\]\s{0,3})?[:：]",
     re.I,
 )
+# A gateway that keeps the original subject and appends its verdict to it ("RE: Your order
+# : non remis (delivery failed)", "Re: Booking - Undeliverable"): a report's words after a
+# separator at the end of the subject, where a person replying to a report never puts them.
+_APPENDED_REPORT = re.compile(r"\S\s{0,3}[:(\[|\u2013-]\s{0,3}(?:%s)[^:]{0,80}$" % _BOUNCE_SUBJECT.pattern, re.I)
 _DELAY_SUBJECT = re.compile(r"delay|warning|not\s+yet\s+delivered|still\s+trying|will\s+retry|verz[öo]gert|retard", re.I)
 _AUTO_SUBJECT = re.compile(
     r"(?:out of (?:the )?office|automatic reply|auto(?:matic)?[- ]?reply|autoreply|auto-response|"
@@ -100,7 +104,14 @@ _AUTO_SUBJECT = re.compile(
     r"\babsence\b|absent du bureau|respuesta automática|respuesta automatica|fuera de la oficina|"
     r"risposta automatica|fuori ufficio|automatisch antwoord|afwezig|resposta automática|"
     r"ausente|frånvaro|automatiskt svar|autosvar|fraværende|poza biurem|odpowiedź automatyczna|"
-    r"автоответ|on vacation|vacation reply|away from (?:the|my) office)",
+    r"автоответ|on vacation|vacation reply|away from (?:the|my) office|"
+    # Outlook's "Automatic reply:" and "Out of office" in the languages it ships in (the
+    # ASCII spelling too: gateways drop the diacritics), and "[auto-generated]" tags.
+    r"autom[aā]tisk[aā] atbilde|[aā]rpus biroja|automatinis atsakymas|automaatvastus|automaattinen vastaus|"
+    r"automatick[aá] odpov[eě][dď]|automatikus v[aá]lasz|r[aă]spuns automat|otomatik (?:yan[ıi]t|cevap)|"
+    r"αυτόματη απάντηση|自動応答|自動返信|自动回复|自動回覆|자동 ?응답|מענה אוטומטי|رد تلقائي|"
+    r"автовідповідь|автоматический ответ|автоматичен отговор|automatski odgovor|samodejni odgovor|"
+    r"balasan otomatis|tr[aả] l[oờ]i t[uự] [dđ][oộ]ng|automatisk svar|\[auto[- ]?generated\])",
     re.I,
 )
 _LIST_PRECEDENCE = {"bulk", "junk", "list", "auto_reply"}
@@ -182,16 +193,26 @@ def _bounce_verdict(
             failed = _keep(_text_recipients(report), exclude, reply_domain)
         status = _overall_status(failed, report)
         return Classification(Kind.BOUNCE, reason="delivery status notification", failed_recipients=failed, status=status)
+    refusal = _mdn_refusal(parsed.disposition_notification or "") if parsed.disposition_notification else None
+    if refusal is not None:
+        failed = _keep(refusal, exclude, reply_domain)
+        return Classification(
+            Kind.BOUNCE, reason="refused unread (disposition notification)", failed_recipients=failed, status="5.0.0"
+        )
     subject = parsed.subject or ""
-    subject_says = bool(_BOUNCE_SUBJECT.search(subject[:300])) and not _REPLY_PREFIX.match(subject)
-    software = machine or _automatic_headers(parsed) or _daemon_name(parsed) or _null_from(parsed)
+    subject_says = _subject_says(subject[:300])
+    software = machine or _automatic_headers(parsed) or _daemon_name(parsed) or _null_from(parsed) or _daemon_from(parsed)
     if not subject_says and not software:
         return None
     delay_subject = subject_says and bool(_DELAY_SUBJECT.search(subject[:300]))
     report = _text_report(
         parsed, exclude, delayed_hint=delay_subject, failed_hint=subject_says and not delay_subject, subject=subject
     )
-    named = bool(report.recipients) and report.has_status_code
+    # A recipient named with an SMTP status, or listed on a line of its own under a
+    # report's words ("could not be delivered to the following recipients:" and then the
+    # address): what a report's subject needs beside it. A person's prose naming an
+    # address after "could not be delivered to" is neither.
+    named = bool(report.recipients) and (report.has_status_code or report.listed and report.has_failure_words)
     # Software saying a delivery failed (or naming a recipient with a status or a delay);
     # or a report's subject over a named recipient with an SMTP status.
     worded = (
@@ -204,6 +225,55 @@ def _bounce_verdict(
         reason = "delivery report (%s)" % ("subject" if subject_says else "recipients named")
         return Classification(Kind.BOUNCE, reason=reason, failed_recipients=failed, status=_overall_status(failed, report))
     return None
+
+
+def _subject_says(subject: str) -> bool:
+    """A report's subject: its words, never right after a reply or forward prefix (a
+    person answering a report) unless a gateway appended them to the original subject."""
+    if not _BOUNCE_SUBJECT.search(subject):
+        return False
+    if not _REPLY_PREFIX.match(subject):
+        return True
+    original = subject
+    for _ in range(10):  # "RE: Fwd: AW: ...": the subject the prefixes were put on
+        prefix = _REPLY_PREFIX.match(original)
+        if prefix is None:
+            break
+        original = original[prefix.end() :]
+    if _BOUNCE_SUBJECT.match(original.lstrip()):
+        return False  # "Re: Undeliverable: ...": a person answering or forwarding a report
+    appended = _APPENDED_REPORT.search(original)
+    return bool(appended) and not _DELAY_SUBJECT.search(appended.group(0))
+
+
+def _mdn_refusal(fields: str) -> tuple[FailedRecipient, ...] | None:
+    """The recipient of an RFC 8098 disposition notification that says the email was
+    refused unread, else None (a read receipt: "displayed", "processed", "dispatched").
+
+    Refused: a "denied" or "failed" disposition (RFC 3798), an "error" modifier, or
+    "deleted" by an automatic action (a Sieve reject, RFC 5429; Dovecot over quota). A
+    person deleting an email unread ("manual-action/...; deleted") refuses nothing.
+    """
+    groups = _status_groups(fields[:_DSN_CAP])
+    merged: dict[str, str] = {}
+    for group in groups:
+        for name, value in group.items():
+            merged.setdefault(name, value)
+    disposition = (merged.get("disposition") or "").lower()
+    mode, _, rest = disposition.partition(";")
+    kind, _, modifiers = rest.strip().partition("/")
+    kind = kind.strip()
+    refused = (
+        kind in ("denied", "failed")
+        or "error" in modifiers
+        or (kind == "deleted" and mode.strip().startswith("automatic-action"))
+    )
+    if not refused:
+        return None
+    address = _address_field(merged.get("original-recipient") or "") or _address_field(
+        merged.get("final-recipient") or ""
+    )
+    return (FailedRecipient(address, "5.0.0", "failed"),) if address else ()
 
 
 def _automatic_headers(parsed: ParsedEmail) -> str | None:
@@ -224,6 +294,16 @@ def _null_from(parsed: ParsedEmail) -> str | None:
     Evidence for a report only: a From with no address is otherwise quarantined."""
     value = parsed.header("from")
     return "empty From" if value is not None and re.search(r"<\s{0,5}>", value[:500]) else None
+
+
+def _daemon_from(parsed: ParsedEmail) -> str | None:
+    """A From too malformed to yield an address that still names a mail daemon
+    (`<Postmaster\\@host@host>`): evidence for a report only, like a display name."""
+    if parsed.sender_address:
+        return None
+    value = (parsed.header("from") or "")[:500]
+    match = re.search(r"(?<![\w.-])(mailer-?daemon|postmaster|mail-?daemon)(?![\w-])", value, re.I)
+    return "From %s" % match.group(1) if match else None
 
 
 def _daemon_name(parsed: ParsedEmail) -> str | None:

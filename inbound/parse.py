@@ -93,6 +93,9 @@ class ParsedEmail:
     content_type: str = "text/plain"
     report_type: str | None = None  # e.g. "delivery-status" for a DSN
     delivery_status: str | None = field(default=None, repr=False)
+    # The fields of an RFC 8098 message/disposition-notification part (a read receipt, or
+    # a filter's refusal: "Disposition: automatic-action/MDN-sent-automatically; deleted").
+    disposition_notification: str | None = field(default=None, repr=False)
     reported_message_id: str | None = None  # Message-ID of the mail a report is about
     # Why the From is not one person's address (several From headers or addresses, a
     # group, a malformed header): such an email is quarantined (`inbound.sender`).
@@ -123,6 +126,7 @@ class _Body:
     attachments: list[ParsedAttachment] = field(default_factory=list)
     report_type: str | None = None
     delivery_status: str | None = None
+    disposition_notification: str | None = None
     reported_message_id: str | None = None
     truncated: bool = False
 
@@ -364,6 +368,8 @@ def _walk_flanker(root: Any, body: _Body) -> None:
         if ctype in _REPORT_TYPES:
             if ctype in _DELIVERY_STATUS_TYPES:
                 body.delivery_status = _flanker_text(part)
+            else:
+                body.disposition_notification = _flanker_text(part)
             continue
         if ctype in ("message/rfc822", "text/rfc822-headers") and body.report_type:
             body.reported_message_id = _reported_id(_flanker_bytes(part))
@@ -429,12 +435,14 @@ def _python_body(msg: Message) -> _Body:
             _add_forwarded(body, part)
             continue
         if ctype in _REPORT_TYPES and part.is_multipart():  # the stdlib reads its field groups as parts
-            if ctype not in _DELIVERY_STATUS_TYPES:
-                continue
             groups = [child for child in part.get_payload() if isinstance(child, Message)]
-            body.delivery_status = "\n\n".join(
+            fields = "\n\n".join(
                 "\n".join("%s: %s" % (name, _decode_header(value)) for name, value in group.raw_items()) for group in groups
             )
+            if ctype in _DELIVERY_STATUS_TYPES:
+                body.delivery_status = fields
+            else:
+                body.disposition_notification = fields
             continue
         if part.is_multipart():
             if ctype == "message/rfc822" or ctype == "text/rfc822-headers":
@@ -455,6 +463,8 @@ def _python_body(msg: Message) -> _Body:
         if ctype in _REPORT_TYPES:
             if ctype in _DELIVERY_STATUS_TYPES:
                 body.delivery_status = _decode_bytes(payload, _charset(part))
+            else:
+                body.disposition_notification = _decode_bytes(payload, _charset(part))
             continue
         disposition = (part.get_content_disposition() or "").lower()
         filename = _clean_filename(_filename(part))
@@ -670,6 +680,7 @@ def _build(headers: Mapping[str, tuple[str, ...]], body: _Body, msg: Message) ->
         content_type=content_type,
         report_type=body.report_type,
         delivery_status=body.delivery_status,
+        disposition_notification=body.disposition_notification,
         reported_message_id=body.reported_message_id,
         sender_problem=sender.problem,
         truncated=body.truncated,
