@@ -62,7 +62,7 @@ class Classification:
 
 # Machine senders: the local part of a From or Return-Path that no person writes from.
 _BOUNCE_SENDERS = re.compile(
-    r"^(?:mailer-?daemon|mail-?daemon|mdaemon|postmaster|post-?master|ndr|imss|smtp-?gateway|mail\.?delivery"
+    r"^(?:mailer[-_.]?daemon|mail[-_.]?daemon|mdaemon|post[-_.]?master|ndr|imss|smtp-?gateway|mail\.?delivery"
     r"(?:\.?system|\.?subsystem)?|mail-?delivery-?(?:system|subsystem)|delivery-?(?:status|notification|failure)s?"
     r"|mail-?(?:router|gateway|admin|system))@",
     re.I,
@@ -327,7 +327,7 @@ def _daemon_from(parsed: ParsedEmail) -> str | None:
     if parsed.sender_address:
         return None
     value = (parsed.header("from") or "")[:500]
-    match = re.search(r"(?<![\w.-])(mailer-?daemon|postmaster|mail-?daemon)(?![\w-])", value, re.I)
+    match = re.search(r"(?<![\w.-])(mailer[-_.]?daemon|post[-_.]?master|mail[-_.]?daemon)(?![\w-])", value, re.I)
     return "From %s" % match.group(1) if match else None
 
 
