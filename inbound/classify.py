@@ -82,7 +82,7 @@ _BOUNCE_SUBJECT = re.compile(
     r"|returned\s+(?:mail|message|to\s+sender)|returning\s+(?:message\s+)?to\s+sender|returning\s+message"
     r"|(?:mail|message)\s+failed|не\s+доставлен|(?:mail|message|e-?mail)\s+(?:could\s+not|couldn't"
     r"|cannot|can't|was\s+not|wasn't|not|has\s+not\s+been)\s+(?:be\s+)?(?:delivered|sent)|could\s+not\s+be\s+delivered"
-    r"|(?:message|mail)\s+(?:delayed|delay|held|rejected|bounced)|delayed\s+(?:mail|message)|warning:\s+(?:message|mail)|unable\s+to\s+deliver"
+    r"|could\s+not\s+send\s+(?:your\s+)?(?:message|mail)|(?:message|mail)\s+(?:delayed|delay|held|rejected|bounced)|delayed\s+(?:mail|message)|warning:\s+(?:message|mail)|unable\s+to\s+deliver"
     r"|error\s+(?:during|delivering|sending)|delivery\s+notification|unzustellbar|nicht\s+zustellbar"
     r"|nicht\s+zugestellt|non\s+remis|non\s+recapitabile|no\s+(?:se\s+pudo\s+)?entregad|onbestelbaar"
     r"|niet\s+afgeleverd|n[ãa]o\s+entregue|impossible\s+de\s+remettre|\bndr\b|\bdsn\b"
@@ -132,6 +132,7 @@ _AUTO_HEADERS = ("x-autoreply", "x-autorespond", "x-autoresponder", "x-autogener
 # languages clients write it in, always followed by a colon.
 _RECEIPT_SUBJECT = re.compile(
     r"^\s{0,3}(?:read|gelesen|lu|le[ií]do|letto|gelezen|lido|l[äæ]st|lest|luettu|p[řr]e[čc]teno|olvasva|przeczytan[ay]"
+    r"|not\s+read|ungelesen|non\s+lu|no\s+le[ií]do|niet\s+gelezen"
     r"|прочитано|прочитане|已读|已讀|開封済み|읽음|return receipt|read receipt|read report|lesebest[äa]tigung"
     r"|accus[ée] de lecture|confirmaci[óo]n de lectura)\s{0,3}[:：]",
     re.I,

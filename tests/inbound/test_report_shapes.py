@@ -111,3 +111,28 @@ def test_report_words_a_person_writes_after_a_reply_prefix_stay_a_reply(subject:
         "The parcel could not be delivered to the kennel, I will bring it on Monday.\n"
     )
     assert classify(parse_email(raw.encode()), reply_domain=DOMAIN).kind is Kind.REPLY
+
+
+@pytest.mark.parametrize("subject", ["Read: New messages about Bella", "Not read: New messages about Bella", "Gelesen: Neue Nachrichten"])
+def test_a_read_receipt_sent_as_plain_text_is_an_auto_reply(subject: str) -> None:
+    """Clients that send a receipt without an RFC 8098 part still prefix its subject."""
+    raw = f"From: Emma <emma@parents.test>\nSubject: {subject}\n\nYour message was read on 24 November 2026 18:02.\n"
+    assert classify(parse_email(raw.encode()), reply_domain=DOMAIN).kind is Kind.AUTO_REPLY
+
+
+def test_a_sendmail_warning_from_the_daemon_is_a_transient_bounce() -> None:
+    raw = (
+        "From: Mail Delivery Subsystem <MAILER-DAEMON@mx.parents.test>\n"
+        "Subject: Warning: could not send message for past 4 hours\n\n"
+        "    **********************************************\n"
+        "    **      THIS IS A WARNING MESSAGE ONLY      **\n"
+        "    **  YOU DO NOT NEED TO RESEND YOUR MESSAGE  **\n"
+        "    **********************************************\n\n"
+        "The original message was received at Tue, 24 Nov 2026 09:12:40 GMT\n\n"
+        "   ----- Transcript of session follows -----\n"
+        "<ana@parents.test>... Deferred: Connection timed out with mx.parents.test.\n"
+        "Warning: message still undelivered after 4 hours\n"
+        "Will keep trying until message is 5 days old\n"
+    )
+    result = classify(parse_email(raw.encode()), reply_domain=DOMAIN)
+    assert result.kind is Kind.BOUNCE and not result.permanent
