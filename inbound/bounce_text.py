@@ -106,7 +106,7 @@ _LIST_INTRO_RE = re.compile(
 _DELAY_RE = re.compile(
     r"(?:(?:has|have)\s+not\s+yet\s+been\s+delivered|delivery\s+(?:is\s+|has\s+been\s+)?delayed"
     r"|(?:message|mail|delivery)\s+(?:has\s+been\s+)?postponed|still\s+trying|transient\s+non-fatal"
-    r"|will\s+(?:continue\s+to\s+)?(?:re)?try)",
+    r"|will\s+(?:continue\s+to\s+)?(?:re)?try|(?:delivery\s+)?attempts\s+will\s+continue)",
     re.I,
 )
 # Introductions that say neither, and are followed by the recipient.
@@ -165,6 +165,9 @@ class TextReport:
     # A recipient in the `<bob@x>:` form that only MTAs write (qmail and its kin, in any
     # language): software listing one is a report even when its words are not ours.
     mta_form: bool = False
+    # A recipient on a line of its own inside a report's list (after "could not be
+    # delivered to:" or "the following recipients"): a report's layout, not a person's prose.
+    listed: bool = False
 
 
 def html_to_plain(markup: str) -> str:
@@ -211,6 +214,7 @@ def read_text_report(
     default = "4.0.0" if delayed else "5.0.0" if failure_worded or failed_hint else None
     found: dict[str, str | None] = {}
     uncoded: set[str] = set()  # recipients whose status came from words, not a code
+    listed = False
     # A report's subject is an introduction too: the first lines may list the recipient.
     window_end = _INTRO_WINDOW - 1 if failed_hint or delayed_hint else -1
     for index, line in enumerate(lines):
@@ -227,6 +231,7 @@ def read_text_report(
             if not _reportable(address, exclude) or address in found:
                 continue
             found[address], from_code = _status_near(lines, index, delayed, default)
+            listed = listed or bool(_BARE_ADDRESS_RE.fullmatch(line))
             if not from_code:
                 uncoded.add(address)
             window_end = max(window_end, index + _INTRO_WINDOW)
@@ -248,7 +253,7 @@ def read_text_report(
     if codes and not delayed:
         status = next((s for s in codes if s.startswith("5")), codes[0])
     mta_form = any(_ANGLE_COLON_RE.match(line) for line in lines[:_LINES_CAP])
-    return TextReport(tuple(found.items()), failure_worded, coded, delayed, status, mta_form and bool(found))
+    return TextReport(tuple(found.items()), failure_worded, coded, delayed, status, mta_form and bool(found), listed)
 
 
 def _line_candidates(line: str, in_window: bool, intro: re.Match[str] | None) -> list[str]:

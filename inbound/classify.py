@@ -62,7 +62,7 @@ class Classification:
 
 # Machine senders: the local part of a From or Return-Path that no person writes from.
 _BOUNCE_SENDERS = re.compile(
-    r"^(?:mailer-?daemon|mail-?daemon|mdaemon|postmaster|post-?master|ndr|imss|smtp-?gateway|mail\.?delivery"
+    r"^(?:mailer[-_.]?daemon|mail[-_.]?daemon|mdaemon|post[-_.]?master|ndr|imss|smtp-?gateway|mail\.?delivery"
     r"(?:\.?system|\.?subsystem)?|mail-?delivery-?(?:system|subsystem)|delivery-?(?:status|notification|failure)s?"
     r"|mail-?(?:router|gateway|admin|system))@",
     re.I,
@@ -78,14 +78,22 @@ _DAEMON_NAMES = re.compile(
 _BOUNCE_SUBJECT = re.compile(
     r"(?:undeliver(?:ed|able)|non[- ]?deliver|nondeliverable|delivery\s+(?:status\s+)?notification"
     r"|delivery\s+(?:failure|failed|has\s+failed|problem|error|report|warning|delayed|delay)"
-    r"|fail(?:ure|ed)\s+(?:notice|delivery)|mail\s+(?:delivery|system)\s+(?:error|failed|failure|problem)"
+    r"|fail(?:ure|ed)\s+(?:notice|delivery|mail|message)|mail\s+(?:delivery|system)\s+(?:error|failed|failure|problem)"
     r"|returned\s+(?:mail|message|to\s+sender)|returning\s+(?:message\s+)?to\s+sender|returning\s+message"
     r"|(?:mail|message)\s+failed|не\s+доставлен|(?:mail|message|e-?mail)\s+(?:could\s+not|couldn't"
     r"|cannot|can't|was\s+not|wasn't|not|has\s+not\s+been)\s+(?:be\s+)?(?:delivered|sent)|could\s+not\s+be\s+delivered"
-    r"|(?:message|mail)\s+(?:delayed|delay|held|rejected|bounced)|delayed\s+(?:mail|message)|warning:\s+(?:message|mail)|unable\s+to\s+deliver"
+    r"|could\s+not\s+send\s+(?:your\s+)?(?:message|mail)|(?:message|mail)\s+(?:delayed|delay|held|rejected|bounced)|delayed\s+(?:mail|message)|warning:\s+(?:message|mail)|unable\s+to\s+deliver"
     r"|error\s+(?:during|delivering|sending)|delivery\s+notification|unzustellbar|nicht\s+zustellbar"
     r"|nicht\s+zugestellt|non\s+remis|non\s+recapitabile|no\s+(?:se\s+pudo\s+)?entregad|onbestelbaar"
-    r"|niet\s+afgeleverd|n[ãa]o\s+entregue|impossible\s+de\s+remettre|\bndr\b|\bdsn\b)",
+    r"|niet\s+afgeleverd|n[ãa]o\s+entregue|impossible\s+de\s+remettre|\bndr\b|\bdsn\b"
+    # Exchange's and webmail providers' report subjects in other languages.
+    r"|недоставлен|не\s+удалось\s+доставить|no\s+se\s+puede\s+entregar|n[ãa]o\s+(?:[ée]\s+poss[ií]vel\s+)?entregar"
+    r"|olevererbar|kan\s+ikke\s+leveres|kunne\s+ikke\s+leveres|ikke\s+levert|uanbringelig|ei\s+voida?\s+toimittaa"
+    r"|toimittamaton|nedoru[čc]iteln|nedoru[čc]en|niedostarczon|nie\s+dostarczono|k[ée]zbes[ií]thetetlen"
+    r"|teslim\s+edilemi|iletilemedi|αδύνατη\s+η\s+παράδοση|δεν\s+παραδόθηκε|non\s+distribuable|non\s+d[ée]livr"
+    r"|[ée]chec\s+de\s+(?:la\s+)?(?:remise|livraison|distribution)|mancata\s+consegna|לא\s+נמסר|تعذر\s+التسليم"
+    r"|配信(?:不能|エラー|失敗)|送信(?:エラー|失敗)|未達|無法(?:投遞|傳遞|送達)|无法(?:投递|送达|传递)|退信|投递失败"
+    r"|배달(?:되지\s*않음|\s*실패)|전송\s*실패|반송)",
     re.I,
 )
 _REPLY_PREFIX = re.compile(
@@ -93,6 +101,10 @@ _REPLY_PREFIX = re.compile(
     r"|autoreply|out of (?:the )?office|abwesend|absence)\s{0,3}(?:\[\d{1,4}\]\s{0,3})?[:：]",
     re.I,
 )
+# A gateway that keeps the original subject and appends its verdict to it ("RE: Your order
+# : non remis (delivery failed)", "Re: Booking - Undeliverable"): a report's words after a
+# separator at the end of the subject, where a person replying to a report never puts them.
+_APPENDED_REPORT = re.compile(r"\S\s{0,3}[:(\[|\u2013-]\s{0,3}(?:%s)[^:]{0,80}$" % _BOUNCE_SUBJECT.pattern, re.I)
 _DELAY_SUBJECT = re.compile(r"delay|warning|not\s+yet\s+delivered|still\s+trying|will\s+retry|verz[öo]gert|retard", re.I)
 _AUTO_SUBJECT = re.compile(
     r"(?:out of (?:the )?office|automatic reply|auto(?:matic)?[- ]?reply|autoreply|auto-response|"
@@ -100,10 +112,31 @@ _AUTO_SUBJECT = re.compile(
     r"\babsence\b|absent du bureau|respuesta automática|respuesta automatica|fuera de la oficina|"
     r"risposta automatica|fuori ufficio|automatisch antwoord|afwezig|resposta automática|"
     r"ausente|frånvaro|automatiskt svar|autosvar|fraværende|poza biurem|odpowiedź automatyczna|"
-    r"автоответ|on vacation|vacation reply|away from (?:the|my) office)",
+    r"автоответ|on vacation|vacation reply|away from (?:the|my) office|"
+    # Outlook's "Automatic reply:" and "Out of office" in the languages it ships in (the
+    # ASCII spelling too: gateways drop the diacritics), and "[auto-generated]" tags.
+    r"autom[aā]tisk[aā] atbilde|[aā]rpus biroja|automatinis atsakymas|automaatvastus|automaattinen vastaus|"
+    r"automatick[aá] odpov[eě][dď]|automatikus v[aá]lasz|r[aă]spuns automat|otomatik (?:yan[ıi]t|cevap)|"
+    r"αυτόματη απάντηση|自動応答|自動返信|自动回复|自動回覆|자동 ?응답|מענה אוטומטי|رد تلقائي|"
+    r"автовідповідь|автоматический ответ|автоматичен отговор|automatski odgovor|samodejni odgovor|"
+    r"balasan otomatis|tr[aả] l[oờ]i t[uự] [dđ][oộ]ng|automatisk svar|\[auto[- ]?generated\]|"
+    r"auto(?:matic|mated)? ?response|automated reply|autoresponder|"
+    # Lotus Notes' "AUTO: Ann is out of the office" and the OOF/OOO tags, as a prefix only.
+    r"^\s{0,3}(?:auto|oof|ooo)\s{0,3}:)",
     re.I,
 )
 _LIST_PRECEDENCE = {"bulk", "junk", "list", "auto_reply"}
+# Headers only auto-responders write (vacation, procmail, cPanel, Zimbra, Yahoo, Exchange rules).
+_AUTO_HEADERS = ("x-autoreply", "x-autorespond", "x-autoresponder", "x-autogenerated", "x-mail-autoreply")
+# A read receipt sent as a plain email, not an RFC 8098 report: its prefix in the
+# languages clients write it in, always followed by a colon.
+_RECEIPT_SUBJECT = re.compile(
+    r"^\s{0,3}(?:read|gelesen|lu|le[ií]do|letto|gelezen|lido|l[äæ]st|lest|luettu|p[řr]e[čc]teno|olvasva|przeczytan[ay]"
+    r"|not\s+read|ungelesen|non\s+lu|no\s+le[ií]do|niet\s+gelezen"
+    r"|прочитано|прочитане|已读|已讀|開封済み|읽음|return receipt|read receipt|read report|lesebest[äa]tigung"
+    r"|accus[ée] de lecture|confirmaci[óo]n de lectura)\s{0,3}[:：]",
+    re.I,
+)
 _STATUS_RE = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?![\d.])")
 # A delivery-status body beyond this holds no more recipient groups worth reading.
 _DSN_CAP = 256 * 1024
@@ -182,16 +215,26 @@ def _bounce_verdict(
             failed = _keep(_text_recipients(report), exclude, reply_domain)
         status = _overall_status(failed, report)
         return Classification(Kind.BOUNCE, reason="delivery status notification", failed_recipients=failed, status=status)
+    refusal = _mdn_refusal(parsed.disposition_notification or "") if parsed.disposition_notification else None
+    if refusal is not None:
+        failed = _keep(refusal, exclude, reply_domain)
+        return Classification(
+            Kind.BOUNCE, reason="refused unread (disposition notification)", failed_recipients=failed, status="5.0.0"
+        )
     subject = parsed.subject or ""
-    subject_says = bool(_BOUNCE_SUBJECT.search(subject[:300])) and not _REPLY_PREFIX.match(subject)
-    software = machine or _automatic_headers(parsed) or _daemon_name(parsed) or _null_from(parsed)
+    subject_says = _subject_says(subject[:300])
+    software = machine or _automatic_headers(parsed) or _daemon_name(parsed) or _null_from(parsed) or _daemon_from(parsed)
     if not subject_says and not software:
         return None
     delay_subject = subject_says and bool(_DELAY_SUBJECT.search(subject[:300]))
     report = _text_report(
         parsed, exclude, delayed_hint=delay_subject, failed_hint=subject_says and not delay_subject, subject=subject
     )
-    named = bool(report.recipients) and report.has_status_code
+    # A recipient named with an SMTP status, or listed on a line of its own under a
+    # report's words ("could not be delivered to the following recipients:" and then the
+    # address): what a report's subject needs beside it. A person's prose naming an
+    # address after "could not be delivered to" is neither.
+    named = bool(report.recipients) and (report.has_status_code or report.listed and report.has_failure_words)
     # Software saying a delivery failed (or naming a recipient with a status or a delay);
     # or a report's subject over a named recipient with an SMTP status.
     worded = (
@@ -206,17 +249,70 @@ def _bounce_verdict(
     return None
 
 
+def _subject_says(subject: str) -> bool:
+    """A report's subject: its words, never right after a reply or forward prefix (a
+    person answering a report) unless a gateway appended them to the original subject."""
+    if not _BOUNCE_SUBJECT.search(subject):
+        return False
+    if not _REPLY_PREFIX.match(subject):
+        return True
+    original = subject
+    for _ in range(10):  # "RE: Fwd: AW: ...": the subject the prefixes were put on
+        prefix = _REPLY_PREFIX.match(original)
+        if prefix is None:
+            break
+        original = original[prefix.end() :]
+    if _BOUNCE_SUBJECT.match(original.lstrip()):
+        return False  # "Re: Undeliverable: ...": a person answering or forwarding a report
+    appended = _APPENDED_REPORT.search(original)
+    return bool(appended) and not _DELAY_SUBJECT.search(appended.group(0))
+
+
+def _mdn_refusal(fields: str) -> tuple[FailedRecipient, ...] | None:
+    """The recipient of an RFC 8098 disposition notification that says the email was
+    refused unread, else None (a read receipt: "displayed", "processed", "dispatched").
+
+    Refused: a "denied" or "failed" disposition (RFC 3798), an "error" modifier, or
+    "deleted" by an automatic action (a Sieve reject, RFC 5429; Dovecot over quota). A
+    person deleting an email unread ("manual-action/...; deleted") refuses nothing.
+    """
+    groups = _status_groups(fields[:_DSN_CAP])
+    merged: dict[str, str] = {}
+    for group in groups:
+        for name, value in group.items():
+            merged.setdefault(name, value)
+    disposition = (merged.get("disposition") or "").lower()
+    mode, _, rest = disposition.partition(";")
+    kind, _, modifiers = rest.strip().partition("/")
+    kind = kind.strip()
+    refused = (
+        kind in ("denied", "failed")
+        or "error" in modifiers
+        or (kind == "deleted" and mode.strip().startswith("automatic-action"))
+    )
+    if not refused:
+        return None
+    address = _address_field(merged.get("original-recipient") or "") or _address_field(
+        merged.get("final-recipient") or ""
+    )
+    return (FailedRecipient(address, "5.0.0", "failed"),) if address else ()
+
+
 def _automatic_headers(parsed: ParsedEmail) -> str | None:
     """The auto-reply header a report carries too (Exim, Sendmail and many gateways add
     Auto-Submitted or Precedence: bulk): evidence of software, never a verdict alone."""
     auto_submitted = (parsed.header("auto-submitted") or "").strip().lower()
     if auto_submitted and not auto_submitted.startswith("no"):
         return "Auto-Submitted"
-    for name in ("x-autoreply", "x-autorespond", "x-autogenerated"):
+    for name in _AUTO_HEADERS:
         if parsed.header(name) is not None:
             return name
-    precedence = (parsed.header("precedence") or "").strip().lower()
-    return "Precedence" if precedence in _LIST_PRECEDENCE else None
+    return "Precedence" if _precedence(parsed) in _LIST_PRECEDENCE else None
+
+
+def _precedence(parsed: ParsedEmail) -> str:
+    """Precedence, or X-Precedence where a gateway renamed it."""
+    return (parsed.header("precedence") or parsed.header("x-precedence") or "").strip().lower()
 
 
 def _null_from(parsed: ParsedEmail) -> str | None:
@@ -224,6 +320,16 @@ def _null_from(parsed: ParsedEmail) -> str | None:
     Evidence for a report only: a From with no address is otherwise quarantined."""
     value = parsed.header("from")
     return "empty From" if value is not None and re.search(r"<\s{0,5}>", value[:500]) else None
+
+
+def _daemon_from(parsed: ParsedEmail) -> str | None:
+    """A From too malformed to yield an address that still names a mail daemon
+    (`<Postmaster\\@host@host>`): evidence for a report only, like a display name."""
+    if parsed.sender_address:
+        return None
+    value = (parsed.header("from") or "")[:500]
+    match = re.search(r"(?<![\w.-])(mailer[-_.]?daemon|post[-_.]?master|mail[-_.]?daemon)(?![\w-])", value, re.I)
+    return "From %s" % match.group(1) if match else None
 
 
 def _daemon_name(parsed: ParsedEmail) -> str | None:
@@ -289,10 +395,10 @@ def _auto_reply_reason(parsed: ParsedEmail, sender: str) -> str | None:
     auto_submitted = (parsed.header("auto-submitted") or "").strip().lower()
     if auto_submitted and not auto_submitted.startswith("no"):
         return "Auto-Submitted: %s" % auto_submitted
-    for name in ("x-autoreply", "x-autorespond", "x-autogenerated"):
+    for name in _AUTO_HEADERS:
         if parsed.header(name) is not None:
             return "%s header" % name
-    precedence = (parsed.header("precedence") or "").strip().lower()
+    precedence = _precedence(parsed)
     if precedence in _LIST_PRECEDENCE:
         return "Precedence: %s" % precedence
     if parsed.header("x-ms-exchange-inbox-rules-loop"):
@@ -305,6 +411,8 @@ def _auto_reply_reason(parsed: ParsedEmail, sender: str) -> str | None:
         return "sent from %s" % sender.split("@", 1)[0]
     if _AUTO_SUBJECT.search(parsed.subject or ""):
         return "out-of-office subject"
+    if _RECEIPT_SUBJECT.match(parsed.subject or ""):
+        return "read receipt subject"
     return None
 
 

@@ -19,6 +19,7 @@ lone surrogates) and odd codecs (utf-7, unicode-escape) never leak surrogates ou
 
 from __future__ import annotations
 
+import binascii
 import codecs
 import email
 import html as html_lib
@@ -93,6 +94,9 @@ class ParsedEmail:
     content_type: str = "text/plain"
     report_type: str | None = None  # e.g. "delivery-status" for a DSN
     delivery_status: str | None = field(default=None, repr=False)
+    # The fields of an RFC 8098 message/disposition-notification part (a read receipt, or
+    # a filter's refusal: "Disposition: automatic-action/MDN-sent-automatically; deleted").
+    disposition_notification: str | None = field(default=None, repr=False)
     reported_message_id: str | None = None  # Message-ID of the mail a report is about
     # Why the From is not one person's address (several From headers or addresses, a
     # group, a malformed header): such an email is quarantined (`inbound.sender`).
@@ -123,6 +127,7 @@ class _Body:
     attachments: list[ParsedAttachment] = field(default_factory=list)
     report_type: str | None = None
     delivery_status: str | None = None
+    disposition_notification: str | None = None
     reported_message_id: str | None = None
     truncated: bool = False
 
@@ -273,15 +278,65 @@ def _decode_header(value: Any) -> str:
             text = _no_surrogates(text)
     try:
         parts = email.header.decode_header(text)
-    except Exception:  # malformed encoded-word: keep the raw text
-        return _unfold(_no_surrogates(text))
+    except Exception:  # malformed encoded-word: the lenient reading below
+        return _unfold(_no_surrogates(_lenient_words(text)))
     out = []
     for chunk, charset in parts:
         if isinstance(chunk, bytes):
             out.append(_decode_bytes(chunk, charset))
         else:
             out.append(chunk)
-    return _unfold(_no_surrogates("".join(out)))
+    decoded = "".join(out)
+    if _BROKEN_WORD_RE.search(decoded):  # a word the stdlib left encoded (no `?=`, bad padding)
+        decoded = _lenient_words(text)
+    return _unfold(_no_surrogates(decoded))
+
+
+# An RFC 2047 encoded-word as senders really write them: the closing `?=` may be missing
+# (the word then ends at white space or the end), the text may be cut mid-quantum.
+_BROKEN_WORD_RE = re.compile(r"=\?([^?\s]{1,40})\?([bBqQ])\?([^?\s]{0,2000})(?:\?=|\?(?=\s|$)|(?=\s|$))")
+_BASE64_JUNK_RE = re.compile(r"[^A-Za-z0-9+/]")
+_WORD_GAP_RE = re.compile(r"[ \t\r\n]{0,40}")
+
+
+def _lenient_words(text: str) -> str:
+    """Encoded-words decoded however broken (missing `?=`, bad padding, stray characters),
+    adjacent words of one charset joined as bytes first (a character split across two
+    words), so a bounce's or auto-reply's subject reads as words, never as `=?utf-8?B?...`."""
+    out: list[str] = []
+    pending: list[bytes] = []
+    pending_charset: str | None = None
+    position = 0
+
+    def flush() -> None:
+        nonlocal pending, pending_charset
+        if pending:
+            out.append(_decode_bytes(b"".join(pending), pending_charset))
+        pending, pending_charset = [], None
+
+    for match in _BROKEN_WORD_RE.finditer(text[:8192]):
+        between = text[position : match.start()]
+        if not (pending and _WORD_GAP_RE.fullmatch(between)):
+            flush()
+            out.append(between)
+        charset = match.group(1).split("*", 1)[0]  # RFC 2231 language suffix
+        if pending and charset.lower() != (pending_charset or "").lower():
+            flush()
+        pending.append(_word_bytes(match.group(2), match.group(3)))
+        pending_charset = charset
+        position = match.end()
+    flush()
+    out.append(text[position:8192])
+    return "".join(out)
+
+
+def _word_bytes(encoding: str, payload: str) -> bytes:
+    if encoding.lower() == "q":
+        raw = payload.replace("_", " ").encode("ascii", "replace")
+        return re.sub(rb"=([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]), raw)
+    data = _BASE64_JUNK_RE.sub("", payload)
+    data = data[: len(data) - 1] if len(data) % 4 == 1 else data  # a lone sextet holds no byte
+    return binascii.a2b_base64(data + "=" * (-len(data) % 4))
 
 
 def _unfold(text: str) -> str:
@@ -364,6 +419,8 @@ def _walk_flanker(root: Any, body: _Body) -> None:
         if ctype in _REPORT_TYPES:
             if ctype in _DELIVERY_STATUS_TYPES:
                 body.delivery_status = _flanker_text(part)
+            else:
+                body.disposition_notification = _flanker_text(part)
             continue
         if ctype in ("message/rfc822", "text/rfc822-headers") and body.report_type:
             body.reported_message_id = _reported_id(_flanker_bytes(part))
@@ -429,12 +486,14 @@ def _python_body(msg: Message) -> _Body:
             _add_forwarded(body, part)
             continue
         if ctype in _REPORT_TYPES and part.is_multipart():  # the stdlib reads its field groups as parts
-            if ctype not in _DELIVERY_STATUS_TYPES:
-                continue
             groups = [child for child in part.get_payload() if isinstance(child, Message)]
-            body.delivery_status = "\n\n".join(
+            fields = "\n\n".join(
                 "\n".join("%s: %s" % (name, _decode_header(value)) for name, value in group.raw_items()) for group in groups
             )
+            if ctype in _DELIVERY_STATUS_TYPES:
+                body.delivery_status = fields
+            else:
+                body.disposition_notification = fields
             continue
         if part.is_multipart():
             if ctype == "message/rfc822" or ctype == "text/rfc822-headers":
@@ -455,6 +514,8 @@ def _python_body(msg: Message) -> _Body:
         if ctype in _REPORT_TYPES:
             if ctype in _DELIVERY_STATUS_TYPES:
                 body.delivery_status = _decode_bytes(payload, _charset(part))
+            else:
+                body.disposition_notification = _decode_bytes(payload, _charset(part))
             continue
         disposition = (part.get_content_disposition() or "").lower()
         filename = _clean_filename(_filename(part))
@@ -670,6 +731,7 @@ def _build(headers: Mapping[str, tuple[str, ...]], body: _Body, msg: Message) ->
         content_type=content_type,
         report_type=body.report_type,
         delivery_status=body.delivery_status,
+        disposition_notification=body.disposition_notification,
         reported_message_id=body.reported_message_id,
         sender_problem=sender.problem,
         truncated=body.truncated,

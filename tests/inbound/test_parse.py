@@ -240,3 +240,18 @@ def test_deeply_nested_multiparts_and_thousands_of_parts_parse() -> None:
     parts = b"".join(b"--p\r\nContent-Type: image/png; name=\"%d.png\"\r\n\r\nx\r\n" % i for i in range(5000))
     many = parse_email(b'From: a@b.example\r\nContent-Type: multipart/mixed; boundary="p"\r\n\r\n' + parts + b"--p--\r\n")
     assert many.truncated and 0 < len(many.attachments) < 5000
+
+
+@pytest.mark.parametrize(
+    ("encoded", "decoded"),
+    [
+        ("=?utf-8?B?VW56dXN0ZWxsYmFyOiBJaHJlIE5hY2hyaWNo", "Unzustellbar: Ihre Nachrich"),  # no `?=`, cut
+        ("=?utf-8?B?VW56dXN0ZWxsYmFyOiBJaHJlIE5hY2hyaWNod?=", "Unzustellbar: Ihre Nachrich"),  # a lone sextet
+        ("=?iso-8859-1?Q?Unzustellbar=3A_Nachricht_=E4?", "Unzustellbar: Nachricht ä"),  # `?` without `=`
+        ("Re: =?utf-8?B?w6lj?= =?utf-8?B?aGVj?=", "Re: échec"),  # adjacent words join
+        ("Costs =? about 40 euros", "Costs =? about 40 euros"),  # no encoded-word at all
+    ],
+)
+def test_broken_encoded_words_still_decode(encoded: str, decoded: str) -> None:
+    parsed = parse_email(f"From: a@b.test\nSubject: {encoded}\n\nhi\n".encode())
+    assert parsed.subject == decoded
