@@ -5,7 +5,8 @@ several doors (the API, `pawpost import`, the CSV import, the admin forms, bounc
 stamp is not left to each door: before every flush, a changed staff member, family or
 appointment (its staff list included) gets the flush's instant, and so does the family of
 every contact, address or pet added, changed or removed. Core INSERTs get the column default,
-Core UPDATEs of the three tables its `onupdate`.
+Core UPDATEs of the three tables its `onupdate`; the few Core UPDATEs of addresses (bounce
+flags, kept off the ORM for speed) call `touch_families`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import datetime
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import ColumnElement, event, select, update
 from sqlalchemy.orm import Session
 
 from threads.models import Appointment, Contact, ContactAddress, Family, Pet, Staff
@@ -33,6 +34,13 @@ def _family_of(session: Session, item: object) -> Family | None:
             return item.family
         return session.get(Family, item.family_id) if item.family_id else None
     return None
+
+
+def touch_families(session: Session, addresses: ColumnElement[bool], now: datetime) -> None:
+    """Stamp the families owning the contact addresses `addresses` selects (after a Core
+    UPDATE of those addresses, which no flush sees)."""
+    owners = select(Contact.family_id).join(ContactAddress, ContactAddress.contact_id == Contact.id).where(addresses)
+    session.execute(update(Family).where(Family.id.in_(owners)).values(updated_at=now), execution_options={"synchronize_session": False})
 
 
 def stamp_changes(session: Session, now: datetime) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from tests.factories import MAIL_DOMAIN
 from tests.portal.conftest import World, csrf_token, sign_in_as
 from tests.portal.test_api import assert_problem, bearer, key_for, writing
+from threads.bounces import clear_bouncing, mark_bouncing
 from threads.csv_import import FAMILY_COLUMNS, import_csv
 from threads.importing import import_directory
 from threads.models import Appointment, Business, Contact, Family, Message, Staff, StaffSession
@@ -108,6 +109,14 @@ def test_updated_since_lists_only_what_changed_whichever_door_changed_it(app: Fl
     assert client.post(f"/families/{world.scheduled.id}/pets", data={"csrf_token": token, "name": "Rex", "species": "", "breed": ""}).status_code == 302
     assert client.post(f"/schedule/appointments/{world.appointment_id}/cancel", data={"csrf_token": token}).status_code == 302
     assert client.post(f"/staff/{world.basic.id}/role", data={"csrf_token": token, "role": "senior"}).status_code == 302
+
+    # The same document again changes nothing, so it stamps nothing.
+    import_directory(db, {
+        "business": {"id": business.slug, "name": business.name, "timezone": business.timezone},
+        "staff": [{"id": "old-1", "name": "Olga Old", "email": "olga@a.test", "role": "basic"}],
+        "families": [{"id": "old-fam", "name": "Old family", "contacts": [{"name": "Otto Old", "email": "otto@old.test"}]}],
+    }, mail_domain=MAIL_DOMAIN)
+    db.commit()
 
     families = _listed(client, secret, "families", since.isoformat(), limit=1)
     assert sorted(f["id"] for f in families) == sorted(["api-fam", "imp-fam", "csv-fam", world.scheduled.external_id])
@@ -322,3 +331,21 @@ def test_staff_by_their_id(app: Flask, client: FlaskClient, world: World, db: Se
     assert gone.status_code == 200 and gone.get_json()["active"] is False
     db.expire_all()
     assert db.scalar(select(func.count()).select_from(StaffSession).where(StaffSession.staff_id == bo_id, StaffSession.ended_at.is_(None))) == 0
+
+
+def test_a_bounce_flag_set_or_cleared_counts_as_a_change_of_the_family(client: FlaskClient, world: World, db: Session) -> None:
+    secret = key_for(db, world.business.id, "directory:read")
+    emma = db.scalar(select(Contact).where(Contact.family_id == world.scheduled.id, Contact.name == "Emma Johnson"))
+    assert emma is not None and emma.email
+    emma_id, address = emma.id, emma.email
+    db.rollback()
+    since = utcnow().isoformat()
+    mark_bouncing(db, emma_id, address, "550 5.1.1 no such user", utcnow())
+    db.commit()
+    [family] = _listed(client, secret, "families", since)
+    assert family["id"] == world.scheduled.external_id and family["contacts"][0]["addresses"][0]["bouncing"] is True
+    later = utcnow().isoformat()
+    assert clear_bouncing(db, world.business.id, address) == 1
+    db.commit()
+    [family] = _listed(client, secret, "families", later)
+    assert family["contacts"][0]["addresses"][0]["bouncing"] is False
