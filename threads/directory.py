@@ -240,13 +240,14 @@ def add_contact_address(session: Session, contact: Contact, address: str) -> Con
 def remove_contact(session: Session, contact: Contact, now: datetime) -> None:
     """A contact leaves their family: the directory's one removal rule (admin form, API).
 
-    Their parent links stop working and their addresses go, so no email reaches them and
-    mail from those addresses no longer posts; the row stays, marked removed, so the
+    Their parent links stop working, their addresses go and their email choice is paused, so
+    no email reaches them and mail from those addresses no longer posts; the row stays, marked removed, so the
     messages they wrote keep their name. Another contact becomes primary if they were.
     """
     family = contact.family
     revoke_parent_links(session, contact.id, now)
     contact.addresses.clear()
+    contact.email_choice = "paused"  # no digest or summary is ever planned for them again
     contact.removed_at = now
     contact.external_id = None
     was_primary, contact.is_primary = contact.is_primary, False

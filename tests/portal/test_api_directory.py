@@ -20,11 +20,12 @@ from tests.portal.test_api import assert_problem, bearer, key_for, writing
 from threads.bounces import clear_bouncing, mark_bouncing
 from threads.csv_import import FAMILY_COLUMNS, import_csv
 from threads.importing import import_directory
-from threads.models import Appointment, Business, Contact, Family, Message, Staff, StaffSession
+from threads.models import Appointment, Business, Contact, Family, Message, Staff, StaffSession, WebhookDelivery
 from threads.parent_links import link_key, link_secrets, parent_access
 from threads.posting import post_message
 from threads.schedule import business_today, scheduled_staff
 from threads.types import utcnow
+from threads.webhooks import create_endpoint
 
 
 def _family(*contacts: tuple[str, str], pets: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -183,7 +184,7 @@ def test_put_family_is_a_true_replace_and_a_removed_contact_keeps_their_history(
     message = db.scalar(select(Message).where(Message.contact_id == bao_id))
     assert message is not None and message.author_name == "Bao"
     removed = db.get(Contact, bao_id)
-    assert removed is not None and removed.removed_at is not None and removed.addresses == []
+    assert removed is not None and removed.removed_at is not None and removed.addresses == [] and removed.email_choice == "paused"
     db.rollback()
     # Bao can come back later under the same id: a new contact, the old history untouched.
     again = client.put("/api/v1/families/ng-1", json=_family(("ann", "ann@ng.test"), ("bao", "bao@ng.test")), headers=writing(secret)).get_json()
@@ -227,6 +228,8 @@ def test_archiving_a_family_and_putting_it_back(client: FlaskClient, world: Worl
 
 def test_appointments_put_cancel_and_delete_change_who_is_scheduled(client: FlaskClient, world: World, db: Session) -> None:
     secret = key_for(db, world.business.id, "directory:read", "directory:write")
+    endpoint_id = create_endpoint(db, world.business.id, url="https://crm.example.test/in", events=["appointment.changed"], development=False, now=utcnow()).id
+    db.commit()
     for ident, name in (("w1", "Wes Walker"), ("w2", "Val Walker")):
         assert client.put(f"/api/v1/staff/{ident}", json={"name": name, "email": f"{ident}@a.test", "role": "basic"}, headers=writing(secret)).status_code == 200
     assert client.put("/api/v1/families/visit-fam", json=_family(("c1", "c1@visit.test")), headers=writing(secret)).status_code == 200
@@ -258,6 +261,9 @@ def test_appointments_put_cancel_and_delete_change_who_is_scheduled(client: Flas
     assert scheduled() == ["Val Walker"]
     assert client.delete("/api/v1/appointments/v-1", headers=writing(secret)).status_code == 204
     assert scheduled() == []
+    # `appointment.changed` tells the integrator about the portal's changes, not its own.
+    assert db.scalar(select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)) == 0
+    db.rollback()
     assert_problem(client.get("/api/v1/appointments/v-1", headers=bearer(secret)), 404, "not-found")
     assert_problem(client.delete("/api/v1/appointments/v-1", headers=writing(secret)), 404, "not-found")
 
