@@ -1,4 +1,5 @@
-"""Editing the directory one change at a time: families, contacts, addresses, pets.
+"""Editing the directory one change at a time: families, contacts, addresses, pets; and a
+whole family replaced by the business's id (the API's PUT).
 
 The portal's forms write through these functions; each validates with the same rules as
 `pawpost import` (`threads.importing.validate_*_fields`) and raises `FieldProblems` with each

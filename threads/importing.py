@@ -9,7 +9,8 @@ The file shape (ids are the business's own, external ids):
      "appointments": [{"id", "family", "staff": [ids], "start", "end", "status"?, "service"?}]}
 
 Nothing is written until the whole file is valid, and the caller commits, so a broken
-file changes nothing. Existing rows are updated, new ones added; nothing is deleted.
+file changes nothing. Existing rows are updated, new ones added; nothing is deleted (the
+API's PUT of one family, `threads.families.replace_family`, removes what its entry omits).
 """
 
 from __future__ import annotations
