@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import Message
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker, undefer
 
 from pawpost.settings import Settings
@@ -24,6 +24,7 @@ from outbound import ids, signing
 from outbound.render import to_bytes
 from outbound.transport import DeliveryError, PermanentFailure, Target, TemporaryFailure, open_connection
 from threads.bounces import clear_contact_bouncing
+from threads.directory_changes import touch_families
 from threads.models import ContactAddress, OutboundEmail, Thread, outbound_email_messages
 from threads.types import utcnow
 
@@ -377,11 +378,9 @@ def _record_failure(session: Session, row: _Claimed, error: DeliveryError, now: 
         .values(state="bounced" if bad_address else "failed", last_error=text, next_attempt_at=None)
     )
     if bad_address and row.recipient_kind == "contact":
-        session.execute(
-            update(ContactAddress)
-            .where(ContactAddress.contact_id == row.recipient_id, ContactAddress.email == row.recipient_email)
-            .values(bouncing=True, bounced_at=now, bounce_reason=text[:500])
-        )
+        this_address = and_(ContactAddress.contact_id == row.recipient_id, ContactAddress.email == row.recipient_email)
+        session.execute(update(ContactAddress).where(this_address).values(bouncing=True, bounced_at=now, bounce_reason=text[:500]))
+        touch_families(session, this_address, now)
     report.failed.append(row.id)
     logger.warning("outbox %d: not delivered: %s", row.id, text)
 

@@ -15,6 +15,7 @@ import functools
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -41,6 +42,9 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 PROBLEM_BASE = "/api/v1/problems/"
 DEFAULT_REQUESTS_PER_MINUTE = 600
 PUBLIC_ENDPOINTS = {"api.openapi_json"}
+# What a path id may be: no id anyone stored has a control character or more than 100
+# characters, and PostgreSQL refuses NUL in a query, so such a value is "not found" up front.
+PATH_VALUE = re.compile(r"[^\x00-\x1f\x7f]{1,100}")
 
 
 class ApiProblem(Exception):
@@ -185,6 +189,8 @@ def operation(
         def run(**kwargs: Any) -> Response:
             if scope not in api_key().scope_list:
                 raise ApiProblem(403, "insufficient-scope", "This key lacks a scope", f"this call needs the {scope} scope")
+            if any(not PATH_VALUE.fullmatch(str(kwargs[name])) for name in params):
+                raise ApiProblem(404, "not-found", "Not found", "no such id")
 
             def answer() -> Response:
                 if query is not None:
@@ -209,27 +215,27 @@ def operation(
 
 
 def _write(answer: Callable[[], Response]) -> Response:
-    """Run a write once per `Idempotency-Key`: its work and its stored answer commit together;
-    a retry with the same request gets that answer back, marked `Idempotent-Replayed`."""
-    claimed: int | None = None
+    """Run a write once per `Idempotency-Key` (required: a write without one is refused before
+    it acts, so no integrator's retry can act twice): its work and its stored answer commit
+    together; a retry with the same request gets that answer back, marked `Idempotent-Replayed`."""
     key = request.headers.get("Idempotency-Key")
-    if key is not None:
-        if not 1 <= len(key) <= 255:
-            raise ApiProblem(400, "invalid-idempotency-key", "Invalid Idempotency-Key", "use 1 to 255 characters (a UUID is a good choice)")
-        fingerprint = _fingerprint()
-        try:
-            found = claim(db(), api_key().id, key, fingerprint, now())
-        except KeyReused:
-            raise ApiProblem(422, "idempotency-key-reused", "Idempotency-Key reused", "this key was used for another request; use a new key") from None
-        except StillRunning:
-            raise ApiProblem(409, "idempotency-in-progress", "Request in progress", "the first request with this key is still running; retry shortly", headers={"Retry-After": "1"}) from None
-        if isinstance(found, Replay):
-            db().rollback()
-            replayed = current_app.response_class(found.body, status=found.status, content_type=found.content_type)
-            replayed.headers["Idempotent-Replayed"] = "true"
-            return replayed
-        claimed = found
-        db().commit()
+    if key is None:
+        raise ApiProblem(400, "idempotency-key-required", "Idempotency-Key required", "every write takes an Idempotency-Key header (a new UUID per change; the same one for its retries)")
+    if not 1 <= len(key) <= 255:
+        raise ApiProblem(400, "invalid-idempotency-key", "Invalid Idempotency-Key", "use 1 to 255 characters (a UUID is a good choice)")
+    try:
+        found = claim(db(), api_key().id, key, _fingerprint(), now())
+    except KeyReused:
+        raise ApiProblem(422, "idempotency-key-reused", "Idempotency-Key reused", "this key was used for another request; use a new key") from None
+    except StillRunning:
+        raise ApiProblem(409, "idempotency-in-progress", "Request in progress", "the first request with this key is still running; retry shortly", headers={"Retry-After": "1"}) from None
+    if isinstance(found, Replay):
+        db().rollback()
+        replayed = current_app.response_class(found.body, status=found.status, content_type=found.content_type)
+        replayed.headers["Idempotent-Replayed"] = "true"
+        return replayed
+    claimed = found
+    db().commit()
     try:
         result = answer()
     except ApiProblem as problem:
@@ -237,12 +243,10 @@ def _write(answer: Callable[[], Response]) -> Response:
         result = problem.response()
     except Exception:
         db().rollback()
-        if claimed is not None:
-            release(db(), claimed)
-            db().commit()
+        release(db(), claimed)
+        db().commit()
         raise
-    if claimed is not None:
-        record_answer(db(), claimed, result.status_code, result.content_type or "application/json", result.get_data(as_text=True))
+    record_answer(db(), claimed, result.status_code, result.content_type or "application/json", result.get_data(as_text=True))
     db().commit()
     for hook in g.pop("api_after_commit", []):
         hook()
@@ -303,7 +307,7 @@ def decode_cursor(cursor: str | None) -> int:
 
 
 PROBLEM_TITLES = {
-    400: "Malformed request",
+    400: "Malformed request, or no Idempotency-Key on a write",
     401: "Unknown or revoked key",
     403: "The key lacks the scope",
     404: "Not found (or another business's)",
@@ -325,7 +329,7 @@ def openapi_document() -> dict[str, Any]:
     schemas = dict(top.get("$defs", {}))
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
-        parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string", "maxLength": 100}} for name in op.path_params]
+        parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string", "pattern": f"^{PATH_VALUE.pattern}$", "maxLength": 100}} for name in op.path_params]
         if op.query is not None:
             query_schema = op.query.model_json_schema()
             required = set(query_schema.get("required", []))
@@ -334,8 +338,8 @@ def openapi_document() -> dict[str, Any]:
                 parameters.append({"name": name, "in": "query", "required": name in required, "schema": schema})
         if op.method != "GET":
             parameters.append({
-                "name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "minLength": 1, "maxLength": 255},
-                "description": "Retries with the same key and body act once and get the first answer; another body is a 422.",
+                "name": "Idempotency-Key", "in": "header", "required": True, "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                "description": "Required on every write (without it: 400). Retries with the same key and body act once and get the first answer; another body is a 422.",
             })
         responses: dict[str, Any] = {}
         if op.response is not None:

@@ -128,7 +128,7 @@ def _contacts() -> Select:  # type: ignore[type-arg]
             ContactAddress.email, ContactAddress.bouncing, ContactAddress.bounce_reason, ContactAddress.bounced_at,
         )
         .outerjoin(ContactAddress, ContactAddress.contact_id == Contact.id)
-        .where(Contact.family_id == bindparam("family_id"))
+        .where(Contact.family_id == bindparam("family_id"), Contact.removed_at.is_(None))
         .order_by(Contact.is_primary.desc(), Contact.id, ContactAddress.id)
     )
 

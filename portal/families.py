@@ -18,7 +18,7 @@ from werkzeug.wrappers import Response
 
 from portal.audit import note
 from portal.auth import current_staff, requires
-from portal.runtime import db, settings
+from portal.runtime import db, now, settings
 from portal.scope import family_for
 from threads import families as directory
 from threads.errors import FieldProblems, UnknownFamily
@@ -160,6 +160,17 @@ def update_contact(family_id: int, contact_id: int) -> Any:
         return f"Saved {contact.name}."
 
     return _change(family_id, f"contact-{contact_id}", ("name", "primary"), work)
+
+
+@bp.post("/families/<int:family_id>/contacts/<int:contact_id>/remove")
+@requires("senior")
+def remove_contact(family_id: int, contact_id: int) -> Any:
+    def work(family: Family, form: dict[str, str]) -> str:
+        contact = _contact(family, contact_id)
+        directory.remove_family_contact(db(), contact, now())
+        return f"Removed {contact.name}; their links stop working, their messages stay."
+
+    return _change(family_id, f"contact-{contact_id}", (), work)
 
 
 @bp.post("/families/<int:family_id>/contacts/<int:contact_id>/addresses")

@@ -143,7 +143,7 @@ def _chosen_author(email: InboundEmail) -> Contact | Staff | None:
         # Only the sender's own staff identity; `release` checks the address again.
         return db().scalar(select(Staff).where(Staff.id == int(number), Staff.business_id == email.business_id))
     if kind == "contact":
-        return db().scalar(select(Contact).where(Contact.id == int(number), Contact.family_id == email.thread.family_id))
+        return db().scalar(select(Contact).where(Contact.id == int(number), Contact.family_id == email.thread.family_id, Contact.removed_at.is_(None)))
     return None
 
 

@@ -11,14 +11,15 @@ import hashlib
 import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, joinedload
 
 from threads.directory import find_staff_by_email, normalise_email
-from threads.errors import FieldProblems
-from threads.importing import validate_staff_member
-from threads.models import ROLES, Staff, StaffSession, StaffToken
+from threads.errors import DirectoryError, FieldProblems
+from threads.importing import ImportReport, upsert_staff, validate_staff_member
+from threads.models import ROLES, Business, Staff, StaffSession, StaffToken
 
 SESSION_LIFETIME = timedelta(hours=14)
 # How stale "last seen" may get before a request writes it again: one write per session per
@@ -184,6 +185,27 @@ def invite_staff(session: Session, business_id: int, *, name: str, email: str, r
     session.add(staff)
     session.flush()
     return staff
+
+
+def put_staff(session: Session, business: Business, external_id: str, entry: dict[str, Any], now: datetime) -> tuple[Staff, bool]:
+    """Create or replace a staff member by the business's id (the API's PUT), with the import's
+    rules and match (the id, else the email: someone added in the portal is adopted). An email
+    of another staff member with their own id is refused; deactivating ends their sessions,
+    as the Staff page does. Raises `DirectoryError`; the person, and whether they are new."""
+    problems = [f"{where}: {text}" for where, text in validate_staff_member(entry).items()]
+    if "active" in entry and not isinstance(entry["active"], bool):
+        problems.append("active: must be true or false")
+    if not any(p.startswith("email:") for p in problems):
+        owner = find_staff_by_email(session, business.id, entry["email"])
+        if owner is not None and owner.external_id not in (None, external_id):
+            problems.append(f"email: {normalise_email(entry['email'])} belongs to staff member {owner.external_id!r}")
+    if problems:
+        raise DirectoryError(problems)
+    report = ImportReport()
+    person = upsert_staff(session, business, {**entry, "id": external_id}, report)
+    if not person.active:
+        end_all_sessions(session, person.id, now)
+    return person, "staff" in report.created
 
 
 def change_role(staff: Staff, role: str) -> None:

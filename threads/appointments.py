@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from typing import Any
+
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
-from threads.errors import FieldProblems
-from threads.importing import validate_appointment_fields
+from threads.errors import DirectoryError, FieldProblems
+from threads.importing import ImportReport, upsert_appointments, validate_appointment_entry, validate_appointment_fields
 from threads.models import Appointment, Business, Family, Staff, appointment_staff
 from threads.schedule import day_bounds
 
@@ -88,6 +90,46 @@ def update_appointment(session: Session, appointment: Appointment, business: Bus
 
 def cancel_appointment(appointment: Appointment) -> None:
     appointment.status = "cancelled"
+
+
+def put_appointment(session: Session, business: Business, external_id: str, entry: dict[str, Any]) -> tuple[Appointment, bool]:
+    """Create or replace an appointment by the business's id (the API's PUT), with the import's
+    rules and writes: the family and staff are named by the business's ids, and every field not
+    given takes the import's default (status scheduled, service "visit"). Raises
+    `DirectoryError` (paths inside the entry); the appointment, and whether it is new."""
+    family_ref, staff_refs = entry.get("family"), entry.get("staff")
+    families = {
+        f.external_id: f
+        for f in session.scalars(select(Family).where(Family.business_id == business.id, Family.external_id == family_ref))
+    } if _storable(family_ref) else {}
+    wanted = [ref for ref in staff_refs if _storable(ref)] if isinstance(staff_refs, list) else []
+    staff = {
+        s.external_id: s
+        for s in session.scalars(select(Staff).where(Staff.business_id == business.id, Staff.external_id.in_(wanted)))
+        if s.external_id is not None
+    }
+    problems = validate_appointment_entry(entry, set(families), set(staff))
+    if problems:
+        raise DirectoryError(problems)
+    report = ImportReport()
+    upsert_appointments(session, business, [{**entry, "id": external_id}], families, staff, report)
+    session.flush()
+    appointment = session.scalar(select(Appointment).where(Appointment.business_id == business.id, Appointment.external_id == external_id))
+    assert appointment is not None
+    return appointment, "appointments" in report.created
+
+
+def _storable(ref: object) -> bool:
+    """An id some row could have (anything else is simply unknown, and is not asked for:
+    PostgreSQL refuses NUL in a query)."""
+    return isinstance(ref, str) and "\x00" not in ref and len(ref) <= 100
+
+
+def delete_appointment(session: Session, appointment: Appointment) -> None:
+    """Gone for good (a cancellation keeps the row and says so; this does not): whoever it
+    scheduled is no longer scheduled by it, at once."""
+    session.delete(appointment)
+    session.flush()
 
 
 @dataclass

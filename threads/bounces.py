@@ -11,10 +11,12 @@ from __future__ import annotations
 from datetime import datetime
 from functools import cache
 
-from sqlalchemy import ColumnElement, Update, bindparam, exists, select, update
+from sqlalchemy import ColumnElement, Update, and_, bindparam, exists, select, update
 from sqlalchemy.orm import Session
 
 from threads.directory import normalise_email
+from threads.directory_changes import touch_families
+from threads.types import utcnow
 from threads.webhooks import email_bounced
 from threads.models import Business, Contact, ContactAddress, Family
 
@@ -28,6 +30,7 @@ def mark_bouncing(session: Session, contact_id: int, email: str, reason: str, no
     )
     changed = result.rowcount or 0
     if changed:
+        touch_families(session, and_(ContactAddress.contact_id == contact_id, ContactAddress.email == normalise_email(email)), now)
         email_bounced(session, contact_id, normalise_email(email), reason, now)
     return changed
 
@@ -45,7 +48,11 @@ def clear_bouncing(session: Session, business_id: int, email: str, *, flagged_be
     """
     parameters = {"business_id": business_id, "address": normalise_email(email), "flagged_before": flagged_before}
     result = session.connection().execute(_clear_statement(flagged_before is not None), parameters)
-    return result.rowcount or 0
+    cleared = result.rowcount or 0
+    if cleared:
+        in_business = select(Family.id).where(Family.business_id == business_id)
+        touch_families(session, and_(ContactAddress.email == parameters["address"], Contact.family_id.in_(in_business)), utcnow())
+    return cleared
 
 
 @cache
@@ -89,7 +96,10 @@ def clear_contact_bouncing(session: Session, contact_id: int, email: str, *, fla
         .values(bouncing=False),
         execution_options={"synchronize_session": False},
     )
-    return result.rowcount or 0
+    cleared = result.rowcount or 0
+    if cleared:
+        touch_families(session, and_(ContactAddress.contact_id == contact_id, ContactAddress.email == normalise_email(email)), utcnow())
+    return cleared
 
 
 def unbounce(session: Session, email: str, business_slug: str | None = None) -> list[tuple[str, int]]:

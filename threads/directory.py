@@ -6,6 +6,7 @@ import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 
 from sqlalchemy import Select, Subquery, bindparam, case, delete, func, literal, select, union_all
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from threads.addresses import new_reply_token
 from threads.errors import StaffAddress
 from threads.models import Business, Contact, ContactAddress, Family, Pet, SearchTerm, Staff, Thread
+from threads.parent_links import revoke_parent_links
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
@@ -233,6 +235,27 @@ def add_contact_address(session: Session, contact: Contact, address: str) -> Con
     session.add(entry)
     session.flush()
     return entry
+
+
+def remove_contact(session: Session, contact: Contact, now: datetime) -> None:
+    """A contact leaves their family: the directory's one removal rule (admin form, API).
+
+    Their parent links stop working, their addresses go and their email choice is paused, so
+    no email reaches them and mail from those addresses no longer posts; the row stays, marked removed, so the
+    messages they wrote keep their name. Another contact becomes primary if they were.
+    """
+    family = contact.family
+    revoke_parent_links(session, contact.id, now)
+    contact.addresses.clear()
+    contact.email_choice = "paused"  # no digest or summary is ever planned for them again
+    contact.removed_at = now
+    contact.external_id = None
+    was_primary, contact.is_primary = contact.is_primary, False
+    session.flush()
+    session.expire(family, ["contacts"])
+    if was_primary and family.contacts and not any(c.is_primary for c in family.contacts):
+        family.contacts[0].is_primary = True
+    refresh_search_terms(session, family)
 
 
 def family_of_business(session: Session, business_id: int, family_id: int) -> Family | None:

@@ -1,4 +1,5 @@
-"""Editing the directory one change at a time: families, contacts, addresses, pets.
+"""Editing the directory one change at a time: families, contacts, addresses, pets; and a
+whole family replaced by the business's id (the API's PUT).
 
 The portal's forms write through these functions; each validates with the same rules as
 `pawpost import` (`threads.importing.validate_*_fields`) and raises `FieldProblems` with each
@@ -10,14 +11,25 @@ and never commit.
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from threads.directory import ensure_thread, normalise_email, refresh_search_terms
-from threads.errors import FieldProblems
-from threads.importing import validate_contact_fields, validate_family_fields, validate_pet_fields
-from threads.models import Contact, ContactAddress, Family, Pet
+from threads.directory import ensure_thread, normalise_email, refresh_search_terms, remove_contact
+from threads.errors import DirectoryError, FieldProblems
+from threads.importing import (
+    ImportReport,
+    upsert_families,
+    validate_contact_fields,
+    validate_family_entry,
+    validate_family_fields,
+    validate_pet_fields,
+)
+from threads.models import Business, Contact, ContactAddress, Family, Pet
+from threads.types import utcnow
+
 
 
 def _text(value: str | None) -> str | None:
@@ -74,6 +86,14 @@ def update_contact(session: Session, contact: Contact, *, name: str, primary: bo
     if primary:
         make_primary(contact.family, contact)
     refresh_search_terms(session, contact.family)
+
+
+def remove_family_contact(session: Session, contact: Contact, now: datetime) -> None:
+    """The Families page's "Remove" on a contact: `remove_contact`, but a family keeps at
+    least one contact (the import's rule)."""
+    if len(contact.family.contacts) <= 1:
+        raise FieldProblems({"contact": "a family keeps at least one contact: add another first"})
+    remove_contact(session, contact, now)
 
 
 def make_primary(family: Family, contact: Contact) -> None:
@@ -155,8 +175,28 @@ def remove_pet(session: Session, pet: Pet) -> None:
 
 
 def set_family_active(session: Session, family: Family, active: bool, mail_domain: str) -> None:
-    """A deactivated family's reply address is refused (`550 5.1.1`); reactivating restores it."""
-    ensure_thread(session, family, mail_domain).active = active
+    """A deactivated family's reply address is refused (`550 5.1.1`); reactivating restores it.
+    The family counts as changed (`updated_at`): the API shows whether it is active."""
+    thread = ensure_thread(session, family, mail_domain)
+    if thread.active != active:
+        thread.active = active
+        family.updated_at = utcnow()
+
+
+def replace_family(session: Session, business: Business, external_id: str, entry: dict[str, Any], *, mail_domain: str, now: datetime) -> tuple[Family, bool]:
+    """Create or replace a family by the business's id (the API's PUT), with the import's
+    rules: the entry is the family's whole truth, so contacts, addresses and pets it does not
+    list are removed (contacts by `remove_contact`: links revoked, history kept), and a
+    deactivated family is active again. Raises `DirectoryError` (paths inside the entry);
+    the family, and whether it is new."""
+    problems = validate_family_entry(entry)
+    if problems:
+        raise DirectoryError(problems)
+    report = ImportReport()
+    family = upsert_families(session, business, [{**entry, "id": external_id}], mail_domain, report, replace_at=now)[external_id]
+    set_family_active(session, family, True, mail_domain)
+    session.flush()
+    return family, "families" in report.created
 
 
 def _address_in_family(family: Family, address: str) -> ContactAddress | None:

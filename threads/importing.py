@@ -9,7 +9,8 @@ The file shape (ids are the business's own, external ids):
      "appointments": [{"id", "family", "staff": [ids], "start", "end", "status"?, "service"?}]}
 
 Nothing is written until the whole file is valid, and the caller commits, so a broken
-file changes nothing. Existing rows are updated, new ones added; nothing is deleted.
+file changes nothing. Existing rows are updated, new ones added; nothing is deleted (the
+API's PUT of one family, `threads.families.replace_family`, removes what its entry omits).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from threads.addresses import new_reply_token
-from threads.directory import ensure_thread, normalise_email, refresh_search_terms, search_term_rows
+from threads.directory import ensure_thread, normalise_email, refresh_search_terms, remove_contact, search_term_rows
 from threads.errors import DirectoryError
 from threads.models import (
     APPOINTMENT_STATUSES,
@@ -43,7 +44,7 @@ from threads.models import (
 )
 from threads.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
 
-_EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+_EMAIL = re.compile(r"^[^@\s\x00<>()\[\],;:\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 
 
 @dataclass
@@ -74,6 +75,8 @@ class _Validator:
             return
         if not isinstance(value, str) or not value.strip():
             self.fail(f"{path}.{key}", "must be a non-empty string")
+        elif "\x00" in value:  # no database keeps it (PostgreSQL refuses it outright)
+            self.fail(f"{path}.{key}", "must not contain a NUL character")
         elif len(value) > limit:
             self.fail(f"{path}.{key}", f"must be at most {limit} characters")
 
@@ -115,8 +118,8 @@ class _Validator:
             ident = item.get("id")
             if ident is None and not required:
                 continue
-            if not isinstance(ident, str) or not ident.strip():
-                self.fail(f"{path}[{index}].id", "is required (a non-empty string)")
+            if not isinstance(ident, str) or not ident.strip() or "\x00" in ident or len(ident) > 100:
+                self.fail(f"{path}[{index}].id", "is required (a non-empty string of at most 100 characters, no NUL)")
             elif ident in seen:
                 self.fail(f"{path}[{index}].id", f"{ident!r} appears twice")
             else:
@@ -240,27 +243,47 @@ def validate_directory(data: Any) -> list[str]:
     families = check.records(data, "families", "")
     family_ids = check.unique_ids(families, "families")
     for index, family in enumerate(families):
-        path = f"families[{index}]"
-        check.text(family, "name", path)
-        contacts = check.records(family, "contacts", f"{path}.")
-        if not contacts:
-            check.fail(f"{path}.contacts", "needs at least one contact")
-        check.unique_ids(contacts, f"{path}.contacts", required=False)
-        primaries = sum(1 for c in contacts if c.get("primary") is True)
-        if contacts and primaries > 1:
-            check.fail(f"{path}.contacts", "has more than one primary contact")
-        for c_index, contact in enumerate(contacts):
-            _check_contact(check, contact, f"{path}.contacts[{c_index}]")
-        pets = check.records(family, "pets", f"{path}.")
-        check.unique_ids(pets, f"{path}.pets", required=False)
-        for p_index, pet in enumerate(pets):
-            _check_pet(check, pet, f"{path}.pets[{p_index}]")
+        _check_family(check, family, f"families[{index}]")
 
     appointments = check.records(data, "appointments", "")
     check.unique_ids(appointments, "appointments")
     for index, appointment in enumerate(appointments):
         _check_appointment(check, appointment, f"appointments[{index}]", family_ids, staff_ids, "in this file")
     return check.problems
+
+
+def _check_family(check: _Validator, family: dict[str, Any], path: str) -> None:
+    """One family entry: its name, contacts (one primary at most) and pets."""
+    check.text(family, "name", path)
+    contacts = check.records(family, "contacts", f"{path}.")
+    if not contacts:
+        check.fail(f"{path}.contacts", "needs at least one contact")
+    check.unique_ids(contacts, f"{path}.contacts", required=False)
+    primaries = sum(1 for c in contacts if c.get("primary") is True)
+    if contacts and primaries > 1:
+        check.fail(f"{path}.contacts", "has more than one primary contact")
+    for c_index, contact in enumerate(contacts):
+        _check_contact(check, contact, f"{path}.contacts[{c_index}]")
+    pets = check.records(family, "pets", f"{path}.")
+    check.unique_ids(pets, f"{path}.pets", required=False)
+    for p_index, pet in enumerate(pets):
+        _check_pet(check, pet, f"{path}.pets[{p_index}]")
+
+
+def validate_family_entry(family: dict[str, Any]) -> list[str]:
+    """The import's rules for one whole family entry, each problem with its path inside the
+    entry (`contacts[0].email: ...`)."""
+    check = _Validator()
+    _check_family(check, family, "$")
+    return [problem.removeprefix("$.") for problem in check.problems]
+
+
+def validate_appointment_entry(appointment: dict[str, Any], family_ids: set[str], staff_ids: set[str]) -> list[str]:
+    """The import's rules for one appointment entry (families and staff named by the business's
+    ids), each problem with its path inside the entry (`staff[1]: ...`)."""
+    check = _Validator()
+    _check_appointment(check, appointment, "$", family_ids, staff_ids, "of this business")
+    return [problem.removeprefix("$.") for problem in check.problems]
 
 
 def _check_appointment(
@@ -298,7 +321,7 @@ def import_directory(session: Session, data: Any, *, mail_domain: str) -> Import
         raise DirectoryError(problems)
     report = ImportReport()
     business = _upsert_business(session, data["business"], report)
-    staff_by_id = {m["id"]: _upsert_staff(session, business, m, report) for m in data.get("staff", [])}
+    staff_by_id = {m["id"]: upsert_staff(session, business, m, report) for m in data.get("staff", [])}
     families_by_id = upsert_families(session, business, data.get("families", []), mail_domain, report)
     upsert_appointments(session, business, data.get("appointments", []), families_by_id, staff_by_id, report)
     session.flush()
@@ -307,15 +330,19 @@ def import_directory(session: Session, data: Any, *, mail_domain: str) -> Import
 
 
 def upsert_families(
-    session: Session, business: Business, entries: list[dict[str, Any]], mail_domain: str, report: ImportReport
+    session: Session, business: Business, entries: list[dict[str, Any]], mail_domain: str, report: ImportReport,
+    *, replace_at: datetime | None = None,
 ) -> dict[str, Family]:
     """Validated family entries written: known ones updated one by one, new ones in bulk;
-    each with its thread. The families by external id."""
+    each with its thread. The families by external id.
+
+    With `replace_at`, each entry is the family's whole truth: contacts, addresses and pets
+    it does not list are removed (contacts by `remove_contact`, at that instant)."""
     existing = _existing_family_ids(session, business.id, [entry["id"] for entry in entries])
     families_by_id = {}
     for entry in entries:
         if entry["id"] in existing:
-            family = _upsert_family(session, business, entry, report)
+            family = _upsert_family(session, business, entry, report, replace_at=replace_at)
             ensure_thread(session, family, mail_domain)
             families_by_id[entry["id"]] = family
     new = [entry for entry in entries if entry["id"] not in existing]
@@ -394,7 +421,8 @@ def _upsert_business(session: Session, entry: dict[str, Any], report: ImportRepo
     return business
 
 
-def _upsert_staff(session: Session, business: Business, entry: dict[str, Any], report: ImportReport) -> Staff:
+def upsert_staff(session: Session, business: Business, entry: dict[str, Any], report: ImportReport) -> Staff:
+    """A validated staff entry written: matched by the business's id, else by email."""
     email = normalise_email(entry["email"])
     member = session.scalar(
         select(Staff).where(Staff.business_id == business.id, Staff.external_id == entry["id"])
@@ -415,7 +443,7 @@ def _upsert_staff(session: Session, business: Business, entry: dict[str, Any], r
     return member
 
 
-def _upsert_family(session: Session, business: Business, entry: dict[str, Any], report: ImportReport) -> Family:
+def _upsert_family(session: Session, business: Business, entry: dict[str, Any], report: ImportReport, *, replace_at: datetime | None = None) -> Family:
     family = session.scalar(
         select(Family)
         .options(selectinload(Family.contacts).selectinload(Contact.addresses), selectinload(Family.pets))
@@ -428,6 +456,7 @@ def _upsert_family(session: Session, business: Business, entry: dict[str, Any], 
     family.name = entry["name"].strip()
     contacts = entry.get("contacts", [])
     has_primary = any(c.get("primary") is True for c in contacts)
+    kept: list[Contact | Pet] = []
     for index, item in enumerate(contacts):
         emails = [normalise_email(e) for e in item.get("emails", [item.get("email")])]
         contact = _match_contact(family, item, emails)
@@ -435,6 +464,7 @@ def _upsert_family(session: Session, business: Business, entry: dict[str, Any], 
         if contact is None:
             contact = Contact(addresses=[])
             family.contacts.append(contact)
+        kept.append(contact)
         contact.external_id = item.get("id")
         contact.name = item["name"].strip()
         contact.is_primary = item.get("primary", False) if has_primary else index == 0
@@ -443,6 +473,9 @@ def _upsert_family(session: Session, business: Business, entry: dict[str, Any], 
             if email not in known:
                 contact.addresses.append(ContactAddress(email=email, verified=True, bouncing=False))
                 known.add(email)
+        if replace_at is not None:
+            for address in [a for a in contact.addresses if a.email not in emails]:
+                contact.addresses.remove(address)
     for item in entry.get("pets", []):
         pet = next(
             (p for p in family.pets if (item.get("id") and p.external_id == item["id"]) or (not item.get("id") and p.name == item["name"].strip())),
@@ -452,13 +485,31 @@ def _upsert_family(session: Session, business: Business, entry: dict[str, Any], 
         if pet is None:
             pet = Pet()
             family.pets.append(pet)
+        kept.append(pet)
         pet.external_id = item.get("id")
         pet.name = item["name"].strip()
         pet.species = item.get("species")
         pet.breed = item.get("breed")
+    if replace_at is not None:
+        _remove_unlisted(session, family, kept, replace_at)
     session.flush()
     refresh_search_terms(session, family)
     return family
+
+
+def _remove_unlisted(session: Session, family: Family, kept: list[Contact | Pet], now: datetime) -> None:
+    """A true replace: contacts and pets the entry did not list leave the family (a contact
+    through the directory's one removal rule: links revoked, history kept)."""
+    gone_pets = [p for p in family.pets if p not in kept]
+    for pet in gone_pets:
+        family.pets.remove(pet)
+        session.delete(pet)
+    gone_contacts = [c for c in family.contacts if c not in kept]
+    for contact in gone_contacts:
+        remove_contact(session, contact, now)
+    if gone_contacts:
+        session.flush()
+        session.expire(family, ["contacts"])
 
 
 def _match_contact(family: Family, item: dict[str, Any], emails: list[str]) -> Contact | None:

@@ -113,6 +113,7 @@ class Staff(Base):
         UniqueConstraint("business_id", "external_id"),
         CheckConstraint(_in("role", ROLES), name="role"),
         Index("ix_staff_email", "email"),
+        Index("ix_staff_business_id_updated_at", "business_id", "updated_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -125,6 +126,8 @@ class Staff(Base):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The API's `updated_since`: stamped on every change (threads.directory_changes).
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     # Two-factor sign-in: the TOTP secret (base32), when it was turned on, and the newest
     # time step a code was accepted for (a code works once).
     totp_secret: Mapped[str | None] = mapped_column(String(64))
@@ -149,7 +152,10 @@ class Staff(Base):
 
 class Family(Base):
     __tablename__ = "families"
-    __table_args__ = (UniqueConstraint("business_id", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("business_id", "external_id"),
+        Index("ix_families_business_id_updated_at", "business_id", "updated_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     business_id: Mapped[int] = mapped_column(
@@ -159,10 +165,16 @@ class Family(Base):
     name: Mapped[str] = mapped_column(String(200))
     notes: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Stamped on every change to the family, its contacts, addresses or pets
+    # (threads.directory_changes): the API's `updated_since`.
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     business: Mapped[Business] = relationship()
+    # Removed contacts stay (their messages keep their author) but leave the family.
     contacts: Mapped[list[Contact]] = relationship(
-        back_populates="family", order_by="(Contact.is_primary.desc(), Contact.id)"
+        back_populates="family",
+        primaryjoin="and_(Family.id == Contact.family_id, Contact.removed_at.is_(None))",
+        order_by="(Contact.is_primary.desc(), Contact.id)",
     )
     pets: Mapped[list[Pet]] = relationship(back_populates="family", order_by="Pet.id")
     thread: Mapped[Thread | None] = relationship(back_populates="family", uselist=False)
@@ -190,6 +202,9 @@ class Contact(Base):
     summary_minute: Mapped[int | None] = mapped_column(Integer)  # daily: minutes after local midnight
     summary_sent_on: Mapped[str | None] = mapped_column(String(10))  # ISO date in the business's zone
     email_choice_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set when the directory removed them (threads.families.remove_contact): no address, no
+    # link, not in the family's contacts; the row stays so their messages keep their name.
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     family: Mapped[Family] = relationship(back_populates="contacts")
     addresses: Mapped[list[ContactAddress]] = relationship(
@@ -277,6 +292,7 @@ class Appointment(Base):
         CheckConstraint(_in("status", APPOINTMENT_STATUSES), name="status"),
         CheckConstraint("ends_at > starts_at", name="ends_after_start"),
         Index("ix_appointments_family_id_starts_at", "family_id", "starts_at"),
+        Index("ix_appointments_business_id_updated_at", "business_id", "updated_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -287,6 +303,8 @@ class Appointment(Base):
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
     status: Mapped[str] = mapped_column(String(16), default="scheduled")
+    # Stamped on every change, cancellation included (threads.directory_changes).
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     family: Mapped[Family] = relationship()
     staff: Mapped[list[Staff]] = relationship(secondary=appointment_staff, order_by="Staff.id")
@@ -812,3 +830,7 @@ class WebhookAttempt(Base):
     latency_ms: Mapped[int] = mapped_column(Integer)
     # The receiver's answer (its first bytes), or why nothing was sent or heard.
     excerpt: Mapped[str] = mapped_column(String(500))
+
+
+# The directory's change stamps follow every session's flushes, whichever door wrote.
+from threads import directory_changes  # noqa: E402,F401

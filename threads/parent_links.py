@@ -75,7 +75,7 @@ def parent_access(
         select(Contact, ParentLink, Thread)
         .join(ParentLink, ParentLink.contact_id == Contact.id)
         .join(Thread, Thread.family_id == Contact.family_id)
-        .where(Contact.id == contact_id, Thread.active)
+        .where(Contact.id == contact_id, Contact.removed_at.is_(None), Thread.active)
     ).first()
     if found is None:
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,11 @@ def key_for(db: Session, business_id: int, *scopes: str) -> str:
 
 def bearer(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
+
+
+def writing(secret: str) -> dict[str, str]:
+    """A write's headers: the key and a new Idempotency-Key (every write needs one)."""
+    return {**bearer(secret), "Idempotency-Key": str(uuid.uuid4())}
 
 
 def assert_problem(response, status: int, kind: str) -> dict:  # type: ignore[no-untyped-def]
@@ -119,13 +125,13 @@ def test_bulk_upsert_is_all_or_nothing(client: FlaskClient, world: World, db: Se
     before = db.scalar(select(func.count()).select_from(Family))
     db.rollback()
     broken = _document(world.business.slug, _family("new-1", "ann@new.test"), _family("new-2", "not an address"))
-    body = assert_problem(client.post("/api/v1/directory", json=broken, headers=bearer(secret)), 422, "invalid-directory")
+    body = assert_problem(client.post("/api/v1/directory", json=broken, headers=writing(secret)), 422, "invalid-directory")
     assert [e["path"] for e in body["errors"]] == ["$.families[1].contacts[0].email"]
     assert db.scalar(select(func.count()).select_from(Family)) == before  # the valid family was not written either
     db.rollback()
 
     fixed = _document(world.business.slug, _family("new-1", "ann@new.test"), _family("new-2", "bob@new.test"))
-    done = client.post("/api/v1/directory", json=fixed, headers=bearer(secret))
+    done = client.post("/api/v1/directory", json=fixed, headers=writing(secret))
     assert done.status_code == 200, done.get_data(as_text=True)
     assert done.get_json()["created"]["families"] == 2
     assert client.get("/api/v1/families/new-2", headers=bearer(secret)).get_json()["contacts"][0]["addresses"][0]["email"] == "bob@new.test"
@@ -133,12 +139,12 @@ def test_bulk_upsert_is_all_or_nothing(client: FlaskClient, world: World, db: Se
     # A key writes to its own business only, whatever the document says.
     foreign_slug = db.scalar(select(Business.slug).where(Business.id == world.foreign_family.business_id))
     db.rollback()
-    other = assert_problem(client.post("/api/v1/directory", json=_document(foreign_slug, _family("x", "x@x.test")), headers=bearer(secret)), 422, "invalid-directory")
+    other = assert_problem(client.post("/api/v1/directory", json=_document(foreign_slug, _family("x", "x@x.test")), headers=writing(secret)), 422, "invalid-directory")
     assert other["errors"][0]["pointer"] == "/business/id"
-    assert_problem(client.post("/api/v1/directory", json={"business": 3, "extra": 1}, headers=bearer(secret)), 422, "invalid-request")
-    assert_problem(client.post("/api/v1/directory", data="{", headers={**bearer(secret), "Content-Type": "application/json"}), 400, "malformed-json")
+    assert_problem(client.post("/api/v1/directory", json={"business": 3, "extra": 1}, headers=writing(secret)), 422, "invalid-request")
+    assert_problem(client.post("/api/v1/directory", data="{", headers={**writing(secret), "Content-Type": "application/json"}), 400, "malformed-json")
     reader = key_for(db, world.business.id, "directory:read")
-    assert_problem(client.post("/api/v1/directory", json=fixed, headers=bearer(reader)), 403, "insufficient-scope")
+    assert_problem(client.post("/api/v1/directory", json=fixed, headers=writing(reader)), 403, "insufficient-scope")
 
 
 def test_each_key_is_rate_limited(app: Flask, client: FlaskClient, world: World, db: Session) -> None:
@@ -162,7 +168,14 @@ def test_the_document_describes_every_route_from_the_validating_models(app: Flas
     described = {(method.upper(), path) for path, operations in document["paths"].items() for method in operations}
     assert routed == described and len(described) == len(OPERATIONS)
     families = document["paths"]["/api/v1/families"]["get"]
-    assert {p["name"] for p in families["parameters"]} == {"cursor", "limit"}
+    assert {p["name"] for p in families["parameters"]} == {"cursor", "limit", "updated_since"}
+    for path, operations in document["paths"].items():
+        for method, entry in operations.items():
+            header = [p for p in entry["parameters"] if p["in"] == "header" and p["name"] == "Idempotency-Key"]
+            if method == "get":
+                assert header == [], path
+            else:
+                assert header[0]["required"] is True and "400" in entry["responses"], (method, path)
     page_schema = document["components"]["schemas"]["FamilyPage"]
     assert set(page_schema["properties"]) == {"data", "next_cursor"}
     assert "/api/v1/problems" not in json.dumps(document["paths"]["/api/v1/staff"]["get"]["responses"]["200"])
@@ -221,8 +234,8 @@ def test_a_retried_write_acts_once_and_replays_its_answer(client: FlaskClient, w
     assert again.get_data() == first.get_data() and again.headers["Idempotent-Replayed"] == "true"
     other = dict(document, families=[_family("idem-2", "bo@idem.test")])
     assert_problem(client.post("/api/v1/directory", json=other, headers=headers), 422, "idempotency-key-reused")
-    # Without the header the same document is simply upserted again (an update this time).
-    fresh = client.post("/api/v1/directory", json=document, headers=bearer(secret))
+    # A new key is a new request: the same document is upserted again (an update this time).
+    fresh = client.post("/api/v1/directory", json=document, headers=writing(secret))
     assert "families" not in fresh.get_json()["created"] and fresh.get_json()["updated"]["families"] == 1
     # A refused request is an answer too: its retry gets the same problem back.
     broken_headers = {**bearer(secret), "Idempotency-Key": "broken"}
@@ -291,20 +304,20 @@ def test_admins_register_webhook_endpoints_and_see_their_deliveries(app: Flask, 
 
 def test_keys_with_webhooks_manage_register_endpoints(client: FlaskClient, world: World, db: Session) -> None:
     secret = key_for(db, world.business.id, "webhooks:manage")
-    made = client.post("/api/v1/webhook-endpoints", json={"url": "https://crm.example.test/in", "events": ["message.created"]}, headers=bearer(secret))
+    made = client.post("/api/v1/webhook-endpoints", json={"url": "https://crm.example.test/in", "events": ["message.created"]}, headers=writing(secret))
     assert made.status_code == 201, made.get_data(as_text=True)
     endpoint = made.get_json()
     assert endpoint["secret"].startswith("whsec_") and endpoint["events"] == ["message.created"]
     listed = client.get("/api/v1/webhook-endpoints", headers=bearer(secret)).get_json()["data"]
     assert endpoint["id"] in [e["id"] for e in listed] and all("secret" not in e for e in listed)
-    tested = client.post(f"/api/v1/webhook-endpoints/{endpoint['id']}/test", headers=bearer(secret))
+    tested = client.post(f"/api/v1/webhook-endpoints/{endpoint['id']}/test", headers=writing(secret))
     assert tested.status_code == 202 and len(tested.get_json()["delivery_ids"]) == 1
-    refused = client.post("/api/v1/webhook-endpoints", json={"url": "ftp://x.test", "events": ["nope"]}, headers=bearer(secret))
+    refused = client.post("/api/v1/webhook-endpoints", json={"url": "ftp://x.test", "events": ["nope"]}, headers=writing(secret))
     assert {e["pointer"] for e in assert_problem(refused, 422, "invalid-request")["errors"]} == {"/url", "/events"}
     foreign = key_for(db, world.foreign_family.business_id, "webhooks:manage")
     assert_problem(client.get(f"/api/v1/webhook-endpoints/{endpoint['id']}", headers=bearer(foreign)), 404, "not-found")
-    assert_problem(client.delete(f"/api/v1/webhook-endpoints/{endpoint['id']}", headers=bearer(foreign)), 404, "not-found")
-    assert client.delete(f"/api/v1/webhook-endpoints/{endpoint['id']}", headers=bearer(secret)).status_code == 204
+    assert_problem(client.delete(f"/api/v1/webhook-endpoints/{endpoint['id']}", headers=writing(foreign)), 404, "not-found")
+    assert client.delete(f"/api/v1/webhook-endpoints/{endpoint['id']}", headers=writing(secret)).status_code == 204
     assert_problem(client.get(f"/api/v1/webhook-endpoints/{endpoint['id']}", headers=bearer(secret)), 404, "not-found")
     reader = key_for(db, world.business.id, "directory:read")
     assert_problem(client.get("/api/v1/webhook-endpoints", headers=bearer(reader)), 403, "insufficient-scope")
@@ -332,7 +345,7 @@ def test_appointments_are_listed_and_read_by_the_business_id(client: FlaskClient
     document["staff"] = [{"id": "walker-1", "name": "Wes Walker", "email": "wes@a.test", "role": "basic"}]
     document["appointments"] = [{"id": "visit-9", "family": "appt-fam", "staff": ["walker-1"], "start": "2026-12-03T09:00:00-05:00", "end": "2026-12-03T10:00:00-05:00"}]
     writer = key_for(db, world.business.id, "directory:write")
-    assert client.post("/api/v1/directory", json=document, headers=bearer(writer)).status_code == 200
+    assert client.post("/api/v1/directory", json=document, headers=writing(writer)).status_code == 200
     listed = client.get("/api/v1/appointments", headers=bearer(secret)).get_json()["data"]
     assert {a["family_id"] for a in listed} >= {world.scheduled.external_id, "appt-fam"}
     assert world.foreign_appointment_id not in {a["pawpost_id"] for a in listed}
@@ -344,14 +357,14 @@ def test_appointments_are_listed_and_read_by_the_business_id(client: FlaskClient
 def test_put_creates_or_updates_a_family_by_its_id_with_the_import_rules(client: FlaskClient, world: World, db: Session) -> None:
     secret = key_for(db, world.business.id, "directory:write")
     entry = {"name": "Nguyen family", "contacts": [{"id": "c1", "name": "Linh Nguyen", "email": "linh@ng.test"}], "pets": [{"name": "Mochi", "species": "cat"}]}
-    made = client.put("/api/v1/families/ng-7", json=entry, headers=bearer(secret))
+    made = client.put("/api/v1/families/ng-7", json=entry, headers=writing(secret))
     assert made.status_code == 200, made.get_data(as_text=True)
     assert made.get_json()["contacts"][0]["addresses"][0]["email"] == "linh@ng.test"
     entry["name"] = "Nguyen-Tran family"
     entry["contacts"].append({"id": "c2", "name": "Bao Tran", "email": "bao@ng.test"})
-    again = client.put("/api/v1/families/ng-7", json=entry, headers=bearer(secret)).get_json()
+    again = client.put("/api/v1/families/ng-7", json=entry, headers=writing(secret)).get_json()
     assert again["name"] == "Nguyen-Tran family" and [c["name"] for c in again["contacts"]] == ["Linh Nguyen", "Bao Tran"]
     broken = {"name": "", "contacts": [{"name": "X", "email": "not-an-address"}]}
-    body = assert_problem(client.put("/api/v1/families/ng-8", json=broken, headers=bearer(secret)), 422, "invalid-family")
+    body = assert_problem(client.put("/api/v1/families/ng-8", json=broken, headers=writing(secret)), 422, "invalid-family")
     assert {e["path"] for e in body["errors"]} >= {"$.contacts[0].email"}
     assert db.scalar(select(func.count()).select_from(Family).where(Family.external_id == "ng-8")) == 0

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from outbound.queue import huey
 from tests.portal.conftest import World
-from tests.portal.test_api import assert_problem, bearer, key_for
+from tests.portal.test_api import assert_problem, bearer, key_for, writing
 from threads.models import Message
 
 
@@ -69,11 +69,11 @@ def test_posting_as_staff_stores_files_and_notifies_like_the_portal(client: Flas
     assert retry.status_code == 201 and retry.get_json()["id"] == record["id"] and retry.headers["Idempotent-Replayed"] == "true"
     assert len([t for t in huey.pending() if t.name.endswith("process_posted_message")]) == 1
 
-    as_json = client.post(f"/api/v1/threads/{world.thread.id}/messages", json={"staff": world.admin.email, "text": "Thanks!"}, headers=bearer(secret))
+    as_json = client.post(f"/api/v1/threads/{world.thread.id}/messages", json={"staff": world.admin.email, "text": "Thanks!"}, headers=writing(secret))
     assert as_json.status_code == 201 and as_json.get_json()["author"]["name"] == "Ada Admin"
-    foreign = client.post(f"/api/v1/threads/{world.thread.id}/messages", json={"staff": world.foreign_senior.email, "text": "hi"}, headers=bearer(secret))
+    foreign = client.post(f"/api/v1/threads/{world.thread.id}/messages", json={"staff": world.foreign_senior.email, "text": "hi"}, headers=writing(secret))
     assert assert_problem(foreign, 422, "invalid-request")["errors"][0]["pointer"] == "/staff"
-    empty = client.post(f"/api/v1/threads/{world.thread.id}/messages", json={"staff": world.admin.email, "text": "  "}, headers=bearer(secret))
+    empty = client.post(f"/api/v1/threads/{world.thread.id}/messages", json={"staff": world.admin.email, "text": "  "}, headers=writing(secret))
     assert assert_problem(empty, 422, "invalid-request")["errors"][0]["pointer"] == "/text"
-    assert_problem(client.post(f"/api/v1/threads/{world.foreign_thread.id}/messages", json={"staff": world.admin.email, "text": "x"}, headers=bearer(secret)), 404, "not-found")
+    assert_problem(client.post(f"/api/v1/threads/{world.foreign_thread.id}/messages", json={"staff": world.admin.email, "text": "x"}, headers=writing(secret)), 404, "not-found")
     huey.flush()
