@@ -23,6 +23,7 @@ import binascii
 import codecs
 import email
 import html as html_lib
+import email.errors
 import email.generator
 import email.header
 import io
@@ -467,6 +468,8 @@ def _flanker_bytes(part: Any) -> bytes:
 
 
 _TEXT_TYPES = ("text/plain", "text/html")
+_HEADER_FIELD_RE = re.compile(r"[!-9;-~]{1,76}:")
+_HTML_DOCUMENT_RE = re.compile(rb"\s{0,64}(?:<!doctype\s{1,8}html|<html[\s>])", re.I)
 
 
 def _python_body(msg: Message) -> _Body:
@@ -510,6 +513,9 @@ def _python_body(msg: Message) -> _Body:
         if ctype == "text/rfc822-headers" and body.report_type:
             body.reported_message_id = body.reported_message_id or _reported_id(_payload(part))
             continue
+        if part is not msg and not part.keys():
+            part = _recovered_headers(part)
+            ctype = part.get_content_type().lower()
         payload = _payload(part)
         if ctype in _REPORT_TYPES:
             if ctype in _DELIVERY_STATUS_TYPES:
@@ -522,6 +528,10 @@ def _python_body(msg: Message) -> _Body:
         if ctype.startswith("multipart/") and disposition != "attachment" and not filename:
             # A multipart with no boundary line in its body: the text sits in the preamble.
             ctype = "text/html" if re.search(rb"<(?:html|body|div|p|br)\b", payload[:4096], re.I) else "text/plain"
+        if ctype == "text/plain" and _HTML_DOCUMENT_RE.match(payload[:512]):
+            # An HTML document under a lost or wrong Content-Type (text/plain is only the
+            # default): read as HTML, never posted as markup beside its own plain twin.
+            ctype = "text/html"
         if ctype in _TEXT_TYPES and disposition != "attachment" and not filename:
             text = _decode_text(payload, _charset(part)) if ctype == "text/plain" else _decode_bytes(payload, _charset(part))
             (body.texts if ctype == "text/plain" else body.htmls).append(text)
@@ -533,6 +543,32 @@ def _python_body(msg: Message) -> _Body:
             continue
         _add_attachment(body, ctype, filename, payload, part.get("Content-Id"), disposition)
     return body
+
+
+def _recovered_headers(part: Message) -> Message:
+    """A body part whose header block the parser could not read (its first line garbled,
+    so every header became body text): the header lines that are still well formed,
+    read as its headers. Otherwise its Content-Transfer-Encoding and type would be
+    lost, and quoted-printable HTML posted as text."""
+    raw = part.get_payload()
+    if not isinstance(raw, str) or not any(isinstance(d, email.errors.MissingHeaderBodySeparatorDefect) for d in part.defects):
+        return part
+    raw = raw.replace("\r\n", "\n")
+    head, sep, rest = raw[:8192].partition("\n\n")
+    lines = head.split("\n")
+    if not sep or len(lines) < 2 or len(lines) > 40:
+        return part
+    # The first line is the damaged one; every other line must be a field or a fold.
+    kept = [line for line in lines[1:] if line.strip()]
+    if not kept or not all(_HEADER_FIELD_RE.match(line) or line[:1] in (" ", "\t") for line in kept):
+        return part
+    if not _HEADER_FIELD_RE.match(kept[0]):
+        kept = kept[1:]  # a fold of the damaged line
+    while kept and kept[0][:1] in (" ", "\t"):
+        kept = kept[1:]
+    if not kept:
+        return part
+    return email.message_from_string("\n".join(kept) + "\n\n" + rest + raw[8192:], policy=email.policy.compat32)
 
 
 def _add_forwarded(body: _Body, part: Message) -> None:

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from inbound.parse import ParsedEmail, UnparseableEmail, parse_email
+from inbound.reply_text import extract_reply
 
 EML = Path(__file__).resolve().parent.parent / "data" / "eml"
 
@@ -255,3 +256,19 @@ def test_deeply_nested_multiparts_and_thousands_of_parts_parse() -> None:
 def test_broken_encoded_words_still_decode(encoded: str, decoded: str) -> None:
     parsed = parse_email(f"From: a@b.test\nSubject: {encoded}\n\nhi\n".encode())
     assert parsed.subject == decoded
+
+
+@pytest.mark.parametrize(
+    ("damage", "into"),
+    [
+        (b"Content-Type: text/html;", b"\x00ontent-Type: text/html;"),  # first header line garbled
+        (b"Content-Type: text/html;", b"Content-Tpe: text/html;"),  # the type lost: text/plain by default
+    ],
+)
+def test_a_damaged_html_alternative_is_never_posted_as_markup(damage: bytes, into: bytes) -> None:
+    """iOS Mail's reply with its HTML part's header damaged in transit: the part's other
+    headers still hold (quoted-printable), and an HTML document is read as HTML."""
+    raw = (EML / "ios_mail.eml").read_bytes()
+    parsed = parse_email(raw.replace(damage, into, 1))
+    reply = extract_reply(parsed.text, parsed.html)
+    assert reply.visible == "Yes please! Cooper will love an extra walk \U0001f436"

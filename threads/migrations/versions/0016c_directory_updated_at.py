@@ -45,9 +45,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("contacts") as batch_op:
-        batch_op.drop_column("removed_at")
+    # Plain DROP COLUMN (SQLite >= 3.35 has it): no rebuild cascading into other tables.
+    op.execute(sa.text("ALTER TABLE contacts DROP COLUMN removed_at"))
     for table in reversed(TABLES):
         op.drop_index(f"ix_{table}_business_id_updated_at", table_name=table)
-        with op.batch_alter_table(table) as batch_op:
-            batch_op.drop_column("updated_at")
+        op.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN updated_at"))
