@@ -18,9 +18,9 @@ from sqlalchemy.orm import selectinload
 
 from pawpost.settings import Settings
 from portal.api import ApiProblem, ListQuery, api_key, decode_cursor, encode_cursor, operation
-from portal.runtime import db, settings
+from portal.runtime import db, now, settings
 from threads.errors import DirectoryError
-from threads.importing import import_directory
+from threads.importing import import_directory, record_import
 from threads.models import Appointment, Business, Contact, Family, Staff
 
 
@@ -207,6 +207,7 @@ def upsert_directory(body: DirectoryDocument) -> dict[str, Any]:
         report = import_directory(db(), document, mail_domain=config.mail_domain)
     except DirectoryError as error:
         raise ApiProblem(422, "invalid-directory", "Invalid directory", f"{len(error.problems)} problem(s); nothing was written", errors=[_path_error(p) for p in error.problems]) from None
+    record_import(db(), report, now(), source="the API (POST /directory)", actor_name=_key_name())
     return {"created": report.created, "updated": report.updated}
 
 
@@ -223,13 +224,20 @@ def put_family(external_id: str, body: FamilyEntry) -> dict[str, Any]:
         "families": [{"id": external_id, **body.model_dump()}],
     }
     try:
-        import_directory(db(), document, mail_domain=settings().mail_domain)
+        report = import_directory(db(), document, mail_domain=settings().mail_domain)
     except DirectoryError as error:
         errors = [_path_error(p.removeprefix("families[0].").removeprefix("families[0]")) for p in error.problems]
         raise ApiProblem(422, "invalid-family", "Invalid family", f"{len(errors)} problem(s); nothing was written", errors=errors) from None
+    record_import(db(), report, now(), source=f"the API (PUT /families/{external_id[:100]})", actor_name=_key_name())
     family = db().scalar(_families_query().where(Family.external_id == external_id))
     assert family is not None
     return _family_record(family)
+
+
+def _key_name() -> str:
+    """How the Audit page names a change made through the API: by the key that made it."""
+    key = api_key()
+    return f"API key {key.name} ({key.prefix}…)"
 
 
 def _path_error(problem: str) -> dict[str, str]:

@@ -20,6 +20,7 @@ from portal.audit import note
 from portal.auth import current_staff, requires
 from portal.runtime import db, settings
 from portal.scope import family_for
+from threads import audit
 from threads import families as directory
 from threads.errors import FieldProblems, UnknownFamily
 from threads.models import Contact, Family, Pet, Thread
@@ -89,7 +90,7 @@ def _page(family: Family, section: str = "", form: dict[str, str] | None = None,
 def _change(family_id: int, section: str, fields: tuple[str, ...], work: Callable[[Family, dict[str, str]], str]) -> Any:
     """Run one change; the page again with the problems by field, or back to it with a note."""
     family = family_for(current_staff(), family_id)
-    before, name = directory.family_snapshot(family), family.name
+    before, name = audit.family_snapshot(family), family.name
     form = _form(*fields)
     try:
         done = work(family, form)
@@ -106,7 +107,7 @@ def _audit_family(family_id: int, summary: str, before: dict[str, object] | None
     """Record the change with the family as it was and as it is now (read back after the flush)."""
     db().flush()
     db().expire_all()
-    after = directory.family_snapshot(family_for(current_staff(), family_id))
+    after = audit.family_snapshot(family_for(current_staff(), family_id))
     note("family.change" if before else "family.create", summary, family_id=family_id, before=before, after=after)
 
 
@@ -254,7 +255,7 @@ def activate(family_id: int) -> Response:
 
 def _set_active(family_id: int, active: bool) -> Response:
     family = family_for(current_staff(), family_id)
-    before = directory.family_snapshot(family)
+    before = audit.family_snapshot(family)
     directory.set_family_active(db(), family, active, settings().mail_domain)
     _audit_family(family_id, f"{'Reactivated' if active else 'Deactivated'} {family.name}", before)
     db().commit()

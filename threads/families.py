@@ -170,20 +170,3 @@ def family_address(session: Session, family: Family, address_id: int) -> Contact
         .join(Contact, Contact.id == ContactAddress.contact_id)
         .where(ContactAddress.id == address_id, Contact.family_id == family.id)
     )
-
-
-def family_snapshot(family: Family) -> dict[str, object]:
-    """What an audit entry keeps of a family: its name, contacts (addresses, bounces) and pets."""
-    return {
-        "name": family.name,
-        "contacts": [
-            {
-                "name": c.name,
-                "primary": c.is_primary,
-                "addresses": [a.email + (" (bouncing)" if a.bouncing else "") for a in c.addresses],
-            }
-            for c in family.contacts
-        ],
-        "pets": [" ".join(filter(None, [p.name, f"({p.species})" if p.species else "", p.breed or ""])) for p in family.pets],
-        "active": family.thread.active if family.thread is not None else True,
-    }
