@@ -12,8 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from portal.audit import note
@@ -40,18 +39,8 @@ def index(form: dict[str, str] | None = None, errors: dict[str, str] | None = No
     staff = current_staff()
     query = request.args.get("q", "").strip().lower()[:100]
     after, after_id = request.args.get("after", "")[:200], request.args.get("after_id", "")
-    statement = (
-        select(Family)
-        .options(selectinload(Family.contacts).selectinload(Contact.addresses), selectinload(Family.pets), selectinload(Family.thread))
-        .where(Family.business_id == staff.business_id)
-        .order_by(Family.name, Family.id)
-        .limit(PAGE + 1)
-    )
-    if query:
-        statement = statement.where(Family.name.ilike(f"%{query}%"))
-    if after and after_id.isdigit():  # the next page by (name, id): a keyset, no OFFSET scan
-        statement = statement.where(or_(Family.name > after, and_(Family.name == after, Family.id > int(after_id))))
-    rows = db().scalars(statement).all()
+    keyset = (after, int(after_id)) if after and after_id.isdigit() else None  # the next page: no OFFSET scan
+    rows = directory.family_lines(db(), staff.business_id, name_contains=query, after=keyset, limit=PAGE + 1)
     more = rows[PAGE - 1] if len(rows) > PAGE else None
     return render_template("families_list.html", families=rows[:PAGE], q=query, more=more, form=form or {}, errors=errors or {})
 
