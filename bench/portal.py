@@ -12,7 +12,7 @@ large business with the portal open polls about 40/s: each tab asks every 2.5 s)
 latency counts from when a request was due; and a closed loop of `--clients` clients
 sending back to back, which saturates the host and shows its capacity.
 
-    .venv/bin/python -m bench.portal [--database-url URL] [-n 400] [--rate 100] [--clients 4] [--workers N]
+    .venv/bin/python -m bench.portal [--database-url URL] [-n 400] [--rate 100] [--clients 4] [--workers N] [--no-docs]
     .venv/bin/python -m bench.portal screenshots     # docs/screenshots/ from the demo business
 """
 
@@ -97,8 +97,9 @@ class Client:
         self.connection = http.client.HTTPConnection(host, port, timeout=30)
         self.cookie = ""
 
-    def request(self, method: str, path: str, body: str | None = None) -> tuple[int, bytes]:
+    def request(self, method: str, path: str, body: str | None = None, extra: dict[str, str] | None = None) -> tuple[int, bytes]:
         headers = {"Cookie": self.cookie} if self.cookie else {}
+        headers.update(extra or {})
         if body is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         for attempt in (1, 2):
@@ -117,8 +118,8 @@ class Client:
                 self.cookie = value.split(";", 1)[0]
         return response.status, data
 
-    def get(self, path: str) -> tuple[int, bytes]:
-        return self.request("GET", path)
+    def get(self, path: str, extra: dict[str, str] | None = None) -> tuple[int, bytes]:
+        return self.request("GET", path, extra=extra)
 
     def sign_in(self, email: str, password: str) -> None:
         _, page = self.get("/signin")
@@ -136,6 +137,11 @@ class Case:
     name: str
     who: str  # which signed-in session requests it
     paths: list[str]
+    # Per path: the client address the proxy forwards (parents each have their own).
+    forwarded_for: dict[str, str] | None = None
+
+    def headers(self, path: str) -> dict[str, str] | None:
+        return {"X-Forwarded-For": self.forwarded_for[path]} if self.forwarded_for else None
 
 
 def _p95(samples: list[float]) -> float:
@@ -181,7 +187,7 @@ def run_load(
         own["anonymous"] = Client(host, port)
         for case in cases:  # warm-up: connections, worker imports, PostgreSQL caches
             for path in case.paths[:3]:
-                own[case.who].get(path)
+                own[case.who].get(path, case.headers(path))
         ready.wait()
         while True:
             with lock:
@@ -191,7 +197,7 @@ def run_load(
             case, path = work[index]
             due = time.perf_counter() if rate is None else begin[0] + index / rate
             time.sleep(max(0.0, due - time.perf_counter()))
-            status, _ = own[case.who].get(path)
+            status, _ = own[case.who].get(path, case.headers(path))
             elapsed = (time.perf_counter() - due) * 1000
             with lock:
                 if status != 200:
@@ -251,7 +257,41 @@ def fill_audit_log(url: str, business_id: int, families: int) -> None:
         engine.dispose()
 
 
-def build_cases(seed: dict[str, object], rng: random.Random) -> list[Case]:
+PARENT_LINKS = 300
+
+
+def parent_links(url: str, secret_key: str, families: int, rng: random.Random) -> list[str]:
+    """Signed parent-page paths for the primary contacts of `PARENT_LINKS` random families.
+
+    Each link is its own parent, so the page's limits (60 views a minute per contact, 300
+    per client address) count as in production: the server trusts one proxy hop
+    (PAWPOST_TRUSTED_PROXIES=1) and each link's requests carry their own X-Forwarded-For.
+    The bench's ~8 parent views a second spread over them stay far below both limits, so
+    no answer is a 429 and the times are the page's own.
+    """
+    from sqlalchemy import select
+
+    from outbound.links import parent_token
+    from threads.db import make_engine, make_session_factory
+    from threads.models import Contact, Thread
+    from threads.parent_links import link_key, link_secrets
+
+    wanted = rng.sample(range(1, families + 1), PARENT_LINKS)
+    engine = make_engine(url)
+    try:
+        with make_session_factory(engine)() as session, session.begin():
+            rows = session.execute(
+                select(Contact.id, Thread.reply_token)
+                .join(Thread, Thread.family_id == Contact.family_id)
+                .where(Contact.family_id.in_(wanted), Contact.is_primary)
+            ).all()
+            keys = link_secrets(session, [contact_id for contact_id, _ in rows], datetime.now(UTC))
+            return [f"/p/{parent_token(secret_key, contact_id, link_key(keys[contact_id], token))}" for contact_id, token in rows]
+    finally:
+        engine.dispose()
+
+
+def build_cases(seed: dict[str, object], rng: random.Random, parents: list[str]) -> list[Case]:
     search = str(seed.get("search_term") or "sha")
     prefixes = [search, search[:2], "bel", "max", "em", "li", "ch", "ro", "ma", "sa", "jo", "lu", "da", "ol"]
     first_thread = int(seed["typical_thread_id"])  # type: ignore[arg-type]
@@ -269,6 +309,8 @@ def build_cases(seed: dict[str, object], rng: random.Random) -> list[Case]:
         Case("families page (first 50 by name)", "admin", ["/families", "/families?q=fam", "/families?q=son"]),
         Case("schedule page (week, by staff)", "admin", ["/schedule", "/schedule?by=family"]),
         Case("audit page (newest 50)", "admin", ["/audit", f"/audit?person={seed['senior_id']}"]),
+        Case("parent page (signed link, newest 30, marks read)", "anonymous", parents,
+             {path: f"10.{1 + n // 250}.{n % 250}.7" for n, path in enumerate(parents)}),
     ]
 
 
@@ -282,6 +324,7 @@ def benchmark(args: argparse.Namespace) -> int:
         "PAWPOST_QUEUE_URL": "memory://",
         "PAWPOST_SECRET_KEY": "bench-portal-secret-key-0123456789",
         "PAWPOST_DATA_DIR": tempfile.mkdtemp(prefix="pawpost-bench-"),
+        "PAWPOST_TRUSTED_PROXIES": "1",  # the bench is the proxy: parents' addresses in X-Forwarded-For
     }
     password = str(seed["password"])
     sessions = {
@@ -290,7 +333,8 @@ def benchmark(args: argparse.Namespace) -> int:
         "admin": (str(seed["admin_email"]), password),
     }
     fill_audit_log(url, int(seed["business_id"]), int(seed["families"]))  # type: ignore[arg-type]
-    cases = build_cases(seed, random.Random(7))
+    parents = parent_links(url, env["PAWPOST_SECRET_KEY"], int(seed["families"]), random.Random(14))  # type: ignore[arg-type]
+    cases = build_cases(seed, random.Random(7), parents)
     workers = args.workers or max(2, (os.cpu_count() or 1) * 2)
     load_before = round(os.getloadavg()[0], 1)
     phases = {}
@@ -321,7 +365,8 @@ def benchmark(args: argparse.Namespace) -> int:
     RESULTS_DIR.mkdir(exist_ok=True)
     RESULTS_FILE.write_text(json.dumps(report, indent=2) + "\n")
     print_report(report)
-    write_docs(report)
+    if not args.no_docs:
+        write_docs(report)
     return 0
 
 
@@ -532,6 +577,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--senders", type=int, default=16, help="clients sharing the open-loop phase (default 16)")
     parser.add_argument("--workers", type=int, help="gunicorn workers (default: 2 per CPU)")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
+    parser.add_argument("--no-docs", action="store_true", help="print and keep bench/results/portal.json; leave docs/benchmarks.md alone")
     args = parser.parse_args(argv)
     return screenshots(args) if args.what == "screenshots" else benchmark(args)
 

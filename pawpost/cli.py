@@ -27,7 +27,9 @@ from threads.bounces import unbounce
 from threads.db import make_engine, make_session_factory
 from threads.demo import describe_demo, seed_demo
 from threads.errors import DirectoryError
-from threads.importing import import_directory
+from threads.audit import record
+from threads.directory import normalise_email
+from threads.importing import import_directory, record_import
 from threads.models import Business, Message, Thread
 from threads.schedule import business_today
 from threads.types import utcnow
@@ -134,6 +136,8 @@ def import_command(ctx: click.Context, file: Path, dry_run: bool, as_json: bool)
                     _fail_import(file, error.problems, as_json)
                 if dry_run:
                     session.rollback()
+                else:
+                    record_import(session, report, utcnow(), source=f"{file.name} (pawpost import)")
     finally:
         engine.dispose()
     result = {"dry_run": dry_run, "business_id": report.business_id, "created": report.created, "updated": report.updated}
@@ -201,6 +205,8 @@ def rotate_address_command(ctx: click.Context, thread_id: int, as_json: bool) ->
         if thread is None:
             raise click.ClickException(f"no thread {thread_id}")
         rotate_reply_token(session, thread)
+        record(session, thread.business_id, None, "thread.reply_address.rotate", f"Rotated the reply address of {thread.family.name}'s thread",
+               utcnow(), family_id=thread.family_id)
         row = {
             "thread_id": thread.id,
             "reply_address": reply_address(thread, settings.reply_domain),
@@ -226,9 +232,14 @@ def unbounce_command(ctx: click.Context, address: str, business_slug: str | None
         if business_slug:
             business_by_slug(session, business_slug)
         cleared = unbounce(session, address, business_slug)
+        now = utcnow()
+        for done in cleared:
+            for family_id, family_name in done.families.items():
+                record(session, done.business_id, None, "family.address.clear_bounce", f"{family_name}: cleared the bounce flag of {normalise_email(address)}",
+                       now, family_id=family_id, before={"bouncing": True}, after={"bouncing": False})
     if not cleared:
         raise click.ClickException(f"{address} is not marked bouncing" + (f" in {business_slug}" if business_slug else ""))
-    rows = [{"business": slug, "address": address.strip().lower(), "cleared": count} for slug, count in cleared]
+    rows = [{"business": done.slug, "address": address.strip().lower(), "cleared": done.cleared} for done in cleared]
     emit(rows, as_json, "\n".join(f"{r['address']}: bounce flag cleared in {r['business']}" for r in rows))
 
 

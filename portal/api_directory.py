@@ -25,9 +25,10 @@ from portal.api import ApiProblem, ListQuery, api_key, decode_cursor, encode_cur
 from portal.runtime import db, now, settings
 from threads.accounts import put_staff, set_active
 from threads.appointments import cancel_appointment, delete_appointment, put_appointment
+from threads import audit
 from threads.errors import DirectoryError
 from threads.families import replace_family, set_family_active
-from threads.importing import import_directory
+from threads.importing import import_directory, record_import
 from threads.models import APPOINTMENT_STATUSES, ROLES, Appointment, Business, Contact, Family, Staff
 
 
@@ -242,9 +243,10 @@ def get_staff(external_id: str) -> dict[str, Any]:
 )
 def put_staff_member(external_id: str, body: StaffEntry) -> dict[str, Any]:
     try:
-        person, _created = put_staff(db(), _business(), external_id, body.model_dump(), now())
+        person, created = put_staff(db(), _business(), external_id, body.model_dump(), now())
     except DirectoryError as error:
         raise _invalid("invalid-staff", "Invalid staff member", error) from None
+    _audit("staff.api", f"{'Added' if created else 'Replaced'} {person.name}", staff_id=person.id, after=_staff_record(person))
     return _staff_record(person)
 
 
@@ -256,6 +258,7 @@ def deactivate_staff(external_id: str) -> dict[str, Any]:
     person = _one_staff(external_id)
     set_active(db(), person, False, now())
     db().flush()
+    _audit("staff.deactivate", f"Deactivated {person.name}", staff_id=person.id)
     return _staff_record(person)
 
 
@@ -311,9 +314,10 @@ def put_family(external_id: str, body: FamilyEntry) -> dict[str, Any]:
     """A removed contact's parent links stop working; their messages keep their name. An
     archived family is active again."""
     try:
-        replace_family(db(), _business(), external_id, body.model_dump(), mail_domain=settings().mail_domain, now=now())
+        family, created = replace_family(db(), _business(), external_id, body.model_dump(), mail_domain=settings().mail_domain, now=now())
     except DirectoryError as error:
         raise _invalid("invalid-family", "Invalid family", error) from None
+    _audit("family.api", f"{'Added' if created else 'Replaced'} {family.name}", family_id=family.id, after=audit.family_snapshot(family))
     db().expire_all()
     return _family_record(_one_family(external_id))
 
@@ -327,6 +331,7 @@ def archive_family(external_id: str) -> dict[str, Any]:
     family = _one_family(external_id)
     set_family_active(db(), family, False, settings().mail_domain)
     db().flush()
+    _audit("family.deactivate", f"Archived {family.name}", family_id=family.id)
     return _family_record(family)
 
 
@@ -376,7 +381,9 @@ def put_appointment_by_id(external_id: str, body: AppointmentEntry) -> dict[str,
     except DirectoryError as error:
         raise _invalid("invalid-appointment", "Invalid appointment", error) from None
     db().expire_all()
-    return _appointment_record(_one_appointment(external_id))
+    record = _appointment_record(appointment := _one_appointment(external_id))
+    _audit("appointment.api", f"Set appointment {external_id[:100]}", family_id=appointment.family_id, after=record)
+    return record
 
 
 @operation(
@@ -388,6 +395,7 @@ def cancel_appointment_by_id(external_id: str) -> dict[str, Any]:
     appointment = _one_appointment(external_id)
     cancel_appointment(appointment)
     db().flush()
+    _audit("appointment.cancel", f"Cancelled appointment {external_id[:100]}", family_id=appointment.family_id)
     return _appointment_record(appointment)
 
 
@@ -396,7 +404,10 @@ def cancel_appointment_by_id(external_id: str) -> dict[str, Any]:
     summary="Delete an appointment for good (cancel keeps it, marked cancelled)", response=None, status=204, problems=(404,),
 )
 def delete_appointment_by_id(external_id: str) -> None:
-    delete_appointment(db(), _one_appointment(external_id))
+    appointment = _one_appointment(external_id)
+    family_id = appointment.family_id
+    delete_appointment(db(), appointment)
+    _audit("appointment.delete", f"Deleted appointment {external_id[:100]}", family_id=family_id)
 
 
 # -- the whole directory -------------------------------------------------------------------
@@ -429,7 +440,19 @@ def upsert_directory(body: DirectoryDocument) -> dict[str, Any]:
         report = import_directory(db(), document, mail_domain=config.mail_domain)
     except DirectoryError as error:
         raise _invalid("invalid-directory", "Invalid directory", error) from None
+    record_import(db(), report, now(), source="the API (POST /directory)", actor_name=_key_name())
     return {"created": report.created, "updated": report.updated}
+
+
+def _key_name() -> str:
+    """How the Audit page names a change made through the API: by the key that made it."""
+    key = api_key()
+    return f"API key {key.name} ({key.prefix}…)"
+
+
+def _audit(action: str, summary: str, **kept: Any) -> None:
+    """An API write on the Audit page beside the portal's and the shell's, named by its key."""
+    audit.record(db(), api_key().business_id, None, action, f"{summary} through the API", now(), actor_name=_key_name(), **kept)
 
 
 def _path_error(problem: str) -> dict[str, str]:

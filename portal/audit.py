@@ -61,7 +61,7 @@ def index() -> str:
     business_id = current_staff().business_id
     person_id, family_id, before_id = _int("person"), _int("family"), _int("before")
     rows = audit.entries(db(), business_id, person_id=person_id, family_id=family_id, before_id=before_id, limit=PAGE)
-    people = db().scalars(select(Staff).where(Staff.business_id == business_id).order_by(Staff.name)).all()
+    people = db().execute(select(Staff.id, Staff.name).where(Staff.business_id == business_id).order_by(Staff.name)).all()
     # Only the families these entries name (a business may have thousands).
     wanted = {e.family_id for e in rows if e.family_id} | ({family_id} if family_id else set())
     names = dict(db().execute(select(Family.id, Family.name).where(Family.business_id == business_id, Family.id.in_(wanted))).all()) if wanted else {}

@@ -107,6 +107,8 @@ def staff_add(ctx: click.Context, email: str, name: str, role: str, slug: str | 
         staff = Staff(business_id=business.id, name=name, email=address, role=role, password_hash=password_hash, active=True)
         session.add(staff)
         session.flush()
+        record(session, business.id, None, "staff.create", f"Added {name} <{address}> as {role}", utcnow(), staff_id=staff.id,
+               after={"name": name, "email": address, "role": role, "active": True, "password": "set at the command line"})
         data = {"id": staff.id, "email": address, "name": name, "role": role, "business": business.slug}
     emit(data, False, f"added {role} {name} <{address}> to {data['business']}")
 

@@ -12,14 +12,14 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from portal.audit import note
 from portal.auth import current_staff, requires
 from portal.runtime import db, now, settings
 from portal.scope import family_for
+from threads import audit
 from threads import families as directory
 from threads.errors import FieldProblems, UnknownFamily
 from threads.models import Contact, Family, Pet, Thread
@@ -39,18 +39,8 @@ def index(form: dict[str, str] | None = None, errors: dict[str, str] | None = No
     staff = current_staff()
     query = request.args.get("q", "").strip().lower()[:100]
     after, after_id = request.args.get("after", "")[:200], request.args.get("after_id", "")
-    statement = (
-        select(Family)
-        .options(selectinload(Family.contacts).selectinload(Contact.addresses), selectinload(Family.pets), selectinload(Family.thread))
-        .where(Family.business_id == staff.business_id)
-        .order_by(Family.name, Family.id)
-        .limit(PAGE + 1)
-    )
-    if query:
-        statement = statement.where(Family.name.ilike(f"%{query}%"))
-    if after and after_id.isdigit():  # the next page by (name, id): a keyset, no OFFSET scan
-        statement = statement.where(or_(Family.name > after, and_(Family.name == after, Family.id > int(after_id))))
-    rows = db().scalars(statement).all()
+    keyset = (after, int(after_id)) if after and after_id.isdigit() else None  # the next page: no OFFSET scan
+    rows = directory.family_lines(db(), staff.business_id, name_contains=query, after=keyset, limit=PAGE + 1)
     more = rows[PAGE - 1] if len(rows) > PAGE else None
     return render_template("families_list.html", families=rows[:PAGE], q=query, more=more, form=form or {}, errors=errors or {})
 
@@ -89,7 +79,7 @@ def _page(family: Family, section: str = "", form: dict[str, str] | None = None,
 def _change(family_id: int, section: str, fields: tuple[str, ...], work: Callable[[Family, dict[str, str]], str]) -> Any:
     """Run one change; the page again with the problems by field, or back to it with a note."""
     family = family_for(current_staff(), family_id)
-    before, name = directory.family_snapshot(family), family.name
+    before, name = audit.family_snapshot(family), family.name
     form = _form(*fields)
     try:
         done = work(family, form)
@@ -106,7 +96,7 @@ def _audit_family(family_id: int, summary: str, before: dict[str, object] | None
     """Record the change with the family as it was and as it is now (read back after the flush)."""
     db().flush()
     db().expire_all()
-    after = directory.family_snapshot(family_for(current_staff(), family_id))
+    after = audit.family_snapshot(family_for(current_staff(), family_id))
     note("family.change" if before else "family.create", summary, family_id=family_id, before=before, after=after)
 
 
@@ -265,7 +255,7 @@ def activate(family_id: int) -> Response:
 
 def _set_active(family_id: int, active: bool) -> Response:
     family = family_for(current_staff(), family_id)
-    before = directory.family_snapshot(family)
+    before = audit.family_snapshot(family)
     directory.set_family_active(db(), family, active, settings().mail_domain)
     _audit_family(family_id, f"{'Reactivated' if active else 'Deactivated'} {family.name}", before)
     db().commit()

@@ -94,10 +94,16 @@ def _open(token: str, limit: tuple[str, int, timedelta] | None = None) -> Parent
 
 @bp.get("/p/<token>")
 def show(token: str) -> Any:
-    if _limited({f"parent-view:client:{request.remote_addr}": VIEWS_PER_MINUTE * 5}, LIMIT_WINDOW_VIEWS):
+    client = {f"parent-view:client:{request.remote_addr}": VIEWS_PER_MINUTE * 5}
+    access = _access(token)
+    # One check for the client's and the contact's limits; a wrong link counts for its client.
+    buckets = client if access is None else {**client, f"parent-view:contact:{access.contact.id}": VIEWS_PER_MINUTE}
+    if _limited(buckets, LIMIT_WINDOW_VIEWS):
         db().commit()
         abort(429)
-    access = _open(token, ("parent-view", VIEWS_PER_MINUTE, LIMIT_WINDOW_VIEWS))
+    if access is None:
+        db().commit()
+        return _gone()
     before = request.args.get("before", type=int)
     messages = parent_thread_page(db(), access.thread.id, before_id=before, limit=PAGE_SIZE)
     if messages and before is None:

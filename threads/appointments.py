@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.orm import Session
 
 from threads.errors import DirectoryError, FieldProblems
@@ -145,17 +145,44 @@ class Slot:
     staff_ids: list[int]
 
 
-def slots_between(session: Session, business: Business, first: date, days: int) -> list[Slot]:
-    """Non-cancelled appointments overlapping `days` days from `first` (business zone), earliest
-    first, as plain rows in two statements (no ORM objects per row)."""
+def _overlapping(business: Business, first: date, days: int) -> ColumnElement[bool]:
+    """Non-cancelled appointments overlapping `days` days from `first` (business zone).
+
+    `ends_at > start` first: with the (business_id, ends_at) index it reads only what ends
+    after the first day (this week and later), never the business's whole history."""
     start, _ = day_bounds(business, first)
     _, end = day_bounds(business, first + timedelta(days=days - 1))
-    overlapping = and_(
+    return and_(
         Appointment.business_id == business.id,
-        Appointment.status != "cancelled",
-        Appointment.starts_at < end,
         Appointment.ends_at > start,
+        Appointment.starts_at < end,
+        Appointment.status != "cancelled",
     )
+
+
+def families_between(session: Session, business: Business, first: date, days: int) -> list[tuple[int, str]]:
+    """The families with an appointment in those days, by name: the rows of the by-family view."""
+    return [
+        (family_id, name)
+        for family_id, name in session.execute(
+            select(Family.id, Family.name)
+            .where(Family.id.in_(select(Appointment.family_id).where(_overlapping(business, first, days))))
+            .order_by(Family.name, Family.id)
+        )
+    ]
+
+
+def slots_between(
+    session: Session, business: Business, first: date, days: int, *, staff_ids: Sequence[int] | None = None, family_ids: Sequence[int] | None = None
+) -> list[Slot]:
+    """Those days' appointments, earliest first, as plain rows in two statements (no ORM
+    objects per row); only those of `staff_ids` or `family_ids` when given (the rows one page
+    of the Schedule shows: a week of a big business holds thousands)."""
+    overlapping = _overlapping(business, first, days)
+    if staff_ids is not None:
+        overlapping = and_(overlapping, Appointment.id.in_(select(appointment_staff.c.appointment_id).where(appointment_staff.c.staff_id.in_(staff_ids))))
+    if family_ids is not None:
+        overlapping = and_(overlapping, Appointment.family_id.in_(family_ids))
     rows = session.execute(
         select(Appointment.id, Appointment.family_id, Family.name, Appointment.service, Appointment.starts_at, Appointment.ends_at)
         .join(Family, Family.id == Appointment.family_id)
@@ -166,8 +193,8 @@ def slots_between(session: Session, business: Business, first: date, days: int) 
     if slots:
         links = session.execute(
             select(appointment_staff.c.appointment_id, appointment_staff.c.staff_id)
-            .join(Appointment, Appointment.id == appointment_staff.c.appointment_id)
-            .where(overlapping)
+            .where(appointment_staff.c.appointment_id.in_(select(Appointment.id).where(overlapping)))
+            .order_by(appointment_staff.c.appointment_id, appointment_staff.c.staff_id)
         )
         for appointment_id, staff_id in links:
             slots[appointment_id].staff_ids.append(staff_id)

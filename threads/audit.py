@@ -13,9 +13,11 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from threads.models import AuditEntry, Staff
+from threads.models import AuditEntry, Family, Staff
 
 MAX_SNAPSHOT = 4000
+# The name an entry carries when no staff member made the change: `pawpost` at a shell.
+OPERATOR = "operator (command line)"
 
 
 def snapshot(values: Mapping[str, Any] | None) -> str | None:
@@ -24,6 +26,23 @@ def snapshot(values: Mapping[str, Any] | None) -> str | None:
         return None
     text = json.dumps(values, ensure_ascii=False, default=str, sort_keys=True)
     return text if len(text) <= MAX_SNAPSHOT else text[: MAX_SNAPSHOT - 1] + "…"
+
+
+def family_snapshot(family: Family) -> dict[str, object]:
+    """What an audit entry keeps of a family: its name, contacts (addresses, bounces) and pets."""
+    return {
+        "name": family.name,
+        "contacts": [
+            {
+                "name": c.name,
+                "primary": c.is_primary,
+                "addresses": [a.email + (" (bouncing)" if a.bouncing else "") for a in c.addresses],
+            }
+            for c in family.contacts
+        ],
+        "pets": [" ".join(filter(None, [p.name, f"({p.species})" if p.species else "", p.breed or ""])) for p in family.pets],
+        "active": family.thread.active if family.thread is not None else True,
+    }
 
 
 def record(
@@ -38,11 +57,14 @@ def record(
     staff_id: int | None = None,
     before: Mapping[str, Any] | None = None,
     after: Mapping[str, Any] | None = None,
+    actor_name: str | None = None,
 ) -> AuditEntry:
+    """One entry in the caller's transaction; `actor` None is the operator at the command
+    line, or whatever `actor_name` says (an API key)."""
     entry = AuditEntry(
         business_id=business_id,
         actor_id=actor.id if actor is not None else None,
-        actor_name=actor.name if actor is not None else "operator (command line)",
+        actor_name=actor.name if actor is not None else (actor_name or OPERATOR),
         action=action[:64],
         summary=summary[:500],
         family_id=family_id,

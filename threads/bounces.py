@@ -8,6 +8,7 @@ mail from the address, or an operator (`pawpost contacts unbounce`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 
@@ -102,17 +103,37 @@ def clear_contact_bouncing(session: Session, contact_id: int, email: str, *, fla
     return cleared
 
 
-def unbounce(session: Session, email: str, business_slug: str | None = None) -> list[tuple[str, int]]:
+@dataclass(frozen=True)
+class Unbounced:
+    """The flags an operator's clear lifted in one business, and whose families they were."""
+
+    business_id: int
+    slug: str
+    cleared: int
+    families: dict[int, str]  # id → name
+
+
+def unbounce(session: Session, email: str, business_slug: str | None = None) -> list[Unbounced]:
     """The operator's clear: every flagged copy of this address, in one business or all.
 
-    Returns (business slug, addresses cleared) for each business that had one flagged.
+    Returns, for each business that had one flagged, how many and the families they
+    belong to (for the audit log).
     """
     query = select(Business.id, Business.slug).order_by(Business.id)
     if business_slug is not None:
         query = query.where(Business.slug == business_slug)
     cleared = []
     for business_id, slug in session.execute(query).all():
-        count = clear_bouncing(session, business_id, email)
+        families = dict(
+            session.execute(
+                select(Family.id, Family.name)
+                .join(Contact, Contact.family_id == Family.id)
+                .join(ContactAddress, ContactAddress.contact_id == Contact.id)
+                .where(Family.business_id == business_id, ContactAddress.email == normalise_email(email), ContactAddress.bouncing)
+                .distinct()
+            ).all()
+        )
+        count = clear_bouncing(session, business_id, email) if families else 0
         if count:
-            cleared.append((slug, count))
+            cleared.append(Unbounced(business_id, slug, count, families))
     return cleared

@@ -26,6 +26,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from threads.addresses import new_reply_token
+from threads import audit
+from threads.audit import family_snapshot
 from threads.directory import ensure_thread, normalise_email, refresh_search_terms, remove_contact, search_term_rows
 from threads.errors import DirectoryError
 from threads.models import (
@@ -47,6 +49,17 @@ from threads.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_passwor
 _EMAIL = re.compile(r"^[^@\s\x00<>()\[\],;:\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 
 
+@dataclass(frozen=True)
+class ImportChange:
+    """One account or family an import created or changed: its values before (None: new) and after."""
+
+    kind: str  # "staff" or "family"
+    id: int
+    name: str
+    before: dict[str, Any] | None
+    after: dict[str, Any]
+
+
 @dataclass
 class ImportReport:
     """What an import did (or, with a dry run, would do)."""
@@ -54,6 +67,8 @@ class ImportReport:
     business_id: int | None = None
     created: dict[str, int] = field(default_factory=dict)
     updated: dict[str, int] = field(default_factory=dict)
+    # Staff accounts and existing families whose values changed, for the audit log.
+    changes: list[ImportChange] = field(default_factory=list)
 
     def count(self, kind: str, created: bool) -> None:
         target = self.created if created else self.updated
@@ -329,6 +344,24 @@ def import_directory(session: Session, data: Any, *, mail_domain: str) -> Import
     return report
 
 
+def record_import(session: Session, report: ImportReport, now: datetime, *, actor: Staff | None = None, actor_name: str | None = None, source: str) -> None:
+    """The audit entries of an applied import: one for the whole file (what it created and
+    updated), and one per staff account or existing family whose values it changed, so the
+    Audit page's person and family filters find them. Families new to the directory are
+    counted in the first (a business moving in brings thousands at once)."""
+    assert report.business_id is not None
+    audit.record(session, report.business_id, actor, "import.directory", f"Imported the directory from {source}", now,
+                 after={"created": report.created, "updated": report.updated}, actor_name=actor_name)
+    for change in report.changes:
+        verb = "Added" if change.before is None else "Changed"
+        if change.kind == "staff":
+            audit.record(session, report.business_id, actor, "staff.import", f"{verb} {change.name} by import", now,
+                         staff_id=change.id, before=change.before, after=change.after, actor_name=actor_name)
+        else:
+            audit.record(session, report.business_id, actor, "family.import", f"{verb} {change.name} by import", now,
+                         family_id=change.id, before=change.before, after=change.after, actor_name=actor_name)
+
+
 def upsert_families(
     session: Session, business: Business, entries: list[dict[str, Any]], mail_domain: str, report: ImportReport,
     *, replace_at: datetime | None = None,
@@ -428,6 +461,7 @@ def upsert_staff(session: Session, business: Business, entry: dict[str, Any], re
         select(Staff).where(Staff.business_id == business.id, Staff.external_id == entry["id"])
     ) or session.scalar(select(Staff).where(Staff.business_id == business.id, Staff.email == email))
     report.count("staff", member is None)
+    before = None if member is None else _staff_values(member)
     if member is None:
         member = Staff(business_id=business.id)
         session.add(member)
@@ -437,10 +471,20 @@ def upsert_staff(session: Session, business: Business, entry: dict[str, Any], re
     member.role = entry["role"]
     member.active = entry.get("active", True)
     password = entry.get("password")
-    if password and not verify_password(member.password_hash, password):
+    password_changed = bool(password) and not verify_password(member.password_hash, password)
+    if password_changed:
         member.password_hash = hash_password(password)
     session.flush()
+    after = _staff_values(member)
+    if password_changed:
+        after["password"] = "set by the import"
+    if after != before:
+        report.changes.append(ImportChange("staff", member.id, member.name, before, after))
     return member
+
+
+def _staff_values(member: Staff) -> dict[str, Any]:
+    return {"name": member.name, "email": member.email, "role": member.role, "active": member.active}
 
 
 def _upsert_family(session: Session, business: Business, entry: dict[str, Any], report: ImportReport, *, replace_at: datetime | None = None) -> Family:
@@ -450,6 +494,7 @@ def _upsert_family(session: Session, business: Business, entry: dict[str, Any], 
         .where(Family.business_id == business.id, Family.external_id == entry["id"])
     )
     report.count("families", family is None)
+    before = None if family is None else family_snapshot(family)
     if family is None:
         family = Family(business_id=business.id, external_id=entry["id"], contacts=[], pets=[])
         session.add(family)
@@ -494,6 +539,9 @@ def _upsert_family(session: Session, business: Business, entry: dict[str, Any], 
         _remove_unlisted(session, family, kept, replace_at)
     session.flush()
     refresh_search_terms(session, family)
+    after = family_snapshot(family)
+    if after != before:
+        report.changes.append(ImportChange("family", family.id, family.name, before, after))
     return family
 
 

@@ -155,6 +155,8 @@ class Family(Base):
     __table_args__ = (
         UniqueConstraint("business_id", "external_id"),
         Index("ix_families_business_id_updated_at", "business_id", "updated_at", "id"),
+        # The Families page: by name, a keyset page at a time (0016e).
+        Index("ix_families_business_id_name_id", "business_id", "name", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -293,6 +295,8 @@ class Appointment(Base):
         CheckConstraint("ends_at > starts_at", name="ends_after_start"),
         Index("ix_appointments_family_id_starts_at", "family_id", "starts_at"),
         Index("ix_appointments_business_id_updated_at", "business_id", "updated_at", "id"),
+        # The Schedule: what ends after a week's first day (0016e).
+        Index("ix_appointments_business_id_ends_at", "business_id", "ends_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -627,7 +631,10 @@ class RateLimitHit(Base):
     kept briefly, so a limit holds across processes."""
 
     __tablename__ = "rate_limit_hits"
-    __table_args__ = (Index("ix_rate_limit_hits_bucket_at", "bucket", "at"),)
+    __table_args__ = (
+        Index("ix_rate_limit_hits_bucket_at", "bucket", "at"),
+        Index("ix_rate_limit_hits_at", "at"),  # the expiry delete (0016e)
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     bucket: Mapped[str] = mapped_column(String(400))
@@ -652,9 +659,10 @@ class AuditEntry(Base):
     __tablename__ = "audit_entries"
     __table_args__ = (
         Index("ix_audit_entries_business_id_id", "business_id", "id"),
-        Index("ix_audit_entries_family_id", "family_id"),
-        Index("ix_audit_entries_actor_id", "actor_id"),
-        Index("ix_audit_entries_staff_id", "staff_id"),
+        # The filters, newest first (0016e).
+        Index("ix_audit_entries_family_id_id", "family_id", "id"),
+        Index("ix_audit_entries_actor_id_id", "actor_id", "id"),
+        Index("ix_audit_entries_staff_id_id", "staff_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -17,10 +17,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session, contains_eager
 
-from threads.models import Contact, Family, ParentLink, Thread
+from threads.models import Contact, ParentLink, Thread
 
 LINK_LIFETIME = timedelta(days=30)
 UNSUBSCRIBE_LIFETIME = timedelta(days=365)
@@ -71,10 +71,14 @@ def parent_access(
     `lifetime`: the page's 30 days after last use; an unsubscribe link in an old email
     (UNSUBSCRIBE_LIFETIME) keeps working longer, as RFC 8058 senders are expected to.
     """
+    # The family and business in the same statement (the page reads both): no query each.
     found = session.execute(
         select(Contact, ParentLink, Thread)
         .join(ParentLink, ParentLink.contact_id == Contact.id)
+        .join(Contact.family)
         .join(Thread, Thread.family_id == Contact.family_id)
+        .join(Thread.business)
+        .options(contains_eager(Contact.family), contains_eager(Thread.business))
         .where(Contact.id == contact_id, Contact.removed_at.is_(None), Thread.active)
     ).first()
     if found is None:
@@ -90,6 +94,8 @@ def parent_access(
 
 def note_link_used(session: Session, contact_id: int, now: datetime) -> None:
     """A use keeps the contact's links alive for another 30 days."""
-    row = session.get(ParentLink, contact_id)
-    if row is not None and (row.last_used_at is None or row.last_used_at < now):
-        row.last_used_at = now
+    session.execute(
+        update(ParentLink)
+        .where(ParentLink.contact_id == contact_id, or_(ParentLink.last_used_at.is_(None), ParentLink.last_used_at < now))
+        .values(last_used_at=now)
+    )

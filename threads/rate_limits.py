@@ -20,13 +20,16 @@ RETENTION = timedelta(days=1)
 def allow(session: Session, buckets: dict[str, int], window: timedelta, now: datetime) -> bool:
     """True, and one hit recorded in each bucket, when every bucket is under its limit."""
     since = now - window
-    for bucket, limit in buckets.items():
-        used = session.scalar(
-            select(func.count()).select_from(RateLimitHit).where(RateLimitHit.bucket == bucket, RateLimitHit.at > since)
-        )
-        if (used or 0) >= limit:
-            return False
-    session.execute(delete(RateLimitHit).where(RateLimitHit.at < now - RETENTION))
+    used = dict(
+        session.execute(
+            select(RateLimitHit.bucket, func.count())
+            .where(RateLimitHit.bucket.in_([bucket[:400] for bucket in buckets]), RateLimitHit.at > since)
+            .group_by(RateLimitHit.bucket)
+        ).all()
+    )
+    if any(used.get(bucket[:400], 0) >= limit for bucket, limit in buckets.items()):
+        return False
+    session.execute(delete(RateLimitHit).where(RateLimitHit.at < now - RETENTION))  # index on `at` (0016e)
     session.add_all(RateLimitHit(bucket=bucket[:400], at=now) for bucket in buckets)
     session.flush()
     return True

@@ -19,7 +19,7 @@ from pawpost.cli import main
 from portal.api import OPERATIONS
 from tests.portal.conftest import World, csrf_token, sign_in_as
 from threads.api_keys import create_api_key, revoke_api_key
-from threads.models import ApiKey, Business, Family
+from threads.models import ApiKey, AuditEntry, Business, Family
 from threads.types import utcnow
 
 ALL_SCOPES = ("directory:read", "directory:write", "messages:read", "messages:write", "webhooks:manage")
@@ -368,3 +368,8 @@ def test_put_creates_or_updates_a_family_by_its_id_with_the_import_rules(client:
     body = assert_problem(client.put("/api/v1/families/ng-8", json=broken, headers=writing(secret)), 422, "invalid-family")
     assert {e["path"] for e in body["errors"]} >= {"$.contacts[0].email"}
     assert db.scalar(select(func.count()).select_from(Family).where(Family.external_id == "ng-8")) == 0
+    kept = db.execute(select(AuditEntry.actor_name, AuditEntry.summary).where(AuditEntry.business_id == world.business.id).order_by(AuditEntry.id)).all()
+    assert [(name.split(" (")[0], summary) for name, summary in kept] == [
+        ("API key sync", "Added Nguyen family through the API"),
+        ("API key sync", "Replaced Nguyen-Tran family through the API"),
+    ]

@@ -3,6 +3,7 @@ never another business's changes."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -11,6 +12,8 @@ from sqlalchemy.orm import Session
 
 from pawpost.cli import main
 from tests.portal.conftest import World, csrf_token, sign_in_as
+from threads.bounces import mark_bouncing
+from threads.types import utcnow
 
 
 def test_changes_are_kept_with_who_when_before_and_after_and_filtered(
@@ -42,3 +45,55 @@ def test_changes_are_kept_with_who_when_before_and_after_and_filtered(
     by_person = admin.get(f"/audit?person={world.basic.id}").get_data(as_text=True)
     assert "Changed Bo Basic&#39;s role" in by_person and "Name saved" not in by_person
     assert "Bellamy-Other family" in foreign.get("/audit").get_data(as_text=True)
+
+
+def test_shell_commands_that_change_the_directory_or_accounts_show_on_the_audit_page(
+    app: Flask, world: World, db: Session, database_url: str, tmp_path: Path
+) -> None:
+    """`pawpost import`, `staff add`, `contacts unbounce` and `threads rotate-address` are
+    changes like the portal's: the admin sees each, made by the operator at the command line."""
+    garcia_email = world.other.contacts[0].addresses[0].email
+    mark_bouncing(db, world.other.contacts[0].id, garcia_email, "550 5.1.1 user unknown", utcnow())
+    db.commit()
+    directory = {
+        "business": {"id": world.business.slug, "name": world.business.name, "timezone": world.business.timezone},
+        "staff": [
+            {"id": world.basic.external_id, "name": "Bo Basic", "email": "bo@a.test", "role": "senior"},
+            {"id": "s-new", "name": "Nia New", "email": "nia@a.test", "role": "basic"},
+        ],
+        "families": [{
+            "id": world.scheduled.external_id, "name": "Johnson family",
+            "contacts": [{"name": c.name, "email": c.addresses[0].email, "primary": c.is_primary} for c in world.scheduled.contacts],
+            "pets": [{"name": "Bella", "species": "dog"}, {"name": "Rex", "species": "dog"}],
+        }],
+    }
+    (tmp_path / "directory.json").write_text(json.dumps(directory))
+    env = {"PAWPOST_DATABASE_URL": database_url, "PAWPOST_DATA_DIR": str(tmp_path)}
+    runner = CliRunner()
+    for args, given in (
+        (["import", str(tmp_path / "directory.json")], None),
+        (["staff", "add", "cy@a.test", "--name", "Cy Cli", "--business", world.business.slug, "--password-stdin"], "a-long-enough-password\n"),
+        (["contacts", "unbounce", garcia_email], None),
+        (["threads", "rotate-address", str(world.other_thread.id)], None),
+    ):
+        result = runner.invoke(main, args, env=env, input=given)
+        assert result.exit_code == 0, result.output
+    admin, foreign = app.test_client(), app.test_client()
+    sign_in_as(app, admin, world.admin)
+    sign_in_as(app, foreign, world.foreign_admin)
+
+    page = admin.get("/audit").get_data(as_text=True)
+    assert page.count("<strong>operator (command line)</strong>") == 7  # the import makes four
+    assert "Imported the directory from directory.json (pawpost import)" in page
+    assert "Changed Bo Basic by import" in page and '<dd class="body">basic</dd>' in page and '<dd class="body">senior</dd>' in page
+    assert "Added Nia New by import" in page and "nia@a.test" in page
+    assert "Changed Johnson family by import" in page and "Rex (dog)" in page
+    assert "Added Cy Cli &lt;cy@a.test&gt; as basic" in page
+    assert f"Garcia family: cleared the bounce flag of {garcia_email}" in page
+    assert "Rotated the reply address of Garcia family&#39;s thread" in page
+
+    by_family = admin.get(f"/audit?family={world.other.id}").get_data(as_text=True)
+    assert "cleared the bounce flag" in by_family and "Rotated the reply address" in by_family and "by import" not in by_family
+    by_person = admin.get(f"/audit?person={world.basic.id}").get_data(as_text=True)
+    assert "Changed Bo Basic by import" in by_person and "Garcia" not in by_person
+    assert "operator (command line)" not in foreign.get("/audit").get_data(as_text=True)

@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tests.factories import make_appointment
+from tests.factories import make_appointment, make_family, make_staff
 from tests.portal.conftest import World, csrf_token, sign_in_as
 from threads.models import Appointment, Family, Staff
 from threads.types import utcnow
@@ -101,3 +101,28 @@ def test_week_and_day_views_by_staff_and_by_family_include_multi_day_stays(app: 
     assert "boarding" in wednesday and "10:00 AM" in wednesday
     thursday = senior.get(f"/schedule?view=day&date={(monday + timedelta(days=3)).isoformat()}").get_data(as_text=True)
     assert "boarding" not in thursday
+
+
+def test_rows_past_the_first_page_show_their_own_appointments(app: Flask, world: World, db: Session) -> None:
+    """A page reads only its rows' appointments: the 16th family and the 16th staff member
+    (by name) are on page 2 with theirs, and page 1 holds none of their visits."""
+    monday = local_today().date() - timedelta(days=local_today().weekday())
+    tuesday_noon = datetime.combine(monday + timedelta(days=1), datetime.min.time(), tzinfo=ZONE).replace(hour=12)
+    business = world.business
+    walkers = [make_staff(db, business, role="basic", name=f"Walker {n:02d}") for n in range(16)]  # after "Ada", "Bo", "Sam", "Sky"
+    for n in range(16):
+        family = make_family(db, business, name=f"Zed {n:02d} family", contacts=(f"Zoe Zed{n}",), pets=(f"Pup{n}",))
+        make_appointment(db, family, [walkers[n]], start=tuesday_noon, service=f"visit-{n:02d}")
+    db.commit()
+    senior = app.test_client()
+    sign_in_as(app, senior, world.senior)
+    by_family = [senior.get(f"/schedule?date={monday.isoformat()}&by=family&page={p}").get_data(as_text=True) for p in (0, 1)]
+    # Garcia and Johnson first, then "Zed 00" … "Zed 12" fill page 1; "Zed 13" … "Zed 15" are on page 2.
+    assert "Zed 12 family" in by_family[0] and "Zed 13 family" not in by_family[0] and "visit-13" not in by_family[0]
+    assert "Zed 15 family" in by_family[1] and "visit-15" in by_family[1] and "Walker 15" in by_family[1]
+    assert "Page 2 of 2" in by_family[1]
+    by_staff = [senior.get(f"/schedule?date={monday.isoformat()}&page={p}").get_data(as_text=True) for p in (0, 1)]
+    # Staff by name: Ada, Bo, Sam, Sky, then Walker 00 … Walker 10 on page 1; Walker 11 … 15 on page 2.
+    assert "Walker 10" in by_staff[0] and "visit-10" in by_staff[0] and "visit-11" not in by_staff[0]
+    walker_15 = by_staff[1].split("Walker 15", 1)[1].split("</tr>", 1)[0]
+    assert "visit-15" in walker_15 and "Zed 15 family" in walker_15
