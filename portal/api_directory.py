@@ -243,7 +243,7 @@ def get_staff(external_id: str) -> dict[str, Any]:
 )
 def put_staff_member(external_id: str, body: StaffEntry) -> dict[str, Any]:
     try:
-        person, created = put_staff(db(), _business(), external_id, body.model_dump(), now())
+        person, created = put_staff(db(), _business(), external_id, body.model_dump())
     except DirectoryError as error:
         raise _invalid("invalid-staff", "Invalid staff member", error) from None
     _audit("staff.api", f"{'Added' if created else 'Replaced'} {person.name}", staff_id=person.id, after=_staff_record(person))

@@ -20,6 +20,7 @@ from threads.directory import find_staff_by_email, normalise_email
 from threads.errors import DirectoryError, FieldProblems
 from threads.importing import ImportReport, upsert_staff, validate_staff_member
 from threads.models import ROLES, Business, Staff, StaffSession, StaffToken
+from threads.staff_sessions import end_all_sessions
 
 SESSION_LIFETIME = timedelta(hours=14)
 # How stale "last seen" may get before a request writes it again: one write per session per
@@ -75,17 +76,6 @@ def touch_session(session: Session, row: StaffSession, now: datetime) -> bool:
 def end_session(session: Session, row: StaffSession, now: datetime) -> None:
     if row.ended_at is None:
         row.ended_at = now
-
-
-def end_all_sessions(session: Session, staff_id: int, now: datetime) -> int:
-    """End every open session of one staff member; how many were open."""
-    result = session.execute(
-        update(StaffSession)
-        .where(StaffSession.staff_id == staff_id, StaffSession.ended_at.is_(None))
-        .values(ended_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount or 0
 
 
 def open_sessions(session: Session, staff_id: int, now: datetime) -> Sequence[StaffSession]:
@@ -187,11 +177,11 @@ def invite_staff(session: Session, business_id: int, *, name: str, email: str, r
     return staff
 
 
-def put_staff(session: Session, business: Business, external_id: str, entry: dict[str, Any], now: datetime) -> tuple[Staff, bool]:
+def put_staff(session: Session, business: Business, external_id: str, entry: dict[str, Any]) -> tuple[Staff, bool]:
     """Create or replace a staff member by the business's id (the API's PUT), with the import's
     rules and match (the id, else the email: someone added in the portal is adopted). An email
-    of another staff member with their own id is refused; deactivating ends their sessions,
-    as the Staff page does. Raises `DirectoryError`; the person, and whether they are new."""
+    of another staff member with their own id is refused; deactivating or a new password ends
+    their sessions (in `upsert_staff`, as the Staff page does). Raises `DirectoryError`; the person, and whether they are new."""
     problems = [f"{where}: {text}" for where, text in validate_staff_member(entry).items()]
     if "active" in entry and not isinstance(entry["active"], bool):
         problems.append("active: must be true or false")
@@ -203,8 +193,6 @@ def put_staff(session: Session, business: Business, external_id: str, entry: dic
         raise DirectoryError(problems)
     report = ImportReport()
     person = upsert_staff(session, business, {**entry, "id": external_id}, report)
-    if not person.active:
-        end_all_sessions(session, person.id, now)
     return person, "staff" in report.created
 
 

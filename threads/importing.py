@@ -45,6 +45,8 @@ from threads.models import (
     appointment_staff,
 )
 from threads.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
+from threads.staff_sessions import end_all_sessions
+from threads.types import utcnow
 
 _EMAIL = re.compile(r"^[^@\s\x00<>()\[\],;:\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 
@@ -475,6 +477,9 @@ def upsert_staff(session: Session, business: Business, entry: dict[str, Any], re
     if password_changed:
         member.password_hash = hash_password(password)
     session.flush()
+    if before is not None and (password_changed or (before["active"] and not member.active)):
+        # As in the portal: a new password or a deactivation signs them out everywhere.
+        end_all_sessions(session, member.id, utcnow())
     after = _staff_values(member)
     if password_changed:
         after["password"] = "set by the import"

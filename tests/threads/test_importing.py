@@ -10,11 +10,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from threads.accounts import live_session, start_staff_session
 from threads.demo import demo_directory
 from threads.errors import DirectoryError
 from threads.importing import import_directory, validate_directory
 from threads.models import Appointment, Contact, Family, Staff, Thread
 from threads.passwords import verify_password
+from threads.types import utcnow
 
 
 def directory() -> dict[str, Any]:
@@ -87,3 +89,26 @@ def test_validation_of_shapes() -> None:
     duplicate = directory()
     duplicate["families"][1]["id"] = duplicate["families"][0]["id"]
     assert any(p.startswith("families[1].id:") for p in validate_directory(duplicate))
+
+
+def test_an_import_that_deactivates_someone_or_changes_their_password_signs_them_out(db: Session) -> None:
+    import_directory(db, directory(), mail_domain="reply.test")
+    db.commit()
+    changed = directory()
+    renewed_entry, staying_entry, leaving_entry = changed["staff"][0], changed["staff"][1], changed["staff"][2]
+    staff = {s.external_id: s for s in db.scalars(select(Staff))}
+    leaving, renewed, staying = (staff[e["id"]] for e in (leaving_entry, renewed_entry, staying_entry))
+    now = utcnow()
+    tokens = {s.id: start_staff_session(db, s, now)[1] for s in (leaving, renewed, staying)}
+    db.commit()
+    leaving_entry["active"] = False
+    renewed_entry["password"] = "a brand new passphrase"
+    import_directory(db, changed, mail_domain="reply.test")
+    db.commit()
+    assert live_session(db, tokens[leaving.id], utcnow()) is None
+    assert live_session(db, tokens[renewed.id], utcnow()) is None
+    assert live_session(db, tokens[staying.id], utcnow()) is not None
+    # Importing the same file again changes nobody's password: nobody else is signed out.
+    import_directory(db, changed, mail_domain="reply.test")
+    db.commit()
+    assert live_session(db, tokens[staying.id], utcnow()) is not None
