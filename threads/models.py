@@ -57,7 +57,7 @@ INBOUND_OUTCOMES = (
     "discarded",
 )
 OUTBOX_STATES = ("queued", "sent", "failed", "bounced")
-OUTBOX_KINDS = ("digest", "alert", "escalation", "invite", "password_reset")
+OUTBOX_KINDS = ("digest", "alert", "escalation", "invite", "password_reset", "webhook_disabled")
 STAFF_TOKEN_PURPOSES = ("invite", "password_reset")
 EMAIL_CHOICES = ("each", "daily", "paused")
 
@@ -751,9 +751,10 @@ DELIVERY_STATES = ("pending", "succeeded", "failed")
 class WebhookEndpoint(Base):
     """Where a business wants to hear about events: a URL, the events, and the signing secret.
 
-    The secret must be kept to sign (HMAC) each delivery, so it is stored as it is; it is
-    shown to the admin once, when the endpoint is made. `failing_since` is the first failure
-    after the last success: three days of it disable the endpoint.
+    The secret must be kept to sign (HMAC) each delivery, so it cannot be hashed: it is kept
+    sealed (threads/sealing.py) under a key derived from PAWPOST_SECRET_KEY, which is not in
+    the database, and shown to the admin once, when the endpoint is made. `failing_since` is
+    the first failure after the last success: three days of it disable the endpoint.
     """
 
     __tablename__ = "webhook_endpoints"
@@ -763,7 +764,7 @@ class WebhookEndpoint(Base):
     business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
     url: Mapped[str] = mapped_column(String(2000))
     events: Mapped[str] = mapped_column(String(500))
-    secret: Mapped[str] = mapped_column(String(100))
+    sealed_secret: Mapped[str] = mapped_column(String(400))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     disabled_reason: Mapped[str | None] = mapped_column(String(300))
     failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
