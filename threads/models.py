@@ -39,7 +39,9 @@ NAMING_CONVENTION = {
 }
 
 ROLES = ("basic", "senior", "admin")
-AUTHOR_TYPES = ("staff", "contact", "system")
+# `business`: posted as the business itself (by its own software, over the API), under the
+# business's name; parents see it like a team member's message.
+AUTHOR_TYPES = ("staff", "contact", "system", "business")
 SOURCES = ("portal", "email", "system", "web")
 PERSON_KINDS = ("staff", "contact")
 APPOINTMENT_STATUSES = ("scheduled", "completed", "cancelled")
@@ -385,6 +387,8 @@ class Message(Base):
 
     @property
     def author_name(self) -> str:
+        if self.author_type == "business":
+            return self.thread.business.name
         if self.staff is not None:
             return self.staff.name
         if self.contact is not None:
