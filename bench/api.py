@@ -234,12 +234,22 @@ class Receiver:
 
 
 def _call(client: Client, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """One JSON call; a keep-alive connection the server closed meanwhile is opened again and
+    the call repeated (the same Idempotency-Key: it acts once)."""
     payload = json.dumps(body) if body is not None else None
     headers = {**client.headers, "Content-Type": "application/json", "Idempotency-Key": secrets.token_hex(8)}
-    client.connection.request(method, path, body=payload, headers=headers)
-    answer = client.connection.getresponse()
-    data = answer.read()
-    return answer.status, json.loads(data) if data else None
+    for attempt in (1, 2):
+        try:
+            client.connection.request(method, path, body=payload, headers=headers)
+            answer = client.connection.getresponse()
+            data = answer.read()
+            return answer.status, json.loads(data) if data else None
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            client.connection.close()
+            client.connection = http.client.HTTPConnection(client.host, client.port, timeout=client.connection.timeout)
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 # -- the three measures ------------------------------------------------------------------
@@ -436,9 +446,9 @@ def benchmark(args: argparse.Namespace) -> int:
     with production_server(env, workers, args.threads) as (host, port), worker_process(env, args.worker_threads):
         progress("servers up")
         upsert = bench_upsert(host, port, keys[0], url, int(seed["business_id"]), document)
-        progress(f"bulk upsert: {upsert['api_seconds']} s")
+        progress(f"bulk upsert: {json.dumps(upsert)}")
         reads = bench_reads(host, port, seed, keys, url, args)
-        progress("reads done")
+        progress(f"reads: {json.dumps(reads)}")
         hooks = bench_webhooks(host, port, keys[0], url, env, args)
         progress("webhooks done")
     report = {
