@@ -96,9 +96,10 @@ class Client:
         self.host, self.port = host, port
         self.connection = http.client.HTTPConnection(host, port, timeout=30)
         self.cookie = ""
+        self.headers: dict[str, str] = {}  # sent with every request (an API key: bench/api.py)
 
     def request(self, method: str, path: str, body: str | None = None, extra: dict[str, str] | None = None) -> tuple[int, bytes]:
-        headers = {"Cookie": self.cookie} if self.cookie else {}
+        headers = {**self.headers, "Cookie": self.cookie} if self.cookie else dict(self.headers)
         headers.update(extra or {})
         if body is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
@@ -151,8 +152,12 @@ def _p95(samples: list[float]) -> float:
 def run_load(
     host: str, port: int, sessions: dict[str, tuple[str, str]], cases: list[Case], per_case: int, clients: int,
     rate: float | None = None,
+    bearer: dict[str, list[str]] | None = None,
 ) -> dict[str, list[float]]:
     """`clients` threads, each with its own sessions, request a shuffled mix of every case.
+
+    `bearer` names API callers (a case's `who`) and their keys: each client takes the next
+    key of the list, so a key's own rate limit is shared by few clients.
 
     Closed loop (`rate` None): each client sends its next request when the last one is
     answered, so the load is whatever the server sustains. Open loop: request i is due
@@ -166,6 +171,7 @@ def run_load(
     failures: list[str] = []
     lock = threading.Lock()
     position = iter(range(len(work)))
+    key_turn = iter(range(1_000_000))
     begin: list[float] = []
     # The last to arrive starts the clock, before anyone is released.
     ready = threading.Barrier(clients + 1, action=lambda: begin.append(time.perf_counter()))
@@ -185,6 +191,11 @@ def run_load(
             client.sign_in(email, password)
             own[who] = client
         own["anonymous"] = Client(host, port)
+        for who, keys in (bearer or {}).items():
+            with lock:
+                turn = next(key_turn)
+            own[who] = Client(host, port)
+            own[who].headers = {"Authorization": f"Bearer {keys[turn % len(keys)]}"}
         for case in cases:  # warm-up: connections, worker imports, PostgreSQL caches
             for path in case.paths[:3]:
                 own[case.who].get(path, case.headers(path))

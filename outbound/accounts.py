@@ -23,7 +23,8 @@ from threads.models import Staff, StaffToken
 logger = logging.getLogger(__name__)
 
 
-def _envelope(settings: Settings, staff: Staff, subject: str, message_id: str, now: datetime) -> Envelope:
+def staff_envelope(settings: Settings, staff: Staff, subject: str, message_id: str, now: datetime) -> Envelope:
+    """The headers of an email to a staff member about their account or business (no thread)."""
     return Envelope(
         from_name=staff.business.sender_name,
         from_address=settings.notifications_address,
@@ -54,7 +55,7 @@ def queue_invitation(
     )
     return _queue(
         session, settings, token_row, "invite", subject,
-        lambda message_id: render_invitation(_envelope(settings, staff, subject, message_id, now), content), now,
+        lambda message_id: render_invitation(staff_envelope(settings, staff, subject, message_id, now), content), now,
     )
 
 
@@ -70,7 +71,7 @@ def queue_password_reset(session: Session, settings: Settings, token_row: StaffT
     )
     return _queue(
         session, settings, token_row, "password_reset", subject,
-        lambda message_id: render_password_reset(_envelope(settings, staff, subject, message_id, now), content), now,
+        lambda message_id: render_password_reset(staff_envelope(settings, staff, subject, message_id, now), content), now,
     )
 
 

@@ -53,7 +53,7 @@ def shown_message(
     links: list[FileLink] = []
     for attachment in message.attachments:
         is_image = attachment.content_type.split(";", 1)[0].strip().lower() in IMAGE_TYPES
-        if message.author_type == "staff" and is_image and budget.take(attachment.size):
+        if message.author_type in ("staff", "business") and is_image and budget.take(attachment.size):
             images.append(
                 InlineImage(
                     filename=attachment.filename or "photo",

@@ -27,6 +27,10 @@ def thread_url(settings: Settings, thread_id: int) -> str:
     return f"{settings.public_url}/threads/{thread_id}"
 
 
+def webhook_endpoint_url(settings: Settings, endpoint_id: int) -> str:
+    return f"{settings.public_url}/settings/webhooks/{endpoint_id}"
+
+
 def invite_url(settings: Settings, token: str) -> str:
     return f"{settings.public_url}/invite/{token}"
 

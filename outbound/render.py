@@ -237,6 +237,11 @@ def render_password_reset(envelope: Envelope, content: AccountContent) -> Messag
     return _build(envelope, "password_reset", {"c": content, "images": []})
 
 
+def render_webhook_disabled(envelope: Envelope, content: EndpointDisabledContent) -> Message:
+    """To each admin: a webhook endpoint was disabled (410, or 3 days of failures), with a link to its log."""
+    return _build(envelope, "webhook_disabled", {"c": content, "images": []})
+
+
 def to_bytes(message: Message) -> bytes:
     """The email as it goes on the wire (CRLF line ends)."""
     return message.as_bytes(policy=_WIRE)
@@ -252,6 +257,18 @@ class AccountContent:
     expires: str
     role: str = ""
     invited_by: str = ""
+
+
+@dataclass(frozen=True)
+class EndpointDisabledContent:
+    """Which endpoint stopped, why and when, and the link to its page in the portal."""
+
+    business_name: str
+    recipient_name: str
+    endpoint_url: str
+    reason: str
+    when: str
+    link: str
 
 
 @lru_cache(maxsize=1)

@@ -22,13 +22,15 @@ from outbound import digests, notify, outbox, sweep
 from outbound.links import attachment_url
 from outbound.queue import configured_settings, huey, session_factory
 from outbound.transport import parse_outbound_url
+from outbound.webhook_alerts import queue_endpoint_disabled
 from outbound.webhooks import send, signed_request
 from pawpost.settings import Settings
 from threads import email_choice
 from threads.announcements import post_pending, unfinished_announcements
 from threads.models import Business, Message, Thread, WebhookDelivery, WebhookEndpoint
 from threads.types import utcnow
-from threads.webhooks import due_deliveries, record_attempt, with_links
+from threads.sealing import SealBroken, unseal
+from threads.webhooks import Outcome, due_deliveries, record_attempt, with_links
 
 logger = logging.getLogger(__name__)
 
@@ -408,7 +410,10 @@ WEBHOOK_LEASE = timedelta(seconds=60)
 
 
 def run_webhook_delivery(delivery_id: int, now: datetime | None = None) -> timedelta | None:
-    """Claim, send (outside any transaction), record; the delay before the retry, if any."""
+    """Claim, send (outside any transaction), record; the delay before the retry, if any.
+
+    An attempt that disables the endpoint (410 Gone, 3 days of failures) writes the admins'
+    emails in the same transaction; they are sent after the commit."""
     moment = now or utcnow()
 
     def claim(session: Session, settings: Settings) -> tuple[str, str, str, str] | None:
@@ -423,26 +428,37 @@ def run_webhook_delivery(delivery_id: int, now: datetime | None = None) -> timed
         endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
         if endpoint is None or not endpoint.active:
             return None
-        return endpoint.url, endpoint.secret, delivery.event_id, delivery.payload
+        return endpoint.url, endpoint.sealed_secret, delivery.event_id, delivery.payload
 
     found = _transaction(claim)
     if found is None:
         return None
-    url, secret, event_id, payload = found
+    url, sealed, event_id, payload = found
     settings = configured_settings()
-    # Attachment links are signed now, valid from this attempt on.
-    body = with_links(payload, lambda attachment_id: attachment_url(settings, attachment_id))
-    # Stamped with the real time of sending (not a test's clock): receivers refuse old stamps.
-    outcome = send(signed_request(url, secret, event_id, body, utcnow().timestamp()), development=settings.development)
+    try:
+        secret = unseal(settings.secret_key, sealed)
+    except SealBroken as error:
+        outcome = Outcome(None, 0, f"not sent: {error}")
+    else:
+        # Attachment links are signed now, valid from this attempt on.
+        body = with_links(payload, lambda attachment_id: attachment_url(settings, attachment_id))
+        # Stamped with the real time of sending (not a test's clock): receivers refuse old stamps.
+        outcome = send(signed_request(url, secret, event_id, body, utcnow().timestamp()), development=settings.development)
 
-    def record(session: Session, _settings: Settings) -> timedelta | None:
+    def record(session: Session, settings: Settings) -> tuple[timedelta | None, list[int]]:
         delivery = session.get(WebhookDelivery, delivery_id)
         if delivery is None:
-            return None
-        return record_attempt(session, delivery, outcome, now or utcnow())
+            return None, []
+        recorded_at = now or utcnow()
+        decision = record_attempt(session, delivery, outcome, recorded_at)
+        emails = queue_endpoint_disabled(session, settings, delivery.endpoint, recorded_at) if decision.disabled else []
+        return decision.retry_in, emails
 
-    delay = _transaction(record)
+    delay, emails = _transaction(record)
     logger.info("webhook delivery %s: %s in %d ms", delivery_id, outcome.status_code or "no answer", outcome.latency_ms)
+    if emails:
+        logger.warning("webhook endpoint of delivery %s disabled; %d admin email(s) queued", delivery_id, len(emails))
+        _deliver(emails, now)
     if delay is not None and now is None:
         _enqueue_quietly(lambda: deliver_webhook.schedule(args=(delivery_id,), delay=delay.total_seconds()))
     return delay

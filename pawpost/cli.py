@@ -71,7 +71,8 @@ def db() -> None:
 def db_upgrade(ctx: click.Context) -> None:
     """Create or migrate the schema to the newest version."""
     settings = load_settings(ctx)
-    migrate.upgrade(settings.database_url)
+    # The key is asked for only when a migration has rows to seal with it.
+    migrate.upgrade(settings.database_url, secret_key=lambda: settings.with_secret_key().secret_key)
     click.echo(f"database at revision {migrate.current_revision(settings.database_url)}")
 
 
@@ -86,7 +87,7 @@ def demo(ctx: click.Context, as_json: bool) -> None:
     `pawpost up` accepts.
     """
     settings = load_settings(ctx).with_secret_key(development=True)
-    migrate.upgrade(settings.database_url)
+    migrate.upgrade(settings.database_url, secret_key=lambda: settings.secret_key)
     now = utcnow()
     with session_scope(settings) as session:
         business_id = seed_demo(session, now=now, secret_key=settings.secret_key, mail_domain=settings.mail_domain)

@@ -38,7 +38,7 @@ _SAFE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@.+-_
 
 def ensure_demo(settings: Settings) -> dict[str, Any]:
     """Migrate, seed the demo business when it is missing, and describe it."""
-    migrate.upgrade(settings.database_url)
+    migrate.upgrade(settings.database_url, secret_key=lambda: settings.secret_key)
     engine = make_engine(settings.database_url)
     try:
         factory = make_session_factory(engine)

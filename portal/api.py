@@ -80,6 +80,28 @@ class Problem(BaseModel):
 
 HTTP_KINDS = {400: "bad-request", 404: "not-found", 405: "method-not-allowed", 413: "too-large", 415: "unsupported-media-type"}
 
+# Every stable problem `type` an answer may carry, with its status and when it happens: the
+# document lists them (`x-problem-types`) for integrators and the reference page;
+# tests/portal/test_api_reference.py checks that each kind raised in portal/ is here.
+PROBLEM_TYPES: dict[str, tuple[int, str]] = {
+    "bad-request": (400, "the request could not be read"),
+    "malformed-json": (400, "the body is not valid JSON"),
+    "invalid-idempotency-key": (400, "the Idempotency-Key header is empty or longer than 255 characters"),
+    "unauthorized": (401, "no key, or an unknown or revoked one"),
+    "insufficient-scope": (403, "the key lacks the scope the operation needs"),
+    "not-found": (404, "no such route or id, or it belongs to another business"),
+    "method-not-allowed": (405, "the route does not take this method"),
+    "idempotency-in-progress": (409, "the first request with this Idempotency-Key is still running; retry shortly"),
+    "endpoint-disabled": (409, "the webhook endpoint is disabled"),
+    "too-large": (413, "the body is larger than the limit"),
+    "unsupported-media-type": (415, "the body must be JSON (or multipart where the operation says so)"),
+    "invalid-request": (422, "a field or parameter was refused: `errors` names each one"),
+    "invalid-directory": (422, "the directory document was refused whole: `errors` lists each problem with its JSON path"),
+    "invalid-family": (422, "the family was refused: `errors` names each field"),
+    "idempotency-key-reused": (422, "the Idempotency-Key was used for another request"),
+    "rate-limited": (429, "too many requests for this key; see Retry-After"),
+}
+
 
 def problem_for_http(error: HTTPException) -> Response:
     """Werkzeug's errors (unknown route, wrong method, too large) as problems too."""
@@ -334,8 +356,9 @@ def openapi_document() -> dict[str, Any]:
             query_schema = op.query.model_json_schema()
             required = set(query_schema.get("required", []))
             for name, schema in query_schema.get("properties", {}).items():
+                described = {"description": schema["description"]} if schema.get("description") else {}
                 schema = {k: v for k, v in schema.items() if k not in ("title", "description")}
-                parameters.append({"name": name, "in": "query", "required": name in required, "schema": schema})
+                parameters.append({"name": name, "in": "query", "required": name in required, "schema": schema, **described})
         if op.method != "GET":
             parameters.append({
                 "name": "Idempotency-Key", "in": "header", "required": True, "schema": {"type": "string", "minLength": 1, "maxLength": 255},
@@ -368,6 +391,7 @@ def openapi_document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "Pawpost API", "version": "1"},
         "paths": paths,
+        "x-problem-types": {PROBLEM_BASE + kind: {"status": status, "when": when} for kind, (status, when) in PROBLEM_TYPES.items()},
         "components": {
             "schemas": schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "An API key from the portal's API keys page or `pawpost apikeys create`."}},

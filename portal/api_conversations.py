@@ -1,5 +1,10 @@
 """Conversations over the API: threads by newest activity, a thread's messages (attachments
-as signed links), and posting as a named staff member, with attachments (multipart).
+as signed links), and posting as a named staff member or as the business itself, with
+attachments (multipart).
+
+A post as the business carries the business's name as its author (author kind `business`):
+parents see it like any team message, staff see it marked "as the business", nobody's read
+cursor moves (it is unread for every staff member).
 
 A posted message goes through `threads.posting.post_message` and, after the commit,
 `outbound.notify.message_posted`: exactly what a portal post does, so parents' digests,
@@ -13,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
@@ -24,7 +29,7 @@ from portal.runtime import db, now, settings
 from portal.threads import MAX_FILES, _attachment
 from threads.directory import normalise_email
 from threads.errors import EmptyMessage
-from threads.models import Family, Message, Staff, Thread
+from threads.models import Business, Family, Message, Staff, Thread
 from threads.posting import post_message
 
 logger = logging.getLogger(__name__)
@@ -52,7 +57,7 @@ class AttachmentLink(BaseModel):
 
 
 class Author(BaseModel):
-    kind: str = Field(description="staff, contact or system")
+    kind: str = Field(description="staff, contact, business (posted as the business, under its name) or system")
     name: str
     id: str | None = Field(description="The staff member's or contact's external id, when known")
 
@@ -73,12 +78,19 @@ class MessagePage(BaseModel):
 
 
 class NewMessage(BaseModel):
-    """Who posts (a staff member's email or external id) and what; files come as multipart
-    `files` parts."""
+    """Who posts — a staff member (email or external id), or the business itself with
+    `as_business` — and what; files come as multipart `files` parts."""
 
     model_config = ConfigDict(extra="forbid")
-    staff: str = Field(min_length=1, max_length=320, description="The posting staff member's email or external id")
+    staff: str | None = Field(default=None, min_length=1, max_length=320, description="The posting staff member's email or external id")
+    as_business: bool = Field(default=False, description="Post under the business's own name instead of a staff member's (give no `staff`)")
     text: str = Field(default="", max_length=100_000)
+
+    @model_validator(mode="after")
+    def one_author(self) -> NewMessage:
+        if (self.staff is None) != self.as_business:
+            raise ValueError("give either `staff` or `as_business: true`")
+        return self
 
 
 def _thread(thread_id: str) -> Thread:
@@ -144,24 +156,29 @@ def list_messages(thread_id: str, query: ListQuery) -> dict[str, Any]:
 
 
 @operation(
-    "POST", "/threads/{thread_id}/messages", scope="messages:write", summary="Post a message as a named staff member",
+    "POST", "/threads/{thread_id}/messages", scope="messages:write", summary="Post a message as a named staff member or as the business",
     response=MessageRecord, status=201, body=NewMessage, multipart=True, problems=(404, 413, 415),
 )
 def create_message(thread_id: str, body: NewMessage) -> dict[str, Any]:
     thread = _thread(thread_id)
-    business_id = api_key().business_id
-    who = body.staff.strip()
-    author = db().scalar(
-        select(Staff).where(Staff.business_id == business_id, Staff.active.is_(True), or_(Staff.email == normalise_email(who), Staff.external_id == who))
-    )
-    if author is None:
-        raise ApiProblem(422, "invalid-request", "Invalid request", "no active staff member answers to that", errors=[{"pointer": "/staff", "in": "body", "detail": "not an active staff member's email or id"}])
+    author = db().get(Business, api_key().business_id) if body.as_business else _staff_author(body.staff or "")
     files = [_attachment(f) for f in request.files.getlist("files")[:MAX_FILES] if f and f.filename]
     try:
         message = post_message(db(), thread, author, body.text, files, source="portal", now=now())
     except EmptyMessage:
         raise ApiProblem(422, "invalid-request", "Invalid request", "write something or attach a file", errors=[{"pointer": "/text", "in": "body", "detail": "needs text or a file"}]) from None
     message_id = message.id
-    logger.info("API key %s posted message %s in thread %s as staff %s", api_key().prefix, message_id, thread.id, author.id)
+    logger.info("API key %s posted message %s in thread %s as %s", api_key().prefix, message_id, thread.id, f"staff {author.id}" if isinstance(author, Staff) else "the business")
     after_commit(lambda: message_posted(message_id))
     return _message_record(message)
+
+
+def _staff_author(who: str) -> Staff:
+    """An active staff member of the key's business, by email or external id."""
+    who = who.strip()
+    author = db().scalar(
+        select(Staff).where(Staff.business_id == api_key().business_id, Staff.active.is_(True), or_(Staff.email == normalise_email(who), Staff.external_id == who))
+    )
+    if author is None:
+        raise ApiProblem(422, "invalid-request", "Invalid request", "no active staff member answers to that", errors=[{"pointer": "/staff", "in": "body", "detail": "not an active staff member's email or id"}])
+    return author

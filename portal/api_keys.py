@@ -9,6 +9,8 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from portal.api import openapi_document
+from portal.api_reference import build_reference
 from portal.audit import note
 from portal.auth import current_staff, requires
 from portal.runtime import db, now
@@ -29,6 +31,13 @@ def _page(form: dict[str, Any] | None = None, errors: dict[str, str] | None = No
 @requires("admin")
 def index() -> str:
     return _page()
+
+
+@bp.get("/settings/api-keys/reference")
+@requires("admin")
+def reference() -> str:
+    """The API reference, rendered from the OpenAPI document on each request (never a copy)."""
+    return render_template("api_reference.html", ref=build_reference(openapi_document()))
 
 
 @bp.post("/settings/api-keys")

@@ -68,10 +68,12 @@ def list_endpoints() -> dict[str, Any]:
 @operation("POST", "/webhook-endpoints", scope=SCOPE, summary="Register a webhook endpoint", response=CreatedEndpoint, status=201, body=NewEndpoint, problems=(415,))
 def register_endpoint(body: NewEndpoint) -> dict[str, Any]:
     try:
-        endpoint = create_endpoint(db(), api_key().business_id, url=body.url, events=body.events, development=settings().development, now=now())
+        endpoint, secret = create_endpoint(
+            db(), api_key().business_id, url=body.url, events=body.events, development=settings().development, secret_key=settings().secret_key, now=now()
+        )
     except EndpointProblems as error:
         raise ApiProblem(422, "invalid-request", "Invalid request", "the endpoint was refused", errors=[{"pointer": f"/{k}", "in": "body", "detail": v} for k, v in error.problems.items()]) from None
-    return {**_record(endpoint), "secret": endpoint.secret}
+    return {**_record(endpoint), "secret": secret}
 
 
 @operation("GET", "/webhook-endpoints/{endpoint_id}", scope=SCOPE, summary="Read a webhook endpoint", response=Endpoint, problems=(404,))

@@ -162,7 +162,7 @@ def message_views(messages: list[MessageRow], me: Staff, parents: list[ParentSta
         images = tuple(a for a in message.attachments if a.content_type.lower() in THUMBNAIL_TYPES)
         files = tuple(a for a in message.attachments if a not in images)
         receipts: dict[str, tuple[str, ...]] = {}
-        if message.author_type == "staff" and not message.internal:
+        if message.author_type in ("staff", "business") and not message.internal:
             receipts = {
                 "emailed_to": tuple(_first(p.name) for p in parents if p.notified_up_to >= message.id),
                 "read_by": tuple(_first(p.name) for p in parents if p.read_up_to >= message.id),

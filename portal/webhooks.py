@@ -46,14 +46,16 @@ def index() -> str:
 def create() -> Any:
     form = {"url": request.form.get("url", "")[:2100], "events": request.form.getlist("events")[: len(WEBHOOK_EVENTS) + 1]}
     try:
-        endpoint = create_endpoint(db(), current_staff().business_id, url=form["url"], events=form["events"], development=settings().development, now=now())
+        endpoint, secret = create_endpoint(
+            db(), current_staff().business_id, url=form["url"], events=form["events"], development=settings().development, secret_key=settings().secret_key, now=now()
+        )
     except EndpointProblems as error:
         db().rollback()
         return _list(form, error.problems), 400
     note("webhook.create", f"Added webhook endpoint {endpoint.url[:200]}", after={"events": endpoint.event_list})
     db().commit()
     # The secret is in this answer only (never in a redirect or a flash cookie).
-    return _page(endpoint, secret=endpoint.secret), 201
+    return _page(endpoint, secret=secret), 201
 
 
 def _page(endpoint: WebhookEndpoint, secret: str | None = None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -21,13 +22,18 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(database_url: str, revision: str = "heads") -> None:
+def upgrade(database_url: str, revision: str = "heads", *, secret_key: Callable[[], str] | None = None) -> None:
     """Bring the database to the newest schema; a no-op when it already is.
 
     "heads", not "head": parts of Pawpost may add migrations side by side before a merge
-    revision joins them, and every one of them must run.
+    revision joins them, and every one of them must run. `secret_key` gives the deployment's
+    PAWPOST_SECRET_KEY to migrations that seal data with it (asked only when one has data to
+    seal: 0016d_webhook_secret_encrypted).
     """
-    command.upgrade(alembic_config(database_url), revision)
+    config = alembic_config(database_url)
+    if secret_key is not None:
+        config.attributes["secret_key"] = secret_key
+    command.upgrade(config, revision)
 
 
 def recreate_schema(database_url: str) -> None:

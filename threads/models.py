@@ -39,7 +39,9 @@ NAMING_CONVENTION = {
 }
 
 ROLES = ("basic", "senior", "admin")
-AUTHOR_TYPES = ("staff", "contact", "system")
+# `business`: posted as the business itself (by its own software, over the API), under the
+# business's name; parents see it like a team member's message.
+AUTHOR_TYPES = ("staff", "contact", "system", "business")
 SOURCES = ("portal", "email", "system", "web")
 PERSON_KINDS = ("staff", "contact")
 APPOINTMENT_STATUSES = ("scheduled", "completed", "cancelled")
@@ -57,7 +59,7 @@ INBOUND_OUTCOMES = (
     "discarded",
 )
 OUTBOX_STATES = ("queued", "sent", "failed", "bounced")
-OUTBOX_KINDS = ("digest", "alert", "escalation", "invite", "password_reset")
+OUTBOX_KINDS = ("digest", "alert", "escalation", "invite", "password_reset", "webhook_disabled")
 STAFF_TOKEN_PURPOSES = ("invite", "password_reset")
 EMAIL_CHOICES = ("each", "daily", "paused")
 
@@ -407,6 +409,8 @@ class Message(Base):
 
     @property
     def author_name(self) -> str:
+        if self.author_type == "business":
+            return self.thread.business.name
         if self.staff is not None:
             return self.staff.name
         if self.contact is not None:
@@ -777,9 +781,10 @@ DELIVERY_STATES = ("pending", "succeeded", "failed")
 class WebhookEndpoint(Base):
     """Where a business wants to hear about events: a URL, the events, and the signing secret.
 
-    The secret must be kept to sign (HMAC) each delivery, so it is stored as it is; it is
-    shown to the admin once, when the endpoint is made. `failing_since` is the first failure
-    after the last success: three days of it disable the endpoint.
+    The secret must be kept to sign (HMAC) each delivery, so it cannot be hashed: it is kept
+    sealed (threads/sealing.py) under a key derived from PAWPOST_SECRET_KEY, which is not in
+    the database, and shown to the admin once, when the endpoint is made. `failing_since` is
+    the first failure after the last success: three days of it disable the endpoint.
     """
 
     __tablename__ = "webhook_endpoints"
@@ -789,7 +794,7 @@ class WebhookEndpoint(Base):
     business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
     url: Mapped[str] = mapped_column(String(2000))
     events: Mapped[str] = mapped_column(String(500))
-    secret: Mapped[str] = mapped_column(String(100))
+    sealed_secret: Mapped[str] = mapped_column(String(400))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     disabled_reason: Mapped[str | None] = mapped_column(String(300))
     failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime())

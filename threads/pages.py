@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 
-from sqlalchemy import Select, bindparam, func, literal, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from threads.limits import MAX_VISIBLE_TEXT
 from threads.models import Attachment, Contact, Message, Staff
-from threads.posting import parent_visible
+from threads.posting import author_label, parent_visible
 
 
 @dataclass(frozen=True)
@@ -56,9 +56,10 @@ def thread_page(session: Session, thread_id: int, *, before_id: int | None = Non
     return _with_attachments(session, list(reversed(rows)))
 
 
-# What a parent page shows: staff's and parents' messages (never system notes, nor any
-# staff-only kind added later: this is a list of what may be shown, not of what may not).
-PARENT_VISIBLE_KINDS = ("staff", "contact")
+# What a parent page shows: staff's, the business's and parents' messages (never system
+# notes, nor any staff-only kind added later: this is a list of what may be shown, not of
+# what may not).
+PARENT_VISIBLE_KINDS = ("staff", "business", "contact")
 
 
 def parent_thread_page(session: Session, thread_id: int, *, before_id: int | None = None, limit: int = 30) -> list[MessageRow]:
@@ -98,10 +99,9 @@ def _row(row, attachments: tuple[AttachmentRow, ...]) -> MessageRow:  # type: ig
 
 
 def _columns() -> Select:  # type: ignore[type-arg]
-    author = func.coalesce(Staff.name, Contact.name, literal("Pawpost"))
     return (
         select(
-            Message.id, Message.author_type, author.label("author_name"), Message.staff_id, Message.contact_id,
+            Message.id, Message.author_type, author_label().label("author_name"), Message.staff_id, Message.contact_id,
             Message.source, Message.created_at,
             # One character more than is shown tells a longer text from one that fits.
             func.substr(Message.body, 1, MAX_VISIBLE_TEXT + 1).label("body"),

@@ -10,15 +10,15 @@ from functools import cache
 
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Insert, Integer, Select, Update, bindparam, case, false, func, insert, select, update
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy import ColumnElement, Insert, Integer, Select, Update, bindparam, case, false, func, insert, literal, select, update
+from sqlalchemy.orm import Session, aliased, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import AliasedClass
 
 from threads.cursors import advance_cursor
 from threads.errors import AccessDenied, EmptyMessage
 from threads.webhooks import message_created
-from threads.models import Attachment, Contact, Message, ReadCursor, Staff, Thread
+from threads.models import Attachment, Business, Contact, Message, ReadCursor, Staff, Thread
 from threads.types import UTCDateTime, utcnow
 
 
@@ -33,7 +33,9 @@ class NewAttachment:
     inline: bool = False
 
 
-Author = Staff | Contact | None
+# A staff member, a contact, the business itself (its software posting under its name), or
+# None: a system note.
+Author = Staff | Contact | Business | None
 
 _Query = TypeVar("_Query", bound=Select[Any])
 
@@ -42,6 +44,25 @@ def parent_visible(message: type[Message] | AliasedClass[Message] = Message) -> 
     """Rule 8 as a condition: the message is not an internal note (pass an alias if the
     query reads messages through one)."""
     return message.internal == false()
+
+
+def author_label(
+    message: type[Message] | AliasedClass[Message] = Message,
+    staff: type[Staff] | AliasedClass[Staff] = Staff,
+    contact: type[Contact] | AliasedClass[Contact] = Contact,
+) -> ColumnElement[str]:
+    """The author's name in SQL, as `Message.author_name` says it: the business's name for a
+    post as the business (looked up only for those rows), else the staff member's or the
+    contact's, else "Pawpost". The query must outer-join `staff` and `contact`."""
+    own_thread = aliased(Thread)
+    business_name = (
+        select(Business.name)
+        .join(own_thread, own_thread.business_id == Business.id)
+        .where(own_thread.id == message.thread_id)
+        .correlate_except(Business, own_thread)
+        .scalar_subquery()
+    )
+    return case((message.author_type == "business", business_name), else_=func.coalesce(staff.name, contact.name, literal("Pawpost")))
 
 
 def visible_to_parents(query: _Query) -> _Query:
@@ -68,8 +89,9 @@ def post_message(
 ) -> Message:
     """Add a message to `thread` (rule 2: the poster has read what they posted).
 
-    `author` None means a system note. Access is the caller's check; this function only
-    records. The caller commits. `internal` makes a staff-only note (rule 8): only staff write them.
+    `author` None means a system note; a `Business` posts as the business (under its name,
+    notifying like a staff post; nobody's cursor moves). Access is the caller's check; this
+    function only records. The caller commits. `internal` makes a staff-only note (rule 8): only staff write them.
     `alerted_at`: the caller already knows its staff alerts are decided (the email ingest,
     when nobody is scheduled with the family), so no second statement has to record it.
     """
@@ -81,6 +103,10 @@ def post_message(
         raise EmptyMessage("a message needs text or an attachment")
     if author is None:
         author_type, source = "system", "system"
+    elif isinstance(author, Business):
+        if author.id != thread.business_id:
+            raise AccessDenied("a business posts only in its own threads")
+        author_type = "business"
     else:
         author_type = "staff" if isinstance(author, Staff) else "contact"
     if thread.id is None or (author is not None and author.id is None):
@@ -126,8 +152,9 @@ def post_message(
         _thread_posted_statement(), {"thread_id": thread.id, "message_id": message.id, "posted_at": message.created_at}
     )
     session.expire(thread, ["last_message_id", "last_message_at", "message_count"])
-    if author is not None:
+    if isinstance(author, Staff | Contact):
         advance_cursor(session, ReadCursor, thread.id, author.person, message.id)
+    if author is not None:
         # In this transaction: the business's software hears of exactly the committed messages.
         message_created(session, message, message.created_at)
     session.flush()

@@ -23,7 +23,7 @@ from threads.models import (
     Staff,
     Thread,
 )
-from threads.posting import parent_visible, visible_to_parents
+from threads.posting import author_label, parent_visible, visible_to_parents
 from threads.schedule import business_today, families_for_staff
 from threads.types import utcnow
 
@@ -179,7 +179,7 @@ def _inbox_query(dialect: str) -> Select[tuple[Any, ...]]:
             _pet_names(dialect),
             Thread.last_message_at,
             func.substr(last.body, 1, PREVIEW_CHARS),
-            func.coalesce(author_staff.name, author_contact.name, "Pawpost"),
+            author_label(last, author_staff, author_contact),
             Thread.message_count,
             _unread(),
         )

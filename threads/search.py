@@ -14,10 +14,11 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Select, column, func, literal, literal_column, select, table, text
+from sqlalchemy import Select, column, func, literal_column, select, table, text
 from sqlalchemy.orm import Session
 
 from threads.models import Contact, Family, Message, Staff, Thread
+from threads.posting import author_label
 from threads.schedule import business_today, families_for_staff
 
 MAX_RESULTS = 50
@@ -101,7 +102,7 @@ def search_messages(session: Session, staff: Staff, query: str, now: datetime, *
 
 
 def _base(limit: int) -> Select:  # type: ignore[type-arg]
-    author = func.coalesce(Staff.name, Contact.name, literal("Pawpost"))
+    author = author_label()
     return (
         select(
             Message.id, Message.thread_id, Thread.family_id, Family.name, author, Message.created_at,

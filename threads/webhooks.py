@@ -20,11 +20,12 @@ from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from threads.errors import FieldProblems
 from threads.models import WEBHOOK_EVENTS, Appointment, Contact, Family, InboundEmail, Message, Thread, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from threads.sealing import seal
 
 # Standard Webhooks' suggested schedule, after the first try: ~27 h of retries in all, so
 # a delivery keeps trying through a receiver's whole day of downtime.
@@ -68,19 +69,23 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def create_endpoint(session: Session, business_id: int, *, url: str, events: Iterable[str], development: bool, now: datetime) -> WebhookEndpoint:
-    """A new endpoint (its `secret` is shown to the admin once)."""
+def create_endpoint(
+    session: Session, business_id: int, *, url: str, events: Iterable[str], development: bool, secret_key: str, now: datetime
+) -> tuple[WebhookEndpoint, str]:
+    """A new endpoint and its signing secret, to show the admin once: only its sealed form
+    (under `secret_key`, the deployment's PAWPOST_SECRET_KEY) is stored."""
     chosen = list(dict.fromkeys(events))
     problems = validate_endpoint_fields(url, chosen, development=development)
     if problems:
         raise EndpointProblems(problems)
+    secret = new_secret()
     endpoint = WebhookEndpoint(
         business_id=business_id, url=url.strip(), events=" ".join(e for e in WEBHOOK_EVENTS if e in chosen),
-        secret=new_secret(), active=True, created_at=now,
+        sealed_secret=seal(secret_key, secret), active=True, created_at=now,
     )
     session.add(endpoint)
     session.flush()
-    return endpoint
+    return endpoint, secret
 
 
 def emit_event(session: Session, business_id: int, event_type: str, data: dict[str, Any], now: datetime, *, endpoint_ids: Iterable[int] | None = None) -> list[int]:
@@ -217,33 +222,50 @@ class Outcome:
     excerpt: str
 
 
-def record_attempt(session: Session, delivery: WebhookDelivery, outcome: Outcome, now: datetime) -> timedelta | None:
-    """Log the attempt and decide: done, disabled, or retry after the returned delay."""
+@dataclass(frozen=True)
+class Decision:
+    """What follows an attempt: a retry after `retry_in` (None: none), and whether this
+    attempt disabled the endpoint (its admins must hear of it)."""
+
+    retry_in: timedelta | None
+    disabled: bool = False
+
+
+def record_attempt(session: Session, delivery: WebhookDelivery, outcome: Outcome, now: datetime) -> Decision:
+    """Log the attempt and decide: done, disabled, or retry after a delay."""
     delivery.attempts += 1
     session.add(WebhookAttempt(delivery_id=delivery.id, at=now, status_code=outcome.status_code, latency_ms=outcome.latency_ms, excerpt=outcome.excerpt[:EXCERPT]))
     endpoint = delivery.endpoint
     if outcome.status_code is not None and 200 <= outcome.status_code < 300:
         delivery.state, delivery.finished_at, delivery.next_attempt_at = "succeeded", now, None
         endpoint.failing_since = None
-        return None
+        return Decision(None)
     if endpoint.failing_since is None:
         endpoint.failing_since = now
+    disabled = False
     if outcome.status_code == 410:
-        disable_endpoint(session, endpoint, "the receiver answered 410 Gone")
+        disabled = disable_endpoint(session, endpoint, "the receiver answered 410 Gone")
     elif now - endpoint.failing_since >= DISABLE_AFTER:
-        disable_endpoint(session, endpoint, "every delivery failed for 3 days")
+        disabled = disable_endpoint(session, endpoint, "every delivery failed for 3 days")
     if not endpoint.active or delivery.attempts > len(RETRY_DELAYS):
         delivery.state, delivery.finished_at, delivery.next_attempt_at = "failed", now, None
-        return None
+        return Decision(None, disabled)
     delay = RETRY_DELAYS[delivery.attempts - 1]
     delivery.next_attempt_at = now + delay
-    return delay
+    return Decision(delay)
 
 
-def disable_endpoint(session: Session, endpoint: WebhookEndpoint, reason: str) -> None:
-    """Stop sending to the endpoint; its pending deliveries end as failed."""
-    endpoint.active, endpoint.disabled_reason = False, reason[:300]
-    session.flush()
+def disable_endpoint(session: Session, endpoint: WebhookEndpoint, reason: str) -> bool:
+    """Stop sending to the endpoint; its pending deliveries end as failed. True when this call
+    disabled it: of two workers failing at once, exactly one (a conditional UPDATE) did."""
+    changed = session.execute(
+        update(WebhookEndpoint)
+        .where(WebhookEndpoint.id == endpoint.id, WebhookEndpoint.active.is_(True))
+        .values(active=False, disabled_reason=reason[:300])
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    session.refresh(endpoint, ["active", "disabled_reason"])
+    return bool(changed)
 
 
 def resend(session: Session, delivery: WebhookDelivery, now: datetime) -> WebhookDelivery:

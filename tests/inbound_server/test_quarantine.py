@@ -141,7 +141,10 @@ def test_a_held_email_becomes_an_email_quarantined_event(smtp, world: World, eng
     from threads.webhooks import create_endpoint
 
     with Session(engine) as session, session.begin():
-        endpoint_id = create_endpoint(session, world.business_id, url="https://crm.example.test/in", events=["email.quarantined"], development=False, now=utcnow()).id
+        endpoint, _secret = create_endpoint(
+            session, world.business_id, url="https://crm.example.test/in", events=["email.quarantined"], development=False, secret_key="inbound-tests-key", now=utcnow()
+        )
+        endpoint_id = endpoint.id
     raw = reply_email(NEW_ADDRESS, world.reply_to, "Can Bella stay an extra night?")
     assert send(*smtp, NEW_ADDRESS, world.reply_to, raw)[0] == 250
     [row] = queries.inbound(engine)

@@ -4,15 +4,19 @@ and addresses that are not public are refused at send time."""
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
@@ -22,10 +26,14 @@ from outbound.webhooks import Refused, allowed_address, resolve
 from pawpost.settings import Settings
 from tests.factories import make_business, make_family, make_staff, thread_of
 from tests.outbound.conftest import make_settings
-from threads.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from tests.outbound.smtp_sink import RecordingHandler
+from threads.models import OutboundEmail, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from threads.posting import NewAttachment, post_message
 from threads.types import utcnow
+from threads.sealing import SealBroken, seal, unseal
 from threads.webhooks import EndpointProblems, RETRY_DELAYS, create_endpoint
+
+KEY = "outbound-tests-secret-key-0123456789"  # make_settings's PAWPOST_SECRET_KEY
 
 
 class Receiver:
@@ -77,14 +85,14 @@ def test_a_posted_message_is_signed_retried_until_the_receiver_recovers(dev_sett
     business = make_business(db)
     staff = make_staff(db, business)
     family = make_family(db, business)
-    endpoint = create_endpoint(db, business.id, url=receiver.url, events=["message.created"], development=True, now=utcnow())
-    other = create_endpoint(db, business.id, url=receiver.url, events=["email.bounced"], development=True, now=utcnow())
-    foreign = create_endpoint(db, make_business(db).id, url=receiver.url, events=["message.created"], development=True, now=utcnow())
+    endpoint, secret = create_endpoint(db, business.id, url=receiver.url, events=["message.created"], development=True, secret_key=KEY, now=utcnow())
+    other, _ = create_endpoint(db, business.id, url=receiver.url, events=["email.bounced"], development=True, secret_key=KEY, now=utcnow())
+    foreign, _ = create_endpoint(db, make_business(db).id, url=receiver.url, events=["message.created"], development=True, secret_key=KEY, now=utcnow())
     message = post_message(db, thread_of(db, family), staff, "Walk done", [NewAttachment("walk.jpg", "image/jpeg", b"\xff\xd8jpeg")])
     db.commit()
     deliveries = db.scalars(select(WebhookDelivery)).all()
     assert [(d.endpoint_id, d.state) for d in deliveries] == [(endpoint.id, "pending")]  # not `other`, not `foreign`
-    delivery_id, secret = deliveries[0].id, endpoint.secret
+    delivery_id = deliveries[0].id
     assert other.id and foreign.id
     db.rollback()
 
@@ -118,12 +126,36 @@ def test_a_posted_message_is_signed_retried_until_the_receiver_recovers(dev_sett
         verifier.verify(body.replace(b"Walk done", b"Walk dona"), headers)
 
 
-def test_410_disables_the_endpoint(dev_settings: Settings, db: Session) -> None:
+@pytest.fixture
+def dev_mail_settings(database_url: str, tmp_path: Path, sink: tuple[RecordingHandler, int]) -> Iterator[Settings]:
+    """Development (loopback receivers allowed) with email to the recording SMTP relay."""
+    settings = make_settings(database_url, tmp_path, PAWPOST_DEV="1", PAWPOST_OUTBOUND_URL=f"smtp://127.0.0.1:{sink[1]}")
+    configure_queue(settings)
+    yield settings
+    huey.storage.flush_all()
+
+
+def _admin_emails(sink: tuple[RecordingHandler, int], count: int) -> dict[str, EmailMessage]:
+    """The emails the relay received, by recipient."""
+    received = sink[0].wait_for(count)
+    return {r.rcpt_tos[0]: message_from_bytes(r.raw, policy=default) for r in received}  # type: ignore[misc]
+
+
+def _text(email: EmailMessage) -> str:
+    part = email.get_body(preferencelist=("plain",))
+    assert part is not None
+    return part.get_content()
+
+
+def test_410_disables_the_endpoint_and_emails_the_admins(dev_mail_settings: Settings, db: Session, sink: tuple[RecordingHandler, int]) -> None:
     gone = Receiver([410])
     try:
         business = make_business(db)
-        endpoint = create_endpoint(db, business.id, url=gone.url, events=["message.created"], development=True, now=utcnow())
-        post_message(db, thread_of(db, make_family(db, business)), make_staff(db, business), "Hello")
+        admins = [make_staff(db, business, role="admin"), make_staff(db, business, role="admin")]
+        make_staff(db, business, role="admin", active=False)
+        senior = make_staff(db, business, role="senior")
+        endpoint, _ = create_endpoint(db, business.id, url=gone.url, events=["message.created"], development=True, secret_key=KEY, now=utcnow())
+        post_message(db, thread_of(db, make_family(db, business)), senior, "Hello")
         db.commit()
         delivery_id = db.scalar(select(WebhookDelivery.id))
         db.rollback()
@@ -132,15 +164,28 @@ def test_410_disables_the_endpoint(dev_settings: Settings, db: Session) -> None:
         refreshed = db.get(WebhookEndpoint, endpoint.id)
         assert refreshed is not None and not refreshed.active and "410" in (refreshed.disabled_reason or "")
         assert db.get(WebhookDelivery, delivery_id).state == "failed"  # type: ignore[union-attr]
+
+        # Every active admin, and nobody else, gets an email through the outbox with the link
+        # to the endpoint's page.
+        emails = _admin_emails(sink, 2)
+        assert set(emails) == {a.email for a in admins}
+        text = _text(emails[admins[0].email])
+        assert f"https://portal.test/settings/webhooks/{endpoint.id}" in text and "410 Gone" in text and gone.url in text
+        assert "disabled" in str(emails[admins[0].email]["Subject"])
+        rows = db.scalars(select(OutboundEmail).where(OutboundEmail.kind == "webhook_disabled")).all()
+        assert sorted(r.recipient_email for r in rows) == sorted(a.email for a in admins) and {r.state for r in rows} == {"sent"}
     finally:
         gone.close()
 
 
-def test_three_days_of_failures_disable_the_endpoint(dev_settings: Settings, db: Session) -> None:
+def test_three_days_of_failures_disable_the_endpoint_and_email_the_admins(
+    dev_mail_settings: Settings, db: Session, sink: tuple[RecordingHandler, int]
+) -> None:
     down = Receiver([500] * 20)
     try:
         business = make_business(db)
-        endpoint = create_endpoint(db, business.id, url=down.url, events=["message.created"], development=True, now=utcnow())
+        admin = make_staff(db, business, role="admin")
+        endpoint, _ = create_endpoint(db, business.id, url=down.url, events=["message.created"], development=True, secret_key=KEY, now=utcnow())
         post_message(db, thread_of(db, make_family(db, business)), make_staff(db, business), "Hello")
         db.commit()
         delivery_id = db.scalar(select(WebhookDelivery.id))
@@ -153,17 +198,59 @@ def test_three_days_of_failures_disable_the_endpoint(dev_settings: Settings, db:
         assert run_webhook_delivery(delivery_id, now=moment) is None  # ~27 h: the delivery gives up
         assert db.get(WebhookDelivery, delivery_id).state == "failed"  # type: ignore[union-attr]
         assert db.get(WebhookEndpoint, endpoint.id).active  # type: ignore[union-attr]
+        assert sink[0].received == []  # a day of failures: no email yet
         db.rollback()
         post_message(db, thread_of(db, make_family(db, business)), make_staff(db, business), "Again")
         db.commit()
         second = db.scalar(select(WebhookDelivery.id).where(WebhookDelivery.id != delivery_id))
         db.rollback()
         assert second is not None
+        # The fake clock moves past 3 days of failures; the receiver really answers 500 again.
         assert run_webhook_delivery(second, now=utcnow() + timedelta(days=3, minutes=1)) is None
+        assert len(down.requests) == len(RETRY_DELAYS) + 2
         refreshed = db.get(WebhookEndpoint, endpoint.id)
         assert refreshed is not None and not refreshed.active and "3 days" in (refreshed.disabled_reason or "")
+        text = _text(_admin_emails(sink, 1)[admin.email])
+        assert f"https://portal.test/settings/webhooks/{endpoint.id}" in text and "failed for 3 days" in text
+        # A disabled endpoint is not sent to again, and its admins are not emailed twice.
+        db.rollback()
+        post_message(db, thread_of(db, make_family(db, business)), make_staff(db, business), "Third")
+        db.commit()
+        assert db.scalars(select(WebhookDelivery).where(WebhookDelivery.id > second)).all() == []
+        assert len(db.scalars(select(OutboundEmail).where(OutboundEmail.kind == "webhook_disabled")).all()) == 1
     finally:
         down.close()
+
+
+def test_the_stored_secret_is_sealed_and_opens_only_with_the_deployments_key(db: Session) -> None:
+    """A dump of the database alone does not let anyone sign as Pawpost."""
+    business = make_business(db)
+    endpoint, secret = create_endpoint(db, business.id, url="https://crm.example.test/in", events=["message.created"], development=False, secret_key=KEY, now=utcnow())
+    db.commit()
+    stored = db.execute(text("SELECT * FROM webhook_endpoints WHERE id = :id"), {"id": endpoint.id}).one()
+    dumped = " ".join(str(value) for value in stored)
+    key_part = secret.removeprefix("whsec_")
+    assert key_part not in dumped and key_part.rstrip("=") not in dumped and "whsec_" not in dumped
+    assert base64.b64decode(key_part).hex() not in dumped
+    assert unseal(KEY, endpoint.sealed_secret) == secret
+    with pytest.raises(SealBroken):
+        unseal("another-deployment-key-0123456789", endpoint.sealed_secret)
+    assert seal(KEY, secret) != endpoint.sealed_secret  # fresh randomness each time
+
+
+def test_a_secret_sealed_under_another_key_is_logged_never_sent(dev_settings: Settings, db: Session, receiver: Receiver) -> None:
+    business = make_business(db)
+    endpoint = WebhookEndpoint(business_id=business.id, url=receiver.url, events="message.created", sealed_secret=seal("an-old-key-0123456789", "whsec_" + "A" * 43 + "="), active=True)
+    db.add(endpoint)
+    post_message(db, thread_of(db, make_family(db, business)), make_staff(db, business), "Hello")
+    db.commit()
+    delivery_id = db.scalar(select(WebhookDelivery.id))
+    db.rollback()
+    assert delivery_id is not None
+    assert run_webhook_delivery(delivery_id, now=utcnow()) == RETRY_DELAYS[0]
+    assert receiver.requests == []
+    attempt = db.scalar(select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery_id))
+    assert attempt is not None and attempt.status_code is None and "PAWPOST_SECRET_KEY" in attempt.excerpt
 
 
 @pytest.mark.parametrize(
@@ -197,7 +284,7 @@ def test_a_refused_address_is_logged_and_never_contacted(database_url: str, tmp_
     configure_queue(production)
     try:
         business = make_business(db)
-        endpoint = WebhookEndpoint(business_id=business.id, url=receiver.url.replace("http:", "https:"), events="message.created", secret="whsec_" + "A" * 43 + "=", active=True)
+        endpoint = WebhookEndpoint(business_id=business.id, url=receiver.url.replace("http:", "https:"), events="message.created", sealed_secret=seal(KEY, "whsec_" + "A" * 43 + "="), active=True)
         db.add(endpoint)
         post_message(db, thread_of(db, make_family(db, business)), make_staff(db, business), "Hello")
         db.commit()
@@ -215,13 +302,13 @@ def test_a_refused_address_is_logged_and_never_contacted(database_url: str, tmp_
 def test_endpoint_urls_are_validated_when_saved(db: Session) -> None:
     business = make_business(db)
     with pytest.raises(EndpointProblems) as refused:
-        create_endpoint(db, business.id, url="http://example.test/h", events=["message.created"], development=False, now=utcnow())
+        create_endpoint(db, business.id, url="http://example.test/h", events=["message.created"], development=False, secret_key=KEY, now=utcnow())
     assert "url" in refused.value.problems
     with pytest.raises(EndpointProblems) as refused:
-        create_endpoint(db, business.id, url="https://example.test/h", events=["nope"], development=False, now=utcnow())
+        create_endpoint(db, business.id, url="https://example.test/h", events=["nope"], development=False, secret_key=KEY, now=utcnow())
     assert "events" in refused.value.problems
-    made = create_endpoint(db, business.id, url="https://example.test/h", events=["webhook.test", "message.created"], development=False, now=utcnow())
-    assert made.events == "message.created webhook.test" and made.secret.startswith("whsec_")
+    made, secret = create_endpoint(db, business.id, url="https://example.test/h", events=["webhook.test", "message.created"], development=False, secret_key=KEY, now=utcnow())
+    assert made.events == "message.created webhook.test" and secret.startswith("whsec_")
     assert json.dumps(made.event_list)
 
 
@@ -231,7 +318,7 @@ def test_a_bouncing_address_becomes_an_email_bounced_event(db: Session) -> None:
     business = make_business(db)
     family = make_family(db, business)
     contact = family.contacts[0]
-    endpoint = create_endpoint(db, business.id, url="https://crm.example.test/in", events=["email.bounced"], development=False, now=utcnow())
+    endpoint, _ = create_endpoint(db, business.id, url="https://crm.example.test/in", events=["email.bounced"], development=False, secret_key=KEY, now=utcnow())
     assert mark_bouncing(db, contact.id, contact.addresses[0].email.upper(), "550 5.1.1 no such user", utcnow()) == 1
     [delivery] = db.scalars(select(WebhookDelivery)).all()
     event = json.loads(delivery.payload)

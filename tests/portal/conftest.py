@@ -130,7 +130,9 @@ def build_world(session: Session) -> World:
     third = post_message(session, foreign_thread, foreign_family.contacts[0], "Hi B", [NewAttachment("b.png", "image/png", PNG)], source="email")
     foreign_held = held_email(session, foreign, foreign_thread, "x@else.test", "Hello")
     api_key, _secret = create_api_key(session, business.id, name="Booking sync", scopes=["directory:read"], now=now)
-    webhook = create_endpoint(session, business.id, url="https://hooks.example.test/pawpost", events=["webhook.test"], development=False, now=now)
+    webhook, _webhook_secret = create_endpoint(
+        session, business.id, url="https://hooks.example.test/pawpost", events=["webhook.test"], development=False, secret_key=SECRET, now=now
+    )
     (webhook_delivery_id,) = emit_event(session, business.id, "webhook.test", {"hello": "world"}, now)
     session.commit()
     return World(

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from pawpost.cli import main
 from portal.api import OPERATIONS
-from tests.portal.conftest import World, csrf_token, sign_in_as
+from tests.portal.conftest import SECRET, World, csrf_token, sign_in_as
 from threads.api_keys import create_api_key, revoke_api_key
 from threads.models import ApiKey, AuditEntry, Business, Family
 from threads.types import utcnow
@@ -327,7 +327,9 @@ def test_an_appointment_changed_in_the_portal_becomes_an_event(app: Flask, clien
     from threads.models import WebhookDelivery
     from threads.webhooks import create_endpoint
 
-    endpoint = create_endpoint(db, world.business.id, url="https://crm.example.test/in", events=["appointment.changed"], development=False, now=utcnow())
+    endpoint, _secret = create_endpoint(
+        db, world.business.id, url="https://crm.example.test/in", events=["appointment.changed"], development=False, secret_key=SECRET, now=utcnow()
+    )
     db.commit()
     sign_in_as(app, client, world.admin)
     assert client.post(f"/schedule/appointments/{world.appointment_id}/cancel", data={"csrf_token": csrf_token(client)}).status_code == 302

@@ -4,15 +4,23 @@ and posting as a staff member that notifies like a portal post."""
 from __future__ import annotations
 
 import io
+import mailbox
+from datetime import timedelta
+from email import message_from_bytes
+from email.policy import default
 
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from outbound import tasks
 from outbound.queue import huey
-from tests.portal.conftest import World
+from tests.portal.conftest import PNG, World, sign_in_as
 from tests.portal.test_api import assert_problem, bearer, key_for, writing
 from threads.models import Message
+from threads.pages import parent_thread_page
+from threads.types import utcnow
 
 
 def test_threads_newest_first_with_the_family_id(client: FlaskClient, world: World, db: Session) -> None:
@@ -76,4 +84,53 @@ def test_posting_as_staff_stores_files_and_notifies_like_the_portal(client: Flas
     empty = client.post(f"/api/v1/threads/{world.thread.id}/messages", json={"staff": world.admin.email, "text": "  "}, headers=writing(secret))
     assert assert_problem(empty, 422, "invalid-request")["errors"][0]["pointer"] == "/text"
     assert_problem(client.post(f"/api/v1/threads/{world.foreign_thread.id}/messages", json={"staff": world.admin.email, "text": "x"}, headers=writing(secret)), 404, "not-found")
+    huey.flush()
+
+
+def test_posting_as_the_business_shows_its_name_and_notifies_parents_like_a_portal_post(
+    app: Flask, client: FlaskClient, world: World, db: Session
+) -> None:
+    secret = key_for(db, world.business.id, "messages:write", "messages:read")
+    business_name = world.business.name
+    huey.flush()
+    posted = client.post(
+        f"/api/v1/threads/{world.thread.id}/messages",
+        data={"as_business": "true", "text": "We are closed on Monday", "files": [(io.BytesIO(PNG), "closed.png")]},
+        headers={**bearer(secret), "Idempotency-Key": "business-1"},
+        content_type="multipart/form-data",
+    )
+    assert posted.status_code == 201, posted.get_data(as_text=True)
+    record = posted.get_json()
+    assert record["author"] == {"kind": "business", "name": business_name, "id": None}
+    message = db.get(Message, record["id"])
+    assert message is not None and message.author_type == "business" and message.staff_id is None and message.contact_id is None
+    db.rollback()
+    # Exactly what a portal post enqueues.
+    assert [t.args for t in huey.pending() if t.name.endswith("process_posted_message")] == [(record["id"],)]
+    listed = client.get(f"/api/v1/threads/{world.thread.id}/messages", headers=bearer(secret)).get_json()["data"]
+    assert listed[-1]["author"] == record["author"]
+
+    # The parents' digest carries it under the business's name, its picture attached.
+    emma = world.scheduled.contacts[0]
+    with app.app_context():
+        tasks.run_digests([world.thread.id], now=utcnow() + timedelta(hours=1))
+    settings = app.extensions["pawpost"].settings
+    maildir = mailbox.Maildir(settings.maildir_path)  # type: ignore[arg-type]
+    emails = [message_from_bytes(maildir.get_bytes(key), policy=default) for key in maildir.keys()]
+    [digest] = [e for e in emails if emma.email in str(e["To"])]
+    text = digest.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    assert f"{business_name} ·" in text and "We are closed on Monday" in text
+    assert any(part.get_filename() == "closed.png" for part in digest.walk())
+
+    # The parent page shows it like a team message; the staff page marks it "as the business".
+    assert [(m.author_type, m.author_name) for m in parent_thread_page(db, world.thread.id)][-1] == ("business", business_name)
+    db.rollback()
+    sign_in_as(app, client, world.senior)
+    page = client.get(f"/threads/{world.thread.id}").get_data(as_text=True)
+    assert "as the business" in page and f'<span class="author">{business_name}</span>' in page
+
+    # One author, never both or none.
+    both = client.post(f"/api/v1/threads/{world.thread.id}/messages", json={"as_business": True, "staff": world.admin.email, "text": "x"}, headers=writing(secret))
+    assert_problem(both, 422, "invalid-request")
+    assert_problem(client.post(f"/api/v1/threads/{world.thread.id}/messages", json={"text": "x"}, headers=writing(secret)), 422, "invalid-request")
     huey.flush()
