@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, inspect, text
+
+from threads.db import make_engine
 
 from threads.models import Base
 from threads.search import not_search_index
@@ -54,4 +59,42 @@ def test_0016d_seals_existing_webhook_secrets_with_the_deployments_key(database_
         migrate.upgrade(database_url, secret_key=lambda: key)
         with engine.begin() as connection:
             connection.execute(text("DELETE FROM businesses WHERE slug = 'old-hooks'"))
+        engine.dispose()
+
+
+def _row(connection: Connection, table: str, **values: object) -> None:
+    """A row with `values` and a plain value in every other required column (as of the
+    revision the database is at: a migration test cannot use today's models)."""
+    for column in inspect(connection).get_columns(table):
+        if column["name"] in values or column["nullable"] or column.get("default") is not None or column.get("autoincrement") is True:
+            continue
+        kind = column["type"].python_type if hasattr(column["type"], "python_type") else str
+        filler: object = {int: 1, bool: False, bytes: b"x", str: "x", datetime: datetime(2026, 1, 1, tzinfo=UTC)}.get(kind, "x")
+        values[column["name"]] = filler
+    names = ", ".join(values)
+    connection.execute(text(f"INSERT INTO {table} ({names}) VALUES ({', '.join(':' + n for n in values)})"), values)
+
+
+def test_an_upgrade_that_rebuilds_messages_keeps_their_attachments(database_url: str) -> None:
+    """On SQLite a CHECK change rebuilds `messages` (0016d_business_author); with foreign keys
+    on, dropping the old table deleted every attachment of a deployment that upgraded."""
+    from threads import migrate
+
+    key = "migration-tests-key-0123456789"
+    command.downgrade(migrate.alembic_config(database_url), "0015_merge")
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            _row(connection, "businesses", id=9001, slug="kept-files", name="Kept Files", timezone="UTC", sender_name="Kept Files")
+            _row(connection, "families", id=9001, business_id=9001, external_id="kf-1", name="Files family")
+            _row(connection, "threads", id=9001, business_id=9001, family_id=9001, reply_token="keptfilestoken", root_message_id="kept@files.test")
+            _row(connection, "messages", id=9001, thread_id=9001, author_type="system", source="system", body="photo")
+            _row(connection, "attachments", id=9001, message_id=9001, filename="bella.jpg", content_type="image/jpeg", size=1, sha256="0" * 64, content=b"x")
+        migrate.upgrade(database_url, secret_key=lambda: key)
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT filename FROM attachments WHERE message_id = 9001")).scalars().all() == ["bella.jpg"]
+    finally:
+        migrate.upgrade(database_url, secret_key=lambda: key)
+        with engine.begin() as connection:
+            connection.execute(text("DELETE FROM businesses WHERE slug = 'kept-files'"))
         engine.dispose()
