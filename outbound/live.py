@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
@@ -90,6 +92,32 @@ class _RedisPublisher:
 
     def close(self) -> None:
         self._client.close()
+
+
+def redis_round_trip(live_url: str, timeout: float = 2.0) -> int:
+    """Publish a probe on a side channel and read it back through a subscription; returns how
+    many subscribers the live channel has (each `pawpost live` process is one). Raises when
+    Redis is unreachable or the probe does not come back within `timeout` seconds."""
+    import redis
+
+    url, channel = redis_channel(live_url)
+    client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    probe = f"{channel}:probe:{uuid.uuid4().hex}"  # never the live channel: no tab gets a stray hint
+    try:
+        with client.pubsub(ignore_subscribe_messages=True) as pubsub:
+            pubsub.subscribe(probe)
+            pubsub.get_message(timeout=timeout)  # the subscribe confirmation
+            client.publish(probe, "ping")
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                message = pubsub.get_message(timeout=max(0.0, deadline - time.monotonic()))
+                if message is not None and message.get("data") == b"ping":
+                    break
+            else:
+                raise TimeoutError(f"a published probe did not come back within {timeout:g} s")
+        return int(dict(client.pubsub_numsub(channel)).get(channel.encode(), 0))
+    finally:
+        client.close()
 
 
 class _Publisher:

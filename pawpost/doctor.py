@@ -14,6 +14,7 @@ from typing import Literal
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
+from outbound.live import redis_round_trip
 from outbound.queue import configure_queue
 from outbound.signing import dns_record
 from outbound.transport import check_relay
@@ -108,10 +109,30 @@ def check_dkim(settings: Settings) -> Check:
     return Check("dkim", "ok", f'signing; publish TXT `{name}` "{value}"')
 
 
+def check_live(settings: Settings) -> Check:
+    """Where live hints travel: a Redis pub/sub round trip, and whether `pawpost live` listens."""
+    if settings.live_is_local:
+        if settings.queue_url.startswith(("redis:", "rediss:")):
+            return Check(
+                "live updates", "warn",
+                "PAWPOST_LIVE_URL=local with a Redis queue: hints from separate smtp/worker processes never "
+                "reach open tabs (they fall back to slow polling); set PAWPOST_LIVE_URL to the Redis URL",
+            )
+        return Check("live updates", "ok", "in-process broker: `pawpost up` streams to tabs itself, no Redis needed")
+    try:
+        listeners = redis_round_trip(settings.live_url)
+    except Exception as error:  # refused, timed out, wrong password…
+        return Check("live updates", "fail", f"Redis pub/sub unreachable: {_first_line(error)} (tabs fall back to slow polling)")
+    if listeners == 0:
+        return Check("live updates", "warn", "Redis pub/sub works, but no `pawpost live` process is subscribed: start one")
+    return Check("live updates", "ok", f"Redis pub/sub works; {listeners} `pawpost live` process(es) subscribed")
+
+
 CHECKS: tuple[Callable[[Settings], Check], ...] = (
     check_secret,
     check_database,
     check_queue,
+    check_live,
     check_outbound,
     check_reply_domain,
     check_dkim,

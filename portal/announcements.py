@@ -4,6 +4,7 @@ family's own thread by the worker (resumable: see threads.announcements)."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlalchemy import select
 from portal.auth import current_staff, requires
 from portal.runtime import db, now
 from threads.announcements import AUDIENCES, Audience, create_announcement, pick_audience, progress
+from threads.directory import search_families
 from threads.errors import FieldProblems, UnknownThread
 from threads.models import Announcement, Family
 
@@ -20,16 +22,50 @@ logger = logging.getLogger(__name__)
 
 bp = Blueprint("announcements", __name__)
 
-MAX_PICKABLE = 500  # the hand-picked list shows this many families (by name)
+# The hand-picked list shows this many families at a time; any other family is a search
+# (by family, parent or pet name) or a page away, and the picked ones always stay listed.
+PICK_PAGE = 100
+MAX_PICK_QUERY = 100
 
 
 def _form() -> dict[str, Any]:
+    page = request.form.get("family_page", "")
     return {
         "body": request.form.get("body", ""),
         "audience": request.form.get("audience", "everyone"),
         "day": request.form.get("day", ""),
         "family_ids": [int(v) for v in request.form.getlist("family_ids") if v.isdigit()][:10_000],
+        "family_q": request.form.get("family_q", "")[:MAX_PICK_QUERY].strip(),
+        "family_page": min(int(page), 100_000) if page.isdigit() else 0,
     }
+
+
+@dataclass(frozen=True)
+class Picker:
+    """The hand-picked list as the page shows it."""
+
+    picked: list[tuple[int, str]]  # always listed (checked), so paging or searching keeps them
+    others: list[tuple[int, str]]  # this page of the business's families, or the search's matches
+    more: bool  # a next page exists
+    nothing_found: bool = False  # a search matched no family at all
+
+
+def _picker(form: dict[str, Any]) -> Picker:
+    business_id = current_staff().business_id
+    ids = form["family_ids"]
+    picked = [tuple(row) for row in db().execute(
+        select(Family.id, Family.name).where(Family.business_id == business_id, Family.id.in_(ids)).order_by(Family.name, Family.id)
+    )] if ids else []
+    chosen = {family_id for family_id, _ in picked}
+    if form["family_q"]:
+        matches = search_families(db(), business_id, form["family_q"], limit=PICK_PAGE + len(chosen))
+        others = [(m.family_id, m.family_name) for m in matches if m.family_id not in chosen][:PICK_PAGE]
+        return Picker(picked, others, more=False, nothing_found=not matches)
+    rest = select(Family.id, Family.name).where(Family.business_id == business_id)
+    if chosen:
+        rest = rest.where(Family.id.not_in(chosen))
+    rows = db().execute(rest.order_by(Family.name, Family.id).offset(form["family_page"] * PICK_PAGE).limit(PICK_PAGE + 1)).all()
+    return Picker(picked, [tuple(row) for row in rows[:PICK_PAGE]], more=len(rows) > PICK_PAGE)
 
 
 def _audience(form: dict[str, Any]) -> Audience:
@@ -44,14 +80,11 @@ def _audience(form: dict[str, Any]) -> Audience:
 
 def _page(form: dict[str, Any], problems: dict[str, str] | None = None, audience: Audience | None = None) -> str:
     staff = current_staff()
-    families = db().execute(
-        select(Family.id, Family.name).where(Family.business_id == staff.business_id).order_by(Family.name, Family.id).limit(MAX_PICKABLE)
-    ).all()
     recent = db().scalars(
         select(Announcement).where(Announcement.business_id == staff.business_id).order_by(Announcement.id.desc()).limit(10)
     ).all()
     return render_template(
-        "announcements.html", form=form, errors=problems or {}, audience=audience, families=families,
+        "announcements.html", form=form, errors=problems or {}, audience=audience, picker=_picker(form),
         recent=[(a, progress(db(), a.id)) for a in recent], audiences=AUDIENCES,
     )
 
@@ -59,13 +92,17 @@ def _page(form: dict[str, Any], problems: dict[str, str] | None = None, audience
 @bp.get("/announcements")
 @requires("senior")
 def index() -> str:
-    return _page({"body": "", "audience": "everyone", "day": now().date().isoformat(), "family_ids": []})
+    return _page({"body": "", "audience": "everyone", "day": now().date().isoformat(), "family_ids": [], "family_q": "", "family_page": 0})
 
 
 @bp.post("/announcements/preview")
 @requires("senior")
 def preview() -> Any:
     form = _form()
+    if "find" in request.form or "family_page" in request.form:  # browsing the hand-picked list
+        if form["family_q"]:
+            form["audience"] = "families"
+        return _page(form)
     try:
         audience = _audience(form)
         if not form["body"].strip():

@@ -76,17 +76,18 @@ def _scheduled_conditions() -> tuple[ColumnElement[bool], ...]:
 
 
 def families_for_staff(session: Session, staff: Staff, day: date) -> list[Family]:
-    """The families a staff member is scheduled with on `day`, by name."""
+    """The families a staff member is scheduled with on `day`, by name.
+
+    Read from the staff member's appointments (a few a day), not by testing every family of
+    the business: SQLite ran the test once per family (10,000 probes at the benchmark's size)."""
+    scheduled = (
+        select(Appointment.family_id)
+        .join(appointment_staff, appointment_staff.c.appointment_id == Appointment.id)
+        .where(appointment_staff.c.staff_id == staff.id, _overlaps(staff.business, day))
+    )
     query = (
         select(Family)
-        .where(
-            Family.business_id == staff.business_id,
-            exists()
-            .where(appointment_staff.c.staff_id == staff.id)
-            .where(appointment_staff.c.appointment_id == Appointment.id)
-            .where(Appointment.family_id == Family.id)
-            .where(_overlaps(staff.business, day)),
-        )
+        .where(Family.business_id == staff.business_id, Family.id.in_(scheduled))
         .order_by(Family.name, Family.id)
     )
     return list(session.scalars(query))

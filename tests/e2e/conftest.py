@@ -1,5 +1,6 @@
 """The e2e stack: its own PostgreSQL database, one Redis db, a mail relay, Chromium, and
-`pawpost smtp`, `pawpost worker` and `pawpost web` as separate processes.
+`pawpost smtp`, `pawpost worker`, `pawpost web` and `pawpost live` as separate processes
+(live hints travel on a Redis pub/sub channel of the run's own).
 
 The database is created for the run (`pawpost_e2e_<random>`) on the server of
 PAWPOST_TEST_DATABASE_URL and dropped afterwards, so it never meets other tests' data;
@@ -23,7 +24,7 @@ import redis
 
 from tests.browser import launched_chromium
 from tests.conftest import PG_URL, REDIS_URL, postgres_reason, require
-from tests.e2e.processes import Service, free_port, http_ok, run_cli, run_json, smtp_answers, stop_all
+from tests.e2e.processes import Service, free_port, http_ok, port_open, run_cli, run_json, smtp_answers, stop_all
 from tests.e2e.relay import RecordingRelay, running_relay
 
 try:
@@ -110,9 +111,12 @@ class Stack:
     smtp: tuple[str, int]
     relay: RecordingRelay
     reply_domain: str
+    live: tuple[str, int]  # `pawpost live`: GET /live, server-sent events
 
 
-def _environment(tmp_path: Path, database_url: str, queue_url: str, relay_port: int, web_port: int) -> dict[str, str]:
+def _environment(
+    tmp_path: Path, database_url: str, queue_url: str, relay_port: int, web_port: int, live_port: int
+) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("PAWPOST_")}
     env.update(
         {
@@ -121,6 +125,9 @@ def _environment(tmp_path: Path, database_url: str, queue_url: str, relay_port: 
             "PAWPOST_QUEUE_URL": queue_url,
             "PAWPOST_SMTP_LISTEN": "127.0.0.1:0",
             "PAWPOST_WEB_LISTEN": f"127.0.0.1:{web_port}",
+            # Pub/sub channels span the Redis server: a channel of this run's own.
+            "PAWPOST_LIVE_URL": f"{queue_url}?channel=pawpost-e2e-{secrets.token_hex(6)}",
+            "PAWPOST_LIVE_LISTEN": f"127.0.0.1:{live_port}",
             "PAWPOST_OUTBOUND_URL": f"smtp://127.0.0.1:{relay_port}",
             "PAWPOST_NOTIFY_DELAY_SECONDS": str(NOTIFY_DELAY_SECONDS),
             "PAWPOST_REPLY_DOMAIN": REPLY_DOMAIN,
@@ -141,10 +148,10 @@ def stack(
     e2e_queue_url: str,
     relay: tuple[RecordingRelay, int],
 ) -> Iterator[Stack]:
-    """Migrated and seeded with the demo, then the three processes, each answering."""
+    """Migrated and seeded with the demo, then the four processes, each answering."""
     recorder, relay_port = relay
-    web_port = free_port()
-    env = _environment(tmp_path, e2e_database_url, e2e_queue_url, relay_port, web_port)
+    web_port, live_port = free_port(), free_port()
+    env = _environment(tmp_path, e2e_database_url, e2e_queue_url, relay_port, web_port, live_port)
     run_cli(env, "db", "upgrade")
     demo = run_json(env, "demo")
 
@@ -152,19 +159,22 @@ def stack(
         Service("smtp", ("smtp",), tmp_path / "smtp.log"),
         Service("worker", ("worker", "--workers", "2"), tmp_path / "worker.log"),
         Service("web", ("web", "--workers", "2", "--threads", "4"), tmp_path / "web.log"),
+        Service("live", ("live",), tmp_path / "live.log"),
     ]
     request.node.stash[SERVICES] = services
     try:
         for service in services:
             service.start(env)
-        smtp, worker, web = services
+        smtp, worker, web, live = services
         bound = smtp.wait_for_log(r"smtp listening on ([\d.]+):(\d+)", READY_SECONDS)
         smtp_address = (bound.group(1), int(bound.group(2)))
         smtp.wait_until(lambda: smtp_answers(*smtp_address), "answering EHLO", READY_SECONDS)
         base_url = f"http://127.0.0.1:{web_port}"
         web.wait_until(lambda: http_ok(base_url + "/healthz"), "GET /healthz answering 200", READY_SECONDS)
         worker.wait_for_log(r"Huey consumer started", READY_SECONDS)
-        yield Stack(env, e2e_database_url, demo, base_url, smtp_address, recorder, REPLY_DOMAIN)
+        live_address = ("127.0.0.1", live_port)
+        live.wait_until(lambda: port_open(*live_address), "listening", READY_SECONDS)
+        yield Stack(env, e2e_database_url, demo, base_url, smtp_address, recorder, REPLY_DOMAIN, live_address)
     finally:
         codes = stop_all(services)
     unclean = {name: code for name, code in codes.items() if code not in (0, None)}

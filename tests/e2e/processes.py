@@ -155,6 +155,11 @@ def smtp_answers(host: str, port: int) -> bool:
         return code == 250
 
 
+def port_open(host: str, port: int) -> bool:
+    with socket.create_connection((host, port), timeout=1):
+        return True
+
+
 def http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:

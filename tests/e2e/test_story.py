@@ -1,11 +1,13 @@
-"""Issue 6, end to end: the seed's story across `pawpost smtp`, `pawpost worker` and
-`pawpost web` on PostgreSQL and Redis, with a real relay receiving what Pawpost sends.
+"""Issue 6, end to end: the seed's story across `pawpost smtp`, `pawpost worker`,
+`pawpost web` and `pawpost live` on PostgreSQL and Redis, with a real relay receiving what
+Pawpost sends.
 
 A senior posts in the browser → each parent gets one digest → the secondary parent replies
 by email → the staff scheduled today get an alert and the seniors see the red dot → a
 scheduled basic staff member answers the alert by email and it posts under their name →
 a basic staff member not scheduled with the family is quarantined → the thread holds every
-message once, in order, and no digest repeats a message.
+message once, in order, and no digest repeats a message. The senior's open live stream hears
+of the parent's reply from the separate `pawpost live` process (issue 16).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from tests.e2e import mail
 from tests.e2e.conftest import Stack
 from tests.e2e.processes import eventually, run_json
 from tests.e2e.relay import Delivery
+from tests.portal.live_client import EventStream, Hint
 from threads.db import make_engine
+from portal import SESSION_COOKIE_NAME
 from threads.models import InboundEmail, Message
 
 try:
@@ -80,6 +84,22 @@ def unread_for(context: BrowserContext, base_url: str, thread_id: int) -> dict[s
     response = context.request.get(f"{base_url}/api/unread?ids={thread_id}")
     assert response.ok, response.status
     return response.json()  # type: ignore[no-any-return]
+
+
+def open_stream(stack: Stack, context: BrowserContext) -> EventStream:
+    """`GET /live` on `pawpost live` in this staff member's signed-in session, greeted."""
+    cookie = next(c["value"] for c in context.cookies() if c["name"] == SESSION_COOKIE_NAME)
+    stream = EventStream(*stack.live, cookie, timeout=WAIT)
+    assert stream.status == 200 and stream.next_event() == ("hello", {}), stream.status
+    return stream
+
+
+def hint_about(stream: EventStream, thread_id: int) -> Hint:
+    """The first hint naming this thread (other hints of the business may come first)."""
+    while (hint := stream.next_hint()) is not None:
+        if hint[1].get("thread_id") == thread_id:
+            return hint
+    raise AssertionError("the live stream ended before a hint about the thread")
 
 
 def thread_message_ids(engine: Engine, thread_id: int) -> list[int]:
@@ -162,13 +182,17 @@ def test_the_seed_story_across_separate_processes(browser: Browser, stack: Stack
         assert mail.message_id(digest)
     assert not [d for d in seen if set(d.rcpt_tos) & staff_addresses], "no staff alert for a staff post"
 
-    # 3. The secondary parent answers the digest from their mail client; only their words post.
+    # 3. The secondary parent answers the digest from their mail client; only their words post,
+    # and the senior's open live stream (served by `pawpost live`) hears of it.
+    stream = open_stream(stack, priya.context)
     reply = mail.answer(first_digests[secondary["email"]], secondary["name"], secondary["email"], PARENT_WORDS)
     assert POST in str(reply.get_content())  # the quoted history travels along
     code, text = mail.send(stack.smtp, reply)
     assert code == 250, text
     decided = eventually(lambda: settled_inbound(database, secondary["email"]), "the parent's reply being processed", WAIT)
     assert decided.outcome == "posted", decided
+    with stream:
+        assert hint_about(stream, thread_id) == ("posted", {"thread_id": thread_id})
 
     # 4. The staff scheduled today get an alert at once; the seniors see the red dot.
     seen = relay.wait_until(

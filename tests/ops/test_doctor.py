@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
+import redis
 from click.testing import CliRunner
 
 from pawpost.cli import main
+from tests.conftest import REDIS_URL, require
 
 
 def doctor(env: dict[str, str], *args: str) -> tuple[int, dict]:
@@ -54,3 +57,41 @@ def test_unreachable_queue_fails(tmp_path: Path) -> None:
     env = {"PAWPOST_DATA_DIR": str(tmp_path), "PAWPOST_QUEUE_URL": "redis://127.0.0.1:9/0"}
     code, report = doctor(env)
     assert code == 1 and by_name(report)["queue"]["status"] == "fail"
+
+
+def _redis_or_skip() -> redis.Redis:
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        client.close()
+        require(False, f"Redis unreachable at {REDIS_URL}: {error}")
+    return client
+
+
+def test_live_updates_over_redis_say_whether_a_live_process_listens(tmp_path: Path) -> None:
+    client = _redis_or_skip()
+    channel = f"doctor-test-{uuid.uuid4().hex}"  # pub/sub spans the server: a channel of our own
+    env = {"PAWPOST_DATA_DIR": str(tmp_path), "PAWPOST_LIVE_URL": f"{REDIS_URL}?channel={channel}"}
+    try:
+        _, report = doctor(env)
+        alone = by_name(report)["live updates"]
+        assert alone["status"] == "warn" and "no `pawpost live` process is subscribed" in alone["detail"]
+        with client.pubsub() as listener:  # what a `pawpost live` process holds open
+            listener.subscribe(channel)
+            _, report = doctor(env)
+        heard = by_name(report)["live updates"]
+        assert heard["status"] == "ok" and "1 `pawpost live` process(es) subscribed" in heard["detail"]
+    finally:
+        client.close()
+
+
+def test_live_updates_fail_when_redis_is_unreachable_and_are_local_for_pawpost_up(tmp_path: Path) -> None:
+    code, report = doctor({"PAWPOST_DATA_DIR": str(tmp_path), "PAWPOST_LIVE_URL": "redis://127.0.0.1:9/0"})
+    live = by_name(report)["live updates"]
+    assert code == 1 and live["status"] == "fail" and "Redis pub/sub unreachable" in live["detail"]
+    _, report = doctor({"PAWPOST_DATA_DIR": str(tmp_path)})
+    local = by_name(report)["live updates"]
+    assert local["status"] == "ok" and "in-process broker" in local["detail"]
+    _, report = doctor({"PAWPOST_DATA_DIR": str(tmp_path), "PAWPOST_QUEUE_URL": "redis://127.0.0.1:9/0", "PAWPOST_LIVE_URL": "local"})
+    assert by_name(report)["live updates"]["status"] == "warn"

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from outbound.queue import huey
+from portal.announcements import PICK_PAGE
 from tests.factories import make_family
 from tests.portal.conftest import World, csrf_token, sign_in_as
 from threads.announcements import create_announcement, pick_audience, post_pending, progress, unfinished_announcements
@@ -81,3 +82,33 @@ def test_preview_then_send_from_the_page(app: Flask, client: FlaskClient, world:
     assert "Posted to 0 of 2 families" in client.get(f"/announcements/{aid}").get_data(as_text=True)
     empty = client.post("/announcements", data={**form, "family_ids": [], "body": "x"})
     assert empty.status_code == 400 and "No family matches" in empty.get_data(as_text=True)
+
+
+def test_the_hand_picked_list_reaches_every_family_by_search_or_page(
+    app: Flask, client: FlaskClient, world: World, db: Session
+) -> None:
+    senior = db.get(Staff, world.senior.id)
+    for n in range(PICK_PAGE + 5):  # more families than one page lists
+        make_family(db, senior.business, name=f"Aaron family {n:03d}", contacts=(f"Pat Aaron{n:03d}",), pets=("Rex",))
+    last = make_family(db, senior.business, name="Zimmer family", contacts=("Zoe Zimmer",), pets=("Quincy",))
+    db.commit()
+    sign_in_as(app, client, world.senior)
+    token = csrf_token(client)
+    first = client.get("/announcements").get_data(as_text=True)
+    assert "Aaron family 000" in first and "Zimmer family" not in first and "More families" in first
+
+    found = client.post("/announcements/preview", data={"csrf_token": token, "body": "", "family_q": "quin", "find": "1"})
+    page = found.get_data(as_text=True)
+    assert found.status_code == 200 and f'value="{last.id}"> Zimmer family' in page and "Aaron family" not in page
+    assert 'value="families" checked' in page and "Write the announcement" not in page  # finding is not previewing
+
+    # Zimmer stays picked while the senior pages on and picks one more family.
+    picked = {"csrf_token": token, "body": "Closed Monday", "audience": "families", "family_ids": [str(last.id)]}
+    paged = client.post("/announcements/preview", data={**picked, "family_page": "1"}).get_data(as_text=True)
+    assert f'value="{last.id}" checked> Zimmer family' in paged and "1 picked" in paged
+    assert "Aaron family 100" in paged and "Aaron family 000" not in paged and "Previous families" in paged
+    other = re.search(r'value="(\d+)"> Aaron family 104', paged).group(1)  # type: ignore[union-attr]
+    preview = client.post("/announcements/preview", data={**picked, "family_ids": [str(last.id), other]}).get_data(as_text=True)
+    assert "2 families, 2 parents with an email address" in preview
+    nobody = client.post("/announcements/preview", data={"csrf_token": token, "family_q": "nobody", "find": "1"})
+    assert "No family matches “nobody”" in nobody.get_data(as_text=True)

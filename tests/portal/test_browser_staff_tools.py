@@ -129,3 +129,30 @@ def test_at_390_px_one_menu_button_opens_every_tab(browser: Browser, live: Live,
     assert box is not None and box["height"] < 60  # one line
     page.screenshot(path=str(tmp_path / "quarantine-390.png"), full_page=True)
     assert_clean(page)
+
+
+@pytest.mark.parametrize("width", [1200, 390])
+def test_an_announcement_is_written_picked_previewed_and_sent(browser: Browser, live: Live, width: int, tmp_path) -> None:  # noqa: F811, ANN001
+    page = signed_in_page(browser, live, "sam@a.test", width=width)
+    page.goto(live.url("/announcements"))
+    page.get_by_label("Message").fill(f"Closed on Monday for the storm ({width})")
+    find = page.get_by_label("Find families")
+    find.fill("luna")  # the Garcias' dog
+    find.press("Enter")  # finds: nothing is previewed or sent
+    expect(page.get_by_role("radio", name="These families:")).to_be_checked()
+    picks = page.get_by_role("group", name="Families to pick")
+    expect(picks.get_by_role("checkbox")).to_have_count(1)
+    picks.get_by_label("Garcia family").check()
+    page.get_by_role("button", name="Preview", exact=True).click()
+    preview = page.locator("#announcement-preview")
+    expect(preview).to_contain_text("1 chosen family: 1 family, 1 parent with an email address.")
+    expect(page.get_by_label("Message")).to_have_value(f"Closed on Monday for the storm ({width})")
+    expect(page.get_by_text("No family matches")).to_have_count(0)  # the match is the one picked
+    assert page.evaluate("document.documentElement.scrollWidth") <= width  # nothing off-screen sideways
+    assert preview.locator("p").evaluate("p => p.scrollWidth <= p.clientWidth")  # the counts are not cut off
+    page.screenshot(path=str(tmp_path / f"announcement-preview-{width}.png"), full_page=True)
+    page.get_by_role("button", name="Send to 1 family").click()
+    expect(page).to_have_url(re.compile(r"/announcements/\d+$"))
+    expect(page.locator("#announcement-progress")).to_contain_text("of 1 family")
+    expect(page.get_by_text(f"Closed on Monday for the storm ({width})")).to_be_visible()
+    assert_clean(page)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 from tests.portal.conftest import World, sign_in_as
 from threads.models import Message, Staff, Thread
 from threads.posting import post_message
+from threads import search
 from threads.search import search_messages, search_terms
 from threads.types import utcnow
 
@@ -76,3 +78,32 @@ def test_the_page_escapes_then_marks_and_opens_the_thread_at_the_message(
     sign_in_as(app, basic, world.basic)
     assert "Luna limps" not in basic.get("/search?q=luna").get_data(as_text=True)
     assert "<mark>Bella</mark> ate well" in basic.get("/search?q=bella").get_data(as_text=True)
+
+
+def test_rare_words_past_the_newest_messages_come_from_the_index_in_the_same_order(
+    db: Session, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only the newest 3 messages are read in id order: older hits must come from the index,
+    # newest first, still within the business, and "rarest word first" must not lose any.
+    monkeypatch.setattr(search, "RECENT_WINDOW", 3)
+    monkeypatch.setattr(search, "RARITY_SAMPLE", 2)
+    oldest = _post(db, world.other_thread.id, "Pickles had the longest walk", minutes=1)
+    _post(db, world.foreign_thread.id, "Pickles next door had the walk too", minutes=2)
+    middle = _post(db, world.thread.id, "The vet says Pickles is fine", staff_id=world.senior.id, minutes=3)
+    for minute in range(4, 9):  # newer messages without the rare word
+        _post(db, world.thread.id, f"the usual walk number {minute}", staff_id=world.senior.id, minutes=minute)
+    newest = _post(db, world.thread.id, "pickles at the park", minutes=9)
+    senior = db.get(Staff, world.senior.id)
+    assert [h.message_id for h in search_messages(db, senior, "the pickles", utcnow())] == [newest, middle, oldest]
+    assert [h.message_id for h in search_messages(db, senior, "pickle", utcnow(), limit=2)] == [newest, middle]
+    walks = [h.message_id for h in search_messages(db, senior, "walk", utcnow())]
+    assert len(walks) == 6 and walks == sorted(walks, reverse=True) and walks[-1] == oldest
+
+
+def test_a_basic_search_for_a_number_finds_text_never_the_thread_it_is_in(db: Session, world: World) -> None:
+    number = str(world.thread.id)
+    plain = _post(db, world.thread.id, "Bella walked happily")
+    with_number = _post(db, world.thread.id, f"Gate code is {number}0 today")
+    basic = db.get(Staff, world.basic.id)
+    hits = [h.message_id for h in search_messages(db, basic, number, utcnow())]
+    assert with_number in hits and plain not in hits
