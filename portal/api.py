@@ -86,6 +86,7 @@ HTTP_KINDS = {400: "bad-request", 404: "not-found", 405: "method-not-allowed", 4
 PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "bad-request": (400, "the request could not be read"),
     "malformed-json": (400, "the body is not valid JSON"),
+    "idempotency-key-required": (400, "a write came without an Idempotency-Key header; nothing was done"),
     "invalid-idempotency-key": (400, "the Idempotency-Key header is empty or longer than 255 characters"),
     "unauthorized": (401, "no key, or an unknown or revoked one"),
     "insufficient-scope": (403, "the key lacks the scope the operation needs"),
@@ -98,6 +99,8 @@ PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "invalid-request": (422, "a field or parameter was refused: `errors` names each one"),
     "invalid-directory": (422, "the directory document was refused whole: `errors` lists each problem with its JSON path"),
     "invalid-family": (422, "the family was refused: `errors` names each field"),
+    "invalid-staff": (422, "the staff member was refused: `errors` names each field"),
+    "invalid-appointment": (422, "the appointment was refused: `errors` names each field"),
     "idempotency-key-reused": (422, "the Idempotency-Key was used for another request"),
     "rate-limited": (429, "too many requests for this key; see Retry-After"),
 }

@@ -228,7 +228,7 @@ def test_archiving_a_family_and_putting_it_back(client: FlaskClient, world: Worl
 
 def test_appointments_put_cancel_and_delete_change_who_is_scheduled(client: FlaskClient, world: World, db: Session) -> None:
     secret = key_for(db, world.business.id, "directory:read", "directory:write")
-    endpoint_id = create_endpoint(db, world.business.id, url="https://crm.example.test/in", events=["appointment.changed"], development=False, now=utcnow()).id
+    endpoint_id = create_endpoint(db, world.business.id, url="https://crm.example.test/in", events=["appointment.changed"], development=False, secret_key="api-directory-tests-key", now=utcnow())[0].id
     db.commit()
     for ident, name in (("w1", "Wes Walker"), ("w2", "Val Walker")):
         assert client.put(f"/api/v1/staff/{ident}", json={"name": name, "email": f"{ident}@a.test", "role": "basic"}, headers=writing(secret)).status_code == 200
