@@ -323,15 +323,15 @@ def write_directory(cursor: psycopg.Cursor[Any], data: Dataset, rng: random.Rand
     copy_rows(
         cursor,
         "staff",
-        "id, business_id, external_id, name, email, role, password_hash, active, created_at",
-        (_line(s.id, business_id, f"staff-{s.id}", s.name, s.email, s.role, password_hash, True, now) for s in data.staff),
+        "id, business_id, external_id, name, email, role, password_hash, active, created_at, updated_at",
+        (_line(s.id, business_id, f"staff-{s.id}", s.name, s.email, s.role, password_hash, True, now, now) for s in data.staff),
     )
     families = data.families
     copy_rows(
         cursor,
         "families",
-        "id, business_id, external_id, name, created_at",
-        (_line(f.id, business_id, f"fam-{f.id:05d}", f.name, now) for f in families),
+        "id, business_id, external_id, name, created_at, updated_at",
+        (_line(f.id, business_id, f"fam-{f.id:05d}", f.name, now, now) for f in families),
     )
     copy_rows(
         cursor,
@@ -497,8 +497,8 @@ def write_activity(cursor: psycopg.Cursor[Any], data: Dataset, rng: random.Rando
     copy_rows(
         cursor,
         "appointments",
-        "id, business_id, family_id, external_id, service, starts_at, ends_at, status",
-        (_line(*row) for row in appointments),
+        "id, business_id, family_id, external_id, service, starts_at, ends_at, status, updated_at",
+        (_line(*row, data.now) for row in appointments),
     )
     copy_rows(cursor, "appointment_staff", "appointment_id, staff_id", (_line(*row) for row in assignments))
 
@@ -550,6 +550,7 @@ def finish(cursor: psycopg.Cursor[Any]) -> None:
         SELECT c.relname, a.attname, pg_get_serial_sequence(c.relname, a.attname)
         FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
         WHERE c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace
+          AND a.attnum > 0 AND NOT a.attisdropped  -- a migration's dropped column keeps a row here
           AND pg_get_serial_sequence(c.relname, a.attname) IS NOT NULL
         """
     )
