@@ -19,7 +19,7 @@ from typing import Any
 
 from flask import request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select, tuple_
 from sqlalchemy.orm import selectinload
 
 from outbound.links import attachment_url
@@ -101,25 +101,42 @@ def _thread(thread_id: str) -> Thread:
     return found
 
 
-@operation("GET", "/threads", scope="messages:read", summary="List threads, newest activity first", response=ThreadPage, query=ListQuery)
-def list_threads(query: ListQuery) -> dict[str, Any]:
-    after = decode_cursor(query.cursor)
+class ThreadListQuery(ListQuery):
+    cursor: str | None = Field(default=None, pattern=r"^[0-9]{1,16}(\.[0-9]{1,9})?$", description="`next_cursor` of the previous page")
+
+
+def _activity() -> Any:
+    """A thread's place in the list: its newest message, and 0 for a family nobody has
+    written to yet (listed last, so software can find a new family's thread to post first)."""
+    return func.coalesce(Thread.last_message_id, 0)
+
+
+@operation(
+    "GET", "/threads", scope="messages:read",
+    summary="List threads, newest activity first; threads without messages yet come last",
+    response=ThreadPage, query=ThreadListQuery,
+)
+def list_threads(query: ThreadListQuery) -> dict[str, Any]:
     statement = (
         select(Thread, Family)
         .join(Family, Family.id == Thread.family_id)
-        .where(Thread.business_id == api_key().business_id, Thread.last_message_id.is_not(None))
-        .order_by(Thread.last_message_id.desc())
+        .where(Thread.business_id == api_key().business_id)
+        .order_by(_activity().desc(), Thread.id.desc())
         .limit(query.limit + 1)
     )
-    if after:
-        statement = statement.where(Thread.last_message_id < after)
+    if query.cursor:
+        activity, _, thread_id = query.cursor.partition(".")
+        # A cursor without a thread id (the older form) is "before this message".
+        statement = statement.where(tuple_(_activity(), Thread.id) < tuple_(int(activity), int(thread_id or 0)))
     rows = db().execute(statement).all()
     page = rows[: query.limit]
     data = [
         {"id": t.id, "family_id": f.external_id, "family_name": f.name, "active": t.active, "last_message_at": t.last_message_at, "message_count": t.message_count}
         for t, f in page
     ]
-    return {"data": data, "next_cursor": encode_cursor(page[-1][0].last_message_id) if len(rows) > query.limit else None}
+    last = page[-1][0] if page else None
+    more = last is not None and len(rows) > query.limit
+    return {"data": data, "next_cursor": f"{last.last_message_id or 0}.{last.id}" if more else None}
 
 
 def _message_record(message: Message) -> dict[str, Any]:

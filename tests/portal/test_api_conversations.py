@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from outbound import tasks
 from outbound.queue import huey
+from tests.factories import make_family
 from tests.portal.conftest import PNG, World, sign_in_as
 from tests.portal.test_api import assert_problem, bearer, key_for, writing
 from threads.models import Message
@@ -34,6 +35,25 @@ def test_threads_newest_first_with_the_family_id(client: FlaskClient, world: Wor
     assert [t["family_name"] for t in page["data"] + second["data"]] == ["Garcia family", "Johnson family"]
     assert second["next_cursor"] is None
     assert_problem(client.get("/api/v1/threads", headers=bearer(key_for(db, world.business.id, "directory:read"))), 403, "insufficient-scope")
+
+
+def test_a_new_familys_thread_is_listed_last_so_software_can_post_the_first_message(client: FlaskClient, world: World, db: Session) -> None:
+    """A family nobody has written to yet still has a thread; an integration must find it."""
+    quiet = [make_family(db, world.business, name=f"Quiet family {n}") for n in range(3)]
+    db.commit()
+    secret = key_for(db, world.business.id, "messages:read")
+    seen, cursor = [], None
+    while True:
+        page = client.get("/api/v1/threads?limit=2" + (f"&cursor={cursor}" if cursor else ""), headers=bearer(secret)).get_json()
+        seen += [(t["family_name"], t["message_count"]) for t in page["data"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    names = [name for name, _count in seen]
+    assert names[:2] == ["Garcia family", "Johnson family"]  # newest activity first
+    assert set(names[2:]) >= {f.name for f in quiet} and len(names) == len(set(names))
+    assert all(count == 0 for name, count in seen if name.startswith("Quiet"))
+    assert {t["family_id"] for t in client.get("/api/v1/threads?limit=200", headers=bearer(secret)).get_json()["data"]} >= {f.external_id for f in quiet}
 
 
 def test_messages_carry_signed_attachment_links_and_stay_in_the_business(client: FlaskClient, world: World, db: Session) -> None:
