@@ -275,3 +275,16 @@ def test_an_internal_note_never_shows_on_the_parent_page(timed_app: Flask, world
     html = client.get(link).get_data(as_text=True)
     assert "Bella at the park today" in html
     assert "nipped Jordan" not in html
+
+
+def test_an_emailed_reply_shows_only_its_new_words_not_the_quoted_digest(timed_app: Flask, world: World, db: Session, clock: Clock) -> None:
+    """What the reply extractor trimmed (the quoted digest, a signature) stays off the parent's
+    page, as in the staff thread: the parent sees what was written, once."""
+    thread, emma = db.get(Thread, world.thread.id), db.get(Contact, world.scheduled.contacts[0].id)
+    assert thread is not None and emma is not None
+    quoted = "On Tue, Happy Tails wrote:\n> There is a new message from Happy Tails Pet Care\n> Return-Path: <bounce+1.abc@reply.test>"
+    post_message(db, thread, emma, "See you at five.", source="email", trimmed=quoted, now=clock.at)
+    db.commit()
+    html = timed_app.test_client().get(_digest_link(timed_app, db, world, clock)).get_data(as_text=True)
+    assert "See you at five." in html
+    assert "Return-Path" not in html and "There is a new message from" not in html
