@@ -29,7 +29,6 @@ import json
 import os
 import random
 import secrets
-import signal
 import statistics
 import subprocess
 import sys
@@ -43,7 +42,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from bench.portal import Case, Client, _p95, production_server, run_load
+from bench.portal import Case, Client, _p95, production_server, run_load, stop
 from bench.seed import RESULTS_DIR, SEED_FILE, database_url
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
@@ -186,11 +185,7 @@ def worker_process(env: dict[str, str], threads: int) -> Iterator[None]:
             raise SystemExit("pawpost worker did not start")
         yield
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
 
 
 class Receiver:

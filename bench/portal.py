@@ -82,11 +82,16 @@ def production_server(env: dict[str, str], workers: int, threads: int) -> Iterat
             time.sleep(0.2)
         yield "127.0.0.1", port
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
+
+
+def stop(process: subprocess.Popen[Any]) -> None:
+    """SIGTERM, as an operator's supervisor stops Pawpost; killed if it has not ended in 30 s."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 class Client:

@@ -14,7 +14,7 @@ changes made in the portal; a change the integrator made itself is not echoed ba
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import Select, and_, or_, select
@@ -42,6 +42,9 @@ def _utc_representable(moment: datetime) -> datetime:
 
 
 Instant = Annotated[AwareDatetime, AfterValidator(_utc_representable)]
+
+
+Row = TypeVar("Row")
 
 
 class DirectoryListQuery(ListQuery):
@@ -220,11 +223,15 @@ def _staff_record(person: Staff) -> dict[str, Any]:
     return {"id": person.external_id, "name": person.name, "email": person.email, "role": person.role, "active": person.active, "updated_at": person.updated_at}
 
 
+def _found(row: Row | None, kind: str, external_id: str) -> Row:
+    """The key's business's row by its external id; any other id is not found (404, never 403)."""
+    if row is None:
+        raise ApiProblem(404, "not-found", f"No such {kind}", f"no {kind} with id {external_id!r}")
+    return row
+
+
 def _one_staff(external_id: str) -> Staff:
-    person = db().scalar(select(Staff).where(Staff.business_id == api_key().business_id, Staff.external_id == external_id))
-    if person is None:
-        raise ApiProblem(404, "not-found", "No such staff member", f"no staff member with id {external_id!r}")
-    return person
+    return _found(db().scalar(select(Staff).where(Staff.business_id == api_key().business_id, Staff.external_id == external_id)), "staff member", external_id)
 
 
 @operation("GET", "/staff", scope="directory:read", summary="List the business's staff", response=StaffPage, query=DirectoryListQuery)
@@ -289,10 +296,7 @@ def _families_query() -> Any:
 
 
 def _one_family(external_id: str) -> Family:
-    family = db().scalar(_families_query().where(Family.external_id == external_id))
-    if family is None:
-        raise ApiProblem(404, "not-found", "No such family", f"no family with id {external_id!r}")
-    return family
+    return _found(db().scalar(_families_query().where(Family.external_id == external_id)), "family", external_id)
 
 
 @operation("GET", "/families", scope="directory:read", summary="List families with contacts, addresses and pets", response=FamilyPage, query=DirectoryListQuery)
@@ -352,10 +356,7 @@ def _appointments_query() -> Any:
 
 
 def _one_appointment(external_id: str) -> Appointment:
-    appointment = db().scalar(_appointments_query().where(Appointment.external_id == external_id))
-    if appointment is None:
-        raise ApiProblem(404, "not-found", "No such appointment", f"no appointment with id {external_id!r}")
-    return appointment
+    return _found(db().scalar(_appointments_query().where(Appointment.external_id == external_id)), "appointment", external_id)
 
 
 @operation("GET", "/appointments", scope="directory:read", summary="List appointments", response=AppointmentPage, query=DirectoryListQuery)
