@@ -43,6 +43,11 @@ def _advance_statement(dialect: str, model: CursorModel) -> Insert:
     statement = insert(model).values(
         {name: bindparam(name) for name in ("thread_id", "person_kind", "person_id", "message_id", "updated_at")}
     )
+    return forward_only(statement, model)
+
+
+def forward_only(statement: postgresql.Insert | sqlite.Insert, model: CursorModel) -> Insert:
+    """`statement`, an INSERT of cursor rows, as the upsert that never moves a cursor back."""
     return statement.on_conflict_do_update(
         index_elements=[model.thread_id, model.person_kind, model.person_id],
         set_={"message_id": statement.excluded.message_id, "updated_at": statement.excluded.updated_at},
