@@ -15,14 +15,14 @@ import dataclasses
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache, partial
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, Select, Update, bindparam, exists, false, func, literal, or_, select, update
+from sqlalchemy import Connection, Engine, Row, Select, Update, bindparam, case, exists, false, func, literal, null, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, joinedload, object_session, sessionmaker
 
@@ -57,6 +57,7 @@ from threads.models import (
     ReadCursor,
     Staff,
     Thread,
+    WebhookEndpoint,
 )
 from threads.posting import NewAttachment, post_message
 from threads.reading import read_position
@@ -70,6 +71,10 @@ logger = logging.getLogger(__name__)
 # out, so a live worker's email is never run a second time beside it.
 LEASE = timedelta(minutes=10)
 # The window of the per-thread and per-sender rate limit (`Settings.inbound_rate_per_minute`).
+# A stored email at most this big comes back with its lease, which a whole chunk takes in
+# one statement (so a chunk's small emails are in memory together); a bigger one (up to
+# the server's 25 MB) is read alone when its turn comes.
+INLINE_RAW_BYTES = 1024 * 1024
 RATE_WINDOW = timedelta(minutes=1)
 RATE_LIMITED = "rate_limited"
 
@@ -86,6 +91,16 @@ class AlertsDecided:
     alert_ids: tuple[int, ...]
     digest_delay: timedelta  # the business's own delays (`Business.notify_delay`)
     escalation_delay: timedelta
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A stored email this worker holds the lease on (`claim_emails`)."""
+
+    envelope_from: str
+    envelope_to: str
+    raw: bytes | None  # None: bigger than INLINE_RAW_BYTES, read when its turn comes
+    message_id_header: str | None
 
 
 @dataclass(frozen=True)
@@ -131,20 +146,89 @@ def is_transient(error: BaseException) -> bool:
 def process_stored_email(
     session_factory: sessionmaker[Session], settings: Settings, inbound_email_id: int, now: datetime | None = None
 ) -> Outcome | None:
-    """Act on one stored `received` email; None when it is gone or already processed.
+    """Act on one stored `received` email; None when it is gone, already processed, or held
+    by a live worker (its lease has not run out).
 
     A transient database fault is raised (the row stays `received`; the task's retry or
     the repair step runs it again). Any other fault would fail the same way on every try,
     so the row is marked `failed` with the fault's type instead of looping forever.
     """
-    started = time.perf_counter()
-    try:
-        outcome = _process(session_factory, settings, inbound_email_id, now, started)
-    except Exception as error:
-        if is_transient(error):
-            raise
-        logger.exception("inbound %d could not be processed; marked failed", inbound_email_id)
-        return _mark_failed(session_factory, inbound_email_id, f"processing error ({type(error).__name__})", started)
+    faults: list[BaseException] = []
+    [outcome] = process_stored_emails(
+        session_factory, settings, [inbound_email_id], now, on_transient=lambda _id, error: faults.append(error)
+    )
+    if faults:
+        raise faults[0]
+    return outcome
+
+
+def process_stored_emails(
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    inbound_email_ids: Sequence[int],
+    now: datetime | None = None,
+    *,
+    on_transient: Callable[[int, BaseException], None],
+) -> list[Outcome | None]:
+    """`process_stored_email` for each email of a chunk, in order; their outcomes.
+
+    The chunk's leases are taken in one statement and its emails share one pooled
+    connection, but each email is parsed, acted on and committed on its own: a lasting
+    fault marks that one email `failed`, and one hit by a transient database fault gives
+    its lease back and goes to `on_transient` (its outcome None) while the others go on.
+    """
+    outcomes: list[Outcome | None] = []
+    with ExitStack() as stack:
+        try:
+            sessions, connection = stack.enter_context(_one_connection(session_factory))
+            claims = _claim(connection, sessions, inbound_email_ids, now or utcnow())
+        except Exception as error:
+            return [
+                _fault(session_factory, i, error, time.perf_counter(), on_transient, held=False) for i in inbound_email_ids
+            ]
+        for inbound_email_id in inbound_email_ids:
+            claim = claims.pop(inbound_email_id, None)  # its raw bytes go once it is done
+            if claim is None:
+                logger.debug("inbound %d is processed or held by another worker", inbound_email_id)
+                outcomes.append(None)
+                continue
+            started = time.perf_counter()
+            try:
+                outcome = _process(sessions, settings, inbound_email_id, claim, now, started)
+            except Exception as error:
+                outcomes.append(_fault(session_factory, inbound_email_id, error, started, on_transient, held=True))
+                continue
+            finally:
+                del claim
+            outcomes.append(_after_commit(outcome, started))
+    return outcomes
+
+
+def _fault(
+    session_factory: sessionmaker[Session],
+    inbound_email_id: int,
+    error: Exception,
+    started: float,
+    on_transient: Callable[[int, BaseException], None],
+    *,
+    held: bool,
+) -> Outcome | None:
+    """One email's fault: a lasting one is recorded as `failed`; a transient one (or one that
+    could not even be recorded) gives the lease back and goes to `on_transient`."""
+    if not is_transient(error):
+        logger.error("inbound %d could not be processed; marked failed", inbound_email_id, exc_info=error)
+        try:
+            return _mark_failed(session_factory, inbound_email_id, f"processing error ({type(error).__name__})", started)
+        except Exception as recording:
+            error, held = recording, True
+    if held:
+        _release_claim(session_factory, inbound_email_id)  # the retry may start at once
+    on_transient(inbound_email_id, error)
+    return None
+
+
+def _after_commit(outcome: Outcome | None, started: float) -> Outcome | None:
+    """Log the outcome and hand on what follows it (alerts, hints, webhooks). Never raises."""
     if outcome is None:
         return None
     logger.info(
@@ -175,38 +259,42 @@ def process_stored_email(
 
 
 def _process(
-    session_factory: sessionmaker[Session], settings: Settings, inbound_email_id: int, now: datetime | None, started: float
+    sessions: Callable[[], Session],
+    settings: Settings,
+    inbound_email_id: int,
+    claim: Claimed,
+    now: datetime | None,
+    started: float,
 ) -> Outcome | None:
-    with _one_connection(session_factory) as (sessions, connection):
-        found = _claim(connection, sessions, inbound_email_id, now or utcnow())
-        if found is None:
-            return None
-        envelope_from, envelope_to, raw, message_id_header = found
+    raw = claim.raw if claim.raw is not None else _read_raw(sessions, inbound_email_id)
+    # Parse, classify and extract outside the write transaction: on SQLite it would
+    # hold the one writer lock (and so every SMTP accept) for the whole extraction.
+    email = _prepare(claim.envelope_from, claim.envelope_to, raw, claim.message_id_header, settings)
+    del raw  # the parsed email holds what is needed; give the bytes back early
+    for attempt in (1, 2):
         try:
-            # Parse, classify and extract outside the write transaction: on SQLite it would
-            # hold the one writer lock (and so every SMTP accept) for the whole extraction.
-            email = _prepare(envelope_from, envelope_to, raw, message_id_header, settings)
-            del raw, found  # the parsed email holds what is needed; give the bytes back early
-            for attempt in (1, 2):
-                try:
-                    with sessions() as session, session.begin():
-                        return _ingest(session, settings, inbound_email_id, email, now or utcnow(), started)
-                except IntegrityError:
-                    # A concurrent copy of the same email committed first (unique Message-ID per
-                    # thread); the second pass sees its row and records a duplicate.
-                    if attempt == 2:
-                        raise
-        except Exception as error:
-            if is_transient(error):
-                _release_claim(session_factory, inbound_email_id)  # the task's retry may start at once
-            raise
+            with sessions() as session, session.begin():
+                return _ingest(session, settings, inbound_email_id, email, now or utcnow(), started)
+        except IntegrityError:
+            # A concurrent copy of the same email committed first (unique Message-ID per
+            # thread); the second pass sees its row and records a duplicate.
+            if attempt == 2:
+                raise
     return None  # pragma: no cover  (the loop returns or raises)
+
+
+def _read_raw(sessions: Callable[[], Session], inbound_email_id: int) -> bytes:
+    """The raw bytes of an email too big to come back with its lease (the lease is held)."""
+    with sessions() as session:
+        return session.scalar(select(InboundEmail.raw).where(InboundEmail.id == inbound_email_id)) or b""
 
 
 @contextmanager
 def _one_connection(session_factory: sessionmaker[Session]) -> Iterator[tuple[Callable[[], Session], Connection | None]]:
-    """Sessions on one pooled connection for the whole email: the lease and the ingest are
-    two transactions, but one checkout (and one liveness ping, `pool_pre_ping`) instead of two."""
+    """Sessions on one pooled connection for a whole chunk: the leases and each email's
+    ingest are transactions of their own, but one checkout (and one liveness ping,
+    `pool_pre_ping`) instead of one per transaction. A connection a fault invalidated is
+    replaced on its next use."""
     bind = session_factory.kw.get("bind")
     if not isinstance(bind, Engine):
         yield session_factory, None
@@ -216,61 +304,78 @@ def _one_connection(session_factory: sessionmaker[Session]) -> Iterator[tuple[Ca
 
 
 def _claim(
-    connection: Connection | None, sessions: Callable[[], Session], inbound_email_id: int, now: datetime
-) -> tuple[str, str, bytes, str | None] | None:
-    """`claim_email`; on PostgreSQL its one UPDATE runs in autocommit, which is the same
+    connection: Connection | None, sessions: Callable[[], Session], inbound_email_ids: Sequence[int], now: datetime
+) -> dict[int, Claimed]:
+    """`claim_emails`; on PostgreSQL its one UPDATE runs in autocommit, which is the same
     short transaction without the BEGIN and COMMIT round trips around it."""
     if connection is None or connection.dialect.name != "postgresql":
-        return claim_email(sessions, inbound_email_id, now)
+        return claim_emails(sessions, inbound_email_ids, now)
     connection.execution_options(isolation_level="AUTOCOMMIT")
     try:
-        found = connection.execute(_claim_statement(), _claim_parameters(inbound_email_id, now)).first()
+        found = connection.execute(_claim_statement(True), _claim_parameters(inbound_email_ids, now)).all()
         connection.commit()  # nothing to commit: ends SQLAlchemy's own record of the statement
     finally:
         if not connection.invalidated:
             connection.execution_options(isolation_level=connection.default_isolation_level)
-    return _claimed(inbound_email_id, found)
+    return _claimed(found)
 
 
-def claim_email(
-    session_factory: Callable[[], Session], inbound_email_id: int, now: datetime
-) -> tuple[str, str, bytes, str | None] | None:
-    """Take the lease on a `received` email nobody holds; its (envelope_from, envelope_to, raw, dedupe id).
+def claim_email(session_factory: Callable[[], Session], inbound_email_id: int, now: datetime) -> Claimed | None:
+    """`claim_emails` for one email: None when it is gone, processed or held by a live worker."""
+    return claim_emails(session_factory, [inbound_email_id], now).get(inbound_email_id)
 
-    None when the email is gone, already processed, or held by a live worker (its lease
-    has not run out): that worker finishes it, and a second run beside it would only
+
+def claim_emails(session_factory: Callable[[], Session], inbound_email_ids: Sequence[int], now: datetime) -> dict[int, Claimed]:
+    """Take the lease on each of these emails that is `received` and held by nobody; what
+    is needed to process each, by id.
+
+    An email that is gone, already processed, or held by a live worker (its lease has not
+    run out) is left out: that worker finishes it, and a second run beside it would only
     repeat the work. One short write transaction, before any parsing.
     """
     with session_factory() as session, session.begin():
         # Core on the connection: the ORM's bulk-update path would add its own CPU for nothing here.
-        found = session.connection().execute(_claim_statement(), _claim_parameters(inbound_email_id, now)).first()
-    return _claimed(inbound_email_id, found)
+        found = session.connection().execute(_claim_statement(False), _claim_parameters(inbound_email_ids, now)).all()
+    return _claimed(found)
 
 
-def _claim_parameters(inbound_email_id: int, now: datetime) -> dict[str, object]:
-    return {"inbound_id": inbound_email_id, "now": now, "until": now + LEASE}
+def _claim_parameters(inbound_email_ids: Sequence[int], now: datetime) -> dict[str, object]:
+    return {"inbound_ids": list(inbound_email_ids), "now": now, "until": now + LEASE}
 
 
-def _claimed(inbound_email_id: int, found: Row[Any] | None) -> tuple[str, str, bytes, str | None] | None:
-    if found is None:
-        logger.debug("inbound %d is processed or held by another worker", inbound_email_id)
-        return None
-    return found.envelope_from, found.envelope_to, found.raw, found.message_id_header
+def _claimed(found: Sequence[Row[Any]]) -> dict[int, Claimed]:
+    return {row.id: Claimed(row.envelope_from, row.envelope_to, row.raw, row.message_id_header) for row in found}
 
 
 @cache
-def _claim_statement() -> Update:
-    """The lease UPDATE, built once: every email runs it (the worker's per-email CPU is
+def _claim_statement(postgresql: bool) -> Update:
+    """The lease UPDATE, built once: every chunk runs it (the worker's per-email CPU is
     largely SQLAlchemy building statements, not PostgreSQL running them)."""
+    returning: list[Any] = [
+        InboundEmail.id,
+        InboundEmail.envelope_from,
+        InboundEmail.envelope_to,
+        InboundEmail.message_id_header,
+        # The size comes from the value's header (no TOAST read); a big email's bytes stay
+        # in the table until its turn, so a chunk never holds several of them at once.
+        case((func.length(InboundEmail.raw) <= INLINE_RAW_BYTES, InboundEmail.raw), else_=null()).label("raw"),
+    ]
+    if postgresql:
+        # The lease's commit does not wait for its WAL to reach the disk (its transaction
+        # only: `set_config(..., true)`). Lost in a database crash, a lease costs nothing:
+        # the email is still `received`, so the repair step hands it out again (as it
+        # would once the lease ran out), and every later commit of this worker (the
+        # ingest's) flushes the WAL up to and including the lease anyway.
+        returning.append(func.set_config("synchronous_commit", "off", True).label("lease_sync"))
     return (
         update(InboundEmail)
         .where(
-            InboundEmail.id == bindparam("inbound_id"),
+            InboundEmail.id.in_(bindparam("inbound_ids", expanding=True)),
             InboundEmail.outcome == "received",
             or_(InboundEmail.claimed_until.is_(None), InboundEmail.claimed_until <= bindparam("now")),
         )
         .values(claimed_until=bindparam("until", type_=InboundEmail.claimed_until.type))
-        .returning(InboundEmail.envelope_from, InboundEmail.envelope_to, InboundEmail.raw, InboundEmail.message_id_header)
+        .returning(*returning)
     )
 
 
@@ -500,6 +605,7 @@ class _Facts:
     someone_scheduled: bool = True  # some staff member may need an alert (rule 4)
     sender_flagged: bool = True  # the sender's address is flagged as bouncing (`clear_bouncing`)
     contact: Contact | None = None  # the family's contact with the sender's verified address
+    has_webhooks: bool = True  # the business has an active webhook endpoint (`message.created` is looked for)
 
 
 def _read_facts(
@@ -512,8 +618,9 @@ def _read_facts(
     now: datetime,
 ) -> _Facts:
     """The duplicate check, the rate limit's counts, whether anyone is scheduled with the
-    family today, whether the sender's address is flagged and which contact of the family
-    it verifies (`contact_for_address`), in one statement (each was a round trip of its
+    family today, whether the sender's address is flagged, which contact of the family
+    it verifies (`contact_for_address`) and whether the business has any active webhook
+    endpoint (most have none: the post then looks for no `message.created` endpoint), in one statement (each was a round trip of its
     own, ~0.3 ms of the worker's CPU and the database's)."""
     if thread is None:
         if business_id is None:
@@ -536,7 +643,7 @@ def _read_facts(
         "end": end,
     }
     found = session.execute(_facts_statement(bool(sender)), parameters).one()
-    return _Facts(found[0], found[1], found[2], found[3], bool(found[4]), bool(found[5]), found[6])
+    return _Facts(found[0], found[1], found[2], found[3], bool(found[4]), bool(found[5]), found[6], bool(found[7]))
 
 
 @cache
@@ -602,6 +709,7 @@ def _facts_statement(by_sender: bool) -> Select[Any]:
             someone_scheduled(),
             flagged_in_business() if by_sender else false(),
             Contact,
+            exists().where(WebhookEndpoint.business_id == bindparam("business_id"), WebhookEndpoint.active.is_(True)),
         )
         .select_from(one_row)
         .outerjoin(Contact, Contact.id == contact_id if by_sender else false())
@@ -722,7 +830,9 @@ def _record_reply(
     # recorded as decided in its own INSERT (what `plan_new_message_alerts` would conclude).
     decided = now if isinstance(check.author, Contact) and not facts.someone_scheduled else None
     try:
-        message = post_parsed(session, thread, check, parsed, email.dedupe_id, now, email.reply, alerted_at=decided)
+        message = post_parsed(
+            session, thread, check, parsed, email.dedupe_id, now, email.reply, alerted_at=decided, webhooks=facts.has_webhooks
+        )
     except EmptyMessage:
         _finish(row, "rejected", "empty reply")
         return None
@@ -783,11 +893,13 @@ def post_parsed(
     reply: Reply | None = None,
     *,
     alerted_at: datetime | None = None,
+    webhooks: bool = True,
 ) -> Message:
     """Post the visible part of a parsed email as `check.author` and settle their read cursor.
 
     Shared by the ingest (which passes the `reply` it extracted before its transaction)
-    and by quarantine release. Raises `EmptyMessage` when nothing visible is left,
+    and by quarantine release (`alerted_at` and `webhooks`: see `post_message`). Raises
+    `EmptyMessage` when nothing visible is left,
     `IntegrityError` when this Message-ID is already in the thread. A visible text beyond
     `MAX_VISIBLE_TEXT` is cut and the message marked `truncated`; the raw email keeps it all.
     """
@@ -822,6 +934,7 @@ def post_parsed(
         truncated=cut or cut_trimmed or bool(getattr(reply, "truncated", False)),
         now=now,
         alerted_at=alerted_at,
+        webhooks=webhooks,
     )
     settle_read_cursor(session, thread, author, message, before, seen)
     return message

@@ -18,7 +18,7 @@ from huey.storage import MemoryStorage
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from inbound.ingest import process_stored_email
+from inbound.ingest import process_stored_email, process_stored_emails
 from inbound.parse import UnparseableEmail, parse_email
 from outbound.queue import configured_settings, huey, session_factory
 from pawpost.settings import Settings
@@ -76,20 +76,20 @@ def process_inbound_batch(inbound_email_ids: list[int]) -> None:
 def process_chunk(sessions: sessionmaker[Session], settings: Settings, inbound_email_ids: Sequence[int]) -> None:
     """Process each email of a chunk on its own: one email's fault never touches the others.
 
-    `process_stored_email` already records a lasting fault as `failed`; a transient one
-    (the database went away) hands that one email to its own task with its own retries,
-    and if even that push fails the repair step finds the email still `received`. Each
-    email takes its lease (`claim_email`) only when its turn comes.
+    `process_stored_emails` takes the chunk's leases in one statement and records a lasting
+    fault as `failed`; an email hit by a transient one (the database went away) goes to a
+    task of its own with its own retries, and if even that push fails the repair step
+    finds the email still `received`.
     """
-    for inbound_email_id in inbound_email_ids:
-        try:
-            process_stored_email(sessions, settings, inbound_email_id)
-        except Exception:
-            logger.warning("inbound %d hit a transient fault; retried in a task of its own", inbound_email_id, exc_info=True)
-            try:
-                process_inbound_email.schedule(args=(inbound_email_id,), delay=process_inbound_email.retry_delay)
-            except Exception:
-                logger.exception("re-queueing inbound %d failed; the repair step will enqueue it", inbound_email_id)
+    process_stored_emails(sessions, settings, inbound_email_ids, on_transient=_retry_alone)
+
+
+def _retry_alone(inbound_email_id: int, error: BaseException) -> None:
+    logger.warning("inbound %d hit a transient fault; retried in a task of its own", inbound_email_id, exc_info=error)
+    try:
+        process_inbound_email.schedule(args=(inbound_email_id,), delay=process_inbound_email.retry_delay)
+    except Exception:
+        logger.exception("re-queueing inbound %d failed; the repair step will enqueue it", inbound_email_id)
 
 
 def queue_is_local() -> bool:

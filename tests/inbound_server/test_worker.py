@@ -15,17 +15,20 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from email.message import EmailMessage
+from email.policy import SMTP
+
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
-from inbound.ingest import LEASE, claim_email, process_stored_email
+from inbound.ingest import INLINE_RAW_BYTES, LEASE, Outcome, claim_email, process_stored_email, process_stored_emails
 from inbound.server import running_smtp_server
 from inbound.tasks import process_inbound_batch, process_inbound_email, queue_is_local, requeue_stuck
 from outbound.queue import configure_queue, huey
 from pawpost.settings import Settings
 from tests.conftest import REDIS_URL, require
 from tests.inbound_server import queries
-from tests.inbound_server.conftest import World, make_settings
+from tests.inbound_server.conftest import Outage, World, make_settings
 from tests.inbound_server.mail import reply_email, send
 from threads.db import make_engine, make_session_factory
 from threads.types import utcnow
@@ -212,3 +215,87 @@ def test_a_batch_push_is_processed_in_chunks_each_email_on_its_own(
     outcomes = [r.outcome for r in queries.inbound(engine)]
     assert outcomes == ["posted"] * 5 + ["quarantined"]  # no sender: held, alone
     assert [m.body for m in queries.messages(engine, world.thread_id)] == [f"Chunk {n}" for n in range(5)]
+
+
+def _store(settings: Settings, world: World, engine: Engine, raws: list[bytes]) -> list[int]:
+    """The emails as `received` rows, their pushes dropped: the test hands them out itself."""
+    with running_smtp_server(settings) as (host, port):
+        for raw in raws:
+            assert send(host, port, world.primary_email, world.reply_to, raw)[0] == 250
+    huey.flush()
+    return [r.id for r in queries.inbound(engine)]
+
+
+def _outcomes(outcomes: list[Outcome | None]) -> list[str | None]:
+    return [o.outcome if o is not None else None for o in outcomes]
+
+
+def test_a_chunk_leaves_an_email_another_worker_holds_to_it_and_reads_a_big_email_on_its_turn(
+    worker_settings: Settings, world: World, engine: Engine
+) -> None:
+    """The chunk's leases are one statement: an email a live worker holds is left out, the
+    rest are processed in order; an email too big to come back with its lease is read alone."""
+    big = EmailMessage()
+    big["From"] = world.primary_email
+    big["To"] = world.reply_to
+    big["Subject"] = "Photos"
+    big["Message-ID"] = "<big-1@parents.test>"
+    big.set_content("The whole album!")
+    big.add_attachment(b"\x89PNG" + bytes(INLINE_RAW_BYTES), maintype="image", subtype="png", filename="album.png")
+    raws = [reply_email(world.primary_email, world.reply_to, f"Chunk {n}", message_id=f"<held-{n}@parents.test>") for n in range(3)]
+    ids = _store(worker_settings, world, engine, [raws[0], raws[1], big.as_bytes(policy=SMTP), raws[2]])
+    sessions = make_session_factory(engine)
+    now = utcnow()
+    assert claim_email(sessions, ids[1], now) is not None  # another worker is on it
+
+    held_at_first_commit: list[set[int]] = []
+
+    def note_the_leases(_session: Session) -> None:
+        if not held_at_first_commit:
+            held_at_first_commit.append({r.id for r in queries.inbound(engine) if r.claimed_until is not None})
+
+    event.listen(sessions, "after_commit", note_the_leases)
+    faults: list[int] = []
+    outcomes = process_stored_emails(sessions, worker_settings, ids, now, on_transient=lambda i, _e: faults.append(i))
+
+    assert held_at_first_commit == [set(ids)]  # every lease taken before the first email's work
+    assert _outcomes(outcomes) == ["posted", None, "posted", "posted"] and faults == []
+    assert [r.outcome for r in queries.inbound(engine)] == ["posted", "received", "posted", "posted"]
+    messages = queries.messages(engine, world.thread_id)
+    assert [m.body for m in messages] == ["Chunk 0", "The whole album!", "Chunk 2"]
+    assert [a.size for a in messages[1].attachments] == [INLINE_RAW_BYTES + 4]
+
+
+def test_a_transient_fault_in_one_email_of_a_chunk_leaves_it_received_and_free_and_the_others_posted(
+    worker_settings: Settings, world: World, engine: Engine, outage: Outage
+) -> None:
+    """The database goes away between the chunk's first and second email and is back at
+    once: the second email gives its lease back for its own retry; the chunk's connection
+    is replaced and the third and fourth are posted."""
+    raws = [reply_email(world.primary_email, world.reply_to, f"Chunk {n}", message_id=f"<cut-{n}@parents.test>") for n in range(4)]
+    ids = _store(worker_settings, world, engine, raws)
+    commits: list[int] = []
+    errors: list[BaseException] = []
+
+    def cut_after_the_first_email(_session: Session) -> None:
+        commits.append(1)
+        if len(commits) == 1 + (worker_settings.database_url.startswith("sqlite")):  # SQLite: the leases' own commit first
+            outage.begin()
+
+    def back_at_once(context: object) -> None:
+        errors.append(getattr(context, "original_exception", None))  # type: ignore[arg-type]
+        outage.end()
+
+    event.listen(outage.session_factory, "after_commit", cut_after_the_first_email)
+    outage_engine = outage.session_factory.kw["bind"]
+    event.listen(outage_engine, "handle_error", back_at_once)
+    faults: list[int] = []
+    outcomes = process_stored_emails(outage.session_factory, worker_settings, ids, on_transient=lambda i, _e: faults.append(i))
+
+    assert errors and faults == [ids[1]]
+    assert _outcomes(outcomes) == ["posted", None, "posted", "posted"]
+    rows = queries.inbound(engine)
+    assert [r.outcome for r in rows] == ["posted", "received", "posted", "posted"]
+    assert rows[1].claimed_until is None  # its own retry may start at once
+    assert [m.body for m in queries.messages(engine, world.thread_id)] == ["Chunk 0", "Chunk 2", "Chunk 3"]
+    assert process_stored_email(make_session_factory(engine), worker_settings, ids[1]).outcome == "posted"  # type: ignore[union-attr]
