@@ -40,7 +40,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from bench.database import prepare_database
@@ -237,10 +237,28 @@ class Drain:
     startup: float  # worker start to the first processed row
     cpu_per_email_ms: float
     processing_cpu_per_email_ms: float  # from the first row processed: start-up (imports, flanker) left out
+    database_cpu_per_email_ms: float  # PostgreSQL's backends for this database, from the first row processed
 
     @property
     def rate(self) -> float:
         return self.emails / self.seconds if self.seconds else float("inf")
+
+
+def database_cpu(engine: Engine) -> dict[int, float]:
+    """CPU seconds of each backend now serving the bench's database, by pid (PostgreSQL on
+    this host, Linux /proc; empty otherwise): the workers and PostgreSQL share the cores."""
+    if engine.dialect.name != "postgresql":
+        return {}
+    with engine.connect() as connection:
+        pids = connection.scalars(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")).all()
+    found = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return found
 
 
 def drain(env: dict[str, str], url: str, emails: int, processes: int, threads: int) -> Drain:
@@ -267,6 +285,7 @@ def drain(env: dict[str, str], url: str, emails: int, processes: int, threads: i
     first = last = None
     left_at_first = emails
     cpu_at_first = 0.0
+    database_at_first: dict[int, float] = {}
     try:
         deadline = started + DRAIN_TIMEOUT_SECONDS
         while time.perf_counter() < deadline:
@@ -277,19 +296,29 @@ def drain(env: dict[str, str], url: str, emails: int, processes: int, threads: i
             if first is None and still_received < emails:
                 first, left_at_first = now, still_received
                 cpu_at_first = sum(cpu_seconds(w) for w in workers)  # type: ignore[arg-type]
+                database_at_first = database_cpu(engine)
             if left == 0:
                 last = now
                 break
             time.sleep(0.05)
         cpu = sum(cpu_seconds(w) for w in workers)  # type: ignore[arg-type]
+        database_at_last = database_cpu(engine)
     finally:
         for worker in workers:
             stop_process(worker)  # type: ignore[arg-type]
         engine.dispose()
     if first is None or last is None:
         raise SystemExit(f"the worker did not drain the stored emails within {DRAIN_TIMEOUT_SECONDS} s")
+    database = sum(seconds - database_at_first.get(pid, 0.0) for pid, seconds in database_at_last.items())
     return Drain(
-        processes, threads, left_at_first, last - first, first - started, cpu / emails * 1000, (cpu - cpu_at_first) / left_at_first * 1000
+        processes,
+        threads,
+        left_at_first,
+        last - first,
+        first - started,
+        cpu / emails * 1000,
+        (cpu - cpu_at_first) / left_at_first * 1000,
+        database / left_at_first * 1000,
     )
 
 
@@ -368,6 +397,7 @@ def main() -> None:
         f"{processing.processing_cpu_per_email_ms:.1f} ms from the first email on; "
         f"mean processing {float(mean_ms):.1f} ms per email)"
     )
+    print(f"database CPU per email (its backends, from the first email on): {processing.database_cpu_per_email_ms:.1f} ms")
     print(f"end-to-end ratio worker/accept: {processing.rate / pawpost.rate:.3f} (target >= 0.15)")
     print(f"outcomes: {outcomes}; posted {posted} messages")
     if posted != warm_up + args.emails or pawpost.failures or outcomes != {"posted": warm_up + args.emails}:
