@@ -40,7 +40,7 @@ from inbound.route import (
     untrusted_sender,
 )
 from outbound.live import quarantine_changed
-from outbound.notify import alerts_decided, message_posted, plan_new_message_alerts, webhooks_due
+from outbound.notify import DecidedPost, alerts_decided, message_posted, plan_new_message_alerts, webhooks_due
 from pawpost.settings import Settings
 from threads.auto_replies import claim_daily_note, record_note
 from threads.bounces import clear_bouncing, flagged_in_business
@@ -176,16 +176,36 @@ def process_stored_emails(
     connection, but each email is parsed, acted on and committed on its own: a lasting
     fault marks that one email `failed`, and one hit by a transient database fault gives
     its lease back and goes to `on_transient` (its outcome None) while the others go on.
+    What follows the chunk's posts (their alerts, digest and escalation checks, live hints)
+    is handed on once, after the last commit (`outbound.notify.alerts_decided`).
     """
     outcomes: list[Outcome | None] = []
+    decided: list[DecidedPost] = []  # handed on together once the chunk is done
+    try:
+        _process_chunk(session_factory, settings, inbound_email_ids, now, on_transient, outcomes, decided)
+    finally:
+        alerts_decided(decided)
+    return outcomes
+
+
+def _process_chunk(
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    inbound_email_ids: Sequence[int],
+    now: datetime | None,
+    on_transient: Callable[[int, BaseException], None],
+    outcomes: list[Outcome | None],
+    decided: list[DecidedPost],
+) -> None:
     with ExitStack() as stack:
         try:
             sessions, connection = stack.enter_context(_one_connection(session_factory))
             claims = _claim(connection, sessions, inbound_email_ids, now or utcnow())
         except Exception as error:
-            return [
+            outcomes.extend(
                 _fault(session_factory, i, error, time.perf_counter(), on_transient, held=False) for i in inbound_email_ids
-            ]
+            )
+            return
         for inbound_email_id in inbound_email_ids:
             claim = claims.pop(inbound_email_id, None)  # its raw bytes go once it is done
             if claim is None:
@@ -200,8 +220,7 @@ def process_stored_emails(
                 continue
             finally:
                 del claim
-            outcomes.append(_after_commit(outcome, started))
-    return outcomes
+            outcomes.append(_after_commit(outcome, started, decided))
 
 
 def _fault(
@@ -227,8 +246,11 @@ def _fault(
     return None
 
 
-def _after_commit(outcome: Outcome | None, started: float) -> Outcome | None:
-    """Log the outcome and hand on what follows it (alerts, hints, webhooks). Never raises."""
+def _after_commit(outcome: Outcome | None, started: float, decided: list[DecidedPost]) -> Outcome | None:
+    """Log the outcome and hand on what follows it (alerts, hints, webhooks); a post whose
+    alerts were decided goes to `decided`, whose checks and hints leave together at the end
+    of the chunk (minutes before they are due; a tab's hint a few milliseconds later).
+    Never raises."""
     if outcome is None:
         return None
     logger.info(
@@ -241,14 +263,16 @@ def _after_commit(outcome: Outcome | None, started: float) -> Outcome | None:
     if outcome.outcome == "posted" and outcome.message_id is not None:
         if outcome.alerts is not None and outcome.thread_id is not None:
             alerts = outcome.alerts
-            alerts_decided(
-                outcome.message_id,
-                outcome.thread_id,
-                alerts.author_type,
-                alerts.created_at,
-                alerts.alert_ids,
-                alerts.digest_delay,
-                alerts.escalation_delay,
+            decided.append(
+                DecidedPost(
+                    outcome.message_id,
+                    outcome.thread_id,
+                    alerts.author_type,
+                    alerts.created_at,
+                    alerts.alert_ids,
+                    alerts.digest_delay,
+                    alerts.escalation_delay,
+                )
             )
         else:
             notify_posted(outcome.message_id)

@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -51,6 +51,10 @@ class LocalBroker:
                     self._listeners.remove(listener)
 
         return unsubscribe
+
+    def publish_many(self, events: list[Event]) -> None:
+        for event in events:
+            self.publish(event)
 
     def publish(self, event: Event) -> None:
         with self._lock:
@@ -89,6 +93,13 @@ class _RedisPublisher:
 
     def publish(self, event: Event) -> None:
         self._client.publish(self._channel, json.dumps(event, separators=(",", ":")))
+
+    def publish_many(self, events: list[Event]) -> None:
+        """Every event in one round trip (a pipeline, not a transaction)."""
+        with self._client.pipeline(transaction=False) as pipe:
+            for event in events:
+                pipe.publish(self._channel, json.dumps(event, separators=(",", ":")))
+            pipe.execute()
 
     def close(self) -> None:
         self._client.close()
@@ -151,6 +162,18 @@ def publish(event: Event) -> None:
 def message_posted(message_id: int) -> None:
     """A message was committed: the thread's viewers, dots and inbox order change."""
     publish({"kind": "message", "message_id": message_id})
+
+
+def messages_posted(message_ids: Sequence[int]) -> None:
+    """`message_posted` for several committed messages, in one round trip to Redis."""
+    if len(message_ids) == 1:
+        message_posted(message_ids[0])
+        return
+    events = [{"kind": "message", "message_id": message_id} for message_id in message_ids]
+    try:
+        _publisher.target.publish_many(events)
+    except Exception as error:  # Redis down or slow: the committed changes stand
+        logger.warning("%d live hints not published: %s", len(events), type(error).__name__)
 
 
 def thread_read(staff_id: int) -> None:

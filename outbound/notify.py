@@ -71,25 +71,34 @@ def webhooks_due() -> None:
         logger.exception("could not enqueue webhook deliveries; the sweep will catch up")
 
 
-def alerts_decided(
-    message_id: int,
-    thread_id: int,
-    author_type: str,
-    created_at: datetime,
-    alert_ids: Sequence[int],
-    digest_delay: timedelta,
-    escalation_delay: timedelta,
-) -> None:
-    """After the commit of a post whose alerts `plan_alerts` decided in the same transaction:
-    send them and schedule the digest and escalation checks, and hint open tabs like
-    `message_posted`. Never raises (the sweep repairs; a tab's next fetch heals a lost hint)."""
-    try:
-        from outbound.tasks import run_after_post
+@dataclass(frozen=True)
+class DecidedPost:
+    """A committed post whose staff alerts `plan_alerts` decided in its own transaction."""
 
-        run_after_post(thread_id, author_type, created_at, alert_ids, digest_delay, escalation_delay)
+    message_id: int
+    thread_id: int
+    author_type: str
+    created_at: datetime
+    alert_ids: tuple[int, ...]
+    digest_delay: timedelta  # the business's own delays (`Business.notify_delay`)
+    escalation_delay: timedelta
+
+
+def alerts_decided(posts: Sequence[DecidedPost]) -> None:
+    """After the commits of posts whose alerts were decided in their own transactions (the
+    email ingest hands on a chunk's posts together): send those alerts, write every digest
+    and escalation check to the schedule, and hint open tabs like `message_posted`; on
+    Redis one round trip for the checks and one for the hints, whatever the number of posts.
+    Never raises (the sweep repairs; a tab's next fetch heals a lost hint)."""
+    if not posts:
+        return
+    try:
+        from outbound.tasks import run_after_posts
+
+        run_after_posts(posts)
     except Exception:
-        logger.exception("could not hand on the alerts of a post in thread %s; the sweep will catch up", thread_id)
-    live.message_posted(message_id)
+        logger.exception("could not hand on the alerts of %d post(s); the sweep will catch up", len(posts))
+    live.messages_posted([post.message_id for post in posts])
 
 
 @dataclass(frozen=True)

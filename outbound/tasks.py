@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from huey.api import TaskWrapper
+from huey.storage import RedisStorage
 from huey.utils import normalize_time
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -116,48 +117,72 @@ def run_posted_message(message_id: int, now: datetime | None = None) -> None:
     )
 
 
-def run_after_post(
-    thread_id: int,
-    author_type: str,
-    created_at: datetime,
-    alert_ids: Sequence[int],
-    digest_delay: timedelta,
-    escalation_delay: timedelta,
-) -> None:
-    """What follows a post whose alerts were already decided in the posting transaction
+def run_after_posts(posts: Sequence[notify.DecidedPost]) -> None:
+    """What follows posts whose alerts were already decided in their posting transactions
     (the email ingest does, saving this task's own transaction and reads): send those
     alerts, then the digest and escalation checks at their time (the business's delays,
-    read by the caller). Never reads the database."""
+    read by the caller), all written to the schedule at once. Never reads the database."""
+    alert_ids = [outbox_id for post in posts for outbox_id in post.alert_ids]
     if alert_ids:
-        ids = list(alert_ids)
-        _enqueue_quietly(lambda: deliver_emails(ids))
-    _schedule_followups(thread_id, author_type, created_at, digest_delay, escalation_delay)
+        _enqueue_quietly(lambda: deliver_emails(alert_ids))
+    checks = [
+        check
+        for post in posts
+        for check in _followups(post.thread_id, post.author_type, post.created_at, post.digest_delay, post.escalation_delay)
+    ]
+    _enqueue_quietly(lambda: _schedule_all(checks))
+
+
+# A task to run at a time: (task, its arguments, when, its priority or None).
+_Timed = tuple[TaskWrapper, tuple[object, ...], datetime, int | None]
 
 
 def _schedule_followups(
     thread_id: int, author_type: str, created_at: datetime, digest_delay: timedelta, escalation_delay: timedelta
 ) -> None:
+    checks = _followups(thread_id, author_type, created_at, digest_delay, escalation_delay)
+    _enqueue_quietly(lambda: _schedule_all(checks))
+
+
+def _followups(
+    thread_id: int, author_type: str, created_at: datetime, digest_delay: timedelta, escalation_delay: timedelta
+) -> list[_Timed]:
+    """The escalation check (a contact's post) and the digest check (anyone's but the system's)."""
+    checks: list[_Timed] = []
     if author_type == "contact":
-        escalate_at = created_at + escalation_delay
-        _enqueue_quietly(lambda: _schedule_at(escalate_threads, ([thread_id],), escalate_at))
+        checks.append((escalate_threads, ([thread_id],), created_at + escalation_delay, None))
     if author_type != "system":
-        digest_at = created_at + digest_delay
-        _enqueue_quietly(lambda: _schedule_at(send_thread_digests, (thread_id,), digest_at, PRIORITY_DUE))
+        checks.append((send_thread_digests, (thread_id,), created_at + digest_delay, PRIORITY_DUE))
+    return checks
 
 
-def _schedule_at(task: TaskWrapper, args: tuple[object, ...], eta: datetime, priority: int | None = None) -> None:
-    """Run `task(*args)` at `eta`, written straight to huey's schedule.
+def _schedule_all(checks: Sequence[_Timed]) -> None:
+    """Run each `task(*args)` at its time, written straight to huey's schedule; on Redis
+    every entry in one round trip (a pipeline of ZADDs, what `huey.add_schedule` sends one
+    by one).
 
     `TaskWrapper.schedule` puts a future task on the queue instead; a consumer then pops
     it, finds it not due and writes it to the schedule: a queue round trip, a
     deserialisation and a serialisation more of the worker's CPU, for the two checks every
     post schedules. A task already due takes the queue, as `schedule` would.
     """
-    due = normalize_time(eta, None, huey.utc)
-    if due <= normalize_time(None, 0, huey.utc):
-        task.schedule(args=args, eta=eta, priority=priority)
+    now = normalize_time(None, 0, huey.utc)
+    later = []
+    for task, args, eta, priority in checks:
+        due = normalize_time(eta, None, huey.utc)
+        if due <= now:
+            task.schedule(args=args, eta=eta, priority=priority)
+        else:
+            later.append(task.task_class(args, {}, eta=due, priority=priority))
+    storage = huey.storage
+    if len(later) > 1 and isinstance(storage, RedisStorage):
+        with storage.conn.pipeline(transaction=False) as pipe:
+            for task in later:
+                pipe.zadd(storage.schedule_key, {huey.serialize_task(task): storage.convert_ts(task.eta)})
+            pipe.execute()
         return
-    huey.add_schedule(task.task_class(args, {}, eta=due, priority=priority))
+    for task in later:
+        huey.add_schedule(task)
 
 
 def run_digests(thread_ids: Sequence[int], now: datetime | None = None) -> list[int]:

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from inbound.ingest import INLINE_RAW_BYTES, LEASE, Outcome, claim_email, process_stored_email, process_stored_emails
 from inbound.server import running_smtp_server
 from inbound.tasks import process_inbound_batch, process_inbound_email, queue_is_local, requeue_stuck
+from outbound.live import local_broker
 from outbound.queue import configure_queue, huey
 from pawpost.settings import Settings
 from tests.conftest import REDIS_URL, require
@@ -299,3 +300,28 @@ def test_a_transient_fault_in_one_email_of_a_chunk_leaves_it_received_and_free_a
     assert rows[1].claimed_until is None  # its own retry may start at once
     assert [m.body for m in queries.messages(engine, world.thread_id)] == ["Chunk 0", "Chunk 2", "Chunk 3"]
     assert process_stored_email(make_session_factory(engine), worker_settings, ids[1]).outcome == "posted"  # type: ignore[union-attr]
+
+
+def test_a_chunks_checks_and_hints_leave_together_once_its_last_email_is_committed(
+    worker_settings: Settings, world: World, engine: Engine
+) -> None:
+    """Each post's digest and escalation checks (due minutes later) and its live hint are
+    handed on after the chunk's last commit, in one round trip each on Redis."""
+    raws = [reply_email(world.primary_email, world.reply_to, f"Chunk {n}", message_id=f"<later-{n}@parents.test>") for n in range(3)]
+    ids = _store(worker_settings, world, engine, raws)
+    hints: list[dict[str, object]] = []
+    unsubscribe = local_broker.subscribe(hints.append)
+    sessions = make_session_factory(engine)
+    at_commits: list[tuple[int, int]] = []
+    event.listen(sessions, "after_commit", lambda _session: at_commits.append((huey.scheduled_count(), len(hints))))
+    try:
+        outcomes = process_stored_emails(sessions, worker_settings, ids, on_transient=lambda _i, _e: None)
+    finally:
+        unsubscribe()
+
+    assert _outcomes(outcomes) == ["posted"] * 3
+    assert at_commits and set(at_commits) == {(0, 0)}
+    assert huey.scheduled_count() == 6  # each post's escalation and digest checks
+    if worker_settings.live_is_local:  # a Redis live URL publishes there instead
+        posted = [m.id for m in queries.messages(engine, world.thread_id)]
+        assert [h["message_id"] for h in hints] == posted
