@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from functools import cache, partial
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, Select, Update, bindparam, case, exists, false, func, literal, null, or_, select, update
+from sqlalchemy import Connection, Engine, Row, Select, Update, bindparam, case, exists, false, func, literal, literal_column, null, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, joinedload, object_session, sessionmaker
 
@@ -80,6 +80,9 @@ RATE_LIMITED = "rate_limited"
 
 # Outcomes that mean "this Message-ID was already handled here": a resend is a duplicate.
 _HANDLED = ("posted", "quarantined", "auto_reply", "bounce", "loop", "rejected", "failed", "released", "discarded")
+# The same as SQL literals: `IN ('posted', ...)` rendered once into the statements built
+# once below, not a list expanded into bind parameters on every execution.
+_HANDLED_SQL = tuple(literal_column(f"'{outcome}'") for outcome in _HANDLED)
 
 
 @dataclass(frozen=True)
@@ -678,7 +681,7 @@ def _handled_statement() -> Select[tuple[int, int | None]]:
         .where(
             InboundEmail.message_id_header == bindparam("dedupe_id"),
             InboundEmail.business_id == bindparam("business_id"),
-            InboundEmail.outcome.in_(_HANDLED),
+            InboundEmail.outcome.in_(_HANDLED_SQL),
         )
         .order_by(InboundEmail.id)
         .limit(1)
@@ -697,7 +700,7 @@ def _facts_statement(by_sender: bool) -> Select[Any]:
             .where(
                 InboundEmail.message_id_header == bindparam("dedupe_id"),
                 InboundEmail.thread_id == bindparam("thread_id"),
-                InboundEmail.outcome.in_(_HANDLED),
+                InboundEmail.outcome.in_(_HANDLED_SQL),
             )
             .order_by(InboundEmail.id)
             .limit(1)
