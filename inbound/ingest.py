@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, Select, Update, bindparam, case, exists, false, func, literal, literal_column, null, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.orm import Session, joinedload, object_session, sessionmaker
+from sqlalchemy.orm import Session, joinedload, load_only, object_session, sessionmaker
 
 from inbound.bounces import record_bounce, signed_outbox
 from inbound.classify import Kind, classify
@@ -611,10 +611,15 @@ def _locked_row(session: Session, inbound_email_id: int, dedupe_id: str) -> tupl
 
 @cache
 def _locked_row_statement(advisory: bool) -> Select[Any]:
+    # Of the stored row, only what the ingest reads: the columns it writes are set before
+    # they are read, the raw bytes came with the lease, and a rare path that reads another
+    # column (a quarantine's webhook event) loads it then. A dozen columns fewer for the
+    # driver and the ORM to describe and load on every email.
+    read = (InboundEmail.business_id, InboundEmail.thread_id, InboundEmail.received_at, InboundEmail.outcome)
     query = (
         select(InboundEmail, Thread)
         .outerjoin(Thread, Thread.id == InboundEmail.thread_id)
-        .options(joinedload(Thread.family), joinedload(Thread.business))
+        .options(load_only(*read), joinedload(Thread.family), joinedload(Thread.business))
         .where(InboundEmail.id == bindparam("inbound_id"))
         .with_for_update(of=InboundEmail)
     )
