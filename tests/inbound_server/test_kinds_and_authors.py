@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -17,9 +18,10 @@ from tests.factories import MAIL_DOMAIN, make_appointment
 from tests.inbound_server import queries
 from tests.inbound_server.conftest import World
 from tests.inbound_server.mail import reply_email, send
-from threads.models import Contact, OutboundEmail, Staff, Thread
+from threads.models import Contact, OutboundEmail, Staff, Thread, WebhookDelivery
 from threads.posting import post_message
 from threads.types import utcnow
+from threads.webhooks import create_endpoint
 
 _outbox_numbers = itertools.count(1)
 
@@ -252,3 +254,27 @@ def test_a_parents_email_alerts_exactly_the_staff_scheduled_today_once(smtp, set
         alerts = session.scalars(select(OutboundEmail).where(OutboundEmail.kind == "alert")).all()
         assert [(a.recipient_email, a.up_to_message_id) for a in alerts] == [(world.basic_email, second.id)]
         assert find_due(session, settings, utcnow()).alert_message_ids == []  # both decided, neither waits for the sweep
+
+
+def test_a_posted_email_is_a_message_created_event_only_for_a_business_with_an_active_endpoint(
+    smtp, world: World, engine: Engine
+) -> None:
+    """The ingest learns whether the business has an active endpoint in its facts statement,
+    and looks for `message.created` endpoints only then."""
+    assert send(*smtp, world.primary_email, world.reply_to, reply_email(world.primary_email, world.reply_to, "First"))[0] == 250
+    with Session(engine) as session:
+        assert session.scalars(select(WebhookDelivery)).all() == []  # no endpoint, no event
+    with Session(engine) as session, session.begin():
+        endpoint, _ = create_endpoint(
+            session, world.business_id, url="https://crm.example.test/in", events=["message.created"],
+            development=False, secret_key="inbound-tests-secret-key-0123456789", now=utcnow(),
+        )
+        endpoint_id = endpoint.id
+
+    assert send(*smtp, world.primary_email, world.reply_to, reply_email(world.primary_email, world.reply_to, "Second"))[0] == 250
+
+    [_, second] = queries.messages(engine, world.thread_id)
+    with Session(engine) as session:
+        [delivery] = session.scalars(select(WebhookDelivery)).all()
+        assert (delivery.endpoint_id, delivery.event_type) == (endpoint_id, "message.created")
+        assert json.loads(delivery.payload)["data"]["message_id"] == second.id
