@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from functools import cache, partial
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, Select, Update, bindparam, case, exists, false, func, literal, literal_column, null, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, Row, Select, Update, bindparam, case, exists, false, func, literal, literal_column, null, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, joinedload, load_only, object_session, sessionmaker
 
@@ -59,7 +59,7 @@ from threads.models import (
     Thread,
     WebhookEndpoint,
 )
-from threads.posting import NewAttachment, post_message
+from threads.posting import Alongside, NewAttachment, post_message
 from threads.reading import read_position
 from threads.schedule import business_today, day_bounds, someone_scheduled
 from threads.types import utcnow
@@ -550,12 +550,15 @@ def _ingest(
         elif email.kind == "auto_reply":
             _record_auto_reply(session, row, email, thread, now)
         else:
-            message = _record_reply(session, settings, row, email, thread, now, sender, facts)
-        if email.parsed is not None:
-            row.sender = sender
-            row.subject = (email.parsed.subject or "")[:1000] or None
-        row.processing_ms = int((time.perf_counter() - started) * 1000)
-        _write_outcome(session, row)
+            message = _record_reply(session, settings, row, email, thread, now, sender, facts, started)
+        if message is not None:  # its outcome was written by the post's own statement
+            session.expunge(row)
+        else:
+            if email.parsed is not None:
+                row.sender = sender
+                row.subject = _subject(email.parsed)
+            row.processing_ms = int((time.perf_counter() - started) * 1000)
+            _write_outcome(session, row)
     alerts = _decide_alerts(session, settings, message, thread, now) if message is not None and thread is not None else None
     session.flush()
     posted = row.posted_message_id if row.outcome == "posted" else None
@@ -576,6 +579,21 @@ def _write_outcome(session: Session, row: InboundEmail) -> None:
     values = {f"new_{column}": getattr(row, column) for column in _OUTCOME_COLUMNS}
     session.connection().execute(_outcome_statement(row.outcome == "duplicate"), {"inbound_id": row.id, **values})
     session.expunge(row)
+
+
+def _subject(parsed: ParsedEmail) -> str | None:
+    return (parsed.subject or "")[:1000] or None
+
+
+def _posted_outcome(posted_message_id: ColumnElement[int]) -> Update:
+    """The stored row's outcome written with its post (`threads.posting.Alongside`): the
+    columns of `_write_outcome`, the new message's id given as SQL."""
+    columns = InboundEmail.__table__.c
+    values: dict[str, Any] = {
+        column: bindparam(f"row_{column}", type_=columns[column].type) for column in _OUTCOME_COLUMNS if column != "posted_message_id"
+    }
+    values["posted_message_id"] = posted_message_id
+    return update(InboundEmail).where(InboundEmail.id == bindparam("row_id")).values(values)
 
 
 @cache
@@ -837,8 +855,10 @@ def _record_reply(
     now: datetime,
     sender: str | None,
     facts: _Facts,
+    started: float,
 ) -> Message | None:
-    """Post the reply (or hold or reject it); the message posted, if any."""
+    """Post the reply (or hold or reject it); the message posted, if any, with the row's
+    outcome written by the post's own statement (its `processing_ms` counted up to it)."""
     parsed = email.parsed
     assert parsed is not None
     refusal = untrusted_sender(parsed, settings.trusted_authserv_id)
@@ -861,9 +881,28 @@ def _record_reply(
     # With nobody scheduled, a contact's message has no staff alert to decide: it is
     # recorded as decided in its own INSERT (what `plan_new_message_alerts` would conclude).
     decided = now if isinstance(check.author, Contact) and not facts.someone_scheduled else None
+    outcome = {
+        "row_id": row.id,
+        "row_business_id": row.business_id,
+        "row_thread_id": row.thread_id,
+        "row_sender": sender,
+        "row_subject": _subject(parsed),
+        "row_outcome": "posted",
+        "row_reason": None,
+        "row_processing_ms": int((time.perf_counter() - started) * 1000),
+    }
     try:
         message = post_parsed(
-            session, thread, check, parsed, email.dedupe_id, now, email.reply, alerted_at=decided, webhooks=facts.has_webhooks
+            session,
+            thread,
+            check,
+            parsed,
+            email.dedupe_id,
+            now,
+            email.reply,
+            alerted_at=decided,
+            webhooks=facts.has_webhooks,
+            alongside=Alongside(_posted_outcome, outcome),
         )
     except EmptyMessage:
         _finish(row, "rejected", "empty reply")
@@ -871,6 +910,7 @@ def _record_reply(
     if facts.sender_flagged:  # mail from the address shows it works again: its bounce flag clears
         clear_bouncing(session, thread.business_id, parsed.sender_address or "")
     _finish(row, "posted", None, message.id)
+    row.sender, row.subject, row.processing_ms = sender, outcome["row_subject"], outcome["row_processing_ms"]
     return message
 
 
@@ -926,11 +966,12 @@ def post_parsed(
     *,
     alerted_at: datetime | None = None,
     webhooks: bool = True,
+    alongside: Alongside | None = None,
 ) -> Message:
     """Post the visible part of a parsed email as `check.author` and settle their read cursor.
 
     Shared by the ingest (which passes the `reply` it extracted before its transaction)
-    and by quarantine release (`alerted_at` and `webhooks`: see `post_message`). Raises
+    and by quarantine release (`alerted_at`, `webhooks` and `alongside`: see `post_message`). Raises
     `EmptyMessage` when nothing visible is left,
     `IntegrityError` when this Message-ID is already in the thread. A visible text beyond
     `MAX_VISIBLE_TEXT` is cut and the message marked `truncated`; the raw email keeps it all.
@@ -967,6 +1008,7 @@ def post_parsed(
         now=now,
         alerted_at=alerted_at,
         webhooks=webhooks,
+        alongside=alongside,
     )
     settle_read_cursor(session, thread, author, message, before, seen)
     return message

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Insert, Integer, Select, Update, bindparam, case, false, func, insert, literal, select, update
+from sqlalchemy import ColumnElement, Insert, Integer, Select, Update, UpdateBase, bindparam, case, false, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, aliased, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -21,6 +21,17 @@ from threads.errors import AccessDenied, EmptyMessage
 from threads.webhooks import message_created
 from threads.models import Attachment, Business, Contact, Message, Person, ReadCursor, Staff, Thread
 from threads.types import UTCDateTime, utcnow
+
+
+@dataclass(frozen=True)
+class Alongside:
+    """A write the caller makes with a post, given the new message's id as SQL (`build`, a
+    module-level function: its statement is built once). On PostgreSQL it is a CTE of the
+    post's own statement, one round trip less; elsewhere a statement of its own right after.
+    `parameters` are its bind parameters, named apart from the post's (`new_*`, `cursor_*`)."""
+
+    build: Callable[[ColumnElement[int]], UpdateBase]
+    parameters: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,7 @@ def post_message(
     now: datetime | None = None,
     alerted_at: datetime | None = None,
     webhooks: bool = True,
+    alongside: Alongside | None = None,
 ) -> Message:
     """Add a message to `thread` (rule 2: the poster has read what they posted).
 
@@ -97,7 +109,8 @@ def post_message(
     `alerted_at`: the caller already knows its staff alerts are decided (the email ingest,
     when nobody is scheduled with the family), so no second statement has to record it.
     `webhooks` False: the caller read, in this transaction, that the business has no active
-    webhook endpoint, so no `message.created` endpoint is looked for.
+    webhook endpoint, so no `message.created` endpoint is looked for. `alongside`: a write
+    of the caller's that needs the new message's id, made in the same round trip.
     """
     if internal and not isinstance(author, Staff):
         raise AccessDenied("only staff write internal notes")
@@ -134,7 +147,7 @@ def post_message(
     person = author.person if isinstance(author, Staff | Contact) else None
     # PostgreSQL: the INSERT, the thread's UPDATE and the poster's cursor in one statement.
     one_statement = session.get_bind().dialect.name == "postgresql"
-    message = _inserted_message(session, columns, person if one_statement else None, moved=one_statement)
+    message = _inserted_message(session, columns, person if one_statement else None, moved=one_statement, alongside=alongside)
     # The author itself too: whoever reads `message.contact` next (the alerts) needs no query.
     set_committed_value(message, "staff", author if isinstance(author, Staff) else None)
     set_committed_value(message, "contact", author if isinstance(author, Contact) else None)
@@ -161,6 +174,10 @@ def post_message(
         )
         if person is not None:
             advance_cursor(session, ReadCursor, thread.id, person, message.id)
+        if alongside is not None:
+            session.connection().execute(
+                _alongside_statement(alongside.build), {**alongside.parameters, "alongside_message_id": message.id}
+            )
     session.expire(thread, ["last_message_id", "last_message_at", "message_count"])  # read again when next used
     if author is not None and webhooks:
         # In this transaction: the business's software hears of exactly the committed messages.
@@ -169,21 +186,25 @@ def post_message(
     return message
 
 
-def _inserted_message(session: Session, columns: dict[str, Any], person: Person | None = None, *, moved: bool = False) -> Message:
+def _inserted_message(
+    session: Session, columns: dict[str, Any], person: Person | None = None, *, moved: bool = False, alongside: Alongside | None = None
+) -> Message:
     """INSERT the message on the session's connection and hand back its ORM object, persistent
     in the session as if just loaded: every message's unit-of-work flush (its dependency
     sorting, relationship syncing and bulk-insert path) cost ~3x the CPU of the statement.
 
     `moved` (PostgreSQL): the same statement also moves the thread to the message and, for
-    a `person`, their read cursor (`_post_statement`): one round trip and one statement's
-    overhead instead of three."""
+    a `person`, their read cursor, and makes the caller's `alongside` write
+    (`_post_statement`): one round trip and one statement's overhead instead of three or four."""
     if moved:
         # Named apart from every column: an UPDATE or INSERT given a parameter named like
         # one of its table's columns writes that column too (SQLAlchemy's "extra SET").
         parameters = {f"new_{name}": value for name, value in columns.items()}
         if person is not None:
             parameters.update(cursor_kind=person.kind, cursor_person_id=person.id, cursor_updated_at=utcnow())
-        statement = _post_statement(person is not None)
+        if alongside is not None:
+            parameters.update(alongside.parameters)
+        statement = _post_statement(person is not None, alongside.build if alongside is not None else None)
     else:
         parameters, statement = columns, _insert_message_statement()
     message_id = session.connection().execute(statement, parameters).scalar_one()
@@ -199,12 +220,20 @@ def _insert_message_statement() -> Insert:
 
 
 @cache
-def _post_statement(moves_cursor: bool) -> Select[tuple[int]]:
+def _alongside_statement(build: Callable[[ColumnElement[int]], UpdateBase]) -> UpdateBase:
+    return build(bindparam("alongside_message_id", type_=Integer))
+
+
+@cache
+def _post_statement(
+    moves_cursor: bool, alongside: Callable[[ColumnElement[int]], UpdateBase] | None = None
+) -> Select[tuple[int]]:
     """PostgreSQL's whole post, built once: the INSERT of the message, and in data-modifying
     CTEs of the same statement the thread's UPDATE (`_thread_posted_statement`'s, reading
     the new id from the INSERT's RETURNING) and, `moves_cursor`, the poster's read-cursor
-    upsert (`threads.cursors.forward_only`). They run as the three statements did, in the
-    caller's transaction, taking the same row locks."""
+    upsert (`threads.cursors.forward_only`), and the caller's `alongside` write (reading the
+    id from a scalar subquery of the INSERT's CTE). They run as the separate statements did,
+    in the caller's transaction, taking the same row locks."""
     table = Message.__table__
     posted = (
         insert(Message)
@@ -234,6 +263,8 @@ def _post_statement(moves_cursor: bool) -> Select[tuple[int]]:
         )
         moved = postgresql.insert(ReadCursor).from_select(["thread_id", "person_kind", "person_id", "message_id", "updated_at"], rows)
         ctes.append(forward_only(moved, ReadCursor).cte("cursor_moved"))
+    if alongside is not None:
+        ctes.append(alongside(select(posted.c.id).scalar_subquery()).cte("alongside"))
     return select(posted.c.id).add_cte(*ctes)
 
 
