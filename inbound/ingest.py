@@ -206,7 +206,7 @@ def _process(
 @contextmanager
 def _one_connection(session_factory: sessionmaker[Session]) -> Iterator[tuple[Callable[[], Session], Connection | None]]:
     """Sessions on one pooled connection for the whole email: the lease and the ingest are
-    two transactions, but one checkout (and one liveness ping, `pool_pre_ping`) instead of two."""
+    two transactions, but one checkout (and one liveness check, `threads.db.lend_only_live_connections`) instead of two."""
     bind = session_factory.kw.get("bind")
     if not isinstance(bind, Engine):
         yield session_factory, None
