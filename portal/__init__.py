@@ -70,6 +70,9 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
         PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
+        # The server-side session ends 14 hours after sign-in whatever the cookie says, so
+        # re-signing an unchanged cookie on every response (Flask's default) bought nothing.
+        SESSION_REFRESH_EACH_REQUEST=False,
         MAX_CONTENT_LENGTH=settings.max_message_bytes,
         # The portal stays open all day: a token lives as long as the session, not an hour.
         WTF_CSRF_TIME_LIMIT=None,

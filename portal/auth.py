@@ -26,7 +26,8 @@ from werkzeug.wrappers import Response
 
 from outbound import live
 from portal.runtime import db, now, settings
-from threads.accounts import end_session, live_session, start_staff_session, touch_session
+from portal.views import held_count_of_session_business
+from threads.accounts import end_session, is_live, session_named, start_staff_session, touch_session
 from threads.directory import normalise_email
 from threads.models import SignInFailure, Staff
 from threads.passwords import hash_password, verify_password
@@ -85,8 +86,10 @@ def load_signed_in_staff() -> None:
         session.pop("staff_id", None)
         return
     moment = now()
-    row = live_session(db(), token, moment)
-    if row is None or session.get("auth") != session_fingerprint(row.staff):
+    # One round trip: the session, its staff member and business, and the header's count.
+    found = db().execute(session_named(token).add_columns(held_count_of_session_business())).first()
+    row, held = found if found is not None else (None, 0)
+    if row is None or not is_live(row, moment) or session.get("auth") != session_fingerprint(row.staff):
         session.clear()
         db().rollback()
         return
@@ -94,6 +97,7 @@ def load_signed_in_staff() -> None:
         db().commit()
     g.staff = row.staff
     g.staff_session = row
+    g.held_at_start = (row.business_id, held)
 
 
 def current_staff() -> Staff:

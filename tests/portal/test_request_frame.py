@@ -1,0 +1,83 @@
+"""What every signed-in request costs before its page: one statement for the session, the
+person, the business and the header's quarantine count; no cookie sent back unchanged."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import event
+
+from tests.portal.conftest import World, csrf_token, sign_in_as
+
+COOKIE = "pawpost_session"
+
+
+@pytest.fixture
+def statements(app: Flask) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, params, context, many):  # type: ignore[no-untyped-def]
+        if not statement.startswith("BEGIN"):  # SQLite's BEGIN IMMEDIATE (see threads.db)
+            seen.append(statement)
+
+    engine = app.extensions["pawpost"].engine
+    event.listen(engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(engine, "before_cursor_execute", record)
+
+
+def held_in_header(page: str) -> str:
+    found = re.search(r'<span class="count" id="held-count"[^>]*>(\d+)</span>', page)
+    assert found, page[:500]
+    return found.group(1)
+
+
+def test_the_session_and_the_header_count_come_in_the_first_statement(
+    app: Flask, client: FlaskClient, world: World, statements: list[str]
+) -> None:
+    sign_in_as(app, client, world.senior)
+    client.get("/today")
+    statements.clear()
+    page = client.get("/today")
+    assert page.status_code == 200
+    assert "staff_sessions" in statements[0] and "inbound_emails" in statements[0]
+    assert not any("inbound_emails" in s for s in statements[1:])
+    assert held_in_header(page.get_data(as_text=True)) == "2"
+
+
+def test_the_header_counts_only_the_business_own_held_emails(app: Flask, client: FlaskClient, world: World) -> None:
+    sign_in_as(app, client, world.foreign_senior)
+    assert held_in_header(client.get("/today").get_data(as_text=True)) == "1"
+    sign_in_as(app, client, world.basic)
+    assert 'id="held-count"' not in client.get("/today").get_data(as_text=True)
+
+
+def test_the_count_after_a_change_in_the_same_request_is_read_again(app: Flask, client: FlaskClient, world: World) -> None:
+    """A POST may change the quarantine before its page shows the count: it is not the
+    count from the start of the request."""
+    sign_in_as(app, client, world.senior)
+    token = csrf_token(client)
+    response = client.post(f"/quarantine/{world.held.id}/discard", data={"csrf_token": token}, follow_redirects=True)
+    assert response.status_code == 200
+    assert held_in_header(response.get_data(as_text=True)) == "1"
+    assert client.get("/api/unread").get_json()["held"] == 1
+
+
+def test_an_unchanged_session_cookie_is_not_sent_again(app: Flask, client: FlaskClient, world: World) -> None:
+    sign_in_as(app, client, world.senior)
+    client.get("/today")  # the first page puts the form token in the session: sent once
+    kept = client.get_cookie(COOKIE)
+    assert kept is not None
+    for path in ("/today", "/messages", "/api/unread"):
+        response = client.get(path)
+        assert response.status_code == 200
+        assert "Set-Cookie" not in response.headers, path
+    still = client.get_cookie(COOKIE)
+    assert still is not None and still.value == kept.value
+    response = client.post("/signout", data={"csrf_token": csrf_token(client)})
+    assert response.status_code == 302 and "Set-Cookie" in response.headers
+    assert client.get("/today").status_code == 302
