@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import event, select
 
-from bench.portal import parent_links
+from bench.portal import fill_audit_log, parent_links
 from bench.seed import SEED_FILE, database_url
 
 SECRET_KEY = "bench-page-costs-secret-key-0123456789"
@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{SEED_FILE} is missing: run `python -m bench.seed` first")
     seed = json.loads(SEED_FILE.read_text())
     url = database_url(args.database_url) if args.database_url else str(seed["database_url"])
+    fill_audit_log(url, int(seed["business_id"]), int(seed["families"]))  # as bench.portal does
     results = measure(url, seed, args.n)
     if args.json:
         print(json.dumps(results, indent=2))

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import Flask, g, request
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from sqlalchemy import ColumnElement, ScalarSelect, and_, func, select
 
 from portal import timefmt
@@ -61,9 +61,10 @@ def install(app: Flask) -> None:
         if moment is None:
             return Markup("")
         zone = _zone()
-        return Markup('<time datetime="{}" title="{}" data-relative>{}</time>').format(
-            moment.isoformat(), timefmt.full_time(moment, zone), timefmt.relative_time(moment, zone, now())
-        )
+        # An f-string of escaped parts: `Markup.format` cost more than the times themselves
+        # on pages that list 50 of them.
+        iso, full, relative = moment.isoformat(), timefmt.full_time(moment, zone), timefmt.relative_time(moment, zone, now())
+        return Markup(f'<time datetime="{escape(iso)}" title="{escape(full)}" data-relative>{escape(relative)}</time>')
 
     @app.template_filter("fulltime")
     def fulltime(moment: datetime | None) -> str:
