@@ -175,27 +175,30 @@ def families_between(session: Session, business: Business, first: date, days: in
 def slots_between(
     session: Session, business: Business, first: date, days: int, *, staff_ids: Sequence[int] | None = None, family_ids: Sequence[int] | None = None
 ) -> list[Slot]:
-    """Those days' appointments, earliest first, as plain rows in two statements (no ORM
-    objects per row); only those of `staff_ids` or `family_ids` when given (the rows one page
-    of the Schedule shows: a week of a big business holds thousands)."""
+    """Those days' appointments, earliest first, as plain rows in one statement (no ORM
+    objects per row: one row per appointment and staff member); only those of `staff_ids` or
+    `family_ids` when given (the rows one page of the Schedule shows: a week of a big
+    business holds thousands)."""
     overlapping = _overlapping(business, first, days)
     if staff_ids is not None:
         overlapping = and_(overlapping, Appointment.id.in_(select(appointment_staff.c.appointment_id).where(appointment_staff.c.staff_id.in_(staff_ids))))
     if family_ids is not None:
         overlapping = and_(overlapping, Appointment.family_id.in_(family_ids))
     rows = session.execute(
-        select(Appointment.id, Appointment.family_id, Family.name, Appointment.service, Appointment.starts_at, Appointment.ends_at)
-        .join(Family, Family.id == Appointment.family_id)
-        .where(overlapping)
-        .order_by(Appointment.starts_at, Appointment.id)
-    ).all()
-    slots = {row[0]: Slot(*row, staff_ids=[]) for row in rows}
-    if slots:
-        links = session.execute(
-            select(appointment_staff.c.appointment_id, appointment_staff.c.staff_id)
-            .where(appointment_staff.c.appointment_id.in_(select(Appointment.id).where(overlapping)))
-            .order_by(appointment_staff.c.appointment_id, appointment_staff.c.staff_id)
+        select(
+            Appointment.id, Appointment.family_id, Family.name, Appointment.service, Appointment.starts_at, Appointment.ends_at,
+            appointment_staff.c.staff_id,
         )
-        for appointment_id, staff_id in links:
-            slots[appointment_id].staff_ids.append(staff_id)
+        .join(Family, Family.id == Appointment.family_id)
+        .outerjoin(appointment_staff, appointment_staff.c.appointment_id == Appointment.id)
+        .where(overlapping)
+        .order_by(Appointment.starts_at, Appointment.id, appointment_staff.c.staff_id)
+    ).all()
+    slots: dict[int, Slot] = {}
+    for appointment_id, family_id, family_name, service, starts_at, ends_at, staff_id in rows:
+        slot = slots.get(appointment_id)
+        if slot is None:
+            slot = slots[appointment_id] = Slot(appointment_id, family_id, family_name, service, starts_at, ends_at, staff_ids=[])
+        if staff_id is not None:
+            slot.staff_ids.append(staff_id)
     return list(slots.values())
