@@ -70,9 +70,25 @@ def measure(url: str, seed: dict[str, Any], repeat: int) -> list[dict[str, Any]]
 
     # The other waits on the database: the BEGIN psycopg sends before a transaction's first
     # statement, COMMIT or ROLLBACK at its end, and a liveness ping when a connection is lent.
+    # Only those that reach the server: none for a connection in autocommit, and a COMMIT or
+    # ROLLBACK with no transaction open sends nothing (psycopg knows the state).
     others: list[str] = []
-    for name in ("begin", "commit", "rollback"):
-        event.listen(state.engine, name, lambda conn, name=name: others.append(name))
+
+    def dbapi(conn):  # type: ignore[no-untyped-def]
+        return conn.connection.dbapi_connection
+
+    def began(conn):  # type: ignore[no-untyped-def]
+        if not getattr(dbapi(conn), "autocommit", False):
+            others.append("begin")
+
+    def ended(conn, name="end"):  # type: ignore[no-untyped-def]
+        info = getattr(dbapi(conn), "info", None)
+        if info is None or info.transaction_status != 0:  # psycopg: 0 is IDLE
+            others.append(name)
+
+    event.listen(state.engine, "begin", began)
+    event.listen(state.engine, "commit", ended)
+    event.listen(state.engine, "rollback", ended)
     ping = state.engine.dialect.do_ping
 
     def counted_ping(dbapi_connection):  # type: ignore[no-untyped-def]

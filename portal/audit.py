@@ -11,7 +11,7 @@ from flask import Blueprint, g, render_template, request
 from sqlalchemy import select
 
 from portal.auth import current_staff, requires
-from portal.runtime import db, now
+from portal.runtime import db, now, reads_only
 from threads import audit
 from threads.models import Family, Staff
 
@@ -57,6 +57,7 @@ def _int(name: str) -> int | None:
 
 @bp.get("/audit")
 @requires("admin")
+@reads_only
 def index() -> str:
     business_id = current_staff().business_id
     person_id, family_id, before_id = _int("person"), _int("family"), _int("before")

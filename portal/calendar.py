@@ -17,7 +17,7 @@ from werkzeug.wrappers import Response
 from outbound.notify import webhooks_due
 from portal.audit import note
 from portal.auth import current_staff, requires
-from portal.runtime import db, now
+from portal.runtime import db, now, reads_only
 from threads.appointments import (
     AppointmentForm,
     Slot,
@@ -48,6 +48,7 @@ def _day(value: str | None) -> date:
 
 @bp.get("/schedule")
 @requires("senior")
+@reads_only
 def week() -> str:
     business = current_staff().business
     view = "day" if request.args.get("view") == "day" else "week"

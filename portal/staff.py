@@ -19,7 +19,7 @@ from werkzeug.wrappers import Response
 from outbound.accounts import queue_invitation, send_soon
 from portal.audit import note
 from portal.auth import current_staff, requires
-from portal.runtime import db, now, settings
+from portal.runtime import db, now, reads_only, settings
 from threads.accounts import (
     StaffProblems,
     change_role,
@@ -49,6 +49,7 @@ def staff_of_my_business(staff_id: int) -> Staff:
 
 @bp.get("/staff")
 @requires("admin")
+@reads_only
 def index() -> str:
     return _list_page()
 

@@ -1,17 +1,21 @@
 """What every signed-in request costs before its page: one statement for the session, the
-person, the business and the header's quarantine count; no cookie sent back unchanged."""
+person, the business and the header's quarantine count; no cookie sent back unchanged; and
+on PostgreSQL no transaction around pages that only read."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
-from tests.portal.conftest import World, csrf_token, sign_in_as
+from tests.portal.conftest import Clock, World, csrf_token, sign_in_as
+from threads.models import StaffSession
 
 COOKIE = "pawpost_session"
 
@@ -81,3 +85,57 @@ def test_an_unchanged_session_cookie_is_not_sent_again(app: Flask, client: Flask
     response = client.post("/signout", data={"csrf_token": csrf_token(client)})
     assert response.status_code == 302 and "Set-Cookie" in response.headers
     assert client.get("/today").status_code == 302
+
+
+@pytest.fixture
+def transaction_states(app: Flask) -> Iterator[list[str]]:
+    """After each statement: is the PostgreSQL connection inside a transaction (psycopg's own
+    record of the server's answer)?"""
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, params, context, many):  # type: ignore[no-untyped-def]
+        seen.append(conn.connection.dbapi_connection.info.transaction_status.name)
+
+    engine = app.extensions["pawpost"].engine
+    event.listen(engine, "after_cursor_execute", record)
+    yield seen
+    event.remove(engine, "after_cursor_execute", record)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("path", ["/staff", "/families", "/schedule", "/audit"])
+def test_pages_that_only_read_run_without_a_transaction(
+    app: Flask, client: FlaskClient, world: World, transaction_states: list[str], path: str
+) -> None:
+    """No BEGIN and ROLLBACK around their statements (two round trips of a small page's five)."""
+    sign_in_as(app, client, world.admin)
+    transaction_states.clear()
+    assert client.get(path).status_code == 200
+    assert transaction_states and set(transaction_states) == {"IDLE"}
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_other_requests_keep_their_transaction(app: Flask, client: FlaskClient, world: World, transaction_states: list[str]) -> None:
+    sign_in_as(app, client, world.admin)
+    transaction_states.clear()
+    assert client.get("/messages").status_code == 200
+    assert set(transaction_states) == {"INTRANS"}
+    token = csrf_token(client)
+    transaction_states.clear()
+    # The Families page's view again, for a refused form: a POST, so in a transaction.
+    refused = client.post("/families", data={"csrf_token": token, "name": "", "contact_name": "", "contact_email": ""})
+    assert refused.status_code == 400
+    assert set(transaction_states) == {"INTRANS"}
+
+
+def test_a_reading_page_still_records_when_its_viewer_was_last_seen(
+    timed_app: Flask, world: World, db: Session, clock: Clock
+) -> None:
+    client = timed_app.test_client()
+    sign_in_as(timed_app, client, world.admin)
+    assert client.get("/staff").status_code == 200
+    clock.at += timedelta(minutes=6)
+    assert client.get("/staff").status_code == 200
+    db.expire_all()
+    seen = db.scalars(select(StaffSession.last_seen_at).where(StaffSession.staff_id == world.admin.id)).all()
+    assert [moment.replace(tzinfo=None) for moment in seen] == [clock.at.replace(tzinfo=None)]

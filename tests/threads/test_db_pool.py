@@ -51,7 +51,8 @@ def test_a_connection_the_server_ended_is_replaced_before_it_is_lent(pg_engine: 
     other = make_engine(PG_URL)
     try:
         with other.connect() as connection:
-            assert connection.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+            # Waits (up to 5 s) until the backend has exited and closed its socket.
+            assert connection.scalar(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": first})
             connection.commit()
     finally:
         other.dispose()
