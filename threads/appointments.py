@@ -178,19 +178,23 @@ def slots_between(
     """Those days' appointments, earliest first, as plain rows in one statement (no ORM
     objects per row: one row per appointment and staff member); only those of `staff_ids` or
     `family_ids` when given (the rows one page of the Schedule shows: a week of a big
-    business holds thousands)."""
+    business holds thousands). With `staff_ids`, a slot's `staff_ids` are those of them it
+    assigns (the page places it in their rows), not its other walkers."""
     overlapping = _overlapping(business, first, days)
+    columns = (Appointment.id, Appointment.family_id, Family.name, Appointment.service, Appointment.starts_at, Appointment.ends_at, appointment_staff.c.staff_id)
     if staff_ids is not None:
-        overlapping = and_(overlapping, Appointment.id.in_(select(appointment_staff.c.appointment_id).where(appointment_staff.c.staff_id.in_(staff_ids))))
-    if family_ids is not None:
-        overlapping = and_(overlapping, Appointment.family_id.in_(family_ids))
-    rows = session.execute(
-        select(
-            Appointment.id, Appointment.family_id, Family.name, Appointment.service, Appointment.starts_at, Appointment.ends_at,
-            appointment_staff.c.staff_id,
+        query = (
+            select(*columns)
+            .select_from(appointment_staff)
+            .join(Appointment, Appointment.id == appointment_staff.c.appointment_id)
+            .where(appointment_staff.c.staff_id.in_(staff_ids))
         )
-        .join(Family, Family.id == Appointment.family_id)
-        .outerjoin(appointment_staff, appointment_staff.c.appointment_id == Appointment.id)
+    else:
+        query = select(*columns).outerjoin(appointment_staff, appointment_staff.c.appointment_id == Appointment.id)
+        if family_ids is not None:
+            overlapping = and_(overlapping, Appointment.family_id.in_(family_ids))
+    rows = session.execute(
+        query.join(Family, Family.id == Appointment.family_id)
         .where(overlapping)
         .order_by(Appointment.starts_at, Appointment.id, appointment_staff.c.staff_id)
     ).all()
