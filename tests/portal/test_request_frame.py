@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event, select
+from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
 
 from tests.portal.conftest import Clock, World, csrf_token, sign_in_as
@@ -139,3 +139,19 @@ def test_a_reading_page_still_records_when_its_viewer_was_last_seen(
     db.expire_all()
     seen = db.scalars(select(StaffSession.last_seen_at).where(StaffSession.staff_id == world.admin.id)).all()
     assert [moment.replace(tzinfo=None) for moment in seen] == [clock.at.replace(tzinfo=None)]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_pages_answer_after_the_database_ended_every_connection(app: Flask, client: FlaskClient, world: World, db: Session) -> None:
+    """A restart or failover ends the pooled connections; the next requests, reading or
+    writing, get new ones instead of an error (no SELECT 1 before each request since)."""
+    pids: list[int] = []
+    engine = app.extensions["pawpost"].engine
+    event.listen(engine, "connect", lambda connection, _record: pids.append(connection.info.backend_pid))
+    sign_in_as(app, client, world.admin)
+    assert [client.get(path).status_code for path in ("/staff", "/messages")] == [200, 200]
+    assert pids
+    for pid in pids:
+        assert db.scalar(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
+    db.rollback()
+    assert [client.get(path).status_code for path in ("/staff", "/messages", "/audit", "/today")] == [200, 200, 200, 200]
