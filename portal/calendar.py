@@ -59,12 +59,12 @@ def week() -> str:
     team = db().execute(select(Staff.id, Staff.name, Staff.active).where(Staff.business_id == business.id).order_by(Staff.name, Staff.id)).all()
     names = {i: name for i, name, _active in team}
     # The page's rows first, then only their appointments: a big business's week holds thousands.
+    page = max(0, int(request.args.get("page", "0"))) if request.args.get("page", "0").isdigit() else 0
     if by == "staff":
         heads = [(i, name) for i, name, active in team if active]
+        shown, total = heads[page * ROWS_PER_PAGE : (page + 1) * ROWS_PER_PAGE], len(heads)
     else:
-        heads = families_between(db(), business, first, len(days))
-    page = max(0, int(request.args.get("page", "0"))) if request.args.get("page", "0").isdigit() else 0
-    shown = heads[page * ROWS_PER_PAGE : (page + 1) * ROWS_PER_PAGE]
+        shown, total = families_between(db(), business, first, len(days), offset=page * ROWS_PER_PAGE, limit=ROWS_PER_PAGE)
     keys = [key for key, _ in shown]
     if not keys:
         slots = []
@@ -91,7 +91,7 @@ def week() -> str:
     step = timedelta(days=1 if view == "day" else 7)
     return render_template(
         "schedule.html", view=view, by=by, days=days, rows=rows, today=business_today(business, now()),
-        page=page, pages=max(1, -(-len(heads) // ROWS_PER_PAGE)),
+        page=page, pages=max(1, -(-total // ROWS_PER_PAGE)),
         previous=(first - step).isoformat(), following=(first + step).isoformat(), anchor=anchor.isoformat(),
         zone=business.timezone,
     )

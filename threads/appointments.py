@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.orm import Session
 
 from threads.errors import DirectoryError, FieldProblems
@@ -160,16 +160,18 @@ def _overlapping(business: Business, first: date, days: int) -> ColumnElement[bo
     )
 
 
-def families_between(session: Session, business: Business, first: date, days: int) -> list[tuple[int, str]]:
-    """The families with an appointment in those days, by name: the rows of the by-family view."""
-    return [
-        (family_id, name)
-        for family_id, name in session.execute(
-            select(Family.id, Family.name)
-            .where(Family.id.in_(select(Appointment.family_id).where(_overlapping(business, first, days))))
-            .order_by(Family.name, Family.id)
-        )
-    ]
+def families_between(session: Session, business: Business, first: date, days: int, *, offset: int = 0, limit: int | None = None) -> tuple[list[tuple[int, str]], int]:
+    """The families with an appointment in those days, by name (the rows of the by-family
+    view): `limit` of them from `offset`, and how many there are in all (counted in the
+    same statement; a busy week has thousands, a page shows 15)."""
+    week = Family.id.in_(select(Appointment.family_id).where(_overlapping(business, first, days)))
+    rows = session.execute(
+        select(Family.id, Family.name, func.count().over()).where(week).order_by(Family.name, Family.id).offset(offset).limit(limit)
+    ).all()
+    if rows:
+        return [(family_id, name) for family_id, name, _total in rows], rows[0][2]
+    total = session.scalar(select(func.count()).select_from(Family).where(week)) if offset else 0
+    return [], total or 0
 
 
 def slots_between(

@@ -121,6 +121,8 @@ def test_rows_past_the_first_page_show_their_own_appointments(app: Flask, world:
     assert "Zed 12 family" in by_family[0] and "Zed 13 family" not in by_family[0] and "visit-13" not in by_family[0]
     assert "Zed 15 family" in by_family[1] and "visit-15" in by_family[1] and "Walker 15" in by_family[1]
     assert "Page 2 of 2" in by_family[1]
+    beyond = senior.get(f"/schedule?date={monday.isoformat()}&by=family&page=4").get_data(as_text=True)
+    assert "No appointments." in beyond and "Page 5 of 2" in beyond and "Previous families" in beyond
     by_staff = [senior.get(f"/schedule?date={monday.isoformat()}&page={p}").get_data(as_text=True) for p in (0, 1)]
     # Staff by name: Ada, Bo, Sam, Sky, then Walker 00 … Walker 10 on page 1; Walker 11 … 15 on page 2.
     assert "Walker 10" in by_staff[0] and "visit-10" in by_staff[0] and "visit-11" not in by_staff[0]
