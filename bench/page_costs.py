@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import event, select
 
-from bench.portal import parent_links
+from bench.portal import fill_audit_log, parent_links
 from bench.seed import SEED_FILE, database_url
 
 SECRET_KEY = "bench-page-costs-secret-key-0123456789"
@@ -31,6 +31,8 @@ SECRET_KEY = "bench-page-costs-secret-key-0123456789"
 
 def pages(seed: dict[str, Any], parent: str) -> list[tuple[str, str]]:
     return [
+        ("staff page (admin)", "/staff"),
+        ("inbox page (admin, newest 50)", "/messages"),
         ("families page (first 50 by name)", "/families"),
         ("families page (name contains 'son')", "/families?q=son"),
         ("schedule page (week, by staff)", "/schedule"),
@@ -66,6 +68,35 @@ def measure(url: str, seed: dict[str, Any], repeat: int) -> list[dict[str, Any]]
     def finished(conn, cursor, statement, params, context, many):  # type: ignore[no-untyped-def]
         statements.append((time.perf_counter() - context._bench_started) * 1000)
 
+    # The other waits on the database: the BEGIN psycopg sends before a transaction's first
+    # statement, COMMIT or ROLLBACK at its end, and a liveness ping when a connection is lent.
+    # Only those that reach the server: none for a connection in autocommit, and a COMMIT or
+    # ROLLBACK with no transaction open sends nothing (psycopg knows the state).
+    others: list[str] = []
+
+    def dbapi(conn):  # type: ignore[no-untyped-def]
+        return conn.connection.dbapi_connection
+
+    def began(conn):  # type: ignore[no-untyped-def]
+        if not getattr(dbapi(conn), "autocommit", False):
+            others.append("begin")
+
+    def ended(conn, name="end"):  # type: ignore[no-untyped-def]
+        info = getattr(dbapi(conn), "info", None)
+        if info is None or info.transaction_status != 0:  # psycopg: 0 is IDLE
+            others.append(name)
+
+    event.listen(state.engine, "begin", began)
+    event.listen(state.engine, "commit", ended)
+    event.listen(state.engine, "rollback", ended)
+    ping = state.engine.dialect.do_ping
+
+    def counted_ping(dbapi_connection):  # type: ignore[no-untyped-def]
+        others.append("ping")
+        return ping(dbapi_connection)
+
+    state.engine.dialect.do_ping = counted_ping  # type: ignore[method-assign]
+
     admin, parent = app.test_client(), app.test_client()
     with app.test_request_context(), state.sessions() as session, session.begin():
         staff = session.scalar(select(Staff).where(Staff.email == seed["admin_email"]))
@@ -78,10 +109,11 @@ def measure(url: str, seed: dict[str, Any], repeat: int) -> list[dict[str, Any]]
     links = parent_links(url, SECRET_KEY, int(seed["families"]), random.Random(14))
     results = []
     for name, path in pages(seed, "PARENT"):
-        cpu, counts, sql, sizes = [], [], [], []
+        cpu, counts, trips, sql, sizes = [], [], [], [], []
         for round_ in range(repeat + 3):
             client, target = (parent, links[round_ % len(links)]) if path == "PARENT" else (admin, path)
             statements.clear()
+            others.clear()
             began = time.process_time()
             response = client.get(target, environ_base={"REMOTE_ADDR": f"10.9.{round_ % 250}.1"})
             spent = (time.process_time() - began) * 1000
@@ -90,10 +122,11 @@ def measure(url: str, seed: dict[str, Any], repeat: int) -> list[dict[str, Any]]
             if round_ >= 3:  # the first rounds warm caches and compile templates
                 cpu.append(spent)
                 counts.append(len(statements))
+                trips.append(len(statements) + len(others))
                 sql.append(sum(statements))
                 sizes.append(len(response.data))
         results.append({
-            "page": name, "statements": max(counts), "sql_ms_median": statistics.median(sql),
+            "page": name, "statements": max(counts), "round_trips": max(trips), "sql_ms_median": statistics.median(sql),
             "cpu_ms_min": min(cpu), "cpu_ms_median": statistics.median(cpu), "bytes": max(sizes),
         })
     state.engine.dispose()
@@ -110,13 +143,14 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{SEED_FILE} is missing: run `python -m bench.seed` first")
     seed = json.loads(SEED_FILE.read_text())
     url = database_url(args.database_url) if args.database_url else str(seed["database_url"])
+    fill_audit_log(url, int(seed["business_id"]), int(seed["families"]))  # as bench.portal does
     results = measure(url, seed, args.n)
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
-    print(f"{'page':<40} {'statements':>10} {'SQL ms':>7} {'CPU ms min':>10} {'median':>7} {'bytes':>8}")
+    print(f"{'page':<40} {'statements':>10} {'trips':>5} {'SQL ms':>7} {'CPU ms min':>10} {'median':>7} {'bytes':>8}")
     for row in results:
-        print(f"{row['page']:<40} {row['statements']:>10} {row['sql_ms_median']:>7.1f} {row['cpu_ms_min']:>10.1f} {row['cpu_ms_median']:>7.1f} {row['bytes']:>8}")
+        print(f"{row['page']:<40} {row['statements']:>10} {row['round_trips']:>5} {row['sql_ms_median']:>7.1f} {row['cpu_ms_min']:>10.1f} {row['cpu_ms_median']:>7.1f} {row['bytes']:>8}")
     return 0
 
 

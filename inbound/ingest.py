@@ -319,9 +319,9 @@ def _read_raw(sessions: Callable[[], Session], inbound_email_id: int) -> bytes:
 @contextmanager
 def _one_connection(session_factory: sessionmaker[Session]) -> Iterator[tuple[Callable[[], Session], Connection | None]]:
     """Sessions on one pooled connection for a whole chunk: the leases and each email's
-    ingest are transactions of their own, but one checkout (and one liveness ping,
-    `pool_pre_ping`) instead of one per transaction. A connection a fault invalidated is
-    replaced on its next use."""
+    ingest are transactions of their own, but one checkout (and one liveness check,
+    `threads.db.lend_only_live_connections`) instead of one per transaction. A connection
+    a fault invalidated is replaced on its next use."""
     bind = session_factory.kw.get("bind")
     if not isinstance(bind, Engine):
         yield session_factory, None

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from pawpost.settings import Settings
@@ -70,14 +72,22 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
         PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
+        # The server-side session ends 14 hours after sign-in whatever the cookie says, so
+        # re-signing an unchanged cookie on every response (Flask's default) bought nothing.
+        SESSION_REFRESH_EACH_REQUEST=False,
         MAX_CONTENT_LENGTH=settings.max_message_bytes,
         # The portal stays open all day: a token lives as long as the session, not an hour.
         WTF_CSRF_TIME_LIMIT=None,
         SEND_FILE_MAX_AGE_DEFAULT=3600,
     )
     engine = make_engine(settings.database_url)
+    reading = None
+    if engine.dialect.name == "postgresql":
+        # `reads_only` pages share the pool in autocommit (see portal.runtime).
+        reading = make_session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
+        event.listen(engine, "connect", _no_prepared_statements)
     app.extensions[EXTENSION] = PortalState(
-        settings=settings, engine=engine, sessions=make_session_factory(engine), clock=clock
+        settings=settings, engine=engine, sessions=make_session_factory(engine), clock=clock, reading_sessions=reading
     )
     configure_queue(settings)
     if settings.trusted_proxies:
@@ -100,3 +110,12 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     for module in blueprints:
         app.register_blueprint(module.bp)
     return app
+
+
+def _no_prepared_statements(dbapi_connection: Any, _record: Any) -> None:
+    """psycopg prepares a statement run five times on a connection, but forgets them all at
+    each ROLLBACK (and then sends DEALLOCATE ALL, a round trip). Nearly every portal request
+    ends with one, so nothing stayed prepared anyway; with `reads_only` pages in autocommit
+    in the same pool, statements would be prepared there only to cost that round trip on
+    the next request that rolls back."""
+    dbapi_connection.prepare_threshold = None

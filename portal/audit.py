@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, g, render_template, request
+from flask import Blueprint, g, render_template, request, url_for
 from sqlalchemy import select
 
 from portal.auth import current_staff, requires
-from portal.runtime import db, now
+from portal.runtime import db, now, reads_only
 from threads import audit
 from threads.models import Family, Staff
 
@@ -57,15 +57,17 @@ def _int(name: str) -> int | None:
 
 @bp.get("/audit")
 @requires("admin")
+@reads_only
 def index() -> str:
     business_id = current_staff().business_id
     person_id, family_id, before_id = _int("person"), _int("family"), _int("before")
-    rows = audit.entries(db(), business_id, person_id=person_id, family_id=family_id, before_id=before_id, limit=PAGE)
+    # Only the families these entries name come with them (a business may have thousands).
+    rows, names = audit.entries(db(), business_id, person_id=person_id, family_id=family_id, before_id=before_id, limit=PAGE)
     people = db().execute(select(Staff.id, Staff.name).where(Staff.business_id == business_id).order_by(Staff.name)).all()
-    # Only the families these entries name (a business may have thousands).
-    wanted = {e.family_id for e in rows if e.family_id} | ({family_id} if family_id else set())
-    names = dict(db().execute(select(Family.id, Family.name).where(Family.business_id == business_id, Family.id.in_(wanted))).all()) if wanted else {}
+    if family_id and family_id not in names:  # a family without entries (on this page)
+        names.update(db().execute(select(Family.id, Family.name).where(Family.business_id == business_id, Family.id == family_id)).all())
     return render_template(
         "audit.html", rows=rows, people=people, family_names=names, staff_names={p.id: p.name for p in people},
         person_id=person_id, family_id=family_id, older=rows[-1].id if len(rows) == PAGE else None, values_of=audit.values_of,
+        audit_url=url_for("audit.index"),
     )

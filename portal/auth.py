@@ -21,14 +21,15 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from flask import Blueprint, g, jsonify, redirect, render_template, request, session, url_for
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 from werkzeug.wrappers import Response
 
 from outbound import live
 from portal.runtime import db, now, settings
-from threads.accounts import end_session, live_session, start_staff_session, touch_session
+from portal.views import held_count_of_session_business
+from threads.accounts import SESSION_BY_TOKEN_HASH, end_session, is_live, start_staff_session, token_hash, touch_session
 from threads.directory import normalise_email
-from threads.models import SignInFailure, Staff
+from threads.models import SignInFailure, Staff, StaffSession
 from threads.passwords import hash_password, verify_password
 
 logger = logging.getLogger(__name__)
@@ -85,8 +86,10 @@ def load_signed_in_staff() -> None:
         session.pop("staff_id", None)
         return
     moment = now()
-    row = live_session(db(), token, moment)
-    if row is None or session.get("auth") != session_fingerprint(row.staff):
+    # One round trip: the session, its staff member and business, and the header's count.
+    found = db().execute(_frame_statement(), {"token_hash": token_hash(token)}).first()
+    row, held = found if found is not None else (None, 0)
+    if row is None or not is_live(row, moment) or session.get("auth") != session_fingerprint(row.staff):
         session.clear()
         db().rollback()
         return
@@ -94,6 +97,14 @@ def load_signed_in_staff() -> None:
         db().commit()
     g.staff = row.staff
     g.staff_session = row
+    g.held_at_start = (row.business_id, held)
+
+
+@lru_cache(maxsize=1)
+def _frame_statement() -> Select[tuple[StaffSession, int]]:
+    """Built once (every signed-in request runs it): `threads.accounts.SESSION_BY_TOKEN_HASH`
+    with the header's quarantine count beside the row."""
+    return SESSION_BY_TOKEN_HASH.add_columns(held_count_of_session_business())
 
 
 def current_staff() -> Staff:

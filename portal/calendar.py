@@ -17,7 +17,7 @@ from werkzeug.wrappers import Response
 from outbound.notify import webhooks_due
 from portal.audit import note
 from portal.auth import current_staff, requires
-from portal.runtime import db, now
+from portal.runtime import db, now, reads_only
 from threads.appointments import (
     AppointmentForm,
     Slot,
@@ -48,6 +48,7 @@ def _day(value: str | None) -> date:
 
 @bp.get("/schedule")
 @requires("senior")
+@reads_only
 def week() -> str:
     business = current_staff().business
     view = "day" if request.args.get("view") == "day" else "week"
@@ -55,14 +56,15 @@ def week() -> str:
     anchor = _day(request.args.get("date"))
     first = anchor if view == "day" else anchor - timedelta(days=anchor.weekday())
     days = [first + timedelta(days=n) for n in range(1 if view == "day" else 7)]
-    names = dict(db().execute(select(Staff.id, Staff.name).where(Staff.business_id == business.id)).all())
+    team = db().execute(select(Staff.id, Staff.name, Staff.active).where(Staff.business_id == business.id).order_by(Staff.name, Staff.id)).all()
+    names = {i: name for i, name, _active in team}
     # The page's rows first, then only their appointments: a big business's week holds thousands.
-    if by == "staff":
-        heads = [(i, names[i]) for i in db().scalars(select(Staff.id).where(Staff.business_id == business.id, Staff.active).order_by(Staff.name, Staff.id))]
-    else:
-        heads = families_between(db(), business, first, len(days))
     page = max(0, int(request.args.get("page", "0"))) if request.args.get("page", "0").isdigit() else 0
-    shown = heads[page * ROWS_PER_PAGE : (page + 1) * ROWS_PER_PAGE]
+    if by == "staff":
+        heads = [(i, name) for i, name, active in team if active]
+        shown, total = heads[page * ROWS_PER_PAGE : (page + 1) * ROWS_PER_PAGE], len(heads)
+    else:
+        shown, total = families_between(db(), business, first, len(days), offset=page * ROWS_PER_PAGE, limit=ROWS_PER_PAGE)
     keys = [key for key, _ in shown]
     if not keys:
         slots = []
@@ -82,33 +84,49 @@ def week() -> str:
     # Each appointment's markup once (a busy week page shows hundreds; a template loop per
     # slot was most of the page's time), then joined into its cells.
     link = current_staff().role == "admin"
-    markup = {slot.id: _slot_markup(slot, _label(slot, zone), by, names, link) for slot in slots}
+    labels: dict[tuple[datetime, datetime], str] = {}  # most appointments share their times
+    escaped = _Escaped()
+    markup = {slot.id: _slot_markup(slot, _label(slot, zone, labels), by, names, link, escaped) for slot in slots}
     rows = [(name, [Markup("").join(markup[s.id] for s in cells.get((key, index), ())) for index in range(len(days))]) for key, name in shown]
     step = timedelta(days=1 if view == "day" else 7)
     return render_template(
         "schedule.html", view=view, by=by, days=days, rows=rows, today=business_today(business, now()),
-        page=page, pages=max(1, -(-len(heads) // ROWS_PER_PAGE)),
+        page=page, pages=max(1, -(-total // ROWS_PER_PAGE)),
         previous=(first - step).isoformat(), following=(first + step).isoformat(), anchor=anchor.isoformat(),
         zone=business.timezone,
     )
 
 
-def _slot_markup(slot: Slot, label: str, by: str, names: dict[int, str], link: bool) -> Markup:
+class _Escaped(dict[str, str]):
+    """Each text escaped once per page: a week repeats the same labels, services and names."""
+
+    def __missing__(self, text: str) -> str:
+        value = self[text] = str(escape(text))
+        return value
+
+
+def _slot_markup(slot: Slot, label: str, by: str, names: dict[int, str], link: bool, escaped: _Escaped) -> Markup:
     """One appointment in a cell: when, the service, and the family (by staff) or the staff (by family)."""
     who = slot.family_name if by == "staff" else ", ".join(names.get(i, "") for i in slot.staff_ids)
     # f-strings over escape(): Markup.format's formatter cost more than the rest of the page.
-    inner = f'<span class="when">{escape(label)}</span><span>{escape(slot.service)} · {escape(who)}</span>'
+    inner = f'<span class="when">{escaped[label]}</span><span>{escaped[slot.service]} · {escaped[who]}</span>'
     if link:
         inner = f'<a href="/schedule/appointments/{int(slot.id)}">{inner}</a>'
     return Markup(f'<div class="slot">{inner}</div>')
 
 
-def _label(slot: Slot, zone: ZoneInfo) -> str:
-    """"9:00 AM – 10:00 AM", or with the days for a stay (computed once per appointment)."""
-    first, last = slot.starts_at.astimezone(zone), slot.ends_at.astimezone(zone)
+def _label(slot: Slot, zone: ZoneInfo, known: dict[tuple[datetime, datetime], str]) -> str:
+    """"9:00 AM – 10:00 AM", or with the days for a stay (computed once per start and end)."""
+    key = (slot.starts_at, slot.ends_at)
+    label = known.get(key)
+    if label is None:
+        label = known[key] = _label_of(slot.starts_at.astimezone(zone), slot.ends_at.astimezone(zone))
+    return label
 
+
+def _label_of(first: datetime, last: datetime) -> str:
     def clock(moment: datetime) -> str:
-        return f"{moment.hour % 12 or 12}:{moment:%M %p}"
+        return f"{moment.hour % 12 or 12}:{moment.minute:02d} {'AM' if moment.hour < 12 else 'PM'}"
 
     if first.date() == last.date():
         return f"{clock(first)} – {clock(last)}"

@@ -17,7 +17,7 @@ from werkzeug.wrappers import Response
 
 from portal.audit import note
 from portal.auth import current_staff, requires
-from portal.runtime import db, now, settings
+from portal.runtime import db, now, reads_only, settings
 from portal.scope import family_for
 from threads import audit
 from threads import families as directory
@@ -35,6 +35,7 @@ def _form(*names: str) -> dict[str, str]:
 
 @bp.get("/families")
 @requires("senior")
+@reads_only
 def index(form: dict[str, str] | None = None, errors: dict[str, str] | None = None) -> str:
     staff = current_staff()
     query = request.args.get("q", "").strip().lower()[:100]

@@ -19,7 +19,7 @@ from werkzeug.wrappers import Response
 from outbound.accounts import queue_invitation, send_soon
 from portal.audit import note
 from portal.auth import current_staff, requires
-from portal.runtime import db, now, settings
+from portal.runtime import db, now, reads_only, settings
 from threads.accounts import (
     StaffProblems,
     change_role,
@@ -49,20 +49,22 @@ def staff_of_my_business(staff_id: int) -> Staff:
 
 @bp.get("/staff")
 @requires("admin")
+@reads_only
 def index() -> str:
     return _list_page()
 
 
 def _list_page(form: dict[str, str] | None = None, errors: dict[str, str] | None = None) -> str:
     admin = current_staff()
-    people = db().scalars(select(Staff).where(Staff.business_id == admin.business_id).order_by(Staff.active.desc(), Staff.name)).all()
-    counts = dict(
-        db().execute(
-            select(StaffSession.staff_id, func.count())
-            .where(StaffSession.business_id == admin.business_id, StaffSession.ended_at.is_(None), StaffSession.expires_at > now())
-            .group_by(StaffSession.staff_id)
-        ).all()
+    # Each person with their open sessions counted, in one statement (the staff_id, ended_at index).
+    open_count = (
+        select(func.count())
+        .where(StaffSession.staff_id == Staff.id, StaffSession.ended_at.is_(None), StaffSession.expires_at > now())
+        .scalar_subquery()
     )
+    rows = db().execute(select(Staff, open_count).where(Staff.business_id == admin.business_id).order_by(Staff.active.desc(), Staff.name)).all()
+    people = [person for person, _count in rows]
+    counts = {person.id: count for person, count in rows if count}
     return render_template(
         "staff_list.html", people=people, session_counts=counts, roles=ROLES, form=form or {"role": "basic"}, errors=errors or {}
     )

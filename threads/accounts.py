@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from threads.directory import find_staff_by_email, normalise_email
@@ -55,14 +55,29 @@ def start_staff_session(
 
 def live_session(session: Session, token: str, now: datetime) -> StaffSession | None:
     """The open, unexpired session this token names, with its active staff member (and business)."""
-    row = session.scalar(
-        select(StaffSession)
-        .options(joinedload(StaffSession.staff).joinedload(Staff.business))
-        .where(StaffSession.token_hash == token_hash(token))
-    )
-    if row is None or row.ended_at is not None or row.expires_at <= now or not row.staff.active:
-        return None
-    return row
+    row = session.scalar(session_named(token))
+    return row if row is not None and is_live(row, now) else None
+
+
+def session_named(token: str) -> Select[tuple[StaffSession]]:
+    """The statement `live_session` runs: the row the token names, with its staff member and
+    business. Callers that need more at the start of a request add columns to
+    `SESSION_BY_TOKEN_HASH` (one round trip instead of several), pass `token_hash(token)`
+    and check the row with `is_live`."""
+    return SESSION_BY_TOKEN_HASH.params(token_hash=token_hash(token))
+
+
+# Built once: every signed-in request runs it.
+SESSION_BY_TOKEN_HASH: Select[tuple[StaffSession]] = (
+    select(StaffSession)
+    .options(joinedload(StaffSession.staff).joinedload(Staff.business))
+    .where(StaffSession.token_hash == bindparam("token_hash"))
+)
+
+
+def is_live(row: StaffSession, now: datetime) -> bool:
+    """Open, unexpired, and its staff member still active."""
+    return row.ended_at is None and row.expires_at > now and row.staff.active
 
 
 def touch_session(session: Session, row: StaffSession, now: datetime) -> bool:

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.orm import Session
 
 from threads.errors import DirectoryError, FieldProblems
@@ -160,42 +160,51 @@ def _overlapping(business: Business, first: date, days: int) -> ColumnElement[bo
     )
 
 
-def families_between(session: Session, business: Business, first: date, days: int) -> list[tuple[int, str]]:
-    """The families with an appointment in those days, by name: the rows of the by-family view."""
-    return [
-        (family_id, name)
-        for family_id, name in session.execute(
-            select(Family.id, Family.name)
-            .where(Family.id.in_(select(Appointment.family_id).where(_overlapping(business, first, days))))
-            .order_by(Family.name, Family.id)
-        )
-    ]
+def families_between(session: Session, business: Business, first: date, days: int, *, offset: int = 0, limit: int | None = None) -> tuple[list[tuple[int, str]], int]:
+    """The families with an appointment in those days, by name (the rows of the by-family
+    view): `limit` of them from `offset`, and how many there are in all (counted in the
+    same statement; a busy week has thousands, a page shows 15)."""
+    week = Family.id.in_(select(Appointment.family_id).where(_overlapping(business, first, days)))
+    rows = session.execute(
+        select(Family.id, Family.name, func.count().over()).where(week).order_by(Family.name, Family.id).offset(offset).limit(limit)
+    ).all()
+    if rows:
+        return [(family_id, name) for family_id, name, _total in rows], rows[0][2]
+    total = session.scalar(select(func.count()).select_from(Family).where(week)) if offset else 0
+    return [], total or 0
 
 
 def slots_between(
     session: Session, business: Business, first: date, days: int, *, staff_ids: Sequence[int] | None = None, family_ids: Sequence[int] | None = None
 ) -> list[Slot]:
-    """Those days' appointments, earliest first, as plain rows in two statements (no ORM
-    objects per row); only those of `staff_ids` or `family_ids` when given (the rows one page
-    of the Schedule shows: a week of a big business holds thousands)."""
+    """Those days' appointments, earliest first, as plain rows in one statement (no ORM
+    objects per row: one row per appointment and staff member); only those of `staff_ids` or
+    `family_ids` when given (the rows one page of the Schedule shows: a week of a big
+    business holds thousands). With `staff_ids`, a slot's `staff_ids` are those of them it
+    assigns (the page places it in their rows), not its other walkers."""
     overlapping = _overlapping(business, first, days)
+    columns = (Appointment.id, Appointment.family_id, Family.name, Appointment.service, Appointment.starts_at, Appointment.ends_at, appointment_staff.c.staff_id)
     if staff_ids is not None:
-        overlapping = and_(overlapping, Appointment.id.in_(select(appointment_staff.c.appointment_id).where(appointment_staff.c.staff_id.in_(staff_ids))))
-    if family_ids is not None:
-        overlapping = and_(overlapping, Appointment.family_id.in_(family_ids))
-    rows = session.execute(
-        select(Appointment.id, Appointment.family_id, Family.name, Appointment.service, Appointment.starts_at, Appointment.ends_at)
-        .join(Family, Family.id == Appointment.family_id)
-        .where(overlapping)
-        .order_by(Appointment.starts_at, Appointment.id)
-    ).all()
-    slots = {row[0]: Slot(*row, staff_ids=[]) for row in rows}
-    if slots:
-        links = session.execute(
-            select(appointment_staff.c.appointment_id, appointment_staff.c.staff_id)
-            .where(appointment_staff.c.appointment_id.in_(select(Appointment.id).where(overlapping)))
-            .order_by(appointment_staff.c.appointment_id, appointment_staff.c.staff_id)
+        query = (
+            select(*columns)
+            .select_from(appointment_staff)
+            .join(Appointment, Appointment.id == appointment_staff.c.appointment_id)
+            .where(appointment_staff.c.staff_id.in_(staff_ids))
         )
-        for appointment_id, staff_id in links:
-            slots[appointment_id].staff_ids.append(staff_id)
+    else:
+        query = select(*columns).outerjoin(appointment_staff, appointment_staff.c.appointment_id == Appointment.id)
+        if family_ids is not None:
+            overlapping = and_(overlapping, Appointment.family_id.in_(family_ids))
+    rows = session.execute(
+        query.join(Family, Family.id == Appointment.family_id)
+        .where(overlapping)
+        .order_by(Appointment.starts_at, Appointment.id, appointment_staff.c.staff_id)
+    ).all()
+    slots: dict[int, Slot] = {}
+    for appointment_id, family_id, family_name, service, starts_at, ends_at, staff_id in rows:
+        slot = slots.get(appointment_id)
+        if slot is None:
+            slot = slots[appointment_id] = Slot(appointment_id, family_id, family_name, service, starts_at, ends_at, staff_ids=[])
+        if staff_id is not None:
+            slot.staff_ids.append(staff_id)
     return list(slots.values())

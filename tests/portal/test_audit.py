@@ -97,3 +97,19 @@ def test_shell_commands_that_change_the_directory_or_accounts_show_on_the_audit_
     by_person = admin.get(f"/audit?person={world.basic.id}").get_data(as_text=True)
     assert "Changed Bo Basic by import" in by_person and "Garcia" not in by_person
     assert "operator (command line)" not in foreign.get("/audit").get_data(as_text=True)
+
+
+def test_entries_name_their_family_and_link_to_its_changes(app: Flask, world: World, db: Session) -> None:
+    """Names come with the entries; a family filter without entries still names its family;
+    another business's family id names nothing."""
+    db.rollback()
+    admin = app.test_client()
+    sign_in_as(app, admin, world.admin)
+    token = csrf_token(admin, "/audit")
+    admin.post(f"/families/{world.scheduled.id}/name", data={"csrf_token": token, "name": "Johnson-Reyes family"})
+    page = admin.get("/audit").get_data(as_text=True)
+    assert f'<a href="/audit?family={world.scheduled.id}">Johnson-Reyes family</a>' in page
+    quiet = admin.get(f"/audit?family={world.other.id}").get_data(as_text=True)
+    assert "<span>Garcia family · " in quiet and "No changes recorded for this filter." in quiet
+    foreign = admin.get(f"/audit?family={world.foreign_family.id}").get_data(as_text=True)
+    assert "Bellamy" not in foreign and "<span>unknown family · " in foreign

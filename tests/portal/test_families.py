@@ -106,3 +106,16 @@ def test_the_families_list_pages_by_name_without_skipping_namesakes(app: Flask, 
         more = page.split('href="/families?', 1)
         path = "/families?" + more[1].split('"', 1)[0].replace("&amp;", "&") if len(more) > 1 and "More families" in page else None
     assert len(seen) == 107 and seen.count("Smith family") == 3
+
+
+def test_the_list_marks_each_bouncing_address_of_each_contact(app: Flask, world: World, db: Session) -> None:
+    emma, liam = world.scheduled.contacts
+    db.add(ContactAddress(contact_id=emma.id, email="emma.old@example.com", bouncing=True))
+    db.add(ContactAddress(contact_id=emma.id, email="emma.older@example.com", bouncing=True))
+    db.commit()
+    senior = app.test_client()
+    sign_in_as(app, senior, world.senior)
+    page = senior.get("/families").get_data(as_text=True)
+    row = page.split("Johnson family", 1)[1].split("</tr>", 1)[0]
+    bad = ' <span class="state state-bad">bouncing</span>'
+    assert f'<span class="email">Emma Johnson{bad}{bad}</span><span class="email">Liam Johnson</span>' in row

@@ -121,8 +121,32 @@ def test_rows_past_the_first_page_show_their_own_appointments(app: Flask, world:
     assert "Zed 12 family" in by_family[0] and "Zed 13 family" not in by_family[0] and "visit-13" not in by_family[0]
     assert "Zed 15 family" in by_family[1] and "visit-15" in by_family[1] and "Walker 15" in by_family[1]
     assert "Page 2 of 2" in by_family[1]
+    beyond = senior.get(f"/schedule?date={monday.isoformat()}&by=family&page=4").get_data(as_text=True)
+    assert "No appointments." in beyond and "Page 5 of 2" in beyond and "Previous families" in beyond
     by_staff = [senior.get(f"/schedule?date={monday.isoformat()}&page={p}").get_data(as_text=True) for p in (0, 1)]
     # Staff by name: Ada, Bo, Sam, Sky, then Walker 00 … Walker 10 on page 1; Walker 11 … 15 on page 2.
     assert "Walker 10" in by_staff[0] and "visit-10" in by_staff[0] and "visit-11" not in by_staff[0]
     walker_15 = by_staff[1].split("Walker 15", 1)[1].split("</tr>", 1)[0]
     assert "visit-15" in walker_15 and "Zed 15 family" in walker_15
+
+
+def test_an_appointment_with_two_walkers_shows_in_both_rows_and_names_both(app: Flask, world: World, db: Session) -> None:
+    """Each appointment is read with its walkers in one statement: two walkers (one of them
+    since deactivated, so no row of their own but still named), one appointment."""
+    monday = local_today().date() - timedelta(days=local_today().weekday())
+    tuesday_nine = datetime.combine(monday + timedelta(days=1), datetime.min.time(), tzinfo=ZONE).replace(hour=9)
+    family = db.get(Family, world.other.id)
+    sky = db.get(Staff, world.senior2.id)
+    assert family is not None and sky is not None
+    gone = make_staff(db, world.business, role="basic", name="Gil Gone", active=False)
+    make_appointment(db, family, [sky, gone], start=tuesday_nine, service="pack walk")
+    db.commit()
+    senior = app.test_client()
+    sign_in_as(app, senior, world.senior)
+    by_staff = senior.get(f"/schedule?date={monday.isoformat()}").get_data(as_text=True)
+    assert "Gil Gone" not in by_staff
+    sky_row = by_staff.split("Sky Senior", 1)[1].split("</tr>", 1)[0]
+    assert sky_row.count("pack walk") == 1 and "9:00 AM – 10:00 AM" in sky_row
+    by_family = senior.get(f"/schedule?date={monday.isoformat()}&by=family").get_data(as_text=True)
+    garcia_row = by_family.split("Garcia family", 1)[1].split("</tr>", 1)[0]
+    assert "pack walk · Sky Senior, Gil Gone" in garcia_row  # by staff id: Sky joined first

@@ -84,3 +84,20 @@ def test_an_admin_sees_a_persons_sessions_and_ends_them(app: Flask, world: World
     admin.post(f"/staff/{world.senior.id}/sessions/end", data={"csrf_token": csrf_token(admin)})
     assert laptop.get("/messages").status_code == 302
     assert "Not signed in anywhere" in admin.get(f"/staff/{world.senior.id}").get_data(as_text=True)
+
+
+def test_the_staff_page_counts_each_persons_open_sessions(app: Flask, world: World, db: Session) -> None:
+    db.rollback()
+    admin, laptop, phone = app.test_client(), app.test_client(), app.test_client()
+    sign_in_as(app, admin, world.admin)
+    sign_in_as(app, laptop, world.senior)
+    sign_in_as(app, phone, world.senior)
+    assert phone.post("/signout", data={"csrf_token": csrf_token(phone)}).status_code == 302  # ended: not counted
+    page = admin.get("/staff").get_data(as_text=True)
+
+    def sessions_of(staff_id: int) -> str:
+        return page.split(f'id="staff-{staff_id}"', 1)[1].split("</tr>", 1)[0].rsplit("<td>", 1)[1].split("</td>", 1)[0]
+
+    # Sam: the laptop's; Sky: the one the world opened; Ada: this page's; Bo: none.
+    assert [sessions_of(s.id) for s in (world.senior, world.senior2, world.admin, world.basic)] == ["1 session", "1 session", "1 session", "0 sessions"]
+    assert f'id="staff-{world.foreign_admin.id}"' not in page
