@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from tests.factories import make_business, make_family, make_staff, thread_of
 from threads.errors import AccessDenied, EmptyMessage
-from threads.pages import thread_page
+from threads.pages import messages_after, parent_thread_page, thread_page
 from threads.posting import NewAttachment, post_message
 from threads.reading import (
     has_unread,
@@ -164,3 +164,22 @@ def test_thread_page_is_the_newest_fifty_oldest_first(db: Session) -> None:
     page = thread_page(db, thread.id)
     assert [m.id for m in page] == ids[-50:]
     assert [m.id for m in thread_page(db, thread.id, before_id=ids[10])] == ids[:10]
+
+
+def test_a_page_counts_messages_not_attachments_and_keeps_each_messages_files_in_order(db: Session) -> None:
+    business = make_business(db)
+    staff = make_staff(db, business)
+    family = make_family(db, business)
+    thread = thread_of(db, family)
+    files = [NewAttachment(f"f{n}.txt", "text/plain", b"x" * (n + 1)) for n in range(3)]
+    first = post_message(db, thread, staff, "three files", files)
+    plain = post_message(db, thread, staff, "none")
+    last = post_message(db, thread, family.contacts[0], "one file", files[:1])
+    db.commit()
+    page = thread_page(db, thread.id, limit=2)
+    assert [(m.id, [a.filename for a in m.attachments]) for m in page] == [(plain.id, []), (last.id, ["f0.txt"])]
+    (oldest,) = thread_page(db, thread.id, before_id=plain.id, limit=1)
+    assert oldest.id == first.id
+    assert [(a.filename, a.size) for a in oldest.attachments] == [("f0.txt", 1), ("f1.txt", 2), ("f2.txt", 3)]
+    assert [m.id for m in messages_after(db, thread.id, 0, limit=2)] == [first.id, plain.id]
+    assert [len(m.attachments) for m in parent_thread_page(db, thread.id)] == [3, 0, 1]
