@@ -163,6 +163,8 @@ def _read(answer: Callable[[], Response]) -> Response:
         try:
             _admit()
             db().commit()
+        except ApiProblem:
+            pass  # over the limit by now (nothing to record), or the key revoked meanwhile
         except Exception:  # never hide the view's own error
             db().rollback()
             logger.exception("API %s %s: the failed read's rate-limit hit was not recorded", request.method, request.path)
