@@ -30,6 +30,8 @@ _pruned = threading.local()  # per thread: no lock, and at worst one delete per 
 
 def allow(session: Session, buckets: dict[str, int], window: timedelta, now: datetime) -> bool:
     """True, and one hit recorded in each bucket, when every bucket is under its limit."""
+    if not buckets:
+        return True
     names = [bucket[:400] for bucket in buckets]
     params: dict[str, object] = {"at": now, "since": now - window}
     for n, (name, limit) in enumerate(zip(names, buckets.values(), strict=True)):

@@ -54,3 +54,7 @@ def test_day_old_hits_are_deleted_once_a_minute(db: Session, monkeypatch) -> Non
     assert _hits(db, "old") == 1  # pruned less than a minute ago: no delete on every hit
     assert allow(db, {"new": 100}, MINUTE, NOW + timedelta(seconds=61))
     assert _hits(db, "old") == 0
+
+
+def test_no_bucket_allows(db: Session) -> None:
+    assert allow(db, {}, MINUTE, NOW)
