@@ -1,6 +1,8 @@
 """What each portal page costs, apart from the host's load: SQL statements, their time,
 the process's CPU time and the bytes sent, per request, in one process (no HTTP, no
-other clients), on the `bench/seed.py` data set.
+other clients), on the `bench/seed.py` data set. Statements exclude BEGIN and COMMIT;
+`tx` counts the transactions (each one more checkout, pool ping, BEGIN and COMMIT or
+ROLLBACK on PostgreSQL).
 
 `bench.portal` times pages end to end under load, which a busy machine blurs; these
 figures hold still (statements and bytes exactly, CPU nearly), so they compare code
@@ -33,6 +35,10 @@ def pages(seed: dict[str, Any], parent: str) -> list[tuple[str, str]]:
     return [
         ("staff page (admin)", "/staff"),
         ("inbox page (admin, newest 50)", "/messages"),
+        ("thread page (newest 50, marks read)", f"/threads/{seed['typical_thread_id']}"),
+        ("thread page (longest thread)", f"/threads/{seed['long_thread_id']}"),
+        ("API thread messages (first 50)", f"/api/v1/threads/{seed['typical_thread_id']}/messages?limit=50"),
+        ("API thread messages (longest, first 50)", f"/api/v1/threads/{seed['long_thread_id']}/messages?limit=50"),
         ("families page (first 50 by name)", "/families"),
         ("families page (name contains 'son')", "/families?q=son"),
         ("schedule page (week, by staff)", "/schedule"),
@@ -50,15 +56,23 @@ def measure(url: str, seed: dict[str, Any], repeat: int) -> list[dict[str, Any]]
     from portal import create_app
     from portal.auth import session_fingerprint
     from threads.accounts import start_staff_session
-    from threads.models import Staff
+    from threads.api_keys import create_api_key
+    from threads.models import API_SCOPES, Staff
 
     settings = Settings.from_env({
         "PAWPOST_DATABASE_URL": url, "PAWPOST_QUEUE_URL": "memory://", "PAWPOST_SECRET_KEY": SECRET_KEY,
         "PAWPOST_DATA_DIR": tempfile.mkdtemp(prefix="pawpost-costs-"),
     })
     app = create_app(settings)
+    app.config["PAWPOST_API_REQUESTS_PER_MINUTE"] = 1_000_000  # the key's limit never answers
     state = app.extensions["pawpost"]
     statements: list[float] = []
+
+    transactions: list[int] = []
+
+    @event.listens_for(state.engine, "begin")
+    def begun(conn):  # type: ignore[no-untyped-def]
+        transactions.append(1)
 
     @event.listens_for(state.engine, "before_cursor_execute")
     def started(conn, cursor, statement, params, context, many):  # type: ignore[no-untyped-def]
@@ -97,25 +111,30 @@ def measure(url: str, seed: dict[str, Any], repeat: int) -> list[dict[str, Any]]
 
     state.engine.dialect.do_ping = counted_ping  # type: ignore[method-assign]
 
-    admin, parent = app.test_client(), app.test_client()
+    admin, parent, api = app.test_client(), app.test_client(), app.test_client()
     with app.test_request_context(), state.sessions() as session, session.begin():
         staff = session.scalar(select(Staff).where(Staff.email == seed["admin_email"]))
         assert staff is not None
         fingerprint = session_fingerprint(staff)
         _, token = start_staff_session(session, staff, datetime.now(UTC))
+        _, key = create_api_key(session, staff.business_id, name="bench.page_costs", scopes=list(API_SCOPES), now=datetime.now(UTC))
     with admin.session_transaction() as cookie:
         cookie["sid"], cookie["auth"], cookie.permanent = token, fingerprint, True
     # Several links, one per round, so the page's per-contact limit (60 a minute) never answers.
     links = parent_links(url, SECRET_KEY, int(seed["families"]), random.Random(14))
     results = []
     for name, path in pages(seed, "PARENT"):
-        cpu, counts, trips, sql, sizes = [], [], [], [], []
+        cpu, counts, trips, sql, sizes, begins = [], [], [], [], [], []
         for round_ in range(repeat + 3):
             client, target = (parent, links[round_ % len(links)]) if path == "PARENT" else (admin, path)
+            headers = None
+            if path.startswith("/api/"):  # a key and no session cookie, as an integration calls
+                client, headers = api, {"Authorization": f"Bearer {key}"}
             statements.clear()
             others.clear()
+            transactions.clear()
             began = time.process_time()
-            response = client.get(target, environ_base={"REMOTE_ADDR": f"10.9.{round_ % 250}.1"})
+            response = client.get(target, headers=headers, environ_base={"REMOTE_ADDR": f"10.9.{round_ % 250}.1"})
             spent = (time.process_time() - began) * 1000
             if response.status_code != 200:
                 raise SystemExit(f"{target}: {response.status_code}")
@@ -123,10 +142,12 @@ def measure(url: str, seed: dict[str, Any], repeat: int) -> list[dict[str, Any]]
                 cpu.append(spent)
                 counts.append(len(statements))
                 trips.append(len(statements) + len(others))
+                begins.append(len(transactions))
                 sql.append(sum(statements))
                 sizes.append(len(response.data))
         results.append({
-            "page": name, "statements": max(counts), "round_trips": max(trips), "sql_ms_median": statistics.median(sql),
+            "page": name, "statements": max(counts), "round_trips": max(trips), "transactions": max(begins),
+            "sql_ms_median": statistics.median(sql),
             "cpu_ms_min": min(cpu), "cpu_ms_median": statistics.median(cpu), "bytes": max(sizes),
         })
     state.engine.dispose()
@@ -148,9 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
-    print(f"{'page':<40} {'statements':>10} {'trips':>5} {'SQL ms':>7} {'CPU ms min':>10} {'median':>7} {'bytes':>8}")
+    print(f"{'page':<40} {'statements':>10} {'trips':>5} {'tx':>3} {'SQL ms':>7} {'CPU ms min':>10} {'median':>7} {'bytes':>8}")
     for row in results:
-        print(f"{row['page']:<40} {row['statements']:>10} {row['round_trips']:>5} {row['sql_ms_median']:>7.1f} {row['cpu_ms_min']:>10.1f} {row['cpu_ms_median']:>7.1f} {row['bytes']:>8}")
+        print(f"{row['page']:<40} {row['statements']:>10} {row['round_trips']:>5} {row['transactions']:>3} {row['sql_ms_median']:>7.1f} {row['cpu_ms_min']:>10.1f} {row['cpu_ms_median']:>7.1f} {row['bytes']:>8}")
     return 0
 
 

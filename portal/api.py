@@ -42,6 +42,8 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 PROBLEM_BASE = "/api/v1/problems/"
 DEFAULT_REQUESTS_PER_MINUTE = 600
 PUBLIC_ENDPOINTS = {"api.openapi_json"}
+# The GET operations (`operation`): each commits its key's bookkeeping with its answer (`_read`).
+READ_ENDPOINTS: set[str] = set()
 # What a path id may be: no id anyone stored has a control character or more than 100
 # characters, and PostgreSQL refuses NUL in a query, so such a value is "not found" up front.
 PATH_VALUE = re.compile(r"[^\x00-\x1f\x7f]{1,100}")
@@ -121,10 +123,20 @@ def api_key() -> ApiKey:
 
 @bp.before_request
 def authenticate() -> None:
-    """Bearer key → g.api_key; 401 unknown or revoked, 429 over the key's rate; committed at
-    once so the last use and the rate count hold even when the view fails."""
+    """Bearer key → g.api_key; 401 unknown or revoked, 429 over the key's rate. The last use
+    and the rate count hold even when the view fails: committed at once before a write (its
+    idempotency claim may refuse it), and with the answer for a read (`_read`: one
+    transaction a read instead of two)."""
     if request.endpoint in PUBLIC_ENDPOINTS:
         return
+    key = _admit()
+    if request.endpoint not in READ_ENDPOINTS or request.method not in ("GET", "HEAD"):  # OPTIONS runs no view
+        db().commit()
+    g.api_key = key
+
+
+def _admit() -> ApiKey:
+    """The request's key, its use noted and a hit counted in its rate limit (not committed)."""
     scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
     key = authenticate_api_key(db(), secret.strip(), now()) if scheme.lower() == "bearer" else None
     if key is None:
@@ -134,8 +146,31 @@ def authenticate() -> None:
     if not allow(db(), {f"api-key:{key.id}": limit}, timedelta(minutes=1), now()):
         db().commit()
         raise ApiProblem(429, "rate-limited", "Too many requests", f"at most {limit} requests a minute per key", headers={"Retry-After": "60"})
+    return key
+
+
+def _read(answer: Callable[[], Response]) -> Response:
+    """A read's answer, committed together with its key's use and rate-limit hit. A refused
+    read (a problem answer) commits them too; a failed one (its transaction may be broken)
+    rolls back and counts again, alone."""
+    try:
+        result = answer()
+    except ApiProblem:
+        db().commit()
+        raise
+    except Exception:
+        db().rollback()
+        try:
+            _admit()
+            db().commit()
+        except ApiProblem:
+            pass  # over the limit by now (nothing to record), or the key revoked meanwhile
+        except Exception:  # never hide the view's own error
+            db().rollback()
+            logger.exception("API %s %s: the failed read's rate-limit hit was not recorded", request.method, request.path)
+        raise
     db().commit()
-    g.api_key = key
+    return result
 
 
 @bp.errorhandler(ApiProblem)
@@ -212,10 +247,11 @@ def operation(
 
         @functools.wraps(view)
         def run(**kwargs: Any) -> Response:
-            if scope not in api_key().scope_list:
-                raise ApiProblem(403, "insufficient-scope", "This key lacks a scope", f"this call needs the {scope} scope")
-            if any(not PATH_VALUE.fullmatch(str(kwargs[name])) for name in params):
-                raise ApiProblem(404, "not-found", "Not found", "no such id")
+            def allowed() -> None:
+                if scope not in api_key().scope_list:
+                    raise ApiProblem(403, "insufficient-scope", "This key lacks a scope", f"this call needs the {scope} scope")
+                if any(not PATH_VALUE.fullmatch(str(kwargs[name])) for name in params):
+                    raise ApiProblem(404, "not-found", "Not found", "no such id")
 
             def answer() -> Response:
                 if query is not None:
@@ -228,12 +264,19 @@ def operation(
                 shaped = response.model_validate(result, from_attributes=True)
                 return current_app.response_class(shaped.model_dump_json(), status=status, mimetype="application/json")
 
-            if method == "GET":
+            def read() -> Response:
+                allowed()
                 return answer()
+
+            if method == "GET":
+                return _read(read)
+            allowed()
             return _write(answer)
 
         rule = path.replace("{", "<").replace("}", ">")
         bp.add_url_rule(rule, endpoint=view.__name__, view_func=run, methods=[method])
+        if method == "GET":
+            READ_ENDPOINTS.add(f"{bp.name}.{view.__name__}")
         return run
 
     return decorate

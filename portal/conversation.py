@@ -1,4 +1,4 @@
-"""What a thread page shows, computed in a few queries: messages, receipts, each parent's state.
+"""What a thread page shows, computed in two queries: messages, receipts, each parent's state.
 
 Per-parent delivery state comes from the same records outbound works from: the notified
 cursor (what they were emailed), the read cursor (moved when they reply by email), the
@@ -12,8 +12,8 @@ from functools import cache
 from datetime import UTC, datetime
 
 from markupsafe import Markup
-from sqlalchemy import CompoundSelect, Select, bindparam, func, literal, select, union_all
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, and_, bindparam, case, func, select
+from sqlalchemy.orm import Session, aliased
 
 from portal.sanitize import clean_email_html
 from threads.models import Contact, ContactAddress, Family, NotifiedCursor, OutboundEmail, ReadCursor, Staff, Thread
@@ -63,39 +63,36 @@ class MessageView:
 
 
 def parent_states(session: Session, thread: Thread | None, family: Family) -> list[ParentState]:
-    """Each contact's delivery state, in three plain-row queries whatever the family's size."""
+    """Each contact's delivery state, in one plain-row query whatever the family's size."""
+    return thread_states(session, thread, family)[0]
+
+
+def thread_states(
+    session: Session, thread: Thread | None, family: Family, reader_id: int | None = None
+) -> tuple[list[ParentState], int | None]:
+    """`parent_states`, and how far staff member `reader_id` has read the thread (0: nothing),
+    from the same statement: so a view that shows nothing new need not write their cursor.
+    None when that is not known (no reader, or a family without contacts returns no row)."""
     addresses: dict[int, list[tuple[str, bool, str | None, datetime | None]]] = {}
-    contacts: list[tuple[int, str, bool]] = []
-    choices: dict[int, tuple[str, int | None, datetime | None]] = {}
-    for contact_id, name, primary, choice, minute, choice_at, email, bouncing, reason, bounced_at in session.execute(
-        _contacts(), {"family_id": family.id}
-    ):
+    people: dict[int, tuple] = {}  # type: ignore[type-arg]
+    reader_at: int | None = None
+    params = {"family_id": family.id, "thread_id": thread.id if thread is not None else None, "staff_id": reader_id}
+    for row in session.execute(_states(), params):
+        contact_id = row[0]
         if contact_id not in addresses:
             addresses[contact_id] = []
-            contacts.append((contact_id, name, primary))
-            choices[contact_id] = (choice, minute, _aware(choice_at) if choice_at else None)
+            people[contact_id] = row
+        email, bouncing, reason, bounced_at = row[6:10]
         if email is not None:
             addresses[contact_id].append((email, bouncing, reason, _aware(bounced_at) if bounced_at else None))
-    read: dict[int, tuple[int, datetime]] = {}
-    notified: dict[int, int] = {}
-    sent: dict[int, datetime] = {}
-    queued: set[int] = set()
-    if thread is not None:
-        for kind, person_id, message_id, updated_at in session.execute(_cursors(), {"thread_id": thread.id}):
-            if kind == "read":
-                read[person_id] = (message_id, _aware(updated_at))
-            else:
-                notified[person_id] = message_id
-        for recipient_id, state, sent_at in session.execute(_outbox(), {"thread_id": thread.id}):
-            if state == "sent" and sent_at is not None:
-                sent[recipient_id] = sent_at
-            elif state == "queued":
-                queued.add(recipient_id)
+        if reader_id is not None:
+            reader_at = row[15]
     states = []
-    for contact_id, name, primary in contacts:
+    for contact_id, row in people.items():
+        _, name, primary, choice, minute, choice_at = row[:6]
+        read_up_to, read_at, notified_up_to, sent_at, queued = row[10:15]
         own = addresses[contact_id]
         bounced = [(reason, at) for _, bouncing, reason, at in own if bouncing]
-        read_up_to, read_at = read.get(contact_id, (0, None))
         states.append(
             ParentState(
                 contact_id=contact_id,
@@ -105,54 +102,58 @@ def parent_states(session: Session, thread: Thread | None, family: Family) -> li
                 bouncing=bool(own) and len(bounced) == len(own),
                 bounce_reason=bounced[0][0] if bounced else None,
                 bounced_at=bounced[0][1] if bounced else None,
-                emailed_at=sent.get(contact_id),
-                email_queued=contact_id in queued,
-                notified_up_to=notified.get(contact_id, 0),
-                read_up_to=read_up_to,
-                read_at=read_at if read_up_to else None,
-                email_choice=choices[contact_id][0],
-                summary_time=f"{choices[contact_id][1] // 60:02d}:{choices[contact_id][1] % 60:02d}" if choices[contact_id][1] is not None else None,
-                choice_at=choices[contact_id][2],
+                emailed_at=_aware(sent_at) if sent_at else None,
+                email_queued=bool(queued),
+                notified_up_to=notified_up_to or 0,
+                read_up_to=read_up_to or 0,
+                read_at=_aware(read_at) if read_up_to and read_at else None,
+                email_choice=choice,
+                summary_time=f"{minute // 60:02d}:{minute % 60:02d}" if minute is not None else None,
+                choice_at=_aware(choice_at) if choice_at else None,
             )
         )
-    return states
+    return states, reader_at
 
 
 @cache
-def _contacts() -> Select:  # type: ignore[type-arg]
-    """The family's contacts, primary first, each with its addresses (one row per address)."""
+def _states() -> Select:  # type: ignore[type-arg]
+    """The family's contacts, primary first, one row per address, each row with the contact's
+    read and notified cursors on the thread (primary-key probes), their outbox on it (one
+    grouped read of the thread's emails) and the reader's own cursor."""
+    read, notified, mine = aliased(ReadCursor), aliased(NotifiedCursor), aliased(ReadCursor)
+    thread_id = bindparam("thread_id")
+    sent = case((OutboundEmail.state == "sent", OutboundEmail.sent_at))
+    outbox = (
+        select(
+            OutboundEmail.recipient_id.label("contact_id"),
+            func.max(sent).label("sent_at"),
+            func.max(case((OutboundEmail.state == "queued", 1), else_=0)).label("queued"),
+        )
+        .where(OutboundEmail.thread_id == thread_id, OutboundEmail.recipient_kind == "contact")
+        .group_by(OutboundEmail.recipient_id)
+        .subquery("outbox")
+    )
+    reader = func.coalesce(
+        select(mine.message_id)
+        .where(mine.thread_id == thread_id, mine.person_kind == "staff", mine.person_id == bindparam("staff_id"))
+        .scalar_subquery(),
+        0,
+    )
     return (
         select(
             Contact.id, Contact.name, Contact.is_primary,
             Contact.email_choice, Contact.summary_minute, Contact.email_choice_at,
             ContactAddress.email, ContactAddress.bouncing, ContactAddress.bounce_reason, ContactAddress.bounced_at,
+            read.message_id, read.updated_at, notified.message_id, outbox.c.sent_at, outbox.c.queued, reader,
         )
         .outerjoin(ContactAddress, ContactAddress.contact_id == Contact.id)
+        .outerjoin(read, and_(read.thread_id == thread_id, read.person_kind == "contact", read.person_id == Contact.id))
+        .outerjoin(
+            notified, and_(notified.thread_id == thread_id, notified.person_kind == "contact", notified.person_id == Contact.id)
+        )
+        .outerjoin(outbox, outbox.c.contact_id == Contact.id)
         .where(Contact.family_id == bindparam("family_id"), Contact.removed_at.is_(None))
         .order_by(Contact.is_primary.desc(), Contact.id, ContactAddress.id)
-    )
-
-
-@cache
-def _cursors() -> CompoundSelect:
-    """Every contact's read and notified cursor on the thread, as (kind, person, message, when)."""
-    return union_all(
-        *(
-            select(literal(kind).label("kind"), model.person_id, model.message_id, model.updated_at).where(
-                model.thread_id == bindparam("thread_id"), model.person_kind == "contact"
-            )
-            for kind, model in (("read", ReadCursor), ("notified", NotifiedCursor))
-        )
-    )
-
-
-@cache
-def _outbox() -> Select:  # type: ignore[type-arg]
-    """Per contact and state, the last time an email of this thread was sent to them."""
-    return (
-        select(OutboundEmail.recipient_id, OutboundEmail.state, func.max(OutboundEmail.sent_at))
-        .where(OutboundEmail.thread_id == bindparam("thread_id"), OutboundEmail.recipient_kind == "contact")
-        .group_by(OutboundEmail.recipient_id, OutboundEmail.state)
     )
 
 
@@ -189,7 +190,7 @@ def message_views(messages: list[MessageRow], me: Staff, parents: list[ParentSta
 
 
 def _aware(value: datetime) -> datetime:
-    """Columns read through a UNION lose their UTCDateTime type on SQLite: restore the zone."""
+    """Aggregates and CASE may lose their UTCDateTime type on SQLite: restore the zone."""
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 

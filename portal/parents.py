@@ -106,10 +106,10 @@ def show(token: str) -> Any:
         return _gone()
     before = request.args.get("before", type=int)
     messages = parent_thread_page(db(), access.thread.id, before_id=before, limit=PAGE_SIZE)
-    if messages and before is None:
+    if messages and before is None and messages[-1].id > access.read_up_to:
         # Rule 2 for the web: what the page showed is read (so no digest follows for it).
         advance_cursor(db(), ReadCursor, access.thread.id, access.contact.person, messages[-1].id)
-    note_link_used(db(), access.contact.id, now())
+    note_link_used(db(), access, now())
     db().commit()
     older = messages[0].id if len(messages) == PAGE_SIZE else None
     return render_template(
@@ -127,7 +127,7 @@ def reply(token: str) -> Any:
     except EmptyMessage:
         db().rollback()
         return redirect(url_for("parents.show", token=token))
-    note_link_used(db(), access.contact.id, now())
+    note_link_used(db(), access, now())
     db().commit()
     logger.info("contact %s posted message %s from the parent page", access.contact.id, message.id)
     message_posted(message.id)
@@ -167,7 +167,7 @@ def attachment(token: str, attachment_id: int) -> Any:
 def choice(token: str) -> Any:
     """Rule 7: "Change how often we email you" (every email links here)."""
     access = _open(token)
-    note_link_used(db(), access.contact.id, now())
+    note_link_used(db(), access, now())
     db().commit()
     return render_template("parent_emails.html", token=token, access=access, saved=request.args.get("saved"))
 
@@ -181,7 +181,7 @@ def set_choice(token: str) -> Any:
     except InvalidChoice:
         db().rollback()
         abort(400)
-    note_link_used(db(), access.contact.id, now())
+    note_link_used(db(), access, now())
     db().commit()
     logger.info("contact %s chose %s emails", access.contact.id, access.contact.email_choice)
     return redirect(url_for("parents.choice", token=token, saved=1))

@@ -19,7 +19,7 @@ from inbound.parse import UnparseableEmail, parse_email
 from outbound import live
 from outbound.notify import message_posted, note_posted, plan_mentions
 from portal.auth import current_staff, requires
-from portal.conversation import message_views, parent_states
+from portal.conversation import message_views, parent_states, thread_states
 from portal.runtime import db, now, settings
 from portal.scope import family_for, thread_for
 from portal.security import ATTACHMENT_POLICY
@@ -44,9 +44,8 @@ def show(thread_id: int) -> str:
     thread = thread_for(staff, thread_id)
     before = request.args.get("before", type=int)
     messages = thread_page(db(), thread.id, before_id=before)
-    if messages and before is None:
-        mark_read(db(), thread, staff.person, messages[-1].id)
-    parents = parent_states(db(), thread, thread.family)
+    parents, read_up_to = thread_states(db(), thread, thread.family, staff.id)
+    marked = bool(messages) and before is None and _mark_read(thread, staff, messages[-1].id, read_up_to)
     page = render_template(
         "thread.html",
         thread=thread,
@@ -58,9 +57,18 @@ def show(thread_id: int) -> str:
         last_id=thread.last_message_id or 0,
     )
     db().commit()
-    if messages and before is None:
+    if marked:
         live.thread_read(staff.id)
     return page
+
+
+def _mark_read(thread: Thread, staff: Staff, up_to: int, read_up_to: int | None) -> bool:
+    """Move the staff member's read cursor to `up_to`, unless it is known to be there already
+    (a view that shows nothing new writes nothing); True when it was moved (or may have been)."""
+    if read_up_to is not None and read_up_to >= up_to:
+        return False
+    mark_read(db(), thread, staff.person, up_to)
+    return True
 
 
 @bp.get("/threads/<int:thread_id>/messages")
@@ -73,10 +81,8 @@ def newer(thread_id: int) -> Any:
     messages = messages_after(db(), thread.id, after)
     if not messages:
         return jsonify(html="", last_id=after)
-    read = request.args.get("read") == "1"
-    if read:
-        mark_read(db(), thread, staff.person, messages[-1].id)
-    parents = parent_states(db(), thread, thread.family)
+    parents, read_up_to = thread_states(db(), thread, thread.family, staff.id)
+    read = request.args.get("read") == "1" and _mark_read(thread, staff, messages[-1].id, read_up_to)
     html = render_template("_messages.html", messages=message_views(messages, staff, parents))
     db().commit()
     if read:

@@ -5,7 +5,8 @@ their `parent_links.secret` and the thread's current reply token. So a link stop
 when the contact is removed (the row goes with them), when their secret is renewed
 (`revoke_parent_links`), and when the family's reply address is rotated (a leak of one
 is treated as a leak of the other). A link lasts 30 days after the later of its signing
-and the contact's last use of a link.
+and the contact's last use of a link; a use is written down at most once an hour
+(`LINK_USE_GRANULARITY`), so a link may end up to an hour early, never late.
 """
 
 from __future__ import annotations
@@ -17,13 +18,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, contains_eager
 
-from threads.models import Contact, ParentLink, Thread
+from threads.models import Contact, Family, ParentLink, ReadCursor, Thread
 
 LINK_LIFETIME = timedelta(days=30)
 UNSUBSCRIBE_LIFETIME = timedelta(days=365)
+# How stale the noted last use may get before a use writes it again: one write an hour per
+# contact, not one per page view.
+LINK_USE_GRANULARITY = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,10 @@ class ParentAccess:
     contact: Contact
     family: Family
     thread: Thread
+    # Read with the link, so a view writes only what changed: when a use was last noted
+    # (None: never) and how far the contact has read the thread (0: nothing).
+    used_at: datetime | None = None
+    read_up_to: int = 0
 
 
 def link_key(secret: str, reply_token: str) -> str:
@@ -71,31 +79,39 @@ def parent_access(
     `lifetime`: the page's 30 days after last use; an unsubscribe link in an old email
     (UNSUBSCRIBE_LIFETIME) keeps working longer, as RFC 8058 senders are expected to.
     """
-    # The family and business in the same statement (the page reads both): no query each.
+    # The family and business in the same statement (the page reads both): no query each;
+    # and the contact's read cursor, so a page view that shows nothing new writes no cursor.
     found = session.execute(
-        select(Contact, ParentLink, Thread)
+        select(Contact, ParentLink, Thread, ReadCursor.message_id)
         .join(ParentLink, ParentLink.contact_id == Contact.id)
         .join(Contact.family)
         .join(Thread, Thread.family_id == Contact.family_id)
         .join(Thread.business)
+        .outerjoin(
+            ReadCursor,
+            and_(ReadCursor.thread_id == Thread.id, ReadCursor.person_kind == "contact", ReadCursor.person_id == Contact.id),
+        )
         .options(contains_eager(Contact.family), contains_eager(Thread.business))
         .where(Contact.id == contact_id, Contact.removed_at.is_(None), Thread.active)
     ).first()
     if found is None:
         return None
-    contact, link, thread = found
+    contact, link, thread, read_up_to = found
     if not hmac.compare_digest(link_key(link.secret, thread.reply_token), key):
         return None
     last_use = max(signed_at, link.last_used_at or signed_at)
     if now - last_use > lifetime:
         return None
-    return ParentAccess(contact=contact, family=contact.family, thread=thread)
+    return ParentAccess(contact=contact, family=contact.family, thread=thread, used_at=link.last_used_at, read_up_to=read_up_to or 0)
 
 
-def note_link_used(session: Session, contact_id: int, now: datetime) -> None:
-    """A use keeps the contact's links alive for another 30 days."""
+def note_link_used(session: Session, access: ParentAccess, now: datetime) -> None:
+    """A use keeps the contact's links alive for another 30 days (written when the noted use
+    is an hour old or more)."""
+    if access.used_at is not None and access.used_at <= now < access.used_at + LINK_USE_GRANULARITY:
+        return
     session.execute(
         update(ParentLink)
-        .where(ParentLink.contact_id == contact_id, or_(ParentLink.last_used_at.is_(None), ParentLink.last_used_at < now))
+        .where(ParentLink.contact_id == access.contact.id, or_(ParentLink.last_used_at.is_(None), ParentLink.last_used_at < now))
         .values(last_used_at=now)
     )

@@ -12,14 +12,15 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from pawpost.cli import main
+from portal import api_conversations
 from portal.api import OPERATIONS
 from tests.portal.conftest import SECRET, World, csrf_token, sign_in_as
 from threads.api_keys import create_api_key, revoke_api_key
-from threads.models import ApiKey, AuditEntry, Business, Family
+from threads.models import ApiKey, AuditEntry, Business, Family, RateLimitHit
 from threads.types import utcnow
 
 ALL_SCOPES = ("directory:read", "directory:write", "messages:read", "messages:write", "webhooks:manage")
@@ -375,3 +376,39 @@ def test_put_creates_or_updates_a_family_by_its_id_with_the_import_rules(client:
         ("API key sync", "Added Nguyen family through the API"),
         ("API key sync", "Replaced Nguyen-Tran family through the API"),
     ]
+
+
+def _hits(db: Session, secret: str) -> int:
+    key_id = db.scalar(select(ApiKey.id).where(ApiKey.prefix == secret[:11]))
+    count = db.scalar(select(func.count()).select_from(RateLimitHit).where(RateLimitHit.bucket == f"api-key:{key_id}"))
+    db.rollback()
+    return count or 0
+
+
+def test_a_read_is_one_transaction_with_its_keys_bookkeeping(app: Flask, client: FlaskClient, world: World, db: Session) -> None:
+    secret = key_for(db, world.business.id, "messages:read")
+    begun: list[str] = []
+    event.listen(app.extensions["pawpost"].engine, "begin", lambda conn: begun.append("begin"))
+    event.listen(app.extensions["pawpost"].engine, "commit", lambda conn: begun.append("commit"))
+    assert client.get(f"/api/v1/threads/{world.thread.id}/messages", headers=bearer(secret)).status_code == 200
+    assert begun == ["begin", "commit"]
+    assert _hits(db, secret) == 1
+
+
+def test_refused_and_failed_reads_still_count_against_the_key(
+    app: Flask, client: FlaskClient, world: World, db: Session, monkeypatch
+) -> None:
+    secret = key_for(db, world.business.id, "messages:read")
+    assert_problem(client.get("/api/v1/threads/999999/messages", headers=bearer(secret)), 404, "not-found")
+    assert_problem(client.get("/api/v1/staff", headers=bearer(secret)), 403, "insufficient-scope")
+    assert_problem(client.get("/api/v1/threads?limit=0", headers=bearer(secret)), 422, "invalid-request")
+    assert _hits(db, secret) == 3
+
+    def broken() -> None:
+        raise RuntimeError("the view failed")
+
+    monkeypatch.setattr(api_conversations, "_activity", broken)
+    assert client.get("/api/v1/threads", headers=bearer(secret)).status_code == 500
+    assert _hits(db, secret) == 4
+    app.config["PAWPOST_API_REQUESTS_PER_MINUTE"] = 4
+    assert_problem(client.get(f"/api/v1/threads/{world.thread.id}/messages", headers=bearer(secret)), 429, "rate-limited")

@@ -19,8 +19,9 @@ from outbound.queue import huey
 from tests.factories import make_family
 from tests.portal.conftest import PNG, World, sign_in_as
 from tests.portal.test_api import assert_problem, bearer, key_for, writing
-from threads.models import Message
+from threads.models import Business, Message, Staff, Thread
 from threads.pages import parent_thread_page
+from threads.posting import NewAttachment, post_message
 from threads.types import utcnow
 
 
@@ -154,3 +155,45 @@ def test_posting_as_the_business_shows_its_name_and_notifies_parents_like_a_port
     assert_problem(both, 422, "invalid-request")
     assert_problem(client.post(f"/api/v1/threads/{world.thread.id}/messages", json={"text": "x"}, headers=writing(secret)), 422, "invalid-request")
     huey.flush()
+
+
+def test_message_pages_carry_every_author_kind_and_each_messages_files_in_order(client: FlaskClient, world: World, db: Session) -> None:
+    """The page is one statement over messages outer-joined to attachments: `limit` counts
+    messages (not files), authors read as the ORM names them, a page past the end is empty."""
+    thread = db.get(Thread, world.thread.id)
+    senior = db.get(Staff, world.senior.id)
+    assert thread is not None and senior is not None
+    senior.external_id = "walker-7"
+    files = [NewAttachment(f"f{n}.txt", "text/plain", b"x" * (n + 1)) for n in range(3)]
+    posted = [
+        post_message(db, thread, senior, "three files", files),
+        post_message(db, thread, db.get(Business, world.business.id), "as the business"),
+        post_message(db, thread, None, "a system note"),
+        post_message(db, thread, thread.family.contacts[1], "", files[:1]),
+    ]
+    db.commit()
+    posted_ids = [message.id for message in posted]
+    expected = {}
+    for message in db.scalars(select(Message).where(Message.thread_id == thread.id)):
+        author_id = message.staff.external_id if message.staff else message.contact.external_id if message.contact else None
+        expected[message.id] = (message.author_type, message.author_name, author_id, message.body, [(a.filename, a.size) for a in message.attachments])
+    db.rollback()
+    secret = key_for(db, world.business.id, "messages:read")
+    seen, cursor = [], None
+    while True:
+        page = client.get(f"/api/v1/threads/{world.thread.id}/messages?limit=2" + (f"&cursor={cursor}" if cursor else ""), headers=bearer(secret)).get_json()
+        assert len(page["data"]) <= 2
+        seen += page["data"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert [m["id"] for m in seen] == sorted(expected)
+    for m in seen:
+        assert (m["author"]["kind"], m["author"]["name"], m["author"]["id"], m["text"], [(a["filename"], a["size"]) for a in m["attachments"]]) == expected[m["id"]]
+        assert m["thread_id"] == world.thread.id and all("/attachments/" in a["url"] for a in m["attachments"])
+    assert [m["author"]["id"] for m in seen if m["id"] == posted_ids[0]] == ["walker-7"]
+    assert [len(m["attachments"]) for m in seen if m["id"] in (posted_ids[0], posted_ids[3])] == [3, 1]
+    past = client.get(f"/api/v1/threads/{world.thread.id}/messages?cursor={posted_ids[-1]}", headers=bearer(secret))
+    assert past.status_code == 200 and past.get_json() == {"data": [], "next_cursor": None}
+    assert_problem(client.get(f"/api/v1/threads/{world.foreign_thread.id}/messages?cursor=1", headers=bearer(secret)), 404, "not-found")
+    assert_problem(client.get("/api/v1/threads/0/messages", headers=bearer(secret)), 404, "not-found")

@@ -15,7 +15,7 @@ from io import BytesIO
 from flask import Flask
 from flask.testing import FlaskClient
 from itsdangerous import URLSafeTimedSerializer
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from outbound import digests, notify
@@ -23,7 +23,7 @@ from outbound.links import parent_token
 from tests.portal.auth_helpers import outbox, text_of
 from tests.portal.conftest import PNG, SECRET, Clock, World, sign_in_as
 from threads.addresses import rotate_reply_token
-from threads.models import Contact, Message, OutboundEmail, ReadCursor, Staff, Thread
+from threads.models import Contact, Message, OutboundEmail, ParentLink, ReadCursor, Staff, Thread
 from threads.parent_links import revoke_parent_links
 from threads.posting import NewAttachment, post_message
 
@@ -140,6 +140,56 @@ def test_links_expire_thirty_days_after_their_last_use(timed_app: Flask, world: 
     # The next digest brings a link that works.
     fresh = _digest_link(timed_app, db, world, clock)
     assert fresh != link and client.get(fresh).status_code == 200
+
+
+def _writes(app: Flask) -> list[str]:
+    """Every INSERT, UPDATE and DELETE the app sends from now on, by its first words (but the
+    once-a-minute delete of day-old rate-limit hits)."""
+    seen: list[str] = []
+
+    def noted(conn, cursor, statement, params, context, many):  # type: ignore[no-untyped-def]
+        words = statement.split()
+        if words[0] in ("INSERT", "UPDATE", "DELETE") and words[:3] != ["DELETE", "FROM", "rate_limit_hits"]:
+            seen.append(" ".join(words[:3]))
+
+    event.listen(app.extensions["pawpost"].engine, "before_cursor_execute", noted)
+    return seen
+
+
+def test_a_view_writes_the_use_hourly_and_the_cursor_only_when_something_is_new(
+    timed_app: Flask, world: World, db: Session, clock: Clock
+) -> None:
+    client = timed_app.test_client()
+    link = _digest_link(timed_app, db, world, clock)
+    liam = db.scalar(select(Contact.id).where(Contact.name == "Liam Johnson"))
+    db.rollback()
+
+    def state() -> tuple[object, object]:
+        used = db.scalar(select(ParentLink.last_used_at).where(ParentLink.contact_id == liam))
+        read = db.scalar(select(ReadCursor.message_id).where(ReadCursor.person_kind == "contact", ReadCursor.person_id == liam))
+        db.rollback()
+        return used, read
+
+    writes = _writes(timed_app)
+    assert client.get(link).status_code == 200
+    first_use, first_read = state()
+    assert first_use == clock.at and first_read is not None
+    assert any(w.startswith("UPDATE parent_links") for w in writes) and any(w.startswith("INSERT INTO read_cursors") for w in writes)
+
+    # Again, 20 minutes later, nothing new: only the view's rate-limit hit is written.
+    clock.at += timedelta(minutes=20)
+    writes.clear()
+    assert client.get(link).status_code == 200
+    assert writes == ["INSERT INTO rate_limit_hits"]
+    assert state() == (first_use, first_read)
+
+    # A new message moves the cursor; an hour after the noted use, the use is noted again.
+    newer = _staff_post(db, world, "Bella is asleep now", clock.at)
+    clock.at += timedelta(minutes=41)
+    writes.clear()
+    assert client.get(link).status_code == 200
+    assert state() == (clock.at, newer.id)
+    assert sorted(writes) == ["INSERT INTO rate_limit_hits", "INSERT INTO read_cursors", "UPDATE parent_links SET"]
 
 
 def test_rotation_removal_and_revocation_take_links_back(timed_app: Flask, world: World, db: Session, clock: Clock) -> None:

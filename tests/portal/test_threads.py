@@ -8,10 +8,11 @@ from datetime import timedelta
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from outbound.queue import huey
+from portal.conversation import parent_states, thread_states
 from tests.factories import make_family
 from tests.portal.conftest import World, csrf_token, sign_in_as
 from threads.cursors import advance_cursor
@@ -226,4 +227,76 @@ def test_mark_as_unread_is_for_me_only_and_skips_my_own_messages(
     assert cursor == parent_message - 1  # before the newest message not mine
     db.rollback()
     client.get(f"/threads/{world.thread.id}")  # opening it reads it again
+    assert client.get(f"/api/unread?ids={ids}").get_json()["unread"] == []
+
+
+def test_parent_states_read_every_contacts_cursors_outbox_and_addresses_in_one_statement(
+    app: Flask, world: World, db: Session
+) -> None:
+    thread = db.get(Thread, world.thread.id)
+    assert thread is not None
+    emma, liam = thread.family.contacts
+    first = post_message(db, thread, db.get(type(world.senior), world.senior.id), "Walk done")
+    second = post_message(db, thread, db.get(type(world.senior), world.senior.id), "Home again")
+    now = utcnow()
+
+    def email(n: int, contact, state: str, sent_at=None) -> OutboundEmail:  # type: ignore[no-untyped-def]
+        return OutboundEmail(
+            business_id=thread.business_id, thread_id=thread.id, kind="digest", dedupe_key=f"d{n}", recipient_kind="contact",
+            recipient_id=contact.id, recipient_email="x@a.test", message_id_header=f"m{n}@reply.test", subject="s",
+            up_to_message_id=second.id, state=state, sent_at=sent_at, created_at=now,
+        )
+
+    db.add_all([
+        email(1, emma, "sent", now - timedelta(hours=3)), email(2, emma, "sent", now - timedelta(minutes=5)),
+        email(3, liam, "queued"), email(4, liam, "failed", now),
+    ])
+    db.add(ContactAddress(contact_id=liam.id, email="liam.work@a.test", bouncing=True, bounce_reason="550 gone", bounced_at=now))
+    mark_notified(db, thread, emma, second.id)
+    mark_notified(db, thread, liam, first.id)
+    advance_cursor(db, ReadCursor, thread.id, emma.person, first.id)
+    advance_cursor(db, ReadCursor, thread.id, world.senior.person, second.id)
+    db.commit()
+    statements: list[str] = []
+    family = thread.family
+    event.listen(db.get_bind(), "before_cursor_execute", lambda *args: statements.append(args[2].split()[0]))
+    states, reader_at = thread_states(db, thread, family, world.senior.id)
+    assert [s for s in statements if s != "BEGIN"] == ["SELECT"]
+    by_name = {state.name: state for state in states}
+    assert [state.name for state in states] == [emma.name, liam.name]  # primary first
+    assert by_name[emma.name].emailed_at == now - timedelta(minutes=5) and not by_name[emma.name].email_queued
+    assert (by_name[emma.name].notified_up_to, by_name[emma.name].read_up_to) == (second.id, first.id)
+    assert by_name[emma.name].read_at is not None and by_name[emma.name].read_at.tzinfo is not None
+    assert by_name[liam.name].emailed_at is None and by_name[liam.name].email_queued  # a failed email is not "sent"
+    assert (by_name[liam.name].notified_up_to, by_name[liam.name].read_up_to, by_name[liam.name].read_at) == (first.id, 0, None)
+    assert len(by_name[liam.name].emails) == 2 and not by_name[liam.name].bouncing  # one of two addresses bounces
+    assert reader_at == second.id
+    assert thread_states(db, thread, thread.family, world.senior2.id)[1] == 0
+    assert parent_states(db, thread, thread.family) == states
+    assert parent_states(db, None, thread.family)[0].notified_up_to == 0
+
+
+def test_a_thread_view_that_shows_nothing_new_writes_nothing(app: Flask, client: FlaskClient, world: World, db: Session) -> None:
+    sign_in_as(app, client, world.senior)
+    writes: list[str] = []
+
+    def noted(conn, cursor, statement, params, context, many):  # type: ignore[no-untyped-def]
+        if statement.split()[0] in ("INSERT", "UPDATE", "DELETE"):
+            writes.append(" ".join(statement.split()[:3]))
+
+    event.listen(app.extensions["pawpost"].engine, "before_cursor_execute", noted)
+    client.get(f"/threads/{world.thread.id}")
+    assert "INSERT INTO read_cursors" in writes  # the first view marks it read
+    writes.clear()
+    client.get(f"/threads/{world.thread.id}")
+    assert not [w for w in writes if "read_cursors" in w]
+    ids = f"{world.thread.id}"
+    assert client.get(f"/api/unread?ids={ids}").get_json()["unread"] == []
+    # A new message: the next view marks it read again.
+    post_message(db, db.get(Thread, world.thread.id), db.get(type(world.senior2), world.senior2.id), "From a colleague")
+    db.commit()
+    assert client.get(f"/api/unread?ids={ids}").get_json()["unread"] == [world.thread.id]
+    writes.clear()
+    client.get(f"/threads/{world.thread.id}")
+    assert "INSERT INTO read_cursors" in writes
     assert client.get(f"/api/unread?ids={ids}").get_json()["unread"] == []

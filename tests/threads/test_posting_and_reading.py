@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from tests.factories import make_business, make_family, make_staff, thread_of
 from threads.errors import AccessDenied, EmptyMessage
-from threads.pages import thread_page
+from threads.pages import messages_after, parent_thread_page, thread_page
 from threads.posting import NewAttachment, post_message
 from threads.reading import (
     has_unread,
@@ -164,3 +164,43 @@ def test_thread_page_is_the_newest_fifty_oldest_first(db: Session) -> None:
     page = thread_page(db, thread.id)
     assert [m.id for m in page] == ids[-50:]
     assert [m.id for m in thread_page(db, thread.id, before_id=ids[10])] == ids[:10]
+
+
+def test_a_page_counts_messages_not_attachments_and_keeps_each_messages_files_in_order(db: Session) -> None:
+    business = make_business(db)
+    staff = make_staff(db, business)
+    family = make_family(db, business)
+    thread = thread_of(db, family)
+    files = [NewAttachment(f"f{n}.txt", "text/plain", b"x" * (n + 1)) for n in range(3)]
+    first = post_message(db, thread, staff, "three files", files)
+    plain = post_message(db, thread, staff, "none")
+    last = post_message(db, thread, family.contacts[0], "one file", files[:1])
+    db.commit()
+    page = thread_page(db, thread.id, limit=2)
+    assert [(m.id, [a.filename for a in m.attachments]) for m in page] == [(plain.id, []), (last.id, ["f0.txt"])]
+    (oldest,) = thread_page(db, thread.id, before_id=plain.id, limit=1)
+    assert oldest.id == first.id
+    assert [(a.filename, a.size) for a in oldest.attachments] == [("f0.txt", 1), ("f1.txt", 2), ("f2.txt", 3)]
+    assert [m.id for m in messages_after(db, thread.id, 0, limit=2)] == [first.id, plain.id]
+    assert [len(m.attachments) for m in parent_thread_page(db, thread.id)] == [3, 0, 1]
+
+
+def test_pages_of_a_thread_never_show_a_neighbours_messages_and_take_any_bound(db: Session) -> None:
+    """Pages are ranges of index (thread_id, id): the thread's own messages only, whatever
+    the bound (a URL's `before` may be anything)."""
+    business = make_business(db)
+    staff = make_staff(db, business)
+    threads = [thread_of(db, make_family(db, business)) for _ in range(3)]
+    ids: dict[int, list[int]] = {t.id: [] for t in threads}
+    for n in range(12):
+        thread = threads[n % 3]
+        ids[thread.id].append(post_message(db, thread, staff, f"m{n}").id)
+    db.commit()
+    middle = threads[1].id
+    assert [m.id for m in thread_page(db, middle)] == ids[middle]
+    assert [m.id for m in thread_page(db, middle, before_id=10**12)] == ids[middle]
+    assert [m.id for m in thread_page(db, middle, before_id=ids[middle][2])] == ids[middle][:2]
+    assert thread_page(db, middle, before_id=ids[middle][0]) == [] and thread_page(db, middle, before_id=-5) == []
+    assert [m.id for m in parent_thread_page(db, middle, limit=2)] == ids[middle][-2:]
+    assert [m.id for m in messages_after(db, middle, ids[middle][1])] == ids[middle][2:]
+    assert messages_after(db, middle, 10**12) == [] and [m.id for m in messages_after(db, middle, -1)] == ids[middle]
