@@ -84,7 +84,7 @@ def week() -> str:
     # Each appointment's markup once (a busy week page shows hundreds; a template loop per
     # slot was most of the page's time), then joined into its cells.
     link = current_staff().role == "admin"
-    labels: dict[tuple[datetime, datetime], str] = {}  # most appointments share their times
+    labels: dict[tuple[int, ...] | tuple[datetime, datetime], str] = {}
     escaped = _Escaped()
     markup = {slot.id: _slot_markup(slot, _label(slot, zone, labels), by, names, link, escaped) for slot in slots}
     rows = [(name, [Markup("").join(markup[s.id] for s in cells.get((key, index), ())) for index in range(len(days))]) for key, name in shown]
@@ -115,12 +115,14 @@ def _slot_markup(slot: Slot, label: str, by: str, names: dict[int, str], link: b
     return Markup(f'<div class="slot">{inner}</div>')
 
 
-def _label(slot: Slot, zone: ZoneInfo, known: dict[tuple[datetime, datetime], str]) -> str:
-    """"9:00 AM – 10:00 AM", or with the days for a stay (computed once per start and end)."""
-    key = (slot.starts_at, slot.ends_at)
+def _label(slot: Slot, zone: ZoneInfo, known: dict[tuple[int, ...] | tuple[datetime, datetime], str]) -> str:
+    """"9:00 AM – 10:00 AM", or with the days for a stay (written once per page for each pair
+    of local times: a week repeats them from day to day)."""
+    first, last = slot.starts_at.astimezone(zone), slot.ends_at.astimezone(zone)
+    key = (first.hour, first.minute, last.hour, last.minute) if first.date() == last.date() else (first, last)
     label = known.get(key)
     if label is None:
-        label = known[key] = _label_of(slot.starts_at.astimezone(zone), slot.ends_at.astimezone(zone))
+        label = known[key] = _label_of(first, last)
     return label
 
 
