@@ -156,3 +156,17 @@ def test_an_announcement_is_written_picked_previewed_and_sent(browser: Browser, 
     expect(page.locator("#announcement-progress")).to_contain_text("of 1 family")
     expect(page.get_by_text(f"Closed on Monday for the storm ({width})")).to_be_visible()
     assert_clean(page)
+
+
+def test_an_admins_thread_page_fits_a_phone(browser: Browser, live: Live, tmp_path) -> None:  # noqa: F811, ANN001
+    """The header's actions (Mark as unread, Reply address…) wrap under the family's name
+    instead of pushing the page sideways at 390 px."""
+    page = signed_in_page(browser, live, "ada@a.test", width=390)
+    page.goto(live.url(f"/threads/{live.world.thread.id}"))
+    address = page.get_by_role("link", name="Reply address…")
+    expect(address).to_be_in_viewport()
+    box = address.bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 390  # whole, not cut at the edge
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing off-screen sideways
+    page.screenshot(path=str(tmp_path / "thread-admin-390.png"))
+    assert_clean(page)
