@@ -67,7 +67,7 @@ class MessageRecord(BaseModel):
     thread_id: int
     author: Author
     text: str
-    source: str
+    source: str = Field(description="Where it was written: email, portal, web (the family's page), api (through this API) or system")
     created_at: datetime
     attachments: list[AttachmentLink]
 
@@ -230,7 +230,7 @@ def create_message(thread_id: str, body: NewMessage) -> dict[str, Any]:
     author = db().get(Business, api_key().business_id) if body.as_business else _staff_author(body.staff or "")
     files = [_attachment(f) for f in request.files.getlist("files")[:MAX_FILES] if f and f.filename]
     try:
-        message = post_message(db(), thread, author, body.text, files, source="portal", now=now())
+        message = post_message(db(), thread, author, body.text, files, source="api", now=now())
     except EmptyMessage:
         raise ApiProblem(422, "invalid-request", "Invalid request", "write something or attach a file", errors=[{"pointer": "/text", "in": "body", "detail": "needs text or a file"}]) from None
     message_id = message.id

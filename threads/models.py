@@ -42,7 +42,7 @@ ROLES = ("basic", "senior", "admin")
 # `business`: posted as the business itself (by its own software, over the API), under the
 # business's name; parents see it like a team member's message.
 AUTHOR_TYPES = ("staff", "contact", "system", "business")
-SOURCES = ("portal", "email", "system", "web")
+SOURCES = ("portal", "email", "system", "web", "api")
 PERSON_KINDS = ("staff", "contact")
 APPOINTMENT_STATUSES = ("scheduled", "completed", "cancelled")
 INBOUND_OUTCOMES = (

@@ -82,9 +82,11 @@ def test_posting_as_staff_stores_files_and_notifies_like_the_portal(client: Flas
     assert posted.status_code == 201, posted.get_data(as_text=True)
     record = posted.get_json()
     assert record["author"] == {"kind": "staff", "name": "Sam Senior", "id": world.senior.external_id}
+    assert record["source"] == "api"  # the business's software wrote it, not someone in the portal
     assert [a["filename"] for a in record["attachments"]] == ["report.pdf"]
     message = db.scalar(select(Message).where(Message.id == record["id"]))
     assert message is not None and message.staff_id == world.senior.id and message.thread_id == world.thread.id
+    assert message.source == "api"
     db.rollback()
     assert [t.args for t in huey.pending() if t.name.endswith("process_posted_message")] == [(record["id"],)]
 

@@ -98,3 +98,32 @@ def test_an_upgrade_that_rebuilds_messages_keeps_their_attachments(database_url:
         with engine.begin() as connection:
             connection.execute(text("DELETE FROM businesses WHERE slug = 'kept-files'"))
         engine.dispose()
+
+
+def test_0018a_lets_the_api_be_a_source_and_search_still_follows_the_messages(database_url: str) -> None:
+    """The CHECK change rebuilds `messages` on SQLite, which drops the search index's
+    triggers: the messages from before and after the upgrade must both still be found."""
+    from threads import migrate
+
+    key = "migration-tests-key-0123456789"
+    command.downgrade(migrate.alembic_config(database_url), "0017_merge")
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            _row(connection, "businesses", id=9002, slug="api-source", name="Api Source", timezone="UTC", sender_name="Api Source")
+            _row(connection, "families", id=9002, business_id=9002, external_id="as-1", name="Api family")
+            _row(connection, "threads", id=9002, business_id=9002, family_id=9002, reply_token="apisourcetoken", root_message_id="api@source.test")
+            _row(connection, "messages", id=9002, thread_id=9002, author_type="system", source="system", body="zebrafinch before")
+        migrate.upgrade(database_url, secret_key=lambda: key)
+        with engine.begin() as connection:
+            _row(connection, "messages", id=9003, thread_id=9002, author_type="business", source="api", body="zebrafinch after")
+            if connection.dialect.name == "sqlite":
+                found = connection.execute(text("SELECT rowid FROM messages_fts WHERE messages_fts MATCH 'zebrafinch' ORDER BY rowid"))
+            else:
+                found = connection.execute(text("SELECT id FROM messages WHERE body_tsv @@ to_tsquery('simple', 'zebrafinch') ORDER BY id"))
+            assert found.scalars().all() == [9002, 9003]
+    finally:
+        migrate.upgrade(database_url, secret_key=lambda: key)
+        with engine.begin() as connection:
+            connection.execute(text("DELETE FROM businesses WHERE slug = 'api-source'"))
+        engine.dispose()
