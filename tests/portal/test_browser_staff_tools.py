@@ -170,3 +170,17 @@ def test_an_admins_thread_page_fits_a_phone(browser: Browser, live: Live, tmp_pa
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing off-screen sideways
     page.screenshot(path=str(tmp_path / "thread-admin-390.png"))
     assert_clean(page)
+
+
+def test_an_admins_header_is_one_row_on_a_laptop(browser: Browser, live: Live, tmp_path) -> None:  # noqa: F811, ANN001
+    """Every tab an admin has, their name and Sign out fit one row at 1280 px (they wrapped,
+    leaving Sign out alone on a second row)."""
+    page = signed_in_page(browser, live, "ada@a.test", width=1280)
+    page.screenshot(path=str(tmp_path / "header-admin-1280.png"))
+    brand = page.locator(".topbar .brand").bounding_box()
+    sign_out = page.get_by_role("button", name="Sign out").bounding_box()
+    tabs = page.get_by_role("navigation", name="Main").bounding_box()
+    assert brand is not None and sign_out is not None and tabs is not None
+    assert sign_out["y"] < brand["y"] + brand["height"]  # on the brand's row
+    assert tabs["height"] < 2 * brand["height"] + 16  # the tabs themselves on one row
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
