@@ -20,7 +20,7 @@ from typing import Any
 
 from flask import request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import Integer, Select, bindparam, case, exists, func, or_, select, tuple_
+from sqlalchemy import Select, bindparam, case, exists, func, or_, select, tuple_
 
 from outbound.links import attachment_url
 from outbound.notify import message_posted
@@ -29,7 +29,8 @@ from portal.runtime import db, now, settings
 from portal.threads import MAX_FILES, _attachment
 from threads.directory import normalise_email
 from threads.errors import EmptyMessage
-from threads.models import Attachment, Business, Contact, Family, Message, Staff, Thread
+from threads.models import Business, Contact, Family, Message, Staff, Thread
+from threads.pages import oldest_after, with_attachments
 from threads.posting import author_label, post_message
 
 logger = logging.getLogger(__name__)
@@ -163,7 +164,7 @@ def list_messages(thread_id: str, query: ListQuery) -> dict[str, Any]:
     """One statement: the page's messages with their authors and attachments, scoped to the
     key's business; an empty page asks whether the thread is there at all (404 if not)."""
     known = thread_id.isascii() and thread_id.isdigit() and len(thread_id) <= 9
-    params = {"thread_id": int(thread_id) if known else 0, "business_id": api_key().business_id, "after": decode_cursor(query.cursor), "limit": query.limit + 1}
+    params = {"thread_id": int(thread_id) if known else 0, "business_id": api_key().business_id, "after_id": decode_cursor(query.cursor), "limit": query.limit + 1}
     records: list[dict[str, Any]] = []
     moment = now()
     for row in db().execute(_messages_page(), params) if known else ():
@@ -186,9 +187,10 @@ def list_messages(thread_id: str, query: ListQuery) -> dict[str, Any]:
 
 @cache
 def _messages_page() -> Select:  # type: ignore[type-arg]
-    """`limit` messages after `after` (the thread's only if it is the business's), oldest
-    first, outer-joined to their attachments. The business check is an uncorrelated EXISTS
-    (evaluated once), so the messages still come in index order, `limit` rows read."""
+    """`limit` messages after `after_id` (the thread's only if it is the business's), oldest
+    first, outer-joined to their attachments (`threads.pages`' range and join). The business
+    check is an uncorrelated EXISTS (evaluated once), so the messages still come in index
+    order, `limit` rows read."""
     ours = exists().where(Thread.id == bindparam("thread_id"), Thread.business_id == bindparam("business_id"))
     messages = (
         select(
@@ -198,27 +200,10 @@ def _messages_page() -> Select:  # type: ignore[type-arg]
         )
         .outerjoin(Staff, Staff.id == Message.staff_id)
         .outerjoin(Contact, Contact.id == Message.contact_id)
-        # "thread_id = :t AND id > :after", said as a range of index (thread_id, id) and
-        # ordered by it: PostgreSQL walked the primary key from the first message of all,
-        # filtering by thread, for a thread its statistics expect to be long (the first page of
-        # the bench's longest thread: 100-300 ms); with no equality on thread_id, only that
-        # index gives the order, and it starts at the cursor.
-        .where(
-            tuple_(Message.thread_id, Message.id) > tuple_(bindparam("thread_id", type_=Integer), bindparam("after", type_=Integer)),
-            Message.thread_id <= bindparam("thread_id", type_=Integer),
-            ours,
-        )
-        .order_by(Message.thread_id, Message.id)
+        .where(ours)
         .limit(bindparam("limit"))
-        .subquery("page")
     )
-    return (
-        select(
-            messages, Attachment.id.label("attachment_id"), Attachment.filename, Attachment.content_type, Attachment.size
-        )
-        .outerjoin(Attachment, Attachment.message_id == messages.c.id)
-        .order_by(messages.c.id, Attachment.id)
-    )
+    return with_attachments(oldest_after(messages))
 
 
 @operation(

@@ -84,7 +84,7 @@ def _bound(before_id: int | None) -> int:
 
 
 def _rows(result: Iterable[Row[Any]]) -> list[MessageRow]:
-    """Rows of `_with_attachments` (by message id, then attachment id) as one record a message."""
+    """Rows of `with_attachments` (by message id, then attachment id) as one record a message."""
     messages: list[MessageRow] = []
     current: Row[Any] | None = None
     files: list[AttachmentRow] = []
@@ -130,11 +130,12 @@ def _columns() -> Select:  # type: ignore[type-arg]
     )
 
 
-def _with_attachments(page: Select) -> Select:  # type: ignore[type-arg]
-    """The limited page of messages with their attachments' columns, oldest message first."""
+def with_attachments(page: Select) -> Select:  # type: ignore[type-arg]
+    """The limited page of messages with their attachments' columns (`attachment_id`,
+    `filename`, `content_type`, `size`, last), oldest message first."""
     messages = page.subquery("page")
     return (
-        select(messages, Attachment.id, Attachment.filename, Attachment.content_type, Attachment.size)
+        select(messages, Attachment.id.label("attachment_id"), Attachment.filename, Attachment.content_type, Attachment.size)
         .outerjoin(Attachment, Attachment.message_id == messages.c.id)
         .order_by(messages.c.id, Attachment.id)
     )
@@ -155,21 +156,23 @@ def _newest_first(page: Select) -> Select:  # type: ignore[type-arg]
 
 @cache
 def _newest() -> Select:  # type: ignore[type-arg]
-    return _with_attachments(_newest_first(_columns()))
+    return with_attachments(_newest_first(_columns()))
 
 
 @cache
 def _parent_newest() -> Select:  # type: ignore[type-arg]
-    return _with_attachments(_newest_first(_columns().where(Message.author_type.in_(PARENT_VISIBLE_KINDS), parent_visible())))
+    return with_attachments(_newest_first(_columns().where(Message.author_type.in_(PARENT_VISIBLE_KINDS), parent_visible())))
+
+
+def oldest_after(page: Select) -> Select:  # type: ignore[type-arg]
+    """`page` narrowed to the messages of `thread_id` after `after_id`, oldest first (the same
+    range of index (thread_id, id) as `_newest_first`, the other way)."""
+    return page.where(
+        tuple_(Message.thread_id, Message.id) > tuple_(bindparam("thread_id", type_=Integer), bindparam("after_id", type_=Integer)),
+        Message.thread_id <= bindparam("thread_id", type_=Integer),
+    ).order_by(Message.thread_id, Message.id)
 
 
 @cache
 def _after() -> Select:  # type: ignore[type-arg]
-    return _with_attachments(
-        _columns()
-        .where(
-            tuple_(Message.thread_id, Message.id) > tuple_(bindparam("thread_id", type_=Integer), bindparam("after_id", type_=Integer)),
-            Message.thread_id <= bindparam("thread_id", type_=Integer),
-        )
-        .order_by(Message.thread_id, Message.id)
-    )
+    return with_attachments(oldest_after(_columns()))
