@@ -576,8 +576,8 @@ def _write_outcome(session: Session, row: InboundEmail) -> None:
     even with nothing left to write, a row changed through the ORM costs a flush's
     bookkeeping at the commit. Detached, the row keeps its values for the `Outcome`.
     """
-    values = {f"new_{column}": getattr(row, column) for column in _OUTCOME_COLUMNS}
-    session.connection().execute(_outcome_statement(row.outcome == "duplicate"), {"inbound_id": row.id, **values})
+    values = {f"row_{column}": getattr(row, column) for column in _OUTCOME_COLUMNS}
+    session.connection().execute(_outcome_statement(row.outcome == "duplicate"), {"row_id": row.id, **values})
     session.expunge(row)
 
 
@@ -588,21 +588,25 @@ def _subject(parsed: ParsedEmail) -> str | None:
 def _posted_outcome(posted_message_id: ColumnElement[int]) -> Update:
     """The stored row's outcome written with its post (`threads.posting.Alongside`): the
     columns of `_write_outcome`, the new message's id given as SQL."""
-    columns = InboundEmail.__table__.c
-    values: dict[str, Any] = {
-        column: bindparam(f"row_{column}", type_=columns[column].type) for column in _OUTCOME_COLUMNS if column != "posted_message_id"
-    }
-    values["posted_message_id"] = posted_message_id
-    return update(InboundEmail).where(InboundEmail.id == bindparam("row_id")).values(values)
+    return _outcome_update(False, posted_message_id)
 
 
 @cache
 def _outcome_statement(empty_raw: bool) -> Update:
+    return _outcome_update(empty_raw)
+
+
+def _outcome_update(empty_raw: bool, posted_message_id: ColumnElement[int] | None = None) -> Update:
+    """UPDATE of the row `row_id`'s `_OUTCOME_COLUMNS` from `row_<column>` parameters (named
+    apart from a post's own, `threads.posting`); a duplicate's `raw` emptied; a
+    `posted_message_id` given as SQL replaces its parameter."""
     columns = InboundEmail.__table__.c
-    values: dict[str, Any] = {column: bindparam(f"new_{column}", type_=columns[column].type) for column in _OUTCOME_COLUMNS}
+    values: dict[str, Any] = {column: bindparam(f"row_{column}", type_=columns[column].type) for column in _OUTCOME_COLUMNS}
+    if posted_message_id is not None:
+        values["posted_message_id"] = posted_message_id
     if empty_raw:
         values["raw"] = b""
-    return update(InboundEmail).where(InboundEmail.id == bindparam("inbound_id")).values(values)
+    return update(InboundEmail).where(InboundEmail.id == bindparam("row_id")).values(values)
 
 
 def _locked_row(session: Session, inbound_email_id: int, dedupe_id: str) -> tuple[InboundEmail | None, Thread | None]:
