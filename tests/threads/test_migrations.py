@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
@@ -75,46 +77,52 @@ def _row(connection: Connection, table: str, **values: object) -> None:
     connection.execute(text(f"INSERT INTO {table} ({names}) VALUES ({', '.join(':' + n for n in values)})"), values)
 
 
-def test_an_upgrade_that_rebuilds_messages_keeps_their_attachments(database_url: str) -> None:
-    """On SQLite a CHECK change rebuilds `messages` (0016d_business_author); with foreign keys
-    on, dropping the old table deleted every attachment of a deployment that upgraded."""
+@contextmanager
+def _thread_at(database_url: str, revision: str, n: int, slug: str) -> Iterator[Engine]:
+    """The database downgraded to `revision` with business, family and thread `n` (slug
+    `slug`) in it; upgraded again and cleaned after the test, whatever happened."""
     from threads import migrate
 
-    key = "migration-tests-key-0123456789"
-    command.downgrade(migrate.alembic_config(database_url), "0015_merge")
+    command.downgrade(migrate.alembic_config(database_url), revision)
     engine = make_engine(database_url)
     try:
         with engine.begin() as connection:
-            _row(connection, "businesses", id=9001, slug="kept-files", name="Kept Files", timezone="UTC", sender_name="Kept Files")
-            _row(connection, "families", id=9001, business_id=9001, external_id="kf-1", name="Files family")
-            _row(connection, "threads", id=9001, business_id=9001, family_id=9001, reply_token="keptfilestoken", root_message_id="kept@files.test")
+            _row(connection, "businesses", id=n, slug=slug, name=slug.title(), timezone="UTC", sender_name=slug.title())
+            _row(connection, "families", id=n, business_id=n, external_id=f"{slug}-1", name=f"{slug} family")
+            _row(connection, "threads", id=n, business_id=n, family_id=n, reply_token=f"{slug}token".replace("-", ""), root_message_id=f"{slug}@files.test")
+        yield engine
+    finally:
+        _upgrade(database_url)
+        with engine.begin() as connection:
+            connection.execute(text("DELETE FROM businesses WHERE slug = :slug"), {"slug": slug})
+        engine.dispose()
+
+
+def _upgrade(database_url: str) -> None:
+    from threads import migrate
+
+    migrate.upgrade(database_url, secret_key=lambda: "migration-tests-key-0123456789")
+
+
+def test_an_upgrade_that_rebuilds_messages_keeps_their_attachments(database_url: str) -> None:
+    """On SQLite a CHECK change rebuilds `messages` (0016d_business_author); with foreign keys
+    on, dropping the old table deleted every attachment of a deployment that upgraded."""
+    with _thread_at(database_url, "0015_merge", 9001, "kept-files") as engine:
+        with engine.begin() as connection:
             _row(connection, "messages", id=9001, thread_id=9001, author_type="system", source="system", body="photo")
             _row(connection, "attachments", id=9001, message_id=9001, filename="bella.jpg", content_type="image/jpeg", size=1, sha256="0" * 64, content=b"x")
-        migrate.upgrade(database_url, secret_key=lambda: key)
+        _upgrade(database_url)
         with engine.connect() as connection:
             assert connection.execute(text("SELECT filename FROM attachments WHERE message_id = 9001")).scalars().all() == ["bella.jpg"]
-    finally:
-        migrate.upgrade(database_url, secret_key=lambda: key)
-        with engine.begin() as connection:
-            connection.execute(text("DELETE FROM businesses WHERE slug = 'kept-files'"))
-        engine.dispose()
 
 
 def test_0018a_lets_the_api_be_a_source_and_search_still_follows_the_messages(database_url: str) -> None:
     """The CHECK change rebuilds `messages` on SQLite, which drops the search index's
     triggers: the messages from before and after the upgrade must both still be found."""
-    from threads import migrate
-
-    key = "migration-tests-key-0123456789"
-    command.downgrade(migrate.alembic_config(database_url), "0017_merge")
-    engine = make_engine(database_url)
-    try:
+    with _thread_at(database_url, "0017_merge", 9002, "api-source") as engine:
         with engine.begin() as connection:
-            _row(connection, "businesses", id=9002, slug="api-source", name="Api Source", timezone="UTC", sender_name="Api Source")
-            _row(connection, "families", id=9002, business_id=9002, external_id="as-1", name="Api family")
-            _row(connection, "threads", id=9002, business_id=9002, family_id=9002, reply_token="apisourcetoken", root_message_id="api@source.test")
             _row(connection, "messages", id=9002, thread_id=9002, author_type="system", source="system", body="zebrafinch before")
-        migrate.upgrade(database_url, secret_key=lambda: key)
+        _upgrade(database_url)
         with engine.begin() as connection:
             _row(connection, "messages", id=9003, thread_id=9002, author_type="business", source="api", body="zebrafinch after")
             if connection.dialect.name == "sqlite":
@@ -122,8 +130,3 @@ def test_0018a_lets_the_api_be_a_source_and_search_still_follows_the_messages(da
             else:
                 found = connection.execute(text("SELECT id FROM messages WHERE body_tsv @@ to_tsquery('simple', 'zebrafinch') ORDER BY id"))
             assert found.scalars().all() == [9002, 9003]
-    finally:
-        migrate.upgrade(database_url, secret_key=lambda: key)
-        with engine.begin() as connection:
-            connection.execute(text("DELETE FROM businesses WHERE slug = 'api-source'"))
-        engine.dispose()
